@@ -1,0 +1,350 @@
+"""Array backends: the namespace comes from the arrays, never from a global switch.
+
+Every compute function in dlcore starts with ``xp = namespace(x, w, ...)`` and
+then uses only array-API functions of ``xp``. What the array API standard lacks
+lives here, with a fast path per backend and a generic fallback:
+
+- seeded random numbers (:func:`normal`, :func:`uniform`, :func:`random`,
+  :func:`bernoulli`, :func:`permutation`),
+- strided sliding windows (:func:`windows2d`),
+- scatter-add (:func:`scatter_add`),
+- moving arrays between devices (:func:`to_device`, :func:`to_numpy`).
+
+Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
+``array_api_strict`` (the CI stand-in for a non-NumPy library).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "BackendUnavailableError",
+    "DeviceMismatchError",
+    "namespace",
+    "is_numpy",
+    "is_cupy",
+    "device_of",
+    "device_name",
+    "resolve",
+    "to_device",
+    "to_numpy",
+    "default_rng",
+    "normal",
+    "uniform",
+    "random",
+    "bernoulli",
+    "permutation",
+    "integers",
+    "dtype_name",
+    "windows2d",
+    "scatter_add",
+    "gpu_available",
+]
+
+
+class BackendUnavailableError(RuntimeError):
+    """Raised when a backend (CuPy, a GPU) is asked for but is not available."""
+
+
+class DeviceMismatchError(ValueError):
+    """Raised when arrays from two devices or two array libraries meet."""
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    return xp is np or getattr(xp, "__name__", "") in ("numpy", "array_api_compat.numpy")
+
+
+def is_cupy(xp: ModuleType) -> bool:
+    return getattr(xp, "__name__", "") in ("cupy", "array_api_compat.cupy")
+
+
+def _library_name(a: Any) -> str:
+    return type(a).__module__.split(".")[0]
+
+
+def namespace(*arrays: Any, where: str = "") -> ModuleType:
+    """Array namespace shared by ``arrays`` (``None`` and Python scalars are ignored).
+
+    NumPy arrays give the plain ``numpy`` module (NumPy >= 2.1 implements the
+    standard in its main namespace, without wrapper overhead); other libraries
+    give their array-API namespace. Arrays from two libraries or two devices
+    raise :class:`DeviceMismatchError` naming ``where`` and both sides.
+    """
+    arrs = [a for a in arrays if a is not None and not isinstance(a, (int, float, bool, complex))]
+    if not arrs:
+        return np
+    if all(type(a) is np.ndarray for a in arrs):
+        return np
+    libs = {_library_name(a) for a in arrs}
+    if len(libs) > 1:
+        raise DeviceMismatchError(
+            f"{where or 'dlcore'}: arrays from different libraries met ({', '.join(sorted(libs))}). "
+            "Move the batch and the model to one device, e.g. dlcore.to_device(x, 'gpu') and "
+            "model.to('gpu'), or both to 'cpu'."
+        )
+    try:
+        xp = array_api_compat.array_namespace(*arrs)
+    except TypeError as exc:
+        raise TypeError(
+            f"{where or 'dlcore'}: expected arrays (NumPy, CuPy or another array-API library), "
+            f"got {', '.join(sorted({type(a).__name__ for a in arrs}))}"
+        ) from exc
+    devices = {str(array_api_compat.device(a)) for a in arrs}
+    if len(devices) > 1:
+        raise DeviceMismatchError(
+            f"{where or 'dlcore'}: arrays on different devices met ({', '.join(sorted(devices))}). "
+            "Move them to one device first (model.to(...), dlcore.to_device(x, ...))."
+        )
+    return xp
+
+
+def device_of(x: Any) -> Any:
+    """The device object of an array (``'cpu'`` for NumPy)."""
+    return array_api_compat.device(x)
+
+
+def device_name(x: Any) -> str:
+    """A short, human-readable device label: ``'cpu'``, ``'cuda:0'``, or the library's own."""
+    if isinstance(x, np.ndarray):
+        return "cpu"
+    if _library_name(x) == "cupy":
+        return f"cuda:{x.device.id}"
+    return f"{_library_name(x)}:{array_api_compat.device(x)}"
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        cp = importlib.import_module("cupy")
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def _cupy() -> ModuleType:
+    try:
+        cp = importlib.import_module("cupy")
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "The GPU backend needs CuPy, which is not installed. Install the GPU extra "
+            "(pip install 'dlcourse[gpu]', which brings cupy-cuda12x) or stay on 'cpu'."
+        ) from exc
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or broken
+        raise BackendUnavailableError(
+            f"CuPy is installed but no CUDA device can be used ({exc}). Stay on 'cpu'."
+        ) from exc
+    if count == 0:
+        raise BackendUnavailableError("CuPy is installed but no CUDA device is visible. Stay on 'cpu'.")
+    return cp
+
+
+_ALIASES = {"cpu": "numpy", "numpy": "numpy", "np": "numpy", "gpu": "cupy", "cuda": "cupy", "cupy": "cupy",
+            "strict": "array_api_strict", "array_api_strict": "array_api_strict"}
+
+
+def resolve(target: str | ModuleType) -> ModuleType:
+    """The namespace for a device name (``'cpu'``, ``'gpu'``/``'cuda'``, ``'strict'``) or a module."""
+    if isinstance(target, ModuleType):
+        name = target.__name__.removeprefix("array_api_compat.")
+        return resolve(name) if name in _ALIASES else target
+    if not isinstance(target, str) or target.lower() not in _ALIASES:
+        raise ValueError(
+            f"unknown device {target!r}: expected 'cpu', 'gpu' (or 'cuda'), 'strict', or an array namespace module"
+        )
+    lib = _ALIASES[target.lower()]
+    if lib == "numpy":
+        return np
+    if lib == "cupy":
+        return array_api_compat.array_namespace(_cupy().empty(0))
+    return importlib.import_module(lib)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy (or view) an array of any backend as a NumPy array on the host."""
+    if isinstance(x, np.ndarray):
+        return x
+    if _library_name(x) == "cupy":
+        return x.get()
+    if isinstance(x, (int, float, bool, np.generic, list, tuple)):
+        return np.asarray(x)
+    try:
+        return np.from_dlpack(x)
+    except Exception:
+        return np.asarray(x)
+
+
+def to_device(x: Any, target: str | ModuleType) -> Any:
+    """Move an array (or a dict/list/tuple of arrays) to ``target``: 'cpu', 'gpu', 'strict' or a namespace.
+
+    Arrays already on the target are returned unchanged (no copy).
+    """
+    if isinstance(x, dict):
+        return {k: to_device(v, target) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_device(v, target) for v in x)
+    if x is None:
+        return None
+    xp = resolve(target)
+    if is_numpy(xp):
+        return to_numpy(x)
+    if not isinstance(x, np.ndarray) and _library_name(x) == xp.__name__.removeprefix("array_api_compat."):
+        return x
+    host = to_numpy(x)
+    return xp.asarray(host)
+
+
+# --------------------------------------------------------------------------- random numbers
+
+Seed = int | np.random.Generator | None
+
+
+def default_rng(seed: Seed = None) -> np.random.Generator:
+    """A NumPy ``Generator`` from an int seed, an existing generator (returned as is) or None."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"expected a seed (int), a numpy.random.Generator or None, got {type(seed).__name__}")
+
+
+def dtype_name(dtype: Any) -> str:
+    """The canonical name ('float32', 'int64', ...) of a dtype from any backend, or of a string."""
+    if isinstance(dtype, str):
+        return np.dtype(dtype).name
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype).rsplit(".", 1)[-1].removesuffix("'>")
+
+
+def _draw(rng: np.random.Generator, xp: ModuleType, fn: str, shape: tuple, dtype: Any, **kw: Any) -> Any:
+    """Draw on the backend: CuPy draws on the GPU from a child seed, others on the host."""
+    name = dtype_name(dtype)
+    if is_cupy(xp):
+        import cupy as cp  # noqa: PLC0415 - only reached with CuPy installed
+
+        g = cp.random.default_rng(int(rng.integers(2**63)))
+        if fn == "normal":
+            out = g.standard_normal(shape, dtype="float64") * kw["scale"] + kw["loc"]
+        elif fn == "uniform":
+            out = g.uniform(kw["low"], kw["high"], shape)
+        else:
+            out = g.random(shape)
+        return out.astype(name)
+    if fn == "normal":
+        host = rng.normal(kw["loc"], kw["scale"], shape)
+    elif fn == "uniform":
+        host = rng.uniform(kw["low"], kw["high"], shape)
+    else:
+        host = rng.random(shape)
+    host = host.astype(name, copy=False)
+    return host if is_numpy(xp) else xp.asarray(host)
+
+
+def _shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def normal(rng: Seed, shape: int | Sequence[int], *, loc: float = 0.0, scale: float = 1.0,
+           dtype: Any = "float32", xp: ModuleType = np) -> Any:
+    """Samples of N(loc, scale^2) with ``shape`` on the backend ``xp``."""
+    return _draw(default_rng(rng), xp, "normal", _shape(shape), dtype, loc=loc, scale=scale)
+
+
+def uniform(rng: Seed, shape: int | Sequence[int], *, low: float = 0.0, high: float = 1.0,
+            dtype: Any = "float32", xp: ModuleType = np) -> Any:
+    """Samples of U[low, high) with ``shape`` on the backend ``xp``."""
+    return _draw(default_rng(rng), xp, "uniform", _shape(shape), dtype, low=low, high=high)
+
+
+def random(rng: Seed, shape: int | Sequence[int], *, dtype: Any = "float32", xp: ModuleType = np) -> Any:
+    """Samples of U[0, 1) with ``shape`` on the backend ``xp``."""
+    return _draw(default_rng(rng), xp, "random", _shape(shape), dtype)
+
+
+def bernoulli(rng: Seed, p: Any) -> Any:
+    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``."""
+    xp = namespace(p)
+    u = random(rng, tuple(p.shape), dtype=p.dtype, xp=xp)
+    return xp.astype(u < p, p.dtype)
+
+
+def permutation(rng: Seed, n: int, *, xp: ModuleType = np) -> Any:
+    """A random permutation of ``range(n)`` as an int64 index array on ``xp``."""
+    perm = default_rng(rng).permutation(int(n))
+    return perm if is_numpy(xp) else xp.asarray(perm)
+
+
+def integers(rng: Seed, low: int, high: int, shape: int | Sequence[int], *, xp: ModuleType = np) -> Any:
+    """Uniform integers in [low, high) (int64) on ``xp``."""
+    out = default_rng(rng).integers(low, high, _shape(shape))
+    return out if is_numpy(xp) else xp.asarray(out)
+
+
+# --------------------------------------------------------------------------- strided windows
+
+
+def windows2d(x: Any, kh: int, kw: int, stride: int | tuple[int, int] = 1) -> Any:
+    """Sliding ``kh x kw`` windows over the last two axes of ``x`` (N, C, H, W).
+
+    Returns shape ``(N, C, OH, OW, kh, kw)`` with OH = (H - kh) // sh + 1 and
+    OW = (W - kw) // sw + 1. NumPy and CuPy return a strided *view* (no copy);
+    other backends build it from ``kh * kw`` strided slices (a loop over the
+    kernel offsets, never over pixels).
+    """
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"windows2d: a {kh}x{kw} window does not fit in a {h}x{w} input")
+    xp = namespace(x)
+    if is_numpy(xp) or is_cupy(xp):
+        lib = np if is_numpy(xp) else importlib.import_module("cupy")
+        s = x.strides
+        return lib.lib.stride_tricks.as_strided(
+            x, shape=(n, c, oh, ow, kh, kw), strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]), writeable=False
+        )
+    rows = []
+    for i in range(kh):
+        cols = [x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for j in range(kw)]
+        rows.append(xp.stack(cols, axis=-1))
+    return xp.stack(rows, axis=-2)
+
+
+# --------------------------------------------------------------------------- scatter-add
+
+
+def scatter_add(target: Any, indices: Any, values: Any) -> Any:
+    """``target[indices[i]] += values[i]`` along axis 0, with repeated indices accumulated.
+
+    ``indices`` is a 1-D integer array; ``values`` has shape ``(len(indices),) + target.shape[1:]``.
+    NumPy uses ``np.add.at``, CuPy ``cupyx.scatter_add``; other backends add a
+    one-hot matrix product. Updates ``target`` in place where the backend allows and
+    always returns the result.
+    """
+    xp = namespace(target, values)
+    if is_numpy(xp):
+        np.add.at(target, indices, values)
+        return target
+    if is_cupy(xp):
+        import cupyx  # noqa: PLC0415 - only reached with CuPy installed
+
+        cupyx.scatter_add(target, indices, values)
+        return target
+    m = target.shape[0]
+    onehot = xp.astype(xp.reshape(indices, (-1, 1)) == xp.reshape(xp.arange(m, device=device_of(indices)), (1, -1)),
+                       target.dtype)
+    flat = xp.reshape(values, (values.shape[0], -1))
+    return target + xp.reshape(onehot.T @ flat, target.shape)
