@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks: dlcore against a reference run in the same process."""
