@@ -1,0 +1,30 @@
+"""dlcore.nn: layers, losses and containers following one protocol (see :mod:`dlcore.nn.base`).
+
+    layer.forward(x) -> y,  layer.backward(dy) -> dx,  layer.params / layer.grads (name -> array)
+"""
+
+from dlcore.nn import functional, init
+from dlcore.nn.activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Tanh
+from dlcore.nn.base import Layer, Loss, check_array, check_dtype_match, check_labels
+from dlcore.nn.container import Sequential
+from dlcore.nn.functional import log_sigmoid, log_softmax, logsumexp, one_hot, sigmoid, softmax, softplus
+from dlcore.nn.gates import Add, Mul
+from dlcore.nn.linear import Affine, Flatten
+from dlcore.nn.losses import MSE, BinaryCrossEntropy, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from dlcore.nn.normalization import BatchNorm
+from dlcore.nn.regularization import Dropout
+
+__all__ = [
+    # protocol and checks
+    "Layer", "Loss", "check_array", "check_dtype_match", "check_labels",
+    # modules
+    "init", "functional",
+    # functions
+    "sigmoid", "softplus", "log_sigmoid", "logsumexp", "softmax", "log_softmax", "one_hot",
+    # layers
+    "Add", "Mul", "Affine", "Flatten",
+    "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "Maxout", "Softmax",
+    "Dropout", "BatchNorm", "Sequential",
+    # losses
+    "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy", "BinaryCrossEntropy",
+]
