@@ -81,7 +81,7 @@ class FileCheck:
 
 
 @dataclass
-class _Mismatch(Exception):  # noqa: N818 - internal signal, never escapes this module
+class _Mismatch(Exception):
     expected: dict[str, object]
     actual: dict[str, object]
 
@@ -90,7 +90,7 @@ class _Mismatch(Exception):  # noqa: N818 - internal signal, never escapes this 
         return "checksum mismatch: " + "; ".join(parts)
 
 
-class _MirrorFailure(Exception):  # noqa: N818 - internal signal, never escapes this module
+class _MirrorFailure(Exception):
     """A mirror delivered nothing usable (truncated body, corrupt gzip)."""
 
 
@@ -120,7 +120,7 @@ def _hash_file(path: Path, *algorithms: str) -> dict[str, str]:
 def _download(url: str, out: Path, timeout: float, progress: bool, label: str) -> None:
     """Stream ``url`` into ``out``; a body shorter than its Content-Length is an error."""
     req = urllib.request.Request(url, headers={"User-Agent": "dlcore-data (python urllib)"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp, open(out, "wb") as fh:  # noqa: S310 - http(s) mirrors
+    with urllib.request.urlopen(req, timeout=timeout) as resp, open(out, "wb") as fh:
         length = resp.headers.get("Content-Length")
         expected = int(length) if length and length.strip().isdigit() else None
         got = 0
@@ -139,7 +139,7 @@ def _decompress(raw: Path, out: Path) -> tuple[dict[str, str], str, int]:
     with open(raw, "rb") as fh:
         is_gzip = fh.read(2) == _GZIP_MAGIC
     sha, size = hashlib.sha256(), 0
-    src = gzip.open(raw, "rb") if is_gzip else open(raw, "rb")  # noqa: SIM115 - closed just below
+    src = gzip.open(raw, "rb") if is_gzip else open(raw, "rb")
     try:
         with src, open(out, "wb") as dst:
             while chunk := src.read(1 << 20):
@@ -287,9 +287,8 @@ def fetch(filename: str, mirrors: Sequence[str], sha256: str | FileCheck | None 
     where = (f"To work offline, download {filename} yourself and place it (compressed or decompressed) in\n"
              f"  {folder}\nIt is checked before use. (The data folder is ${ENV_VAR} if set, else ~/.cache/dlcore.)\n"
              f"{_OFFLINE_HINT}")
-    if check.source:
-        where = f"Expected checksums from: {check.source}.\n" + where
     if mismatches:
+        source = f"Expected values from: {check.source}.\n" if check.source else ""
         raise ChecksumError(f"checksum mismatch for {filename}; nothing was saved to the cache. Tried:\n{tried}\n"
-                            f"{where}", expected=mismatches[-1].expected, actual=mismatches[-1].actual)
+                            f"{source}{where}", expected=mismatches[-1].expected, actual=mismatches[-1].actual)
     raise DownloadError(f"could not download {filename}. Tried:\n{tried}\n{where}")

@@ -54,15 +54,16 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
+        self.x: Any = None
         self.mask: Any = None
 
     def forward(self, x: Any) -> Any:
         check_array("ReLU", "x", x)
-        self.mask = x > 0
+        self.x, self.mask = x, x > 0
         return backend.namespace(x).where(self.mask, x, 0.0)
 
     def backward(self, dy: Any) -> Any:
-        _check_dy("ReLU", dy, self.mask)
+        _check_dy("ReLU", dy, self.x)
         return backend.namespace(dy).where(self.mask, dy, 0.0)
 
 
@@ -72,15 +73,16 @@ class LeakyReLU(Layer):
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
         self.alpha = float(alpha)
+        self.x: Any = None
         self.mask: Any = None
 
     def forward(self, x: Any) -> Any:
         check_array("LeakyReLU", "x", x)
-        self.mask = x > 0
+        self.x, self.mask = x, x > 0
         return backend.namespace(x).where(self.mask, x, self.alpha * x)
 
     def backward(self, dy: Any) -> Any:
-        _check_dy("LeakyReLU", dy, self.mask)
+        _check_dy("LeakyReLU", dy, self.x)
         return backend.namespace(dy).where(self.mask, dy, self.alpha * dy)
 
     def __repr__(self) -> str:

@@ -91,8 +91,8 @@ class Sequential(Layer):
             raise TypeError(f"Sequential: layer {position} is a loss ({type(layer).__name__}); keep the loss outside "
                             "the model: loss.forward(model.forward(x), t)")
         if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
-            raise TypeError(f"Sequential: expected layers with forward and backward (dlcore.nn.Layer), got a "
-                            f"{type(layer).__name__} at position {position}")
+            raise TypeError(f"Sequential: expected layers with forward and backward (dlcore.nn.Layer), got an "
+                            f"object of type {type(layer).__name__} at position {position}")
 
     def append(self, layer: Any) -> Sequential:
         """Add ``layer`` at the end; returns self."""

@@ -34,6 +34,8 @@ class Affine(Layer):
         return x @ self.params["W"] + self.params["b"]
 
     def backward(self, dy: Any) -> Any:
+        if self.x is None:
+            raise RuntimeError("Affine: backward called before forward; call forward first (it caches x)")
         xp = backend.namespace(dy)
         self.grads["W"] = self.x.T @ dy          # dL/dW = X^T dY
         self.grads["b"] = xp.sum(dy, axis=0)     # dL/db = sum over the batch
@@ -49,4 +51,6 @@ class Flatten(Layer):
         return backend.namespace(x).reshape(x, (x.shape[0], -1))
 
     def backward(self, dy: Any) -> Any:
+        if getattr(self, "shape", None) is None:
+            raise RuntimeError("Flatten: backward called before forward; call forward first (it caches the shape)")
         return backend.namespace(dy).reshape(dy, self.shape)

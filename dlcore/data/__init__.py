@@ -1,0 +1,26 @@
+"""Data for the course: the offline digits, toy 2-D sets, MNIST/Fashion-MNIST, mini-batches.
+
+- :func:`load_digits`: scikit-learn's bundled 8x8 digits, no network needed.
+- :mod:`dlcore.data.toy`: logic gates, blobs, linearly separable sets, XOR, moons, circles, spirals.
+- :func:`load_mnist`, :func:`load_fashion_mnist`: downloaded once, verified, cached in the data
+  folder ``$DLCORE_DATA`` (default ``~/.cache/dlcore``).
+- :func:`batches`: seeded mini-batches on any backend.
+"""
+
+from dlcore.data.batches import BatchIterator, batches
+from dlcore.data.dataset import Dataset, stratified_indices, validation_split
+from dlcore.data.digits import load_digits
+from dlcore.data.download import ENV_VAR, ChecksumError, DownloadError, FileCheck, data_home, fetch
+from dlcore.data.idx import IDXError, idx_bytes, parse_idx, read_idx, write_idx
+from dlcore.data.mnist import load_fashion_mnist, load_mnist
+from dlcore.data.toy import blobs, circles, linearly_separable, logic_gate, moons, spirals, xor
+
+__all__ = [
+    "BatchIterator", "batches",
+    "Dataset", "stratified_indices", "validation_split",
+    "load_digits",
+    "ENV_VAR", "ChecksumError", "DownloadError", "FileCheck", "data_home", "fetch",
+    "IDXError", "idx_bytes", "parse_idx", "read_idx", "write_idx",
+    "load_fashion_mnist", "load_mnist",
+    "blobs", "circles", "linearly_separable", "logic_gate", "moons", "spirals", "xor",
+]
