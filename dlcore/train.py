@@ -11,6 +11,7 @@ One step on a mini-batch (x_B, t_B):
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,36 +133,43 @@ class Trainer:
             validation_data = (xv, tv)
         batches = BatchIterator(x, t, self.batch_size, shuffle=True, rng=self.rng)
         bar = _progress_bar(epochs * len(batches), self.progress, "training")
-        try:
-            for epoch in range(epochs):
+        # Overflow inside a diverging step is reported once, clearly, by the finite-loss check below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                self._epochs(batches, epochs, validation_data, bar)
+            finally:
                 if bar is not None:
-                    bar.set_description(f"epoch {epoch + 1}/{epochs}")
-                total_loss, total_metric, seen = 0.0, 0.0, 0
-                for b, (xb, tb) in enumerate(batches):
-                    xb, tb = self._to_model(xb), self._to_model(tb)
-                    scores = _forward(self.model, xb, True)
-                    loss = float(self.loss.forward(scores, tb))
-                    if not math.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training stopped. "
-                            f"Try a smaller learning rate (now {getattr(self.optimizer, 'lr', '?')}), check that "
-                            "the inputs are scaled (e.g. to [0, 1]), or clip gradients."
-                        )
-                    self.model.backward(self.loss.backward())
-                    self.optimizer.update(self.model.params, self.model.grads)
-                    n = xb.shape[0]
-                    total_loss += loss * n
-                    if self.metric is not None:
-                        total_metric += self.metric(scores, tb) * n
-                    seen += n
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
-                self._record(total_loss / seen, total_metric / seen, validation_data, bar)
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.close()
         return self.history
+
+    def _epochs(self, batches: BatchIterator, epochs: int, validation_data: Any, bar: Any) -> None:
+        """Run the epochs; one progress-bar tick per mini-batch."""
+        for epoch in range(epochs):
+            if bar is not None:
+                bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            total_loss, total_metric, seen = 0.0, 0.0, 0
+            for b, (xb, tb) in enumerate(batches):
+                xb, tb = self._to_model(xb), self._to_model(tb)
+                scores = _forward(self.model, xb, True)
+                loss = float(self.loss.forward(scores, tb))
+                if not math.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"the loss became {loss} at epoch {epoch + 1}, batch {b + 1}: training stopped. "
+                        f"Try a smaller learning rate (now {getattr(self.optimizer, 'lr', '?')}), check that "
+                        "the inputs are scaled (e.g. to [0, 1]), or clip gradients."
+                    )
+                self.model.backward(self.loss.backward())
+                self.optimizer.update(self.model.params, self.model.grads)
+                n = xb.shape[0]
+                total_loss += loss * n
+                if self.metric is not None:
+                    total_metric += self.metric(scores, tb) * n
+                seen += n
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+            self._record(total_loss / seen, total_metric / seen, validation_data, bar)
 
     def _record(self, loss: float, metric: float, validation_data: Any, bar: Any) -> None:
         h = self.history

@@ -39,8 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 __all__ = ["ENV_VAR", "DownloadError", "ChecksumError", "FileCheck", "data_home", "fetch"]
 
 #: Environment variable naming the data folder.
@@ -119,6 +117,8 @@ def _hash_file(path: Path, *algorithms: str) -> dict[str, str]:
 
 def _download(url: str, out: Path, timeout: float, progress: bool, label: str) -> None:
     """Stream ``url`` into ``out``; a body shorter than its Content-Length is an error."""
+    from tqdm.auto import tqdm  # noqa: PLC0415 - only needed when something is downloaded
+
     req = urllib.request.Request(url, headers={"User-Agent": "dlcore-data (python urllib)"})
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(out, "wb") as fh:
         length = resp.headers.get("Content-Length")

@@ -26,7 +26,7 @@ __all__ = ["ais_log_partition", "base_rate_bias"]
 
 
 def base_rate_bias(X: Any, eps: float = 1e-3) -> Any:
-    """Visible biases of the base-rate model: b_A,i = log(p_i / (1 − p_i)), p_i = mean_n X_ni clipped to [eps, 1−eps]."""
+    """Base-rate visible biases b_A,i = log(p_i / (1 − p_i)), p_i = mean_n X_ni clipped to [eps, 1 − eps]."""
     xp = backend.namespace(X)
     p = xp.clip(xp.mean(X, axis=0), eps, 1.0 - eps)
     return xp.log(p) - xp.log1p(-p)

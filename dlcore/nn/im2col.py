@@ -102,7 +102,7 @@ def materialize(view: Any, out: Any = None) -> Any:
         out = xp.empty(tuple(view.shape), dtype=view.dtype, device=backend.device_of(view))
 
     def copy(part: slice) -> None:
-        out[part] = view[part]
+        out[part, ...] = view[part, ...]
 
     backend.parallel_batches(copy, view.shape[0], xp, work=_size(view))
     return out
@@ -128,7 +128,7 @@ def _nhwc_padded(x: Any, padding: tuple[int, int]) -> Any:
     out = _zeros(xp, (n, h + 2 * ph, w + 2 * pw, c), x)
 
     def copy(part: slice) -> None:
-        out[part, ph:ph + h, pw:pw + w, :] = nhwc[part]
+        out[part, ph:ph + h, pw:pw + w, :] = nhwc[part, ...]
 
     backend.parallel_batches(copy, n, xp, work=_size(x))
     return out

@@ -91,6 +91,7 @@ class RecurrentBase(Layer):
     - ``stateful=True``: the last state of one ``forward`` is the initial state of the next one
       (truncated BPTT: values flow across calls, gradients stop at the boundary);
       ``reset_state()`` starts afresh. The carried state is a buffer (it moves with ``.to``).
+    - ``last_state`` holds the state after the last step (step-by-step generation reads it).
     """
 
     n_gates = 1
@@ -104,6 +105,8 @@ class RecurrentBase(Layer):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.stateful = bool(stateful)
         self.state: dict[str, Any] = {}
+        #: The state after the last time step of the last forward ({"h": ...}, LSTM also "c").
+        self.last_state: dict[str, Any] = {}
         self.cache: Any = None
         self.dh0: Any = None
 
@@ -137,7 +140,8 @@ class RecurrentBase(Layer):
         return given
 
     def _keep(self, **last: Any) -> None:
-        """Carry the last state to the next forward (stateful), or drop any state set by set_state."""
+        """Record the last state; carry it to the next forward (stateful), or drop any state set by set_state."""
+        self.last_state = dict(last)
         self.state = dict(last) if self.stateful else {}
 
     def _check_dhs(self, dhs: Any) -> None:

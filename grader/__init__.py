@@ -1,0 +1,11 @@
+"""The course's grading side: nbgrader wiring, check helpers for test cells, batch autograding.
+
+- ``grader.checks``: helpers the notebooks' test cells call (``from grader import checks``).
+- ``grader/nbgrader_config.py``: nbgrader's configuration (solutions/ -> course/).
+- ``python -m grader release | check-sync | autograde | lab | nbgrader``: see grader/README.md.
+
+This package imports nothing heavy at import time: nbgrader loads ``grader.execute`` inside its
+own process and the kernels import ``grader.checks``.
+"""
+
+__all__ = ["checks"]
