@@ -42,3 +42,8 @@ def xp(request):
 def rng():
     return np.random.default_rng(0)
 
+
+
+def pytest_report_header(config):
+    reason = _cupy_reason()
+    return [f"array backends: numpy, array_api_strict, cupy ({'available' if reason is None else 'skipped: ' + reason})"]

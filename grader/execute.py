@@ -1,0 +1,257 @@
+"""RobustExecute: nbgrader's Execute preprocessor, made to survive misbehaving submissions.
+
+nbgrader 0.9.6 loses a submission's grades when its kernel dies (``os._exit``, a crash, running
+out of memory) or when a cell ignores the interrupt sent at the time limit: nbclient raises
+``DeadKernelError`` / ``CellTimeoutError("Timeout waiting for IOPub output")``, nbgrader's
+converter catches it, deletes the autograded copy and skips ``SaveAutoGrades``, so no cell of
+that notebook is ever scored. This preprocessor runs the same cell by cell execution and:
+
+- per cell: the ``Execute.timeout`` limit with an interrupt, as in nbgrader;
+- per notebook: a wall-clock limit (``notebook_timeout``); cells are given what is left;
+- when the kernel dies, ignores the interrupt, or the notebook runs out of time, it kills the
+  kernel's process tree, gives the offending cell an error output that says what happened, and
+  marks every later code cell "not run" with the reason. The notebook then goes on through
+  nbgrader's pipeline, so ``SaveAutoGrades`` records the points of every cell that did run.
+- it appends each executed cell's outputs to a journal (``journal_dir``, JSON lines). If the
+  whole autograde process has to be killed from outside (the batch grader's last resort), a
+  second run with ``replay = True`` rebuilds the notebook from the journal instead of executing
+  it, marks the cell that was running and the rest, and nbgrader scores that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer, Unicode
+
+__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal"]
+
+#: ``ename`` of the error output given to cells that were not run.
+NOT_RUN = "NotRun"
+
+
+def journal_path(journal_dir: str, student: str, assignment: str, notebook: str) -> str:
+    return os.path.join(journal_dir, student, assignment, f"{notebook}.jsonl")
+
+
+def read_journal(path: str) -> list[dict[str, Any]]:
+    """The journal's events (a truncated last line, from a killed writer, is ignored)."""
+    events = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    break
+    except OSError:
+        pass
+    return events
+
+
+def _error_output(ename: str, message: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=message,
+                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {message}"])
+
+
+def _label(cell: NotebookNode, index: int) -> str:
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return f"cell {index}" + (f" ('{grade_id}')" if grade_id else "")
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants (collected first, so reparenting cannot hide them)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with ipykernel
+        psutil = None
+    victims = []
+    if psutil is not None:
+        try:
+            parent = psutil.Process(pid)
+            victims = parent.children(recursive=True) + [parent]
+        except psutil.Error:
+            victims = []
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(victims, timeout=5)
+    else:  # pragma: no cover
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class RobustExecute(Execute):
+    """nbgrader's Execute with a notebook wall limit, kernel-death survival and a journal."""
+
+    _journal: Any = None
+    _deadline: float | None = None
+
+    notebook_timeout = Integer(
+        0, help="Wall-clock limit in seconds for executing the whole notebook (0: no limit)."
+    ).tag(config=True)
+    journal_dir = Unicode(
+        "", help="Directory for the journal of executed cells ('' : no journal)."
+    ).tag(config=True)
+    replay = Bool(
+        False, help="Rebuild the notebook from its journal instead of executing it (after a killed run)."
+    ).tag(config=True)
+    replay_reason = Unicode(
+        "the autograder stopped this notebook", help="Why a replayed notebook is incomplete."
+    ).tag(config=True)
+
+    # -- journal ---------------------------------------------------------------------------
+    def _journal_file(self, resources: dict[str, Any]) -> str | None:
+        info = (resources or {}).get("nbgrader", {})
+        if not self.journal_dir or not info:
+            return None
+        return journal_path(self.journal_dir, info["student"], info["assignment"], info["notebook"])
+
+    def _write(self, event: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(json.dumps(event) + "\n")
+            self._journal.flush()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _kernel_pid(self) -> int | None:
+        provisioner = getattr(self.km, "provisioner", None)
+        pid = getattr(provisioner, "pid", None)
+        if pid is None:
+            process = getattr(provisioner, "process", None)
+            pid = getattr(process, "pid", None)
+        return pid
+
+    def _kill_kernel(self) -> None:
+        pid = self._kernel_pid()
+        if pid:
+            kill_process_tree(pid)
+
+    def _cell_timeout(self, cell: NotebookNode) -> int | None:
+        limit = self.timeout if self.timeout and self.timeout > 0 else None
+        if self._deadline is not None:
+            left = max(1, int(self._deadline - time.monotonic() + 0.999))
+            limit = left if limit is None else min(limit, left)
+        return limit
+
+    def _incident(self, index: int, cell: NotebookNode, kind: str, message: str) -> str:
+        cell.outputs.append(_error_output(kind, message))
+        self._write({"event": "incident", "index": index, "kind": kind, "message": message})
+        self.log.warning("%s: %s", _label(cell, index), message)
+        return message
+
+    # -- execution -------------------------------------------------------------------------
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
+        if self.replay:
+            return self._replay(nb, resources)
+        path = self._journal_file(resources)
+        self._journal = None
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self._journal = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+        try:
+            return self._execute(nb, resources, km)
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def _execute(self, nb: NotebookNode, resources: Any, km: Any) -> tuple[NotebookNode, Any]:
+        from nbclient.client import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout > 0 else None
+        self.timeout_func = self._cell_timeout
+        stop: str | None = None
+        with self.setup_kernel():
+            assert self.kc is not None
+            info_msg = self.wait_for_reply(self.kc.kernel_info())
+            if info_msg:
+                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+            self._write({"event": "start", "kernel_pid": self._kernel_pid(), "time": time.time()})
+            for index, cell in enumerate(self.nb.cells):
+                if cell.cell_type != "code" or not cell.source.strip():
+                    continue
+                if stop is None and self._deadline is not None and time.monotonic() >= self._deadline:
+                    stop = (f"not run: the notebook reached its time limit of {self.notebook_timeout} s "
+                            f"before this cell")
+                    self._kill_kernel()
+                if stop is not None:
+                    cell.outputs = [_error_output(NOT_RUN, stop)]
+                    cell.execution_count = None
+                    continue
+                self._write({"event": "run", "index": index})
+                limit = self._cell_timeout(cell)
+                self.error_on_timeout = {
+                    "ename": "CellTimeoutError", "evalue": "",
+                    "traceback": [f"\x1b[0;31mCellTimeoutError\x1b[0m: this cell ran longer than its time limit "
+                                  f"({limit} s) and was interrupted"]}
+                try:
+                    self.preprocess_cell(cell, resources, index)
+                except DeadKernelError:
+                    self._incident(index, cell, "KernelDied",
+                                   "the kernel died while running this cell (os._exit, sys.exit in a thread, a "
+                                   "crash, or running out of memory); later cells were not run")
+                    self._kill_kernel()
+                    stop = f"not run: the kernel died in an earlier cell ({_label(cell, index)})"
+                except CellTimeoutError:
+                    self._kill_kernel()
+                    self._incident(index, cell, "CellTimeoutError",
+                                   f"this cell ran longer than its time limit ({limit} s) and did not stop when "
+                                   "interrupted, so the kernel was stopped; later cells were not run")
+                    stop = f"not run: an earlier cell ({_label(cell, index)}) hung and the kernel was stopped"
+                except Exception as exc:  # anything else from the kernel machinery: keep what ran
+                    self._kill_kernel()
+                    self._incident(index, cell, "GraderError",
+                                   f"executing this cell failed in the grader ({type(exc).__name__}: {exc}); "
+                                   "later cells were not run")
+                    stop = f"not run: executing an earlier cell ({_label(cell, index)}) failed"
+                else:
+                    if self._deadline is not None and time.monotonic() >= self._deadline and any(
+                            o.get("ename") == "CellTimeoutError" for o in cell.outputs):
+                        self._incident(index, cell, "NotebookTimeout",
+                                       f"the notebook reached its time limit of {self.notebook_timeout} s while "
+                                       "this cell was running")
+                self._write({"event": "cell", "index": index, "execution_count": cell.get("execution_count"),
+                             "outputs": cell.outputs})
+            self._write({"event": "end", "stopped": stop})
+        self.set_widgets_metadata()
+        return self.nb, self.resources
+
+    def _replay(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
+        """Outputs from the journal; the cell that was running and all later ones get the reason."""
+        path = self._journal_file(resources)
+        events = read_journal(path) if path else []
+        done = {e["index"]: e for e in events if e.get("event") == "cell"}
+        running = [e["index"] for e in events if e.get("event") == "run" and e["index"] not in done]
+        current = running[-1] if running else None
+        stop: str | None = None
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            if stop is None and index in done:
+                cell.outputs = [NotebookNode(o) for o in done[index]["outputs"]]
+                cell.execution_count = done[index].get("execution_count")
+                continue
+            if stop is None:
+                if current is not None and index == current:
+                    cell.outputs = [_error_output("GraderStopped", f"{self.replay_reason} while this cell was running")]
+                    cell.execution_count = None
+                    stop = f"not run: {self.replay_reason} in an earlier cell ({_label(cell, index)})"
+                    continue
+                stop = f"not run: {self.replay_reason}"
+            cell.outputs = [_error_output(NOT_RUN, stop)]
+            cell.execution_count = None
+        return nb, resources
