@@ -47,12 +47,14 @@ def nbgrader_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def nbgrader_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nbgrader", *args, f"--config={CONFIG}"]
+    # JupyterApp.config_file takes the path without ".py" (traitlets adds it).
+    return [sys.executable, "-m", "nbgrader", *args, f"--NbGrader.config_file={CONFIG.with_suffix('')}"]
 
 
 def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None, **env: str) -> str:
     """Run one nbgrader command on the course root ``root``; returns its log, raises NbgraderError on failure."""
-    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(Path(root), **env),
+    root = Path(root).resolve()
+    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(root, **env),
                           capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
