@@ -5,15 +5,18 @@
 Target (issue 3): dlcore within 1.3x of PyTorch. One round is a forward over the whole batch of
 sequences and a backward that produces dL/dxs and every parameter gradient, with the same
 upstream gradient dL/dhs on both sides. Peak memory: tracemalloc's high-water mark for dlcore,
-and the growth of the process's max RSS in a fresh child process for both. Runs without torch
+and the growth of the peak RSS of a fresh child process for both. Runs without torch
 (then only dlcore's time is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 
@@ -60,18 +63,30 @@ def torch_step(torch) -> callable:
 
 
 def _child(kind: str) -> None:
-    """Run one warm-up and one measured step in this fresh process; print max-RSS growth in bytes."""
+    """Run two steps in this fresh process; print the growth of its peak RSS in bytes."""
     if kind == "torch":
         import torch
 
         step = torch_step(torch)
     else:
         step = dlcore_step()[1]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss()
     step()
     step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rss_growth": (after - before) * 1024}))
+    print(json.dumps({"rss_growth": _peak_rss() - before}))
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set in bytes: VmHWM on Linux (ru_maxrss survives exec, so a child
+    started by a big parent would inherit the parent's peak), ru_maxrss elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def rss_growth(kind: str) -> int | None:
@@ -82,34 +97,54 @@ def rss_growth(kind: str) -> int | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])["rss_growth"]
 
 
+def interleaved(steps: dict[str, callable], rounds: int, warmup: int = 2) -> dict[str, harness.Timing]:
+    """Median times with the candidates alternating inside each round, so a busy machine slows both alike."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            times[name].append(harness.measure(name, fn, rounds=1, warmup=0).median_s)
+    return {name: harness.Timing(name, statistics.median(ts), ts) for name, ts in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit NumPy's BLAS (threadpoolctl) and torch to this many threads")
     parser.add_argument("--child", choices=["dlcore", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child)
         return
 
-    print(f"LSTM forward + backward, batch {N}, T {T}, D {D}, H {H}, float32, median of {args.rounds} rounds")
-    print(f"BLAS: {harness.blas_info()}")
-    layer, step = dlcore_step()
-    ours = harness.measure("dlcore LSTM", step, rounds=args.rounds, warmup=2)
+    limits = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(args.threads, user_api="blas")
     torch = harness.torch_or_none()
-    ref = None
-    if torch is not None:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        ref = harness.measure("torch.nn.LSTM", torch_step(torch), rounds=args.rounds, warmup=2)
-        # a second dlcore measurement after torch: shows whether torch's idle threads slow NumPy down
-        again = harness.measure("dlcore LSTM (again)", step, rounds=args.rounds, warmup=1)
-        ours = min(ours, again, key=lambda m: m.median_s)
-    print(harness.ratio_line(ours, ref, TARGET))
-    peak = harness.traced_peak(step)
+    if torch is not None and args.threads is not None:
+        torch.set_num_threads(args.threads)
+    print(f"LSTM forward + backward, batch {N}, T {T}, D {D}, H {H}, float32, median of {args.rounds} rounds")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    with limits:
+        print(f"BLAS: {harness.blas_info()}")
+        steps = {"dlcore LSTM": dlcore_step()[1]}
+        if torch is not None:
+            print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            steps["torch.nn.LSTM"] = torch_step(torch)
+        timings = interleaved(steps, args.rounds)
+        print(harness.ratio_line(timings["dlcore LSTM"], timings.get("torch.nn.LSTM"), TARGET))
+        peak = harness.traced_peak(steps["dlcore LSTM"])
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"peak memory, dlcore (tracemalloc): {peak / 2**20:.1f} MiB")
     for kind in ("dlcore", "torch") if torch is not None else ("dlcore",):
         growth = rss_growth(kind)
         text = "n/a" if growth is None else f"{growth / 2**20:.1f} MiB"
-        print(f"peak memory, {kind} (max-RSS growth of a fresh process over two steps): {text}")
+        print(f"peak memory, {kind} (peak-RSS growth of a fresh process over two steps): {text}")
 
 
 if __name__ == "__main__":

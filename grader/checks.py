@@ -34,7 +34,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -121,7 +121,10 @@ def resolve_reference(ref: Any) -> Any:
 
 
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
+    detail = str(exc).strip()
+    text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if isinstance(exc, NotImplementedError):
+        text += " (this exercise is not implemented yet)"
     return text if len(text) < 600 else text[:600] + " …"
 
 
@@ -189,9 +192,16 @@ def _close(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> bool:
     return bool(np.all(np.abs(a - b) <= tol * scale + 1e-12))
 
 
-def likely_cause(got: np.ndarray, expected: np.ndarray, *, batch: int | None = None,
-                 quantity: str = "") -> str | None:
-    """A guess at the mistake behind ``got`` ≠ ``expected`` (None when nothing is recognisable)."""
+def likely_cause(got: np.ndarray, expected: np.ndarray, *, batch: int | None = None, quantity: str = "",
+                 candidates: Sequence[tuple[Any, str]] = ()) -> str | None:
+    """A guess at the mistake behind ``got`` ≠ ``expected`` (None when nothing is recognisable).
+
+    ``candidates``: (value a known mistake produces, explanation), tried first.
+    """
+    for value, explanation in candidates:
+        v = _as_array(value)
+        if v is not None and v.shape == got.shape and np.all(np.isfinite(got)) and _close(got, v):
+            return explanation
     if got.shape != expected.shape:
         if got.ndim == 2 and got.shape == expected.shape[::-1]:
             return (f"{quantity or 'the result'} looks transposed: it has shape {got.shape} but must have shape "
@@ -238,7 +248,8 @@ def likely_cause(got: np.ndarray, expected: np.ndarray, *, batch: int | None = N
 
 
 def compare(what: str, got: Any, expected: Any, *, rtol: float = 1e-7, batch: int | None = None,
-            quantity: str = "", expect_dtype: str | None = None) -> str | None:
+            quantity: str = "", expect_dtype: str | None = None,
+            candidates: Sequence[tuple[Any, str]] = ()) -> str | None:
     """None when ``got`` matches ``expected`` (arrays, numbers, or tuples of them); otherwise a message."""
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
@@ -254,11 +265,14 @@ def compare(what: str, got: Any, expected: Any, *, rtol: float = 1e-7, batch: in
     e = _as_array(expected)
     g = _as_array(got)
     if e is None:
-        return None if got == expected else f"{what}: expected {expected!r}, got {got!r}"
+        if expected is None:
+            return None if got is None else f"{what}: expected None (nothing returned), got {_describe(got)}"
+        return None if type(got) is type(expected) and got == expected else \
+            f"{what}: expected {expected!r}, got {got!r}"
     if g is None:
         return f"{what}: expected {_describe(np.asarray(expected))}, got {_describe(got)}"
     if g.shape != e.shape:
-        cause = likely_cause(g, e, batch=batch, quantity=quantity)
+        cause = likely_cause(g, e, batch=batch, quantity=quantity, candidates=candidates)
         msg = f"{what} has shape {g.shape}, expected {e.shape}"
         return msg + (f"\n  likely cause: {cause}" if cause else "")
     if e.dtype.kind in "biu" or g.dtype.kind == "b":
@@ -271,7 +285,7 @@ def compare(what: str, got: Any, expected: Any, *, rtol: float = 1e-7, batch: in
         return f"{what}: expected numbers, got an array of dtype {g.dtype}"
     err, idx = _rel_error(g, e)
     if not err <= rtol:
-        cause = likely_cause(g, e, batch=batch, quantity=quantity)
+        cause = likely_cause(g, e, batch=batch, quantity=quantity, candidates=candidates)
         where = f" at index {idx}" if idx else ""
         msg = (f"{what} does not match: worst relative error {err:.1e}{where}: "
                f"expected {_fmt(e[idx])}, got {_fmt(g[idx])}")
@@ -298,8 +312,13 @@ class Verdict:
         """Print the success line or raise AssertionError with the message."""
         __tracebackhide__ = True
         if not self.ok:
-            raise AssertionError(self.message)
+            _fail(self.message)
         print(f"{OK} {self.summary}")
+
+
+def _fail(message: str) -> NoReturn:
+    """Raise a check's verdict. Kept tiny: IPython shows the raising frame in the student's traceback."""
+    raise AssertionError(message) from None  # no "during handling of another exception" noise
 
 
 def _encode(v: Any) -> Any:
@@ -322,7 +341,8 @@ def _encode(v: Any) -> Any:
 def _decode(v: Any) -> Any:
     if isinstance(v, dict):
         if "__ndarray__" in v:
-            return np.frombuffer(base64.b64decode(v["__ndarray__"]), dtype=np.dtype(v["dtype"])).reshape(v["shape"]).copy()
+            raw = base64.b64decode(v["__ndarray__"])
+            return np.frombuffer(raw, dtype=np.dtype(v["dtype"])).reshape(v["shape"]).copy()
         if "__tuple__" in v:
             return tuple(_decode(x) for x in v["__tuple__"])
         if "__float__" in v:
@@ -700,7 +720,7 @@ def judge_layer(plan: LayerPlan, rec: LayerRecord, *, rtol: float = 1e-7, numeri
     n_float = sum(1 for a in (plan.cases[0]["inputs"] if plan.cases else []) if _float_like(a))
     if plan.is_loss:
         n_float = 1
-    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=False)):
+    for case, got in zip(plan.cases, rec.cases, strict=False):
         shapes = ", ".join(str(tuple(a.shape)) for a in case["inputs"])
         context = f"(checked on inputs of shape {shapes}, seed {plan.seed})"
         batch = case["inputs"][0].shape[0] if case["inputs"][0].ndim else None
@@ -718,8 +738,9 @@ def judge_layer(plan: LayerPlan, rec: LayerRecord, *, rtol: float = 1e-7, numeri
                 if p:
                     problems.append(p + (f"\n  formula: {formulas['forward']}" if "forward" in formulas else ""))
                     if rec.cached_attrs:
+                        copies = ", self.".join(rec.cached_attrs)
                         problems.append(
-                            f"note: your layer keeps copies of its parameters in self.{', self.'.join(rec.cached_attrs)}; "
+                            f"note: your layer keeps copies of its parameters in self.{copies}; "
                             "read them from self.params[...] when you use them (the checker loads new values there)")
                 else:
                     worst = max(worst, _rel_error(np.asarray(y_cmp, dtype="float64"), case["out"])[0])
@@ -777,7 +798,11 @@ def _judge_gradients(plan: LayerPlan, case: dict, got: dict, n_float: int, batch
     numeric = got.get("numeric") or {}
     for key, (e, g) in expected.items():
         label = _grad_label(key, n_float, plan.is_loss)
-        problem = compare(label, g, e, rtol=max(rtol, 1e-7), batch=batch,
+        candidates = []
+        if key.startswith("dx") and case["dy"] is not None:
+            candidates.append((case["dy"], "backward returns dy unchanged: multiply it by the local derivative "
+                                           "(the chain rule dL/dx = dL/dy · ∂y/∂x)"))
+        problem = compare(label, g, e, rtol=max(rtol, 1e-7), batch=batch, candidates=candidates,
                           quantity=("dL/dx" if key.startswith("dx") else f"d{key}"), expect_dtype="float64")
         n = numeric.get(key)
         num_ok = None
@@ -903,7 +928,8 @@ def _show_args(args: Sequence[Any]) -> str:
     parts = []
     for a in args:
         if isinstance(a, np.ndarray):
-            parts.append(np.array2string(a, precision=4, threshold=12) if a.size <= 12 else f"array{a.shape}")
+            small = a.ndim <= 1 and a.size <= 8
+            parts.append(np.array2string(a, precision=4, separator=", ") if small else f"<array of shape {a.shape}>")
         else:
             parts.append(_fmt(a) if not isinstance(a, (list, tuple)) else _describe(a))
     return ", ".join(parts)
@@ -958,7 +984,7 @@ def check_function(student_fn: Callable[..., Any], reference_fn: Any, *, cases: 
     __tracebackhide__ = True
     with _quiet():
         if not callable(student_fn):
-            raise AssertionError(f"{name or 'the exercise'}: expected a function, got {_describe(student_fn)}")
+            _fail(f"{name or 'the exercise'}: expected a function, got {_describe(student_fn)}")
         ref = resolve_reference(reference_fn)
         plan = plan_function(ref, cases=cases, rtol=rtol, name=name or _short(student_fn))
         record = record_function(student_fn, plan, reference=ref)
@@ -998,13 +1024,13 @@ def check_gate(student_cls: Any, reference: Any, *, cases: Sequence[Sequence[Any
                     z = gate.forward(x, y)
                     d = gate.backward(dout)
             except Exception as exc:
-                raise AssertionError(f"{where} raised {_error_text(exc)}") from None
+                _fail(f"{where} raised {_error_text(exc)}")
             if hits and not delegated:
                 prov = _provenance(student_cls, ref_cls)
                 prov["calls_reference"] = hits
                 delegated = _delegation(prov, _qualname(ref_cls))
             if delegated:
-                raise AssertionError(delegated) from None
+                _fail(delegated)
             problem = compare("forward's result", z, z_ref) or compare("backward's (dx, dy)", d, tuple(d_ref))
             if problem:
                 if isinstance(d, tuple) and len(d) == 2 and problem.startswith("backward") and \
@@ -1013,18 +1039,19 @@ def check_gate(student_cls: Any, reference: Any, *, cases: Sequence[Sequence[Any
                 elif isinstance(d, tuple) and len(d) == 2 and problem.startswith("backward") and dout != 1 and \
                         np.allclose([_scalar(v) * dout for v in d], [_scalar(v) for v in d_ref]):
                     problem += "\n  likely cause: backward ignores dout; multiply the local derivative by dout"
-                raise AssertionError(f"{where}:\n- " + problem.replace("\n", "\n  ")) from None
+                _fail(f"{where}:\n- " + problem.replace("\n", "\n  "))
             eps = 1e-6
 
             def f(a: float, b: float) -> float:
                 with contextlib.redirect_stdout(io.StringIO()):
                     return float(student_cls().forward(a, b))
 
-            num = ((f(x + eps, y) - f(x - eps, y)) / (2 * eps) * dout, (f(x, y + eps) - f(x, y - eps)) / (2 * eps) * dout)
+            num = ((f(x + eps, y) - f(x - eps, y)) / (2 * eps) * dout,
+                   (f(x, y + eps) - f(x, y - eps)) / (2 * eps) * dout)
             problem = compare("backward vs. the numerical gradient of your forward", tuple(map(_scalar, d)), num,
                               rtol=1e-5)
             if problem:
-                raise AssertionError(f"{where}:\n- " + problem) from None
+                _fail(f"{where}:\n- " + problem)
         print(f"{OK} {name}: forward and backward match the reference on {len(cases)} cases")
 
 
@@ -1072,13 +1099,14 @@ def check_numerical_gradient(student_fn: Callable[..., Any]) -> None:
             except Exception as exc:
                 hint = ("\n  hint: iterate over every index of a multi-dimensional x, e.g. with np.ndindex(*x.shape)"
                         if x0.ndim > 1 else "")
-                raise AssertionError(f"{where} raised {_error_text(exc)}{hint}") from None
+                _fail(f"{where} raised {_error_text(exc)}{hint}")
             prov["calls_reference"] = hits
             delegated = _delegation(prov, _qualname(reference_ng))
             if delegated:
-                raise AssertionError(delegated) from None
+                _fail(delegated)
             expected = grad(x0)
-            dl = np.asarray(reference_ng(lambda _x=x0.copy(), _fun=fun: _fun(_x), x0.copy()))
+            x_dl = x0.copy()
+            dl = np.asarray(reference_ng(lambda _x=x_dl, _fun=fun: _fun(_x), x_dl))
             problem = compare("the gradient", got, expected, rtol=1e-5)
             if problem:
                 g = _as_array(got)
@@ -1087,10 +1115,10 @@ def check_numerical_gradient(student_fn: Callable[..., Any]) -> None:
                     if np.allclose(offset, offset.flat[0]) and abs(offset.flat[0]) > 1e-9:
                         problem += ("\n  likely cause: a one-sided difference (f(x+h) − f(x))/h; use the central "
                                     "difference (f(x+h) − f(x−h)) / 2h")
-                raise AssertionError(f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
+                _fail(f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
                                      f"{np.array2string(dl.ravel()[:4], precision=5)}{' …' if dl.size > 4 else ''})")
             if not np.allclose(x, x0, rtol=0, atol=1e-12):
-                raise AssertionError(f"{where}: x was not restored after the call (worst change "
+                _fail(f"{where}: x was not restored after the call (worst change "
                                      f"{np.max(np.abs(x - x0)):.1e}); put every entry back to its original value")
             worst = max(worst, _rel_error(np.asarray(got, dtype="float64"), expected)[0])
         print(f"{OK} {name}: matches the analytic gradients of 4 test functions (worst rel. error {worst:.1e})")
@@ -1105,7 +1133,7 @@ def check_value(name: str, got: Any, expected: Any, *, rtol: float = 1e-7, hint:
     with _quiet():
         problem = compare(name, _freeze(got), _freeze(expected), rtol=rtol)
         if problem:
-            raise AssertionError(problem + (f"\n  hint: {hint}" if hint else ""))
+            _fail(problem + (f"\n  hint: {hint}" if hint else ""))
         print(f"{OK} {name} is correct")
 
 
@@ -1114,7 +1142,7 @@ def check_true(name: str, condition: Any, message: str) -> None:
     __tracebackhide__ = True
     with _quiet():
         if not bool(condition):
-            raise AssertionError(f"{name}: {message}")
+            _fail(f"{name}: {message}")
         print(f"{OK} {name}")
 
 
@@ -1125,12 +1153,11 @@ def check_accuracy(name: str, accuracy: float, minimum: float) -> None:
         try:
             acc = float(accuracy)
         except (TypeError, ValueError):
-            raise AssertionError(f"{name}: expected the accuracy as a number in [0, 1], got "
-                                 f"{_describe(accuracy)}") from None
+            _fail(f"{name}: expected the accuracy as a number in [0, 1], got {_describe(accuracy)}")
         if not (math.isfinite(acc) and 0.0 <= acc <= 1.0):
-            raise AssertionError(f"{name}: expected the accuracy as a fraction in [0, 1], got {acc!r}")
+            _fail(f"{name}: expected the accuracy as a fraction in [0, 1], got {acc!r}")
         if acc < minimum:
-            raise AssertionError(
+            _fail(
                 f"{name}: accuracy {acc:.2%} is below the required {minimum:.2%}. Check the earlier exercises "
                 "first (a wrong gradient often still trains, only worse), then the learning rate and the number "
                 "of epochs.")

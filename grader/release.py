@@ -39,11 +39,21 @@ def nbgrader_env(root: Path, **extra: str) -> dict[str, str]:
     env["DLCOURSE_COURSE_ROOT"] = str(root)
     env.pop("DLCOURSE_GRADEBOOK", None)
     # The kernels import grader and dlcore from this checkout even without an editable install.
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *paths])
+    # nbgrader's gradebook runs the `alembic` script of this environment by name.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.update(extra)
     return env
+
+
+def ensure_scripts_on_path() -> None:
+    """Put this interpreter's scripts directory on PATH (nbgrader's Gradebook runs `alembic` by name)."""
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
 
 
 def nbgrader_command(*args: str) -> list[str]:

@@ -155,7 +155,8 @@ def next_symbol_data(strings: list[str], *, embedded: bool = True, pad_to: int |
     lengths = np.array([len(s) - 1 for s in strings], dtype=np.int64)
     width = int(lengths.max()) if pad_to is None else int(pad_to)
     if width < lengths.max():
-        raise ValueError(f"next_symbol_data: pad_to={pad_to} is shorter than the longest string ({lengths.max()} steps)")
+        raise ValueError(f"next_symbol_data: pad_to={pad_to} is shorter than the longest string "
+                         f"({lengths.max()} steps)")
     n = len(strings)
     xs = np.zeros((n, width), dtype=np.int64)
     ts = np.full((n, width), -1, dtype=np.int64)

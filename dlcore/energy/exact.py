@@ -45,7 +45,7 @@ def binary_states(m: int, *, start: int = 0, stop: int | None = None, xp: Any = 
     return xp.astype(bits, getattr(xp, backend.dtype_name(dtype)))
 
 
-def _side(rbm: Any, where: str) -> str:
+def _side(rbm: Any, where: str, hint: str = "") -> str:
     """Which layer to enumerate: the smaller one the model allows; refuse above MAX_EXACT_UNITS."""
     sizes = {"visible": rbm.n_visible, "hidden": rbm.n_hidden}
     side = min(rbm._enumerable, key=lambda s: sizes[s])
@@ -55,8 +55,9 @@ def _side(rbm: Any, where: str) -> str:
         raise ValueError(
             f"{name}.{where}: exact enumeration runs over 2^{sizes[side]} states of the {side} layer "
             f"({name} with {rbm.n_visible} visible and {rbm.n_hidden} hidden units), above the limit of "
-            f"{MAX_EXACT_UNITS} {layers} units (2^{MAX_EXACT_UNITS} states). Estimate log Z with annealed importance "
-            f"sampling instead: rbm.ais_log_partition(n_betas=..., n_runs=...)"
+            f"{MAX_EXACT_UNITS} {layers} units (2^{MAX_EXACT_UNITS} states). "
+            + (hint or "Estimate log Z with annealed importance sampling instead: "
+                       "rbm.ais_log_partition(n_betas=..., n_runs=...)")
         )
     return side
 
@@ -111,6 +112,7 @@ def exact_gradient(rbm: Any, X: Any) -> dict[str, Any]:
     grads = −(data statistics − model statistics), the data side with h replaced by p(h=1|v_n).
     """
     xp = rbm._check_data(X, "exact_gradient")
+    _side(rbm, "exact_gradient", "Estimate the gradient with rbm.cd_gradient(v, k) (CD-k or persistent CD) instead.")
     ev, eh, evh = model_expectations(rbm)
     ph = rbm._ph(X)
     n = X.shape[0]

@@ -156,8 +156,10 @@ def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair =
     else:
         win = backend.windows2d(pad2d(x, padding), *kernel, strides)   # (N, C, OH, OW, KH, KW)
         win = xp.permute_dims(win, (0, 2, 3, 1, 4, 5))                  # (N, OH, OW, C, KH, KW)
-    if out is not None and tuple(out.shape) == (n * oh * ow, c * kernel[0] * kernel[1]):
+    if out is not None and type(out) is type(x) and tuple(out.shape) == (n * oh * ow, c * kernel[0] * kernel[1]):
         out = xp.reshape(out, tuple(win.shape))
+    else:
+        out = None
     return xp.reshape(materialize(win, out), (n * oh * ow, c * kernel[0] * kernel[1]))
 
 

@@ -125,7 +125,6 @@ class LSTM(RecurrentBase):
     """
 
     n_gates = 4
-    state_names = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, *, stateful: bool = False, forget_bias: float = 0.0,
                  init: Any = "lecun", rng: backend.Seed = None, dtype: Any = "float32") -> None:

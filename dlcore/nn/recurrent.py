@@ -137,7 +137,8 @@ class Bidirectional(Composite):
 
     def __init__(self, layer_fwd: RecurrentBase, layer_bwd: RecurrentBase) -> None:
         if layer_fwd is layer_bwd:
-            raise ValueError("Bidirectional: expected two distinct layers (one per direction), got the same object twice")
+            raise ValueError("Bidirectional: expected two distinct layers (one per direction), "
+                             "got the same object twice")
         for name, layer in (("layer_fwd", layer_fwd), ("layer_bwd", layer_bwd)):
             if not hasattr(layer, "hidden_size") or not hasattr(layer, "input_size"):
                 raise TypeError(f"Bidirectional: expected {name} to be a recurrent layer (RNN, LSTM, GRU), "

@@ -95,7 +95,6 @@ class RecurrentBase(Layer):
     """
 
     n_gates = 1
-    state_names: tuple[str, ...] = ("h",)
 
     def __init__(self, input_size: int, hidden_size: int, *, stateful: bool = False, init: Any = "lecun",
                  rng: backend.Seed = None, dtype: Any = "float32") -> None:
@@ -136,7 +135,7 @@ class RecurrentBase(Layer):
         if given is None:
             xp = backend.namespace(xs)
             return xp.zeros((n, self.hidden_size), dtype=xs.dtype, device=backend.device_of(xs))
-        check_state(layer, name, given, n, self.hidden_size, xs)
+        check_state(layer, f"{name}0", given, n, self.hidden_size, xs)
         return given
 
     def _keep(self, **last: Any) -> None:

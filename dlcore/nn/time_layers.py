@@ -13,7 +13,7 @@ from typing import Any
 from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, Loss, check_array, check_dtype_match
-from dlcore.nn.functional import _check_dy, _describe, log_softmax, one_hot
+from dlcore.nn.functional import _describe, log_softmax, one_hot
 
 __all__ = ["TimeAffine", "TimeSoftmaxCrossEntropy"]
 

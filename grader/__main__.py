@@ -1,0 +1,121 @@
+"""Command line: ``python -m grader release|check-sync|autograde|lab|nbgrader`` (see grader/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _release(args: argparse.Namespace) -> int:
+    from grader.release import NbgraderError, release
+
+    try:
+        written = release(args.chapter or None, source_root=Path(args.course_root))
+    except (ValueError, NbgraderError) as exc:
+        print(f"release failed: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"released {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    if not written:
+        print("nothing to release: solutions/ holds no chapter notebooks")
+    return 0
+
+
+def _check_sync(args: argparse.Namespace) -> int:
+    from grader.release import NbgraderError, check_sync
+
+    try:
+        problems = check_sync(source_root=Path(args.course_root))
+    except NbgraderError as exc:
+        print(f"check-sync failed: {exc}", file=sys.stderr)
+        return 1
+    if problems:
+        print("course/ is out of sync with solutions/ (regenerate with `python -m grader release`):")
+        for line in problems:
+            print(f"  {line}")
+        return 1
+    print("course/ is in sync with solutions/")
+    return 0
+
+
+def _autograde(args: argparse.Namespace) -> int:
+    from grader.autograde import autograde
+    from grader.release import NbgraderError
+
+    try:
+        autograde(args.chapter, Path(args.submissions), source_root=Path(args.course_root), timeout=args.timeout,
+                  notebook_timeout=args.notebook_timeout,
+                  workdir=Path(args.workdir) if args.workdir else None, feedback=args.feedback,
+                  csv_path=Path(args.csv) if args.csv else None)
+    except (ValueError, NbgraderError) as exc:
+        print(f"autograde failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    """JupyterLab for the instructor: course root = the repository, nbgrader configured by grader/."""
+    from grader.release import REPO_ROOT, ensure_scripts_on_path
+
+    ensure_scripts_on_path()
+    env = dict(os.environ)
+    # nbgrader's Formgrader looks for nbgrader_config.py in every Jupyter config directory.
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        [str(REPO_ROOT / "grader")] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={REPO_ROOT}", *args.rest]
+    return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+
+
+def _nbgrader(args: argparse.Namespace) -> int:
+    """Any nbgrader command with the course's configuration."""
+    from grader.release import REPO_ROOT, nbgrader_command, nbgrader_env
+
+    rest = [a for a in args.rest if a != "--"]
+    return subprocess.call(nbgrader_command(*rest), cwd=REPO_ROOT, env=nbgrader_env(REPO_ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grader.release import REPO_ROOT
+
+    root_help = "course root holding solutions/ and course/ (default: this repository)"
+    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="regenerate course/ from solutions/ (nbgrader generate_assignment)")
+    p.add_argument("chapter", nargs="*", help="chapters to release (default: all under solutions/)")
+    p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
+    p.set_defaults(func=_release)
+
+    p = sub.add_parser("check-sync", help="exit 1 and list the files where course/ differs from a fresh release")
+    p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
+    p.set_defaults(func=_check_sync)
+
+    p = sub.add_parser("autograde", help="autograde a folder of submissions (one sub-folder per student)")
+    p.add_argument("chapter", help="chapter (assignment) name, e.g. 02_backprop")
+    p.add_argument("submissions", help="SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb")
+    p.add_argument("--timeout", type=int, default=60, help="time limit per cell in seconds (default 60)")
+    p.add_argument("--notebook-timeout", type=int, default=600,
+                   help="time limit per notebook in seconds (default 600)")
+    p.add_argument("--csv", help="write student, exercise, score, max_score, reason to this CSV file")
+    p.add_argument("--feedback", action="store_true", help="generate feedback HTML (nbgrader generate_feedback)")
+    p.add_argument("--workdir", help="scratch course root (default: a new temporary directory, kept)")
+    p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
+    p.set_defaults(func=_autograde)
+
+    p = sub.add_parser("lab", help="JupyterLab with nbgrader's Formgrader configured for this course")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="extra arguments for jupyter lab")
+    p.set_defaults(func=_lab)
+
+    p = sub.add_parser("nbgrader", help="run any nbgrader command with the course's configuration")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="nbgrader arguments, e.g. db student list")
+    p.set_defaults(func=_nbgrader)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

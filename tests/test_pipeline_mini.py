@@ -1,0 +1,178 @@
+"""The grading pipeline end to end on a 3-exercise mini course (tests/fixtures/mini_course), through real nbgrader.
+
+Release: reproducible byte for byte, no solutions or hidden tests, check-sync catches drift.
+Batch autograding: one batch with a correct, a wrong, a blank, a hanging (interrupt honoured,
+then a raise), a hanging-and-swallowing-the-interrupt and an os._exit submission completes;
+every submission keeps the points of the cells that ran, with a clear reason. A submission
+whose autograde process is killed at the wall-clock limit is scored from the journal.
+
+Exercises: double_test 1 point, relu_test 2 points, square_test 3 points (6 in all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import autograde as ag
+from grader.release import REPO_ROOT, check_sync, release
+
+MINI = Path(__file__).parent / "fixtures" / "mini_course"
+SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
+pytestmark = pytest.mark.slow
+
+
+def _load_helpers():
+    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
+                                                  "grading_helpers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+H = _load_helpers()
+
+
+@pytest.fixture(scope="module")
+def mini_release(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mini-release")
+    release(["mini"], source_root=MINI, release_dir=out)
+    return out / "mini" / "mini.ipynb"
+
+
+def test_release_is_reproducible_clean_and_checked(tmp_path, mini_release):
+    root = tmp_path / "course_root"
+    shutil.copytree(MINI, root)
+    release(source_root=root)  # into root/course, like `python -m grader release`
+    released = root / "course" / "mini" / "mini.ipynb"
+    assert released.read_bytes() == mini_release.read_bytes(), "two releases of the same source differ"
+    text = released.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and json.loads(text)["nbformat"] == 4
+    nb = nbformat.reads(text, as_version=4)
+    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "HIDDEN-MARKER"):
+        assert marker not in text
+    cells = {H.grade_id(c): c.source for c in nb.cells}
+    for gid, lines in H.secret_lines(SOURCE_NB).items():
+        for line in lines:
+            assert line not in cells[gid], f"solution/hidden line leaked into {gid}: {line}"
+    assert "raise NotImplementedError()" in cells["relu_impl"]
+    # releasing never writes a gradebook or other nbgrader folders into the course root
+    assert sorted(p.name for p in root.iterdir()) == ["course", "solutions"]
+
+    assert check_sync(source_root=root) == []
+    released.write_text(text.replace("Three tiny exercises", "Three small exercises"), encoding="utf-8")
+    (root / "course" / "mini" / "stray.txt").write_text("not from the release\n")
+    proc = subprocess.run([sys.executable, "-m", "grader", "check-sync", "--course-root", str(root)],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "course/mini/mini.ipynb: differs" in proc.stdout
+    assert "course/mini/stray.txt: not produced by the release" in proc.stdout
+
+
+HANG = "import time\nwhile True:\n    time.sleep(0.05)\n"
+SWALLOW = ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
+           "    except KeyboardInterrupt:\n        pass  # the student's code handles the interrupt\n")
+
+
+def _submissions(release_nb: Path, folder: Path) -> dict[str, Path]:
+    answers = H.student_answers(SOURCE_NB)
+    wrong_relu = answers["relu_impl"].replace("return np.where(self.mask, dy, 0.0)", "return dy")
+    assert wrong_relu != answers["relu_impl"]
+    cases = {
+        "correct": {},
+        "wrong_relu": {"relu_impl": wrong_relu},
+        "hang_then_raise": {"relu_impl": HANG, "square_impl": "raise ValueError('a bug in my code')"},
+        "hang_swallowing_interrupt": {"relu_impl": SWALLOW},
+        "os_exit": {"relu_impl": "import os\nos._exit(1)"},
+    }
+    paths = {name: H.write(H.fill(release_nb, answers, over), folder / name, "mini.ipynb")
+             for name, over in cases.items()}
+    shutil.copytree(release_nb.parent, folder / "blank")  # the released notebook as is
+    paths["blank"] = folder / "blank" / "mini.ipynb"
+    return paths
+
+
+def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
+    subs = tmp_path / "submissions"
+    _submissions(mini_release, subs)
+    workdir, csv_path = tmp_path / "work", tmp_path / "grades.csv"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root", str(MINI),
+         "--timeout", "4", "--notebook-timeout", "120", "--csv", str(csv_path), "--feedback",
+         "--workdir", str(workdir)],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=400)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    grades = H.read_grades(csv_path)
+    assert set(grades) == {"correct", "wrong_relu", "blank", "hang_then_raise", "hang_swallowing_interrupt", "os_exit"}
+    totals = {s: g["TOTAL"][0] for s, g in grades.items()}
+    assert totals == {"correct": 6, "wrong_relu": 4, "blank": 0, "hang_then_raise": 1,
+                      "hang_swallowing_interrupt": 1, "os_exit": 1}, out
+    assert all(g["TOTAL"][1] == 6 for g in grades.values())
+
+    # the wrong layer loses exactly its exercise, with the diagnosis in the reason and the feedback
+    assert grades["wrong_relu"]["relu_test"][:2] == (0, 2)
+    assert "returns dy unchanged" in grades["wrong_relu"]["relu_test"][2]
+    feedback = (workdir / "feedback" / "wrong_relu" / "mini" / "mini.html").read_text(encoding="utf-8")
+    assert "returns dy unchanged" in feedback and "chain rule" in feedback
+
+    # a plain hang is interrupted at the cell limit; later cells still run (square raised on its own)
+    g = grades["hang_then_raise"]
+    assert g["double_test"][0] == 1 and g["relu_test"][0] == 0 and g["square_test"][0] == 0
+    assert "NameError" in g["relu_test"][2]
+    assert "time limit (4 s) and was interrupted" in out and "a bug in my code" in out
+
+    # a hang that swallows the interrupt: the kernel is stopped, earlier points stay, the rest is "not run"
+    g = grades["hang_swallowing_interrupt"]
+    assert g["double_test"][0] == 1 and g["relu_test"][0] == 0 and g["square_test"][0] == 0
+    assert "hung and the kernel was stopped" in g["relu_test"][2]
+    assert "did not stop when interrupted" in g["TOTAL"][2]
+
+    # os._exit kills the kernel: the cells that ran keep their points, the reason says what happened
+    g = grades["os_exit"]
+    assert g["double_test"][0] == 1 and g["square_test"][0] == 0
+    assert "kernel died in an earlier cell" in g["square_test"][2]
+    assert "the kernel died while running this cell" in g["TOTAL"][2]
+
+    # the released notebook runs to the end (no dead kernel, no timeout) and scores 0
+    assert all("not run" not in reason and "kernel" not in reason for _, _, reason in grades["blank"].values())
+    assert "not implemented yet" in grades["blank"]["double_test"][2]
+
+    # the table and the feedback cover every student; the repository was not written to
+    for student in grades:
+        assert student in out
+        assert (workdir / "feedback" / student / "mini" / "mini.html").exists()
+    assert "double_test" in out and "6/6" in out and "Why points were lost" in out
+    assert not (MINI / "gradebook.db").exists() and not (REPO_ROOT / "gradebook.db").exists()
+    print(f"batch of 6 mini submissions graded in {elapsed:.1f} s")
+
+
+def test_killed_autograde_is_scored_from_its_journal(tmp_path, mini_release):
+    """The last resort: the whole nbgrader process is killed at the wall-clock limit (here 8 s after the
+    kernel started, below the 60 s cell limit); the replay keeps the points of the finished cells."""
+    subs = tmp_path / "submissions"
+    H.write(H.fill(mini_release, H.student_answers(SOURCE_NB), {"relu_impl": SWALLOW}), subs / "stuck", "mini.ipynb")
+    lines: list[str] = []
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, notebook_timeout=60, wall_limit=8,
+                         workdir=tmp_path / "work", echo=lines.append)
+    result = batch.by_student()["stuck"]
+    scores = {e.exercise: (e.score, e.reason) for e in result.exercises}
+    assert scores["double_test"] == (1, "")
+    assert scores["relu_test"][0] == 0 and "not run: the autograder stopped this submission" in scores["relu_test"][1]
+    assert scores["square_test"][0] == 0
+    assert any("wall-clock limit (8 s)" in note for note in result.notes)
+    autograded = nbformat.read(str(tmp_path / "work" / "autograded" / "stuck" / "mini" / "mini.ipynb"), as_version=4)
+    stopped = [c for c in autograded.cells if H.grade_id(c) == "relu_impl"][0]
+    assert stopped.outputs[-1]["ename"] == "GraderStopped"
+    assert result.seconds < 60
