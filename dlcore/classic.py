@@ -7,6 +7,9 @@ Notation of the lecture, used throughout:
     u = wᵀx + b   total input (総入力)
     y = f(u)      output of the unit;  t  target (教師信号);  η  learning rate (学習率)
 
+(The lecture writes the delta rule as w ← w + η(y − ŷ) f′(u) x, with y the target and ŷ the output;
+the chapter-1 notebook uses that form, while this module names targets t as dlcore's losses do.)
+
 A threshold unit uses the step function f = H, the sigmoid unit f = σ. Every function takes
 its array namespace from its inputs (NumPy, CuPy, array_api_strict, ...), never mutates them,
 and returns new arrays.
@@ -24,7 +27,7 @@ from dlcore.nn.functional import log_softmax, one_hot, sigmoid, softmax, softplu
 
 __all__ = [
     "step", "mp_neuron", "GATE_WEIGHTS", "logic_gate", "and_gate", "or_gate", "nand_gate", "nor_gate", "xor_gate",
-    "perceptron_update", "Perceptron", "margin", "novikoff_bound",
+    "perceptron_update", "train_perceptron", "Perceptron", "margin", "novikoff_bound",
     "delta_rule_update", "logistic_regression_gradient", "softmax_regression_gradient",
 ]
 
@@ -44,6 +47,8 @@ def _is_number(v: Any) -> bool:
 def _like(v: Any, x: Any) -> Any:
     """``v`` (a number, a sequence or an array of another dtype) as an array in x's namespace, dtype and device."""
     xp = backend.namespace(x)
+    if isinstance(v, Real) and type(v).__module__ == "numpy":  # a NumPy scalar (e.g. t[i] of a NumPy label array)
+        v = v.item()
     if hasattr(v, "dtype"):
         backend.namespace(v, x, where="dlcore.classic")
         return v if backend.dtype_name(v.dtype) == backend.dtype_name(x.dtype) else xp.astype(v, x.dtype)
@@ -137,8 +142,50 @@ def perceptron_update(w: Any, b: Any, x: Any, t: Any, eta: float = 1.0) -> tuple
     return w_new, (float(b_new) if _is_number(b) else b_new)
 
 
+def train_perceptron(X: Any, t: Any, eta: float = 1.0, max_epochs: int = 100, *, shuffle: bool = False,
+                     rng: backend.Seed = None) -> tuple[Any, Any, list[int], list[tuple[Any, Any]]]:
+    """Rosenblatt's perceptron trained online from w = 0, b = 0 with :func:`perceptron_update`.
+
+    One epoch visits the samples of X (N, D) in order (or in a new seeded random order with
+    ``shuffle=True``); training stops after the first epoch without a mistake or after ``max_epochs``.
+    ``t`` (N,) holds targets in {0, 1}. Returns ``(w, b, errors, history)``: the final weights and bias
+    (a 0-D array), the number of mistakes (updates) in every epoch, and the list of (w, b) before the
+    first epoch and after every epoch.
+    """
+    if eta <= 0:
+        raise ValueError(f"Perceptron: expected a positive learning rate eta, got {eta}")
+    if max_epochs < 1:
+        raise ValueError(f"Perceptron: expected max_epochs >= 1, got {max_epochs}")
+    check_array("Perceptron", "X", X, ndim=2)
+    xp = backend.namespace(X, t, where="Perceptron.fit")
+    n, d = X.shape
+    if not hasattr(t, "shape") or tuple(t.shape) != (n,):
+        raise ValueError(f"Perceptron: expected targets t of shape ({n},), got {getattr(t, 'shape', type(t))}")
+    t = _like(t, X)
+    if bool(xp.any((t != 0) & (t != 1))):
+        raise ValueError("Perceptron: expected targets in {0, 1}")
+    gen = backend.default_rng(rng)
+    w = xp.zeros((d,), dtype=X.dtype, device=backend.device_of(X))
+    b = xp.zeros((), dtype=X.dtype, device=backend.device_of(X))
+    errors: list[int] = []
+    history = [(w, b)]
+    for _ in range(int(max_epochs)):
+        order = gen.permutation(n) if shuffle else range(n)
+        mistakes = 0
+        for i in order:
+            x_i, t_i = X[int(i), :], t[int(i)]
+            if bool(step(xp.sum(w * x_i) + b) != t_i):  # a mistake: this sample changes w and b
+                mistakes += 1
+            w, b = perceptron_update(w, b, x_i, t_i, eta)
+        errors.append(mistakes)
+        history.append((w, b))
+        if mistakes == 0:
+            break
+    return w, b, errors, history
+
+
 class Perceptron:
-    """Rosenblatt's perceptron y = H(wᵀx + b), trained online (sample by sample) with :func:`perceptron_update`.
+    """Rosenblatt's perceptron y = H(wᵀx + b), trained online (sample by sample) by :func:`train_perceptron`.
 
     Starts from w = 0, b = 0 and stops after the first epoch without a mistake (``converged``) or after
     ``max_epochs``. Records for the plots and for Novikoff's theorem:
@@ -165,32 +212,10 @@ class Perceptron:
 
     def fit(self, X: Any, t: Any) -> Perceptron:
         """Train on X (N, D) with targets t (N,) in {0, 1}; returns self."""
-        check_array("Perceptron", "X", X, ndim=2)
-        xp = backend.namespace(X, t, where="Perceptron.fit")
-        n, d = X.shape
-        if not hasattr(t, "shape") or tuple(t.shape) != (n,):
-            raise ValueError(f"Perceptron: expected targets t of shape ({n},), got {getattr(t, 'shape', type(t))}")
-        t = _like(t, X)
-        if bool(xp.any((t != 0) & (t != 1))):
-            raise ValueError("Perceptron: expected targets in {0, 1}")
-        self.w = xp.zeros((d,), dtype=X.dtype, device=backend.device_of(X))
-        self.b = xp.zeros((), dtype=X.dtype, device=backend.device_of(X))
-        self.history, self.errors, self.n_updates, self.converged = [(self.w, self.b)], [], 0, False
-        for _ in range(self.max_epochs):
-            order = self.rng.permutation(n) if self.shuffle else range(n)
-            mistakes = 0
-            for i in order:
-                i = int(i)
-                w, b = perceptron_update(self.w, self.b, X[i, :], t[i], self.eta)
-                if not bool(xp.all(w == self.w)) or not bool(b == self.b):
-                    mistakes += 1
-                self.w, self.b = w, b
-            self.errors.append(mistakes)
-            self.history.append((self.w, self.b))
-            self.n_updates += mistakes
-            if mistakes == 0:
-                self.converged = True
-                break
+        self.w, self.b, self.errors, self.history = train_perceptron(
+            X, t, self.eta, self.max_epochs, shuffle=self.shuffle, rng=self.rng)
+        self.n_updates = sum(self.errors)
+        self.converged = self.errors[-1] == 0
         return self
 
     def decision_function(self, X: Any) -> Any:

@@ -101,6 +101,8 @@ def test_perceptron_update_rule(xp):
     w3, b3 = classic.perceptron_update(w, b0, x, t0, eta=1.0)
     np.testing.assert_allclose(_np(w3), [-0.5, -3.0])
     assert float(b3) == 2.0 and b3.shape == ()
+    w4, _ = classic.perceptron_update(w, 0.0, x, np.int64(1), eta=1.0)  # a NumPy scalar target works on any backend
+    np.testing.assert_allclose(_np(w4), [1.5, 1.0])
 
 
 @pytest.mark.parametrize("seed,eta", [(0, 1.0), (1, 0.05), (2, 3.0)])
@@ -126,6 +128,10 @@ def test_perceptron_history_starts_at_zero_and_shuffle_is_seeded(xp):
     np.testing.assert_array_equal(_np(a.w), _np(b.w))
     w0, b0 = a.history[0]
     assert float(backend.namespace(w0).sum(w0 * w0)) == 0.0 and float(b0) == 0.0
+    w, b, errors, history = classic.train_perceptron(X, t, 1.0, 100, shuffle=True, rng=5)  # the functional form
+    assert errors == a.errors and len(history) == len(a.history)
+    np.testing.assert_array_equal(_np(w), _np(a.w))
+    assert float(b) == float(a.b)
 
 
 def test_perceptron_cannot_learn_xor(xp):

@@ -352,3 +352,13 @@ def test_too_large_for_enumeration_suggests_ais():
         gauss.log_partition()
     with pytest.raises(ValueError, match=r"GaussianBernoulliRBM: expected positive unit counts"):
         GaussianBernoulliRBM(0, 3)
+
+
+def test_fit_handles_a_short_last_batch(xp):
+    X = _dev(_patterns(25), xp)
+    for shuffle in (True, False):
+        rbm = RBM(10, 3, rng=0, dtype="float64").to(xp)
+        hist = rbm.fit(X, epochs=2, batch_size=10, persistent=True, shuffle=shuffle, rng=0, progress=False)
+        assert len(hist["epoch"]) == 3
+        assert tuple(rbm.persistent_chain.shape) == (10, 10)    # chains: the first batch's size
+        assert all(np.isfinite(_np(p)).all() for p in rbm.params.values())

@@ -70,10 +70,11 @@ def test_source_notebook_is_well_formed(path: Path):
             assert meta.get("locked"), f"{where}: markdown cells are read-only"
     chapter = path.parent.name
     assert graded >= MIN_GRADED.get(chapter, 1), f"{_id(path)}: only {graded} graded cells"
-    text = "\n".join(c.source for c in nb.cells)
-    assert "%matplotlib inline" in nb.cells[1].source or "%matplotlib inline" in nb.cells[0].source
-    assert "Glossary" in nb.cells[-1].source and "日本語" in nb.cells[-1].source, "ends with a glossary cell"
-    assert "learning goals" in text.lower()
+    if chapter in MIN_GRADED:  # the conventions of issue 4 for chapters 1-2
+        text = "\n".join(c.source for c in nb.cells)
+        assert "%matplotlib inline" in nb.cells[1].source or "%matplotlib inline" in nb.cells[0].source
+        assert "Glossary" in nb.cells[-1].source and "日本語" in nb.cells[-1].source, "ends with a glossary cell"
+        assert "learning goals" in text.lower()
 
 
 @pytest.mark.slow

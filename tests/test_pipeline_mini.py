@@ -42,19 +42,21 @@ H = _load_helpers()
 
 
 @pytest.fixture(scope="module")
-def mini_release(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mini-release")
-    release(["mini"], source_root=MINI, release_dir=out)
-    return out / "mini" / "mini.ipynb"
-
-
-def test_release_is_reproducible_clean_and_checked(tmp_path, mini_release):
-    root = tmp_path / "course_root"
+def mini_root(tmp_path_factory) -> Path:
+    """A copy of the mini course root with its release in course/ (made like `python -m grader release`)."""
+    root = tmp_path_factory.mktemp("mini") / "course_root"
     shutil.copytree(MINI, root)
-    release(source_root=root)  # into root/course, like `python -m grader release`
-    released = root / "course" / "mini" / "mini.ipynb"
-    assert released.read_bytes() == mini_release.read_bytes(), "two releases of the same source differ"
-    text = released.read_text(encoding="utf-8")
+    release(source_root=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mini_release(mini_root) -> Path:
+    return mini_root / "course" / "mini" / "mini.ipynb"
+
+
+def test_release_is_reproducible_clean_and_checked(tmp_path, mini_root, mini_release):
+    text = mini_release.read_text(encoding="utf-8")
     assert text.endswith("}\n") and json.loads(text)["nbformat"] == 4
     nb = nbformat.reads(text, as_version=4)
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
@@ -66,12 +68,16 @@ def test_release_is_reproducible_clean_and_checked(tmp_path, mini_release):
             assert line not in cells[gid], f"solution/hidden line leaked into {gid}: {line}"
     assert "raise NotImplementedError()" in cells["relu_impl"]
     # releasing never writes a gradebook or other nbgrader folders into the course root
-    assert sorted(p.name for p in root.iterdir()) == ["course", "solutions"]
+    assert sorted(p.name for p in mini_root.iterdir()) == ["course", "solutions"]
 
-    assert check_sync(source_root=root) == []
-    released.write_text(text.replace("Three tiny exercises", "Three small exercises"), encoding="utf-8")
-    (root / "course" / "mini" / "stray.txt").write_text("not from the release\n")
-    proc = subprocess.run([sys.executable, "-m", "grader", "check-sync", "--course-root", str(root)],
+    # a second release (inside check_sync) is byte-for-byte the same as the first
+    assert check_sync(source_root=mini_root) == []
+    drifted = tmp_path / "drifted"
+    shutil.copytree(mini_root, drifted)
+    target = drifted / "course" / "mini" / "mini.ipynb"
+    target.write_text(text.replace("Three tiny exercises", "Three small exercises"), encoding="utf-8")
+    (drifted / "course" / "mini" / "stray.txt").write_text("not from the release\n")
+    proc = subprocess.run([sys.executable, "-m", "grader", "check-sync", "--course-root", str(drifted)],
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "course/mini/mini.ipynb: differs" in proc.stdout

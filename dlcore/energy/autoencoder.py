@@ -209,8 +209,8 @@ class Autoencoder(Layer):
             for epoch in range(1, int(epochs) + 1):
                 order = backend.permutation(gen, n, xp=xp) if shuffle else None
                 for start in range(0, n, batch_size):
-                    batch = X[start:start + batch_size, :] if order is None else \
-                        xp.take(X, order[start:start + batch_size], axis=0)
+                    batch = X[start:min(start + batch_size, n), :] if order is None else \
+                        xp.take(X, order[start:min(start + batch_size, n)], axis=0)
                     self.forward(batch, train=True, rng=gen)
                     self.backward()
                     if optimizer is not None:

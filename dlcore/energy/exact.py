@@ -33,10 +33,8 @@ _CHUNK = 1 << 14
 
 def binary_states(m: int, *, start: int = 0, stop: int | None = None, xp: Any = None, dtype: Any = "float32",
                   device: Any = None) -> Any:
-    """Rows ``start .. stop−1`` of the 2^m binary vectors of length m (row r holds the bits of r)."""
-    import numpy as np
-
-    xp = np if xp is None else xp
+    """Rows ``start .. stop−1`` of the 2^m binary vectors of length m (row r holds the bits of r; NumPy by default)."""
+    xp = backend.resolve("cpu") if xp is None else xp
     stop = (1 << m) if stop is None else stop
     kw = {} if device is None else {"device": device}
     r = xp.arange(start, stop, dtype=xp.int64, **kw)

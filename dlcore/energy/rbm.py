@@ -89,7 +89,7 @@ class RBM(Layer):
     def _check_data(self, v: Any, where: str, probabilities: bool = False) -> Any:
         """Visible data for training/likelihoods: binary, or in [0, 1] with ``probabilities=True``."""
         xp = self._check(v, "v", self.n_visible, where)
-        if bool(xp.all((v == 0.0) | (v == 1.0))):
+        if _is_binary(v, xp):
             return xp
         lo, hi = float(xp.min(v)), float(xp.max(v))
         if probabilities and lo >= 0.0 and hi <= 1.0:
@@ -209,8 +209,9 @@ class RBM(Layer):
         chains in :attr:`persistent_chain` (started at the first batch; their number M stays fixed).
         An array of visible states: the chains start there. In the persistent cases the chains'
         final states are stored back in :attr:`persistent_chain` (and their last hidden sample in
-        :attr:`persistent_hidden`, from which the next update continues: a persistent step costs one
-        matrix product less, as in scikit-learn). Returns ``grads`` (same keys as ``params``),
+        :attr:`persistent_hidden`, from which the next update continues with v ~ p(v | h): a persistent
+        step costs one matrix product less, and that h was drawn under the parameters before the update,
+        as in scikit-learn's BernoulliRBM). Returns ``grads`` (same keys as ``params``),
         also stored in ``self.grads``. Apply with ``optimizer.update(rbm.params, grads)``.
         """
         self._check_data(v, "cd_gradient", probabilities)
@@ -276,7 +277,7 @@ class RBM(Layer):
         k = self._check_k(k)
         n = X.shape[0]
         X_mon = X[:min(n, int(monitor_size)), :]
-        binary = bool(xp.all((X_mon == 0.0) | (X_mon == 1.0)))
+        binary = _is_binary(X_mon, xp)
         history: dict[str, list[float]] = {"epoch": []}
 
         def record(epoch: int) -> dict[str, float]:
@@ -299,9 +300,9 @@ class RBM(Layer):
                 order = backend.permutation(gen, n, xp=xp) if shuffle else None
                 for start in range(0, n, batch_size):
                     if order is None:
-                        batch = X[start:start + batch_size, :]
+                        batch = X[start:min(start + batch_size, n), :]
                     else:
-                        batch = xp.take(X, order[start:start + batch_size], axis=0)
+                        batch = xp.take(X, order[start:min(start + batch_size, n)], axis=0)
                     grads = self._cd_step(batch, k, bool(persistent), gen)
                     self._apply(grads, lr, optimizer)
                     if bar is not None:
@@ -358,6 +359,13 @@ class RBM(Layer):
 
     def __repr__(self) -> str:
         return f"{self._name}(n_visible={self.n_visible}, n_hidden={self.n_hidden}, device={self.device})"
+
+
+def _is_binary(v: Any, xp: Any, rows: int = 2048) -> bool:
+    """All entries 0 or 1? Checked in row blocks, so the temporaries stay small for a large data set."""
+    n = v.shape[0]
+    return all(bool(xp.all((v[i:min(i + rows, n), ...] == 0.0) | (v[i:min(i + rows, n), ...] == 1.0)))
+               for i in range(0, n, rows))
 
 
 def _sigmoid(x: Any) -> Any:
