@@ -57,7 +57,12 @@ def test(args: list[str]) -> int:
     if _run(PY, "-m", "ruff", "check", "dlcore", "grader", "tests", "benchmarks", "tasks.py") != 0:
         return 1
     workers = os.environ.get("PYTEST_WORKERS", "2")
-    return _run(PY, "-m", "pytest", "-n", workers, *args)
+    # Parallelism comes from the pytest workers; a multi-threaded BLAS inside each worker would
+    # oversubscribe the cores, and OpenBLAS's spinning threads then slow everything 10x or more.
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+    return _run(PY, "-m", "pytest", "-n", workers, *args, env=env)
 
 
 def release(args: list[str]) -> int:

@@ -70,17 +70,28 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int) -> 
     return {name: harness.Timing(name, statistics.median(ts), ts) for name, ts in times.items()}
 
 
-def main(rounds: int = 9) -> None:
-    X = make_data()
-    print(f"RBM {N_VISIBLE}-{N_HIDDEN}, one epoch of PCD-1, {N_ROWS} binary rows, batch {BATCH}, float32")
-    print(f"BLAS: {harness.blas_info()}")
+def compare(X: np.ndarray, rounds: int, label: str) -> None:
     t = interleaved({"dlcore RBM.fit": lambda: run_dlcore(X), "sklearn BernoulliRBM.fit": lambda: run_sklearn(X)},
                     rounds=rounds, warmup=2)
     ours, ref = t["dlcore RBM.fit"], t["sklearn BernoulliRBM.fit"]
+    print(f"[{label}]")
     print(harness.ratio_line(ours, ref, TARGET))
     per_round = sorted(a / b for a, b in zip(ours.rounds, ref.rounds, strict=True))
     print(f"  per-round ratios: min {per_round[0]:.2f}, median {statistics.median(per_round):.2f}, "
           f"max {per_round[-1]:.2f}")
+
+
+def main(rounds: int = 9) -> None:
+    from threadpoolctl import threadpool_limits
+
+    X = make_data()
+    print(f"RBM {N_VISIBLE}-{N_HIDDEN}, one epoch of PCD-1, {N_ROWS} binary rows, batch {BATCH}, float32")
+    print(f"BLAS: {harness.blas_info()}")
+    compare(X, rounds, "BLAS threads as configured (the target)")
+    # OpenBLAS's spinning worker threads collapse when other processes share the two cores; one
+    # thread per side gives a comparison that load barely moves.
+    with threadpool_limits(limits=1, user_api="blas"):
+        compare(X, rounds, "BLAS limited to 1 thread on both sides")
     peak_ours = harness.traced_peak(lambda: run_dlcore(X))
     peak_ref = harness.traced_peak(lambda: run_sklearn(X))
     print(f"peak traced memory: dlcore {peak_ours / 2**20:.1f} MiB, sklearn {peak_ref / 2**20:.1f} MiB "

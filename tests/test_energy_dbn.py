@@ -94,6 +94,17 @@ def test_dbn_bad_input():
     assert type(gauss.rbms[0]).__name__ == "GaussianBernoulliRBM"
 
 
+def test_dbn_gives_each_layer_its_own_optimizer():
+    from dlcore.optim import Momentum
+
+    opt = Momentum(0.1)
+    dbn = DBN([16, 8, 4], rng=0, dtype="float64")
+    dbn.pretrain(_bars(40), 2, 10, optimizer=opt, rng=1, progress=False)
+    assert opt.step_count == 0                                  # copied, not shared
+    assert all(np.abs(r.params["c"]).max() > 0 for r in dbn.rbms)   # every layer was updated
+    dbn.pretrain(_bars(40), 1, 10, optimizer=lambda: Momentum(0.1), rng=1, progress=False)
+
+
 # --------------------------------------------------------------------------- autoencoders
 
 

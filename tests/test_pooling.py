@@ -32,7 +32,7 @@ def _pair(v):
 
 
 def _no_ties(shape, seed):
-    """Distinct values (a shuffled grid spaced 0.1 apart): max-pool has no ties, finite differences never swap argmax."""
+    """Distinct values spaced 0.1 apart: no max-pool ties, and finite differences never swap an argmax."""
     n = int(np.prod(shape))
     return np.random.default_rng(seed).permutation(n).reshape(shape) * 0.1 - n * 0.05
 

@@ -176,7 +176,7 @@ class Autoencoder(Layer):
         return float(loss), dict(self.grads)
 
     # -- training --------------------------------------------------------------------------
-    def fit(self, X: Any, *, epochs: int = 10, batch_size: int = 100, lr: float = 0.1, optimizer: Any = None,
+    def fit(self, X: Any, epochs: int = 10, batch_size: int = 100, lr: float = 0.1, *, optimizer: Any = None,
             rng: backend.Seed = None, progress: bool = True, monitor_size: int = 1000,
             shuffle: bool = True) -> dict[str, list[float]]:
         """Mini-batch gradient descent on L (SGD with ``lr`` unless an ``optimizer`` is given).
@@ -265,8 +265,8 @@ class StackedAutoencoder:
             ae.astype(dtype)
         return self
 
-    def pretrain(self, X: Any, *, epochs: int | Sequence[int] = 10, batch_size: int = 100,
-                 lr: float | Sequence[float] = 0.1, optimizer: Any = None, rng: backend.Seed = None,
+    def pretrain(self, X: Any, epochs: int | Sequence[int] = 10, batch_size: int = 100,
+                 lr: float | Sequence[float] = 0.1, *, optimizer: Any = None, rng: backend.Seed = None,
                  progress: bool = True) -> list[dict[str, list[float]]]:
         """Train each autoencoder on the codes of the one below; returns the per-layer histories."""
         n = len(self.autoencoders)

@@ -59,8 +59,8 @@ class DBN:
             rbm.astype(dtype)
         return self
 
-    def pretrain(self, X: Any, *, epochs: int | Sequence[int] = 10, batch_size: int = 100,
-                 lr: float | Sequence[float] = 0.1, k: int = 1, persistent: bool = False, optimizer: Any = None,
+    def pretrain(self, X: Any, epochs: int | Sequence[int] = 10, batch_size: int = 100,
+                 lr: float | Sequence[float] = 0.1, k: int = 1, persistent: bool = False, *, optimizer: Any = None,
                  rng: backend.Seed = None, progress: bool = True, monitor: bool = True,
                  probabilities: bool = False) -> list[dict[str, list[float]]]:
         """Greedy layer-wise pretraining: ``RBM.fit`` on X, then on each layer's hidden probabilities.

@@ -253,8 +253,8 @@ class RBM(Layer):
             "c": xp.mean(phk, axis=0) - xp.mean(ph0, axis=0),
         }
 
-    def fit(self, X: Any, *, epochs: int = 10, batch_size: int = 100, lr: float = 0.1, k: int = 1,
-            persistent: bool = False, optimizer: Any = None, rng: backend.Seed = None, progress: bool = True,
+    def fit(self, X: Any, epochs: int = 10, batch_size: int = 100, lr: float = 0.1, k: int = 1,
+            persistent: bool = False, *, optimizer: Any = None, rng: backend.Seed = None, progress: bool = True,
             monitor: Monitor = True, monitor_size: int = 1000, shuffle: bool = True,
             probabilities: bool = False) -> dict[str, list[float]]:
         """Train by CD-k (or persistent CD) on the rows of ``X``; returns the per-epoch history.
