@@ -65,8 +65,10 @@ def _lab(args: argparse.Namespace) -> int:
     # nbgrader's Formgrader looks for nbgrader_config.py in every Jupyter config directory.
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
         [str(REPO_ROOT / "grader")] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={REPO_ROOT}", *args.rest]
-    return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    # The Formgrader needs the course root inside the server's root directory.
+    root = Path(env.get("DLCOURSE_COURSE_ROOT") or REPO_ROOT).resolve()
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}", *args.rest]
+    return subprocess.call(cmd, cwd=root, env=env)
 
 
 def _nbgrader(args: argparse.Namespace) -> int:

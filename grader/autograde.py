@@ -179,9 +179,11 @@ def grade_submission(ws: Path, chapter: str, student: str, *, n_notebooks: int, 
         if killed:
             reason = f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)"
         else:
-            last = [ln for ln in log_text.splitlines() if "ERROR" in ln][-1:] or ["(see the log)"]
-            reason = f"nbgrader autograde failed (exit {rc}): {_ANSI.sub('', last[0])[:200]}"
+            reason = f"nbgrader autograde failed (exit {rc}): {_log_error(log_text)}"
         notes.append(reason)
+        if not any(journal.glob("*.jsonl")):
+            notes.append(f"nothing was executed (see logs/{student}.log in the work directory)")
+            return notes
         replay = args + ["--RobustExecute.replay=True", f"--RobustExecute.replay_reason={reason}"]
         with open(ws / "logs" / f"{student}.replay.log", "w", encoding="utf-8") as log:
             try:
@@ -193,6 +195,15 @@ def grade_submission(ws: Path, chapter: str, student: str, *, n_notebooks: int, 
             notes.append("the submission could not be scored from what ran (see logs/"
                          f"{student}.replay.log in the work directory); every exercise scores 0")
     return notes
+
+
+def _log_error(log: str) -> str:
+    """The most telling error line of an nbgrader log: the last exception line, else the last ERROR line."""
+    lines = [_ANSI.sub("", ln).strip() for ln in log.splitlines()]
+    exceptions = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b:?", ln)]
+    errors = [ln for ln in lines if "ERROR" in ln and "Please see" not in ln and "There was an error" not in ln]
+    line = (exceptions or errors or ["see the log"])[-1]
+    return line if len(line) <= 300 else line[:300] + " …"
 
 
 def _autograded_complete(ws: Path, chapter: str, student: str) -> bool:
@@ -207,7 +218,8 @@ def _incidents(ws: Path, chapter: str, student: str) -> list[str]:
     for path in sorted((ws / "journal" / student / chapter).glob("*.jsonl")):
         for event in read_journal(str(path)):
             if event.get("event") == "incident":
-                notes.append(f"{path.stem}, cell {event['index']}: {event['kind']}: {event['message']}")
+                where = event.get("cell") or f"cell {event['index']}"
+                notes.append(f"{path.stem}, {where}: {event['kind']}: {event['message']}")
     return notes
 
 
@@ -236,7 +248,7 @@ def _cell_errors(nb: nbformat.NotebookNode, notebook: str, notes: list[str], lim
         if cell.cell_type != "code" or meta.get("grade"):
             continue
         label = f"{notebook}, cell {index}"
-        if any(note.startswith(label + ":") for note in notes):
+        if any(note.startswith((label + ":", label + " (")) for note in notes):
             continue
         reason = _reason(cell)
         if reason and not reason.startswith("not run:"):
@@ -283,7 +295,8 @@ def _results(ws: Path, chapter: str, students: dict[str, list[str]],
                     elif not submitted:
                         reason = f"{notebook}.ipynb was not submitted"
                     else:
-                        reason = notes[-1] if notes else "not graded"
+                        main = [n for n in notes if n.startswith(("nbgrader autograde failed", "the autograder"))]
+                        reason = (main or notes or ["not graded"])[0]
                     score = float(score or 0.0)
                     if score >= points:
                         reason = ""

@@ -624,7 +624,7 @@ def record_layer(student: Any, plan: LayerPlan) -> LayerRecord:
                 for key, value in plan.params.items():
                     params[key] = value.copy()
                 if ci == 0:
-                    for attr, value in vars(layer).items():
+                    for attr, value in getattr(layer, "__dict__", {}).items():
                         if isinstance(value, np.ndarray) and attr not in ("params", "grads") and any(
                                 value.shape == p.shape and value is not params[k] for k, p in plan.params.items()):
                             rec.cached_attrs.append(attr)
@@ -885,8 +885,21 @@ def _freeze(v: Any) -> Any:
         return v.item()
     if v is None or isinstance(v, (int, float, complex, str, bool)):
         return v
+    if callable(v) or isinstance(v, dict):
+        return _NOT_DATA
     a = _as_array(v)
-    return a if a is not None else repr(v)
+    return a if a is not None else _NOT_DATA
+
+
+#: Stands for an argument or result that is not plain data (a function, a model object): not compared.
+_NOT_DATA = "<not compared: not an array or number>"
+
+
+def _copy_arg(v: Any) -> Any:
+    try:
+        return copy.deepcopy(v)
+    except Exception:  # some objects cannot be copied; pass them as they are
+        return v
 
 
 def plan_function(reference: Any, *, cases: Sequence[Sequence[Any]], rtol: float = 1e-7,
@@ -896,12 +909,12 @@ def plan_function(reference: Any, *, cases: Sequence[Sequence[Any]], rtol: float
     with _quiet(stdout=True):
         for args in cases:
             args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
-            call_args = copy.deepcopy(args)
+            call_args = tuple(_copy_arg(a) for a in args)
             try:
                 out, error = _freeze(ref(*call_args)), None
             except Exception as exc:  # the reference rejects this input: the student must raise too
                 out, error = None, type(exc).__name__
-            planned.append({"args": [_freeze(a) for a in args], "out": out,
+            planned.append({"args": [_copy_arg(a) for a in args], "out": out,
                             "args_after": [_freeze(a) for a in call_args], "error": error})
     return FunctionPlan(reference=_qualname(ref), name=name or _short(ref), cases=planned, rtol=rtol)
 
@@ -912,7 +925,7 @@ def record_function(student_fn: Any, plan: FunctionPlan, *, reference: Any = Non
     hits: list[str] = []
     with _quiet(stdout=True):
         for ci, case in enumerate(plan.cases):
-            args = copy.deepcopy(case["args"])
+            args = [_copy_arg(a) for a in case["args"]]
             watch = _watch_calls(ref, hits) if ci == 0 else contextlib.nullcontext()
             try:
                 with watch:
@@ -930,6 +943,8 @@ def _show_args(args: Sequence[Any]) -> str:
         if isinstance(a, np.ndarray):
             small = a.ndim <= 1 and a.size <= 8
             parts.append(np.array2string(a, precision=4, separator=", ") if small else f"<array of shape {a.shape}>")
+        elif callable(a):
+            parts.append(getattr(a, "__name__", type(a).__name__))
         else:
             parts.append(_fmt(a) if not isinstance(a, (list, tuple)) else _describe(a))
     return ", ".join(parts)
@@ -959,7 +974,7 @@ def judge_function(plan: FunctionPlan, rec: FunctionRecord) -> Verdict:
             return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "), worst=worst)
         for i, (before, after_ref, after_stu) in enumerate(
                 zip(case["args"], case["args_after"], got["args_after"], strict=False)):
-            ref_changed = compare("", after_ref, before, rtol=0.0) is not None
+            ref_changed = compare("", after_ref, _freeze(before), rtol=0.0) is not None
             stu_problem = compare(f"argument #{i + 1} after the call", after_stu, after_ref, rtol=plan.rtol)
             if stu_problem:
                 if ref_changed:

@@ -146,7 +146,8 @@ class RobustExecute(Execute):
 
     def _incident(self, index: int, cell: NotebookNode, kind: str, message: str) -> str:
         cell.outputs.append(_error_output(kind, message))
-        self._write({"event": "incident", "index": index, "kind": kind, "message": message})
+        self._write({"event": "incident", "index": index, "cell": _label(cell, index), "kind": kind,
+                     "message": message})
         self.log.warning("%s: %s", _label(cell, index), message)
         return message
 

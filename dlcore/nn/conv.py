@@ -8,7 +8,7 @@ from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, check_array, check_dtype_match
 from dlcore.nn.functional import _check_dy
-from dlcore.nn.im2col import IntPair, col2im, im2col, materialize, output_size, pair
+from dlcore.nn.im2col import IntPair, im2col, materialize, output_size, pair
 
 __all__ = ["Conv2D", "check_image_batch"]
 
@@ -38,7 +38,11 @@ class Conv2D(Layer):
         Y = col(x) W_col + b                                     Y: (N OH OW, C_out)
         dW_col = col(x)ᵀ dY,   db = Σ_{n,p,q} dY,   dx = col2im(dY W_colᵀ)
 
-    ``input_grad=False`` skips dx (``backward`` returns None): for the first layer of a network,
+    (dx is summed kernel offset by kernel offset, see :meth:`_input_gradient`).
+
+    Output and dx are (N, C, H, W) arrays stored channels last (on NumPy a transposed view of an
+    (N, H, W, C) buffer): elementwise layers keep that layout, pooling reads it with unit strides,
+    and the next convolution's im2col needs no transposing copy. ``input_grad=False`` skips dx (``backward`` returns None): for the first layer of a network,
     whose input is data, it saves the largest col2im, as PyTorch does for inputs without
     ``requires_grad``. ``bias=False`` drops b (before batch normalization it is redundant).
     The im2col buffer is kept between calls of the same input shape (it is what backward needs).
@@ -80,22 +84,40 @@ class Conv2D(Layer):
         if "b" in self.params:
             y += self.params["b"]
         self.x_shape, self.y_shape = tuple(x.shape), (n, self.out_channels, oh, ow)
-        return materialize(xp.permute_dims(xp.reshape(y, (n, oh, ow, self.out_channels)), (0, 3, 1, 2)))
+        return xp.permute_dims(xp.reshape(y, (n, oh, ow, self.out_channels)), (0, 3, 1, 2))   # stays channels last
 
     def backward(self, dy: Any) -> Any:
         _check_dy("Conv2D", dy, None if self.y_shape is None else _Shape(self.y_shape, self.col.dtype))
         xp = backend.namespace(dy, self.col, where="Conv2D.backward")
-        d_y = xp.reshape(materialize(xp.permute_dims(dy, (0, 2, 3, 1))), (-1, self.out_channels))   # dY, channels last
+        d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, self.out_channels))   # dY, channels last
         kh, kw = self.kernel_size
         dw_col = self.col.T @ d_y                                                  # dW_col = colᵀ dY
         self.grads["W"] = xp.permute_dims(xp.reshape(dw_col, (kh, kw, self.in_channels, self.out_channels)),
                                           (3, 2, 0, 1))
         if "b" in self.params:
-            self.grads["b"] = xp.sum(d_y, axis=0)                                 # db = Σ dY
+            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                          # db = Σ_{n,p,q} dY
         if not self.input_grad:
             return None
-        dcol = d_y @ self._w_col(xp).T                                             # dcol = dY W_colᵀ
-        return col2im(dcol, self.x_shape, self.kernel_size, self.stride, self.padding, channels_last=True)
+        return self._input_gradient(d_y, xp)
+
+    def _input_gradient(self, d_y: Any, xp: Any) -> Any:
+        """dx = col2im(dY W_colᵀ), one kernel offset (i, j) at a time:
+
+            dx_pad[n, p s_h + i, q s_w + j, :] += (dY W[:, :, i, j])[(n, p, q), :]      (channels last)
+
+        Same sums as :func:`~dlcore.nn.im2col.col2im`, but dcol = dY W_colᵀ (as large as col) is
+        never formed: each offset's (N OH OW, C_in) block is made and added while it is in cache.
+        """
+        n, c, h, w = self.x_shape
+        _, _, oh, ow = self.y_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        taps = materialize(xp.permute_dims(self.params["W"], (2, 3, 0, 1)))      # W[:, :, i, j] = taps[i, j]
+        acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
+        for i in range(kh):
+            for j in range(kw):
+                block = xp.reshape(d_y @ taps[i, j, ...], (n, oh, ow, c))       # dY W_ij: (N OH OW, C_in)
+                acc[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += block
+        return xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2))           # stays channels last
 
     def __repr__(self) -> str:
         extra = "" if "b" in self.params else ", bias=False"

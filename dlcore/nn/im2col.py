@@ -121,10 +121,10 @@ def _nhwc_padded(x: Any, padding: tuple[int, int]) -> Any:
     n, c, h, w = x.shape
     ph, pw = padding
     nhwc = xp.permute_dims(x, (0, 2, 3, 1))
-    if c == 1 and ph == 0 and pw == 0:
-        return xp.reshape(x, (n, h, w, 1))  # one channel: NCHW and NHWC are the same memory
     if ph == 0 and pw == 0:
-        return materialize(nhwc)
+        # reshaping to 1-D copies only when needed: free when x is already stored channels last
+        # (the output of a Conv2D, or any x with one channel)
+        return xp.reshape(xp.reshape(nhwc, (-1,)), (n, h, w, c))
     out = _zeros(xp, (n, h + 2 * ph, w + 2 * pw, c), x)
 
     def copy(part: slice) -> None:
