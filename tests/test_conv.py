@@ -4,13 +4,15 @@ installed), and clear errors. Every test body runs on every backend."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from dlcore import backend
 from dlcore.gradcheck import assert_layer_gradients
 from dlcore.nn.conv import Conv2D
-from dlcore.nn.im2col import col2im, col2im_loop, im2col, im2col_loop
+from dlcore.nn.im2col import col2im, col2im_loop, im2col, im2col_images, im2col_loop
 
 # (x shape, kernel, stride, padding): square and non-square, stride > 1, padding, batch of 1, odd sizes
 GEOMETRIES = [
@@ -80,6 +82,15 @@ def test_col2im_fast_equals_loop_and_is_the_adjoint(xp, shape, k, s, p, channels
     assert abs(lhs - rhs) <= 1e-10 * (abs(lhs) + 1.0)
 
 
+@pytest.mark.parametrize(("shape", "k", "s", "p"), GEOMETRIES, ids=IDS)
+def test_im2col_images_is_the_per_image_transpose(xp, shape, k, s, p):
+    x = _arr(np.random.default_rng(1).normal(size=shape), xp)
+    per_image = _np(im2col_images(x, k, s, p))
+    rows = _np(im2col_loop(x, k, s, p))
+    n = shape[0]
+    np.testing.assert_array_equal(per_image, rows.reshape(n, -1, rows.shape[1]).transpose(0, 2, 1))
+
+
 def test_im2col_layouts_hold_the_same_numbers():
     x = np.random.default_rng(3).normal(size=(2, 3, 5, 4))
     a = im2col(x, (2, 3), 1, 1)                          # columns (c, i, j)
@@ -113,10 +124,11 @@ def test_large_batches_split_over_threads_give_identical_results(monkeypatch):
 # --------------------------------------------------------------------------- Conv2D forward
 
 
+@pytest.mark.parametrize("layout", ["rows", "images"])
 @pytest.mark.parametrize(("shape", "k", "s", "p"), GEOMETRIES, ids=IDS)
-def test_conv_forward_matches_direct_correlation(xp, shape, k, s, p):
+def test_conv_forward_matches_direct_correlation(xp, shape, k, s, p, layout):
     rng = np.random.default_rng(6)
-    conv = Conv2D(shape[1], 3, k, s, p, rng=7, dtype="float64")
+    conv = Conv2D(shape[1], 3, k, s, p, rng=7, dtype="float64", layout=layout)
     conv.params["b"] = rng.normal(size=3)
     x = rng.normal(size=shape)
     expected = _direct_conv(x, conv.params["W"], conv.params["b"], _pair(s), _pair(p))
@@ -144,8 +156,8 @@ def test_conv_float32_in_float32_out():
 def test_conv_matches_torch():
     torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle; not installed")
     rng = np.random.default_rng(8)
-    for shape, k, s, p in GEOMETRIES:
-        conv = Conv2D(shape[1], 4, k, s, p, rng=9, dtype="float64")
+    for (shape, k, s, p), layout in itertools.product(GEOMETRIES, ["rows", "images"]):
+        conv = Conv2D(shape[1], 4, k, s, p, rng=9, dtype="float64", layout=layout)
         conv.params["b"] = rng.normal(size=4)
         x = rng.normal(size=shape)
         y = conv.forward(x)
@@ -165,17 +177,31 @@ def test_conv_matches_torch():
 # --------------------------------------------------------------------------- Conv2D gradients
 
 
+@pytest.mark.parametrize("layout", ["rows", "images"])
 @pytest.mark.parametrize(("shape", "k", "s", "p"), GEOMETRIES[:4], ids=IDS[:4])
-def test_conv_gradients(xp, shape, k, s, p):
+def test_conv_gradients(xp, shape, k, s, p, layout):
     x = _arr(np.random.default_rng(10).normal(size=shape), xp)
-    conv = Conv2D(shape[1], 2, k, s, p, rng=11).astype("float64").to(xp)
+    conv = Conv2D(shape[1], 2, k, s, p, rng=11, layout=layout).astype("float64").to(xp)
     assert_layer_gradients(conv, x, rtol=1e-6)
 
 
-def test_conv_without_bias_and_without_input_gradient():
+def test_conv_auto_layout_choice():
+    first = Conv2D(1, 4, 5)                      # C_in KW = 5 < OW = 24: per-image columns
+    first.forward(np.zeros((2, 1, 28, 28), np.float32))
+    assert first.per_image and first.col.shape == (2, 25, 576)
+    second = Conv2D(20, 4, 5)                    # C_in KW = 100 > OW = 8: channels-last rows
+    second.forward(np.zeros((2, 20, 12, 12), np.float32))
+    assert not second.per_image and second.col.shape == (128, 500)
+    strided = Conv2D(1, 4, 3, stride=2)          # stride > 1: rows
+    strided.forward(np.zeros((1, 1, 28, 28), np.float32))
+    assert not strided.per_image
+
+
+@pytest.mark.parametrize("layout", ["rows", "images"])
+def test_conv_without_bias_and_without_input_gradient(layout):
     rng = np.random.default_rng(12)
     x = rng.normal(size=(2, 2, 5, 5))
-    conv = Conv2D(2, 3, 3, bias=False, input_grad=False, rng=0, dtype="float64")
+    conv = Conv2D(2, 3, 3, bias=False, input_grad=False, rng=0, dtype="float64", layout=layout)
     assert set(conv.params) == {"W"}
     y = conv.forward(x)
     assert conv.backward(np.ones_like(y)) is None
@@ -224,6 +250,7 @@ def test_conv_rejects_integer_input_and_dtype_mismatch():
     ((1, 1, (3, 3, 3)), {}, "kernel_size as an int or a pair"),
     ((1, 1, 3), {"stride": 0}, "stride >= 1"),
     ((1, 1, 3), {"padding": -1}, "padding >= 0"),
+    ((1, 1, 3), {"layout": "nhwc"}, "expected layout in"),
     ((1, 1, 2.5), {}, "kernel_size as an int or a pair"),
 ])
 def test_conv_rejects_bad_hyperparameters(args, kw, match):

@@ -118,6 +118,25 @@ def test_sequence_equals_repeated_cell_and_gate_order(rng):
     np.testing.assert_allclose(c1, c0, atol=1e-12)
 
 
+def test_lstm_step_matches_the_equations(rng):
+    """Written out independently: blocks f, g, i, o; c' = f c + g i; h' = o tanh(c')."""
+    cell = LSTMCell(D, H, rng=6, dtype="float64")
+    cell.params["b"] = rng.standard_normal(4 * H)
+    x, h, c = rng.standard_normal((2, D)), rng.standard_normal((2, H)), rng.standard_normal((2, H))
+    a = x @ cell.params["Wx"] + h @ cell.params["Wh"] + cell.params["b"]
+
+    def sig(z):
+        return 1.0 / (1.0 + np.exp(-z))
+
+    f, g, i, o = sig(a[:, :H]), np.tanh(a[:, H:2 * H]), sig(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+    h_next, c_next = cell.forward(x, h, c)
+    np.testing.assert_allclose(c_next, f * c + g * i, rtol=1e-12)
+    np.testing.assert_allclose(h_next, o * np.tanh(f * c + g * i), rtol=1e-12)
+    seq = LSTM(D, H, dtype="float64")
+    seq.params = dict(cell.params)
+    np.testing.assert_allclose(seq.forward(x[:, None, :], h, c)[:, 0], h_next, rtol=1e-12)
+
+
 def test_forget_bias_initialises_the_f_block():
     b = LSTM(D, H, forget_bias=1.0, rng=0).params["b"]
     np.testing.assert_array_equal(b, np.r_[np.ones(H), np.zeros(3 * H)].astype("float32"))

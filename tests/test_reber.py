@@ -128,6 +128,5 @@ def test_lstm_learns_embedded_reber_next_symbol():
                 rate = legal_rate(real)
                 if rate >= 0.995:
                     break
-    print(f"legal next-symbol rate {rate:.4f} after {step} steps")
     assert rate >= 0.99, f"legal next-symbol rate {rate:.4f} after {step} steps"
     assert legal_rate(last) >= 0.95, "the long-range dependency (repeat the second symbol) was not learned"

@@ -8,9 +8,11 @@ from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, check_array, check_dtype_match
 from dlcore.nn.functional import _check_dy
-from dlcore.nn.im2col import IntPair, im2col, materialize, output_size, pair
+from dlcore.nn.im2col import IntPair, im2col, im2col_images, materialize, output_size, pair
 
 __all__ = ["Conv2D", "check_image_batch"]
+
+LAYOUTS = ("auto", "rows", "images")
 
 
 def check_image_batch(layer: str, x: Any, channels: int | None = None) -> None:
@@ -32,46 +34,53 @@ class Conv2D(Layer):
         y[n, o, p, q] = b[o] + Σ_{c, i, j} W[o, c, i, j] · x_pad[n, c, p s_h + i, q s_w + j]
 
     with W (C_out, C_in, KH, KW), b (C_out,), x_pad the input with ``padding`` zeros around it,
-    output (N, C_out, OH, OW), OH = (H + 2 p_h - KH) // s_h + 1 (likewise OW). As one matrix product
-    over all windows (im2col, channels last), with W_col = W arranged as (KH KW C_in, C_out):
+    output (N, C_out, OH, OW), OH = (H + 2 p_h - KH) // s_h + 1 (likewise OW). As matrix products
+    over all windows (im2col), with W_mat = W as a (C_out, C_in KH KW) matrix:
 
-        Y = col(x) W_col + b                                     Y: (N OH OW, C_out)
-        dW_col = col(x)ᵀ dY,   db = Σ_{n,p,q} dY,   dx = col2im(dY W_colᵀ)
+        Y = col(x) W_matᵀ + b,     dW_mat = dYᵀ col(x),     db = Σ_{n,p,q} dY,     dx = col2im(dY W_mat)
 
-    (dx is summed kernel offset by kernel offset, see :meth:`_input_gradient`).
+    Two arrangements of the same sums (``layout``; 'auto' picks the faster per input shape):
 
-    Output and dx are (N, C, H, W) arrays stored channels last (on NumPy a transposed view of an
-    (N, H, W, C) buffer): elementwise layers keep that layout, pooling reads it with unit strides,
-    and the next convolution's im2col needs no transposing copy. ``input_grad=False`` skips dx (``backward`` returns None): for the first layer of a network,
-    whose input is data, it saves the largest col2im, as PyTorch does for inputs without
-    ``requires_grad``. ``bias=False`` drops b (before batch normalization it is redundant).
-    The im2col buffer is kept between calls of the same input shape (it is what backward needs).
+    - 'rows': one row per output pixel, columns (i, j, c) channels last, one matrix product for
+      the whole batch; output and dx are stored channels last (on NumPy an (N, C, H, W) view of an
+      (N, H, W, C) buffer: elementwise layers keep that layout and the next im2col reads it as is).
+    - 'images': Caffe's (C_in KH KW, OH OW) matrix per image, one product per image giving
+      (C_out, OH OW) directly; its copy reads runs of OW pixels, fast when C_in KW is small.
+
+    dx is summed kernel offset by kernel offset (see :meth:`_dx_rows`), so the column-sized dcol is
+    never formed. ``input_grad=False`` skips dx (``backward`` returns None): for the first layer of a
+    network, whose input is data, as PyTorch does for inputs without ``requires_grad``. ``bias=False``
+    drops b (before batch normalization it is redundant). The im2col buffer is kept between calls.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, *, init: str | initializers.Initializer = "he", rng: backend.Seed = None,
-                 dtype: Any = "float32", bias: bool = True, input_grad: bool = True) -> None:
+                 dtype: Any = "float32", bias: bool = True, input_grad: bool = True, layout: str = "auto") -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Conv2D: expected {name} to be a positive int, got {value!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"Conv2D: expected layout in {LAYOUTS}, got {layout!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
         self.stride = pair(stride, "stride", "Conv2D")
         self.padding = pair(padding, "padding", "Conv2D", minimum=0)
-        self.input_grad = bool(input_grad)
+        self.input_grad, self.layout = bool(input_grad), layout
         kh, kw = self.kernel_size
         self.params = {"W": initializers.get(init)((out_channels, in_channels, kh, kw), rng, dtype)}
         if bias:
             self.params["b"] = initializers.zeros((out_channels,), dtype=dtype)
         self.col: Any = None
+        self.per_image = False
         self.x_shape: tuple[int, ...] | None = None
         self.y_shape: tuple[int, ...] | None = None
 
-    def _w_col(self, xp: Any) -> Any:
-        """W (C_out, C_in, KH, KW) as W_col (KH KW C_in, C_out), matching the channels-last columns."""
-        w = self.params["W"]
-        return xp.reshape(xp.permute_dims(w, (2, 3, 1, 0)), (-1, self.out_channels))
+    def _use_images(self, ow: int) -> bool:
+        """'auto': per-image columns when their contiguous runs (OW pixels) beat channels-last runs (KW C_in)."""
+        if self.layout != "auto":
+            return self.layout == "images"
+        return self.stride[1] == 1 and ow > self.kernel_size[1] * self.in_channels
 
     def forward(self, x: Any) -> Any:
         check_image_batch("Conv2D", x, self.in_channels)
@@ -79,45 +88,83 @@ class Conv2D(Layer):
         xp = backend.namespace(x, *self.params.values(), where="Conv2D.forward")
         n, _, h, w = x.shape
         oh, ow = output_size(h, w, self.kernel_size, self.stride, self.padding, "Conv2D")
+        co = self.out_channels
+        self.x_shape, self.y_shape = tuple(x.shape), (n, co, oh, ow)
+        w_mat = xp.reshape(self.params["W"], (co, -1))                              # (C_out, C_in KH KW)
+        if self._use_images(ow):
+            self.per_image = True
+            self.col = im2col_images(x, self.kernel_size, self.stride, self.padding, out=self.col)
+            y = xp.matmul(w_mat, self.col)                                          # Y_n = W_mat col_n
+            if "b" in self.params:
+                y += xp.reshape(self.params["b"], (co, 1))
+            return xp.reshape(y, (n, co, oh, ow))
+        self.per_image = False
         self.col = im2col(x, self.kernel_size, self.stride, self.padding, channels_last=True, out=self.col)
-        y = self.col @ self._w_col(xp)                      # Y = col W_col   (N OH OW, C_out)
+        y = self.col @ self._w_rows(xp)                                             # Y = col W_rows
         if "b" in self.params:
             y += self.params["b"]
-        self.x_shape, self.y_shape = tuple(x.shape), (n, self.out_channels, oh, ow)
-        return xp.permute_dims(xp.reshape(y, (n, oh, ow, self.out_channels)), (0, 3, 1, 2))   # stays channels last
+        return xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2))         # stays channels last
+
+    def _w_rows(self, xp: Any) -> Any:
+        """W as (KH KW C_in, C_out), matching the channels-last columns (i, j, c)."""
+        return xp.reshape(xp.permute_dims(self.params["W"], (2, 3, 1, 0)), (-1, self.out_channels))
 
     def backward(self, dy: Any) -> Any:
         _check_dy("Conv2D", dy, None if self.y_shape is None else _Shape(self.y_shape, self.col.dtype))
         xp = backend.namespace(dy, self.col, where="Conv2D.backward")
-        d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, self.out_channels))   # dY, channels last
-        kh, kw = self.kernel_size
-        dw_col = self.col.T @ d_y                                                  # dW_col = colᵀ dY
-        self.grads["W"] = xp.permute_dims(xp.reshape(dw_col, (kh, kw, self.in_channels, self.out_channels)),
-                                          (3, 2, 0, 1))
+        n, co, oh, ow = self.y_shape
+        c, (kh, kw) = self.in_channels, self.kernel_size
         if "b" in self.params:
-            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                          # db = Σ_{n,p,q} dY
-        if not self.input_grad:
-            return None
-        return self._input_gradient(d_y, xp)
+            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
+        if self.per_image:
+            d_y = xp.reshape(dy, (n, co, oh * ow))
+            dw_mat = xp.sum(xp.matmul(d_y, xp.permute_dims(self.col, (0, 2, 1))), axis=0)   # Σ_n dY_n col_nᵀ
+            self.grads["W"] = xp.reshape(dw_mat, (co, c, kh, kw))
+            return self._dx_images(d_y, xp) if self.input_grad else None
+        d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, co))               # dY, channels last
+        dw_rows = self.col.T @ d_y                                                   # colᵀ dY: (KH KW C_in, C_out)
+        self.grads["W"] = xp.permute_dims(xp.reshape(dw_rows, (kh, kw, c, co)), (3, 2, 0, 1))
+        return self._dx_rows(d_y, xp) if self.input_grad else None
 
-    def _input_gradient(self, d_y: Any, xp: Any) -> Any:
-        """dx = col2im(dY W_colᵀ), one kernel offset (i, j) at a time:
+    def _taps(self, xp: Any) -> Any:
+        """W[:, :, i, j] for every kernel offset, as a contiguous (KH, KW, C_out, C_in) array."""
+        return materialize(xp.permute_dims(self.params["W"], (2, 3, 0, 1)))
 
-            dx_pad[n, p s_h + i, q s_w + j, :] += (dY W[:, :, i, j])[(n, p, q), :]      (channels last)
+    def _offsets(self) -> Any:
+        """(i, j, rows, cols): kernel offset and the strided slices of x_pad it touches."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        _, _, oh, ow = self.y_shape
+        for i in range(kh):
+            for j in range(kw):
+                yield i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
 
-        Same sums as :func:`~dlcore.nn.im2col.col2im`, but dcol = dY W_colᵀ (as large as col) is
-        never formed: each offset's (N OH OW, C_in) block is made and added while it is in cache.
+    def _dx_rows(self, d_y: Any, xp: Any) -> Any:
+        """dx = col2im(dY W_rowsᵀ), one kernel offset (i, j) at a time (channels last):
+
+            dx_pad[n, p s_h + i, q s_w + j, :] += (dY W[:, :, i, j])[(n, p, q), :]
+
+        Same sums as :func:`~dlcore.nn.im2col.col2im`, but each offset's (N OH OW, C_in) block is made
+        and added while it is in cache instead of forming dcol (as large as col) first.
         """
         n, c, h, w = self.x_shape
         _, _, oh, ow = self.y_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        taps = materialize(xp.permute_dims(self.params["W"], (2, 3, 0, 1)))      # W[:, :, i, j] = taps[i, j]
+        ph, pw = self.padding
+        taps = self._taps(xp)
         acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
-        for i in range(kh):
-            for j in range(kw):
-                block = xp.reshape(d_y @ taps[i, j, ...], (n, oh, ow, c))       # dY W_ij: (N OH OW, C_in)
-                acc[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += block
-        return xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2))           # stays channels last
+        for i, j, rows, cols in self._offsets():
+            acc[:, rows, cols, :] += xp.reshape(d_y @ taps[i, j, ...], (n, oh, ow, c))
+        return xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2))          # stays channels last
+
+    def _dx_images(self, d_y: Any, xp: Any) -> Any:
+        """The same sums per image: dx_pad[n, :, p s_h + i, q s_w + j] += (W[:, :, i, j]ᵀ dY_n)[:, (p, q)]."""
+        n, c, h, w = self.x_shape
+        _, _, oh, ow = self.y_shape
+        ph, pw = self.padding
+        taps_t = xp.permute_dims(self._taps(xp), (0, 1, 3, 2))                      # W[:, :, i, j]ᵀ
+        acc = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=d_y.dtype, device=backend.device_of(d_y))
+        for i, j, rows, cols in self._offsets():
+            acc[:, :, rows, cols] += xp.reshape(xp.matmul(taps_t[i, j, ...], d_y), (n, c, oh, ow))
+        return acc[:, :, ph:ph + h, pw:pw + w]
 
     def __repr__(self) -> str:
         extra = "" if "b" in self.params else ", bias=False"

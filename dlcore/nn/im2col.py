@@ -19,7 +19,7 @@ Two implementations with the same results:
 
 - :func:`im2col_loop`, :func:`col2im_loop`: a Python loop over the output pixels, one patch at a
   time. This is the picture of the lecture; slow, kept for teaching and as the test oracle.
-- :func:`im2col`, :func:`col2im`: the fast path, the only place where speed matters.
+- :func:`im2col`, :func:`col2im`, :func:`im2col_images`: the fast path, the only place where speed matters.
   im2col copies a strided *view* of all the windows (:func:`dlcore.backend.windows2d`, no copy
   on NumPy/CuPy) into the column matrix in one go; col2im loops over the KH·KW kernel offsets
   only (never over pixels), each step one strided slice-add over the whole batch. With channels
@@ -38,7 +38,7 @@ from dlcore.nn.base import check_array
 
 __all__ = [
     "pair", "output_size", "pad2d", "materialize",
-    "im2col", "col2im", "im2col_loop", "col2im_loop",
+    "im2col", "col2im", "im2col_images", "im2col_loop", "col2im_loop",
 ]
 
 IntPair = int | Sequence[int]
@@ -137,6 +137,13 @@ def _nhwc_padded(x: Any, padding: tuple[int, int]) -> Any:
 # --------------------------------------------------------------------------- fast path
 
 
+def _reusable(out: Any, x: Any, shape: tuple[int, ...], win: Any) -> Any:
+    """An earlier result ``out`` of ``shape`` from the same library, viewed like ``win``; else None."""
+    if out is None or type(out) is not type(x) or tuple(out.shape) != shape:
+        return None
+    return backend.namespace(x).reshape(out, tuple(win.shape))
+
+
 def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0, *,
            channels_last: bool = False, out: Any = None) -> Any:
     """col[(n, p, q), (c, i, j)] = x_pad[n, c, p s_h + i, q s_w + j]; shape (N OH OW, C KH KW).
@@ -156,11 +163,26 @@ def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair =
     else:
         win = backend.windows2d(pad2d(x, padding), *kernel, strides)   # (N, C, OH, OW, KH, KW)
         win = xp.permute_dims(win, (0, 2, 3, 1, 4, 5))                  # (N, OH, OW, C, KH, KW)
-    if out is not None and type(out) is type(x) and tuple(out.shape) == (n * oh * ow, c * kernel[0] * kernel[1]):
-        out = xp.reshape(out, tuple(win.shape))
-    else:
-        out = None
-    return xp.reshape(materialize(win, out), (n * oh * ow, c * kernel[0] * kernel[1]))
+    shape = (n * oh * ow, c * kernel[0] * kernel[1])
+    return xp.reshape(materialize(win, _reusable(out, x, shape, win)), shape)
+
+
+def im2col_images(x: Any, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0, *, out: Any = None) -> Any:
+    """Caffe's layout, one matrix per image: col[n, (c, i, j), (p, q)] = x_pad[n, c, p s_h + i, q s_w + j].
+
+    Shape (N, C KH KW, OH OW): the same numbers as :func:`im2col`, so that W_mat col[n] (W_mat = W
+    reshaped to (C_out, C KH KW)) is image n's output, already (C_out, OH OW). The copy reads runs
+    of OW consecutive pixels, which is the fast order when C KW is small (a first layer, C = 1).
+    """
+    check_array("im2col_images", "x", x, ndim=4, floating=False)
+    kernel, strides, padding = _geometry(kernel_size, stride, padding, "im2col_images")
+    n, c, h, w = x.shape
+    oh, ow = output_size(h, w, kernel, strides, padding, "im2col_images")
+    xp = backend.namespace(x)
+    win = backend.windows2d(pad2d(x, padding), *kernel, strides)      # (N, C, OH, OW, KH, KW)
+    win = xp.permute_dims(win, (0, 1, 4, 5, 2, 3))                    # (N, C, KH, KW, OH, OW)
+    shape = (n, c * kernel[0] * kernel[1], oh * ow)
+    return xp.reshape(materialize(win, _reusable(out, x, shape, win)), shape)
 
 
 def col2im(col: Any, x_shape: Sequence[int], kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0, *,
