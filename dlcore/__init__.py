@@ -14,7 +14,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from dlcore.backend import BackendUnavailableError, DeviceMismatchError, gpu_available, to_device, to_numpy
+from dlcore.backend import (  # noqa: F401 - re-exported
+    BackendUnavailableError,
+    DeviceMismatchError,
+    gpu_available,
+    to_device,
+    to_numpy,
+)
 
 __version__ = "0.1.0"
 

@@ -156,7 +156,8 @@ def check_layer(layer: Layer, *inputs: Any, dy: Any = None, train: bool | None =
         err, where = relative_error(a_host, n)
         report.errors[name], report.where[name] = err, where
         n_host = backend.to_numpy(n)
-        report.values[name] = (float(a_host[where]) if a_host.size else 0.0, float(n_host[where]) if n_host.size else 0.0)
+        report.values[name] = (float(a_host[where]) if a_host.size else 0.0,
+                               float(n_host[where]) if n_host.size else 0.0)
     return report
 
 

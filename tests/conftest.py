@@ -46,4 +46,5 @@ def rng():
 
 def pytest_report_header(config):
     reason = _cupy_reason()
-    return [f"array backends: numpy, array_api_strict, cupy ({'available' if reason is None else 'skipped: ' + reason})"]
+    cupy = "available" if reason is None else f"skipped: {reason}"
+    return [f"array backends: numpy, array_api_strict, cupy ({cupy})"]

@@ -138,7 +138,9 @@ def check_array(layer: str, name: str, x: Any, *, ndim: int | Sequence[int] | No
             want = " or ".join(f"{d}-D" for d in allowed)
             raise ValueError(f"{layer}: expected {name} to be {want}, got {_describe(x)}")
     if x.ndim >= 1 and x.shape[0] == 0:
-        raise ValueError(f"{layer}: got an empty batch ({name} has shape {tuple(x.shape)}); expected at least one sample")
+        raise ValueError(
+            f"{layer}: got an empty batch ({name} has shape {tuple(x.shape)}); expected at least one sample"
+        )
     if last_dim is not None and x.shape[-1] != last_dim:
         raise ValueError(f"{layer}: expected {name} with last dimension {last_dim}, got {_describe(x)}")
     if axis1 is not None and (x.ndim < 2 or x.shape[1] != axis1):
@@ -156,7 +158,8 @@ def check_dtype_match(layer: str, x: Any, params: dict[str, Any]) -> None:
         if backend.dtype_name(value.dtype) != backend.dtype_name(x.dtype):
             raise TypeError(
                 f"{layer}: input dtype {backend.dtype_name(x.dtype)} does not match parameter {key!r} dtype "
-                f"{backend.dtype_name(value.dtype)}; cast the input or call layer.astype('{backend.dtype_name(x.dtype)}')"
+                f"{backend.dtype_name(value.dtype)}; cast the input or call "
+                f"layer.astype('{backend.dtype_name(x.dtype)}')"
             )
 
 
@@ -165,7 +168,9 @@ def check_labels(layer: str, t: Any, n: int, n_classes: int) -> None:
     if not hasattr(t, "dtype"):
         raise TypeError(f"{layer}: expected labels as an integer array, got {_describe(t)}")
     if not backend.dtype_name(t.dtype).startswith(("int", "uint")):
-        raise TypeError(f"{layer}: expected integer labels (or one-hot floats of shape ({n}, {n_classes})), got {_describe(t)}")
+        raise TypeError(
+            f"{layer}: expected integer labels (or one-hot floats of shape ({n}, {n_classes})), got {_describe(t)}"
+        )
     if tuple(t.shape) != (n,):
         raise ValueError(f"{layer}: expected labels of shape ({n},), got {_describe(t)}")
     xp = backend.namespace(t)

@@ -8,65 +8,16 @@ written for one layer's ``(params, grads)`` drives the whole model, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dlcore.nn.base import Layer, Loss
+from dlcore.nn.base import Loss
+from dlcore.nn.composite import Composite
 
 __all__ = ["Sequential"]
 
 
-class _FlatView(MutableMapping):
-    """Write-through view ``"<i>.<name>" -> layers[i].<attr>[name]`` (attr is 'params' or 'grads')."""
-
-    def __init__(self, model: Sequential, attr: str) -> None:
-        self._model, self._attr = model, attr
-
-    def _locate(self, key: str) -> tuple[dict[str, Any] | MutableMapping, str]:
-        head, _, rest = key.partition(".") if isinstance(key, str) else ("", "", "")
-        layers = self._model.layers
-        if not (head.isdigit() and rest and int(head) < len(layers)):
-            raise KeyError(f"Sequential.{self._attr}: no entry {key!r}; keys look like '0.W' (layer index, name), "
-                           f"available: {list(self)}")
-        return getattr(layers[int(head)], self._attr), rest
-
-    def __getitem__(self, key: str) -> Any:
-        inner, rest = self._locate(key)
-        try:
-            return inner[rest]
-        except KeyError:
-            raise KeyError(f"Sequential.{self._attr}: no entry {key!r}; available: {list(self)}") from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        inner, rest = self._locate(key)
-        if self._attr == "params":
-            if rest not in inner:
-                raise KeyError(f"Sequential.params: no parameter {key!r} to replace; available: {list(self)}")
-            old = inner[rest]
-            if tuple(getattr(value, "shape", ())) != tuple(old.shape):
-                raise ValueError(f"Sequential.params: {key!r} has shape {tuple(old.shape)}, got a replacement of "
-                                 f"shape {tuple(getattr(value, 'shape', ()))}")
-        inner[rest] = value
-
-    def __delitem__(self, key: str) -> None:
-        if self._attr == "params":
-            raise TypeError("Sequential.params: parameters cannot be deleted (replace them instead)")
-        inner, rest = self._locate(key)
-        del inner[rest]
-
-    def __iter__(self) -> Iterator[str]:
-        for i, layer in enumerate(self._model.layers):
-            for name in getattr(layer, self._attr, {}):
-                yield f"{i}.{name}"
-
-    def __len__(self) -> int:
-        return sum(len(getattr(layer, self._attr, {})) for layer in self._model.layers)
-
-    def __repr__(self) -> str:
-        return "{" + ", ".join(f"{k!r}: <{tuple(v.shape)}>" for k, v in self.items()) + "}"
-
-
-class Sequential(Layer):
+class Sequential(Composite):
     """y = f_L(... f_1(x));  backward: dL/dx = J_1ᵀ (... J_Lᵀ dL/dy), layers in reverse order.
 
     ``forward(x, train=True)`` hands ``train`` to the layers that have a train mode (dropout,
@@ -75,13 +26,12 @@ class Sequential(Layer):
     """
 
     has_train_mode = True
+    key_example = "'0.W' (layer index, name)"
 
     def __init__(self, *layers: Any) -> None:  # no super().__init__(): params/grads are views
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         self.layers: list[Any] = []
-        self._params = _FlatView(self, "params")
-        self._grads = _FlatView(self, "grads")
         self.extend(layers)
 
     # -- list-like -------------------------------------------------------------------
@@ -116,9 +66,6 @@ class Sequential(Layer):
             return Sequential(*self.layers[index])
         return self.layers[index]
 
-    def children(self) -> tuple[Any, ...]:
-        return tuple(self.layers)
-
     # -- protocol --------------------------------------------------------------------
     def forward(self, x: Any, train: bool = True) -> Any:
         for layer in self.layers:
@@ -134,47 +81,9 @@ class Sequential(Layer):
         """Evaluation-mode forward pass (dropout off, batch norm on running statistics)."""
         return self.forward(x, train=False)
 
-    # -- flat views ------------------------------------------------------------------
-    @property
-    def params(self) -> MutableMapping:
-        """Write-through view "<i>.<name>" -> layer i's parameter."""
-        return self._params
-
-    @params.setter
-    def params(self, values: Mapping[str, Any]) -> None:
-        """Load parameters: ``model.params = other.params`` replaces every parameter (same keys required)."""
-        if values is self._params:
-            return
-        values = dict(values)
-        if set(values) != set(self._params):
-            raise KeyError(f"Sequential.params: expected exactly the keys {list(self._params)}, got {list(values)}")
-        for key, value in values.items():
-            self._params[key] = value
-
-    @property
-    def grads(self) -> MutableMapping:
-        """Write-through view "<i>.<name>" -> layer i's gradient (filled by backward)."""
-        return self._grads
-
-    @grads.setter
-    def grads(self, values: Mapping[str, Any]) -> None:
-        """``model.grads = {}`` clears every layer's gradients; a non-empty mapping is written through."""
-        if values is self._grads:
-            return
-        values = dict(values)
-        for layer in self.layers:
-            if hasattr(layer, "grads"):
-                layer.grads = {}
-        for key, value in values.items():
-            self._grads[key] = value
-
-    def buffers(self) -> dict[str, Any]:
-        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
-                for name, value in (layer.buffers().items() if hasattr(layer, "buffers") else ())}
-
-    def _set_buffer(self, name: str, value: Any) -> None:
-        head, _, rest = name.partition(".")
-        self.layers[int(head)]._set_buffer(rest, value)
+    def named_children(self) -> dict[str, Any]:
+        """Layers by position: the "<i>" in the flat keys "<i>.<name>"."""
+        return {str(i): layer for i, layer in enumerate(self.layers)}
 
     def __repr__(self) -> str:
         if not self.layers:

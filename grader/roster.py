@@ -1,0 +1,203 @@
+"""Roster import: a CSV of students into nbgrader's gradebook, checked first, idempotent.
+
+    python -m grader roster import FILE.csv --term TERM      (or DLCOURSE_TERM=TERM)
+    python -m grader roster list --term TERM
+
+The CSV has a header row with ``student_id`` and, optionally, ``first_name``, ``last_name`` and
+``email`` (any order; UTF-8, an Excel byte-order mark is fine; ``id`` is accepted for
+``student_id``, as in ``nbgrader db student import``). Every row is checked before anything is
+written: if one row is bad, nothing is imported and every problem is listed with its line number.
+Importing the same file twice changes nothing; a changed name or e-mail updates that student;
+students already in the gradebook but absent from the file are kept (and counted).
+
+The student id must be the student's JupyterHub user name (nbgrader's exchange names a
+submission after it), so it may not contain ``+`` or ``*`` (nbgrader's exchange uses them as
+separators and wildcards), ``/`` or ``\\`` (it becomes a directory name), white space or control
+characters, or start with ``.``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
+           "validate_student_id"]
+
+COLUMNS = ("student_id", "first_name", "last_name", "email")
+_ALIASES = {"id": "student_id", "student": "student_id", "username": "student_id"}
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_MAX_ID = 128
+
+
+class RosterError(ValueError):
+    """The roster file cannot be imported; ``problems`` lists every bad row as 'line N: ...'."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.problems = list(problems)
+        head = f"{path}: {len(self.problems)} problem(s), nothing was imported"
+        super().__init__("\n".join([head] + [f"  {p}" for p in self.problems]))
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    student_id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    not_in_file: list[str] = field(default_factory=list)     # in the gradebook, absent from the file (kept)
+
+    def summary(self) -> str:
+        text = (f"{len(self.created)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged")
+        if self.not_in_file:
+            text += (f"; {len(self.not_in_file)} student(s) in the gradebook are not in the file and were kept: "
+                     + ", ".join(self.not_in_file[:10]) + (" …" if len(self.not_in_file) > 10 else ""))
+        return text
+
+
+def validate_student_id(student_id: str) -> str | None:
+    """Why ``student_id`` cannot be used with nbgrader's exchange, or None when it can."""
+    if not student_id:
+        return "student_id is empty"
+    if len(student_id) > _MAX_ID:
+        return f"student_id is longer than {_MAX_ID} characters"
+    bad = sorted({ch for ch in student_id if ch in "+*/\\" or ch.isspace() or not ch.isprintable()})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad)
+        return (f"student_id {student_id!r} contains {shown}; nbgrader's exchange cannot use it "
+                "(the id must be the student's JupyterHub user name)")
+    if student_id.startswith("."):
+        return f"student_id {student_id!r} starts with '.' (it becomes a hidden directory name)"
+    return None
+
+
+def read_roster(path: Path | str) -> list[RosterRow]:
+    """Parse and check a roster CSV; raises RosterError listing every problem (nothing half-read)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RosterError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RosterError(path, [f"not UTF-8 text (byte {exc.start}); save the file as CSV UTF-8"]) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise RosterError(path, ["the file is empty; expected a header row: " + ",".join(COLUMNS)]) from None
+    except csv.Error as exc:
+        raise RosterError(path, [f"line 1: {exc}"]) from None
+    names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
+    problems: list[str] = []
+    unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
+    if unknown:
+        problems.append(f"line 1: unknown column(s) {', '.join(repr(u) for u in unknown)}; "
+                        f"expected {', '.join(COLUMNS)}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"line 1: column(s) given twice: {', '.join(dupes)}")
+    if "student_id" not in names:
+        problems.append("line 1: no student_id column (the header must name the columns: "
+                        + ",".join(COLUMNS) + ")")
+    if problems:
+        raise RosterError(path, problems)
+
+    rows: list[RosterRow] = []
+    first_line: dict[str, int] = {}
+    try:
+        for record in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue                                   # blank line
+            if len(record) != len(names):
+                problems.append(f"line {line}: {len(record)} field(s), the header has {len(names)} "
+                                "(a comma inside a name needs quotes)")
+                continue
+            values = {n: cell.strip() for n, cell in zip(names, record, strict=True)}
+            sid = values["student_id"]
+            why = validate_student_id(sid)
+            if why:
+                problems.append(f"line {line}: {why}")
+                continue
+            if sid in first_line:
+                problems.append(f"line {line}: student_id {sid!r} already appears on line {first_line[sid]}")
+                continue
+            first_line[sid] = line
+            email = values.get("email") or None
+            if email is not None and not _EMAIL.match(email):
+                problems.append(f"line {line}: email {email!r} of {sid!r} is not an e-mail address")
+                continue
+            rows.append(RosterRow(line, sid, values.get("first_name") or None, values.get("last_name") or None,
+                                  email))
+    except csv.Error as exc:
+        problems.append(f"line {reader.line_num}: {exc}")
+    if problems:
+        raise RosterError(path, problems)
+    if not rows:
+        raise RosterError(path, ["no students: the file has a header but no rows"])
+    return rows
+
+
+def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") -> ImportReport:
+    """Add or update every student of the roster in the gradebook ``db_url``; all or nothing."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from grader.release import ensure_scripts_on_path
+
+    rows = read_roster(path)
+    ensure_scripts_on_path()
+    report = ImportReport()
+    with Gradebook(db_url, course_id) as gb:
+        try:
+            for row in rows:
+                wanted = {"first_name": row.first_name, "last_name": row.last_name, "email": row.email}
+                try:
+                    student = gb.find_student(row.student_id)
+                except MissingEntry:
+                    student = None
+                if student is None:
+                    gb.db.add(_new_student(row))
+                    report.created.append(row.student_id)
+                elif any(getattr(student, k) != v for k, v in wanted.items()):
+                    for key, value in wanted.items():
+                        setattr(student, key, value)
+                    report.updated.append(row.student_id)
+                else:
+                    report.unchanged.append(row.student_id)
+            gb.db.commit()                                  # one transaction: all rows or none
+        except Exception:
+            gb.db.rollback()
+            raise
+        listed = {row.student_id for row in rows}
+        report.not_in_file = sorted(s.id for s in gb.students if s.id not in listed)
+    return report
+
+
+def _new_student(row: RosterRow):
+    from nbgrader.api import Student
+
+    return Student(id=row.student_id, first_name=row.first_name, last_name=row.last_name, email=row.email)
+
+
+def list_students(db_url: str, course_id: str = "dlcourse") -> list[RosterRow]:
+    """The gradebook's students, sorted by id (line numbers are 0)."""
+    from nbgrader.api import Gradebook
+
+    from grader.release import ensure_scripts_on_path
+
+    ensure_scripts_on_path()
+    with Gradebook(db_url, course_id) as gb:
+        return [RosterRow(0, s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]
