@@ -140,6 +140,10 @@ def read_roster(path: Path | str) -> list[RosterRow]:
             if email is not None and not _EMAIL.match(email):
                 problems.append(f"line {line}: email {email!r} of {sid!r} is not an e-mail address")
                 continue
+            long = [n for n in ("first_name", "last_name", "email") if len(values.get(n) or "") > _MAX_ID]
+            if long:
+                problems.append(f"line {line}: {', '.join(long)} of {sid!r} longer than {_MAX_ID} characters")
+                continue
             rows.append(RosterRow(line, sid, values.get("first_name") or None, values.get("last_name") or None,
                                   email))
     except csv.Error as exc:

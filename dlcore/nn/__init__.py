@@ -5,14 +5,20 @@
 
 from dlcore.nn import functional, init
 from dlcore.nn.activations import ELU, LeakyReLU, Maxout, PReLU, ReLU, Sigmoid, Softmax, Tanh
+from dlcore.nn.attention import AdditiveAttention, DotAttention
 from dlcore.nn.base import Layer, Loss, check_array, check_dtype_match, check_labels
+from dlcore.nn.composite import Composite
 from dlcore.nn.container import Sequential
+from dlcore.nn.embedding import Embedding
 from dlcore.nn.functional import log_sigmoid, log_softmax, logsumexp, one_hot, sigmoid, softmax, softplus
 from dlcore.nn.gates import Add, Mul
 from dlcore.nn.linear import Affine, Flatten
 from dlcore.nn.losses import MSE, BinaryCrossEntropy, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from dlcore.nn.normalization import BatchNorm
+from dlcore.nn.recurrent import GATE_ORDER, GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, RNNCell
 from dlcore.nn.regularization import Dropout
+from dlcore.nn.seq2seq import Decoder, Encoder, Seq2Seq
+from dlcore.nn.time_layers import TimeAffine, TimeSoftmaxCrossEntropy
 
 __all__ = [
     # protocol and checks
@@ -24,7 +30,10 @@ __all__ = [
     # layers
     "Add", "Mul", "Affine", "Flatten",
     "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "Maxout", "Softmax",
-    "Dropout", "BatchNorm", "Sequential",
+    "Dropout", "BatchNorm", "Sequential", "Composite",
+    # recurrent (chapter 6)
+    "Embedding", "RNN", "RNNCell", "LSTM", "LSTMCell", "GATE_ORDER", "GRU", "GRUCell", "Bidirectional",
+    "TimeAffine", "TimeSoftmaxCrossEntropy", "DotAttention", "AdditiveAttention", "Encoder", "Decoder", "Seq2Seq",
     # losses
     "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy", "BinaryCrossEntropy",
 ]
