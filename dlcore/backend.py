@@ -8,7 +8,6 @@ lives here, with a fast path per backend and a generic fallback:
   :func:`bernoulli`, :func:`permutation`),
 - strided sliding windows (:func:`windows2d`),
 - scatter-add (:func:`scatter_add`),
-- splitting memory-bound NumPy work over the CPU cores (:func:`parallel_batches`),
 - moving arrays between devices (:func:`to_device`, :func:`to_numpy`).
 
 Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
@@ -18,10 +17,7 @@ Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
 from __future__ import annotations
 
 import importlib
-import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -49,7 +45,6 @@ __all__ = [
     "dtype_name",
     "windows2d",
     "scatter_add",
-    "parallel_batches",
     "gpu_available",
 ]
 
@@ -353,75 +348,3 @@ def scatter_add(target: Any, indices: Any, values: Any) -> Any:
                        target.dtype)
     flat = xp.reshape(values, (values.shape[0], -1))
     return target + xp.reshape(onehot.T @ flat, target.shape)
-
-
-# --------------------------------------------------------------------------- threads for memory-bound work
-
-
-def _thread_count() -> int:
-    """Worker count: ``DLCORE_NUM_THREADS`` if set (at most 8), else the usable CPU cores (at most 4)."""
-    env = os.environ.get("DLCORE_NUM_THREADS", "")
-    if env.strip().isdigit() and int(env) >= 1:
-        return min(int(env), 8)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-_IN_WORKER = threading.local()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """One process-wide pool; its threads start on first use (at most 8, idle ones are reused)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dlcore")
-        return _POOL
-
-
-def _forget_pool() -> None:
-    """A forked child has none of the parent's threads: start a fresh pool there."""
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _run_marked(fn: Callable[[slice], Any], part: slice) -> Any:
-    _IN_WORKER.active = True
-    try:
-        return fn(part)
-    finally:
-        _IN_WORKER.active = False
-
-
-def parallel_batches(fn: Callable[[slice], Any], n: int, xp: ModuleType, *, work: int = 0) -> None:
-    """Call ``fn(part)`` for slices ``part`` that cover ``range(n)`` (the batch axis) exactly once.
-
-    BLAS already runs matrix products on every core, but NumPy's copies and elementwise loops
-    run on one. They release the GIL, so on NumPy, when the job is large (``work`` elements,
-    at least 2**16) the batch is cut into one chunk per core and the chunks run on a small
-    thread pool (the calling thread takes the first). Elsewhere (CuPy, other libraries), or
-    for small jobs, it is a single call ``fn(slice(0, n))``. ``fn`` must write disjoint
-    outputs per chunk (no reductions across the batch), so results do not depend on the split.
-    ``DLCORE_NUM_THREADS=1`` turns the splitting off.
-    """
-    workers = min(_thread_count(), n)
-    if workers <= 1 or not is_numpy(xp) or work < 2**16 or getattr(_IN_WORKER, "active", False):
-        fn(slice(0, n))
-        return
-    bounds = [n * k // workers for k in range(workers + 1)]
-    parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    futures = [_pool().submit(_run_marked, fn, part) for part in parts[1:]]
-    try:
-        _run_marked(fn, parts[0])
-    finally:
-        for f in futures:
-            f.result()

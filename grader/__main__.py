@@ -44,16 +44,20 @@ def _check_sync(args: argparse.Namespace) -> int:
 def _autograde(args: argparse.Namespace) -> int:
     from grader.autograde import autograde
     from grader.release import NbgraderError
+    from grader.sandbox import Limits
 
+    limits = Limits(memory_mb=args.memory_mb, file_mb=args.file_mb, processes=args.processes,
+                    output_cell_kb=args.output_kb, cpu_seconds=args.cpu_seconds)
     try:
-        autograde(args.chapter, Path(args.submissions), source_root=Path(args.course_root), timeout=args.timeout,
-                  notebook_timeout=args.notebook_timeout,
-                  workdir=Path(args.workdir) if args.workdir else None, feedback=args.feedback,
-                  csv_path=Path(args.csv) if args.csv else None)
+        batch = autograde(args.chapter, Path(args.submissions), source_root=Path(args.course_root),
+                          timeout=args.timeout, notebook_timeout=args.notebook_timeout,
+                          workdir=Path(args.workdir) if args.workdir else None, feedback=args.feedback,
+                          csv_path=Path(args.csv) if args.csv else None, workers=args.workers,
+                          regrade=args.regrade, show_hidden=args.show_hidden, limits=limits)
     except (ValueError, NbgraderError) as exc:
         print(f"autograde failed: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return 2 if any(s.status == "error" for s in batch.students) else 0
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -103,7 +107,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="time limit per notebook in seconds (default 600)")
     p.add_argument("--csv", help="write student, exercise, score, max_score, reason to this CSV file")
     p.add_argument("--feedback", action="store_true", help="generate feedback HTML (nbgrader generate_feedback)")
-    p.add_argument("--workdir", help="scratch course root (default: a new temporary directory, kept)")
+    p.add_argument("--workdir", help="scratch course root (default: a new temporary directory, kept); "
+                                     "rerunning on the same one grades only what is not graded yet")
+    p.add_argument("--workers", type=int, default=None,
+                   help="submissions graded in parallel (default: the number of cores)")
+    p.add_argument("--regrade", action="store_true", help="grade every submission again, also those already graded")
+    p.add_argument("--show-hidden", action="store_true", help="show the hidden tests' source in the feedback")
+    p.add_argument("--memory-mb", type=int, default=2048, help="memory limit of a submission's kernel (MB)")
+    p.add_argument("--cpu-seconds", type=int, default=0,
+                   help="CPU time limit per kernel process (default: the notebook time limit + 30 s)")
+    p.add_argument("--file-mb", type=int, default=64, help="largest file a submission may write (MB)")
+    p.add_argument("--processes", type=int, default=64, help="processes and threads a submission may have")
+    p.add_argument("--output-kb", type=int, default=256, help="output kept per cell (kB)")
     p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
     p.set_defaults(func=_autograde)
 
@@ -114,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("nbgrader", help="run any nbgrader command with the course's configuration")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="nbgrader arguments, e.g. db student list")
     p.set_defaults(func=_nbgrader)
+
+    # Instructor workflow on nbgrader's exchange (grader/workflow.py): term, roster, exchange-release,
+    # collect, grade-collected, exchange-feedback, export.
+    from grader.workflow import add_commands as add_workflow_commands
+    add_workflow_commands(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,59 +1,61 @@
-"""Batch autograding: every submission of one chapter through nbgrader, one bad one never stops the rest.
+"""Batch autograding: every submission of one chapter, in parallel, each in its own sandbox.
 
-    python -m grader autograde CHAPTER SUBMISSIONS_DIR [--timeout 60] [--notebook-timeout 600]
-                               [--csv grades.csv] [--feedback] [--workdir DIR]
+    python -m grader autograde CHAPTER SUBMISSIONS_DIR [--workers N] [--timeout 60] [--notebook-timeout 600]
+                               [--csv grades.csv] [--feedback] [--show-hidden] [--workdir DIR] [--regrade]
 
 SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's <student_id>/<CHAPTER>/<notebook>.ipynb).
 
-Everything happens in a scratch course root (``--workdir``, default a new temporary directory that
-is kept and printed): a copy of solutions/<CHAPTER>, the release and a fresh gradebook made by
-``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, feedback/,
-logs/ and journal/. The repository is never written to.
+Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
+kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
+``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, results/,
+records/, journal/, logs/ and feedback/. The repository is never written to.
 
-Per submission:
-1. ``nbgrader autograde CHAPTER --student S`` runs in its own process session with a wall-clock
-   limit (per-notebook limit × notebooks + a margin). Inside, grader.execute.RobustExecute applies
-   the per-cell limit (``--timeout``, interrupt), the per-notebook limit, and survives a kernel
-   that dies or ignores the interrupt, so the cells that ran keep their points.
-2. If that process must be killed (or fails), its whole process tree is killed and a second
-   ``nbgrader autograde`` rebuilds the notebook from RobustExecute's journal (``replay``): the
-   cells that had finished are scored as they ran, the rest score zero with the reason.
-Then ``nbgrader generate_feedback`` (with ``--feedback``), a score table, and the CSV
-(student, exercise, score, max_score, reason).
+- Each submission is graded by its own worker process (grader/worker.py), at most ``--workers`` at a
+  time (default: the machine's cores); each worker runs the student's notebooks in a sandbox
+  (grader/sandbox.py) and computes the verdicts itself from what the kernel recorded (grader/replay.py).
+- This process is the gradebook's only writer: when a worker finishes, its result file is written into
+  the gradebook (nbgrader's own SaveAutoGrades / AssignLatePenalties on the autograded notebook) in one
+  go, then noted in ``ledger.jsonl``. A worker that exceeds its wall-clock limit is killed and the
+  submission is scored from its journal (the cells that finished keep their points); one that fails is
+  retried that way too.
+- A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
+  left alone, results finished after a crash of this process are recorded without grading again, the
+  rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
+- At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
+  max_score, reason), ``--feedback`` HTML per student (nbgrader generate_feedback, hidden tests removed
+  from the feedback unless ``--show-hidden``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
-from grader.execute import NOT_RUN, kill_process_tree
-from grader.release import (
-    REPO_ROOT,
-    NbgraderError,
-    chapters,
-    ensure_scripts_on_path,
-    nbgrader,
-    nbgrader_command,
-    nbgrader_env,
-)
+from grader.release import REPO_ROOT, NbgraderError, chapters, ensure_scripts_on_path, nbgrader
 
-__all__ = ["autograde", "grade_submission", "BatchResult", "StudentResult", "ExerciseResult", "format_table",
-           "write_csv"]
+__all__ = ["autograde", "BatchResult", "StudentResult", "ExerciseResult", "format_table", "write_csv",
+           "default_workers"]
 
 _MARKER = ".dlcourse-grading"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_REASON_CHARS = 600
-#: Seconds nbgrader may take to sanitise a submission and start its kernel before the wall-clock limit starts.
+#: Seconds a worker gets beyond the notebooks' limits (interpreter, kernel start, the trusted replay).
 STARTUP_GRACE = 120.0
 
 
@@ -72,6 +74,7 @@ class StudentResult:
     notes: list[str] = field(default_factory=list)      # submission-level events (kernel died, killed, ...)
     feedback: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "graded"  # graded | skipped (already graded) | recovered | error
 
     @property
     def score(self) -> float:
@@ -88,9 +91,17 @@ class BatchResult:
     workdir: Path
     students: list[StudentResult]
     csv_path: Path | None = None
+    sandbox: str = ""
 
     def by_student(self) -> dict[str, StudentResult]:
         return {s.student: s for s in self.students}
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- scratch course root
@@ -103,24 +114,37 @@ def _prepare_workdir(chapter: str, source_root: Path, workdir: Path | None) -> P
         ws = Path(workdir).resolve()
         if ws.exists() and any(ws.iterdir()) and not (ws / _MARKER).exists():
             raise ValueError(f"--workdir {ws} exists and is not an autograding directory; give an empty or new one")
-        try:
-            ws.relative_to(REPO_ROOT)
-            inside = True
-        except ValueError:
-            inside = False
-        if inside:
+        if ws.is_relative_to(REPO_ROOT):
             raise ValueError(f"--workdir {ws} is inside the repository; use a directory outside it")
         ws.mkdir(parents=True, exist_ok=True)
+    os.chmod(ws, 0o700)  # hidden tests, the gradebook and every submission live here
     (ws / _MARKER).write_text("scratch course root made by `python -m grader autograde`\n")
     src = source_root / "solutions" / chapter
     dst = ws / "solutions" / chapter
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    for sub in ("logs", "journal"):
+    fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
+    shutil.copytree(src, fresh / chapter, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    changed = not dst.exists() or _tree_digest(fresh / chapter) != _tree_digest(dst) or \
+        not (ws / "gradebook.db").exists() or not (ws / "course" / chapter).is_dir()
+    if changed:
+        if dst.exists():
+            shutil.rmtree(dst)
+        dst.parent.mkdir(exist_ok=True)
+        shutil.move(str(fresh / chapter), str(dst))
+    shutil.rmtree(fresh, ignore_errors=True)
+    for sub in ("logs", "journal", "results", "records", "jobs", "autograded", "submitted"):
         (ws / sub).mkdir(exist_ok=True)
-    nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
+    if changed:
+        nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
     return ws
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
 
 
 def _grade_cells(ws: Path, chapter: str) -> dict[str, list[tuple[str, float]]]:
@@ -133,178 +157,201 @@ def _grade_cells(ws: Path, chapter: str) -> dict[str, list[tuple[str, float]]]:
     return cells
 
 
-def _collect_submission(src: Path, chapter: str) -> list[Path]:
+def _collect_submission(src: Path, chapter: str) -> tuple[Path, list[Path]]:
     nested = src / chapter
     base = nested if nested.is_dir() else src
-    return sorted(p for p in base.glob("*.ipynb") if not p.name.startswith("."))
+    return base, sorted(p for p in base.glob("*.ipynb") if not p.name.startswith("."))
 
 
-# --------------------------------------------------------------------------- one submission
+def _submission_digest(base: Path) -> str:
+    h = hashlib.sha256()
+    if base.is_dir():
+        for p in sorted(base.iterdir()):
+            if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
+                h.update(p.name.encode() + b"\0")
+                with open(p, "rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        h.update(block)
+    return h.hexdigest()
 
 
-def grade_submission(ws: Path, chapter: str, student: str, *, n_notebooks: int, timeout: int = 60,
-                     notebook_timeout: int = 600, wall_limit: float | None = None) -> list[str]:
-    """Autograde one student's submission in the scratch root ``ws``; returns submission-level notes."""
-    notes: list[str] = []
-    wall = wall_limit if wall_limit is not None else notebook_timeout * max(n_notebooks, 1) + 60
-    args = ["autograde", chapter, f"--student={student}", "--force", f"--Execute.timeout={timeout}",
-            f"--RobustExecute.notebook_timeout={notebook_timeout}", f"--RobustExecute.journal_dir={ws / 'journal'}"]
-    env = nbgrader_env(ws, TQDM_DISABLE="1")
-    log_path = ws / "logs" / f"{student}.log"
-    journal = ws / "journal" / student / chapter
-    if journal.exists():
-        shutil.rmtree(journal)
-    killed = False
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(nbgrader_command(*args), cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        # The wall-clock limit counts from the first kernel start (nbgrader's own start-up is not the
-        # student's time), with STARTUP_GRACE seconds allowed for getting there.
-        launched, kernel_up = time.monotonic(), None
-        while (rc := proc.poll()) is None:
-            now = time.monotonic()
-            if kernel_up is None and journal.is_dir() and any(journal.glob("*.jsonl")):
-                kernel_up = now
-            limit_at = kernel_up + wall if kernel_up is not None else launched + wall + STARTUP_GRACE
-            if now >= limit_at:
-                kill_process_tree(proc.pid)
-                proc.wait()
-                rc, killed = None, True
-                break
-            time.sleep(0.1)
-    log_text = log_path.read_text(encoding="utf-8", errors="replace")
-    notes += _incidents(ws, chapter, student)
-    complete = _autograded_complete(ws, chapter, student)
-    if killed or rc != 0 or not complete:
-        if killed:
-            reason = f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)"
-        else:
-            reason = f"nbgrader autograde failed (exit {rc}): {_log_error(log_text)}"
-        notes.append(reason)
-        if not any(journal.glob("*.jsonl")):
-            notes.append(f"nothing was executed (see logs/{student}.log in the work directory)")
-            return notes
-        replay = args + ["--RobustExecute.replay=True", f"--RobustExecute.replay_reason={reason}"]
-        with open(ws / "logs" / f"{student}.replay.log", "w", encoding="utf-8") as log:
+def _stage_submission(ws: Path, chapter: str, student: str, base: Path) -> None:
+    """Copy one student's files into submitted/<student>/<chapter>/ (regular files only, no symlinks)."""
+    dest = ws / "submitted" / student / chapter
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    if base.is_dir():
+        for p in sorted(base.iterdir()):
+            if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
+                shutil.copy2(p, dest / p.name)
+
+
+# --------------------------------------------------------------------------- the gradebook (one writer)
+
+
+def _ledger(ws: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    path = ws / "ledger.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                rc2 = subprocess.run(nbgrader_command(*replay), cwd=ws, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, timeout=300).returncode
-            except subprocess.TimeoutExpired:
-                rc2 = None
-        if rc2 != 0:
-            notes.append("the submission could not be scored from what ran (see logs/"
-                         f"{student}.replay.log in the work directory); every exercise scores 0")
-    return notes
+                entry = json.loads(line)
+                found[entry["student"]] = entry["hash"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
 
 
-def _log_error(log: str) -> str:
-    """The most telling error line of an nbgrader log: the last exception line, else the last ERROR line."""
-    lines = [_ANSI.sub("", ln).strip() for ln in log.splitlines()]
-    exceptions = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b:?", ln)]
-    errors = [ln for ln in lines if "ERROR" in ln and "Please see" not in ln and "There was an error" not in ln]
-    line = (exceptions or errors or ["see the log"])[-1]
-    return line if len(line) <= 300 else line[:300] + " …"
+def _nbgrader_config(ws: Path) -> Any:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from grader.release import CONFIG
+    old = os.environ.get("DLCOURSE_COURSE_ROOT")
+    os.environ["DLCOURSE_COURSE_ROOT"] = str(ws)
+    try:
+        return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
+    finally:
+        if old is None:
+            os.environ.pop("DLCOURSE_COURSE_ROOT", None)
+        else:
+            os.environ["DLCOURSE_COURSE_ROOT"] = old
 
 
-def _autograded_complete(ws: Path, chapter: str, student: str) -> bool:
-    submitted = {p.name for p in (ws / "submitted" / student / chapter).glob("*.ipynb")}
-    autograded = {p.name for p in (ws / "autograded" / student / chapter).glob("*.ipynb")}
-    return bool(submitted) and submitted <= autograded
+def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
+    """Write one worker's result into the gradebook (this process is its only writer), then the ledger."""
+
+    import warnings
+
+    student = result["student"]
+    db_url = f"sqlite:///{ws / 'gradebook.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
+        _record_quietly(ws, chapter, result, config, student, db_url)
 
 
-def _incidents(ws: Path, chapter: str, student: str) -> list[str]:
-    from grader.execute import read_journal
-    notes = []
-    for path in sorted((ws / "journal" / student / chapter).glob("*.jsonl")):
-        for event in read_journal(str(path)):
-            if event.get("event") == "incident":
-                where = event.get("cell") or f"cell {event['index']}"
-                notes.append(f"{path.stem}, {where}: {event['kind']}: {event['message']}")
-    return notes
-
-
-def _reason(cell: nbformat.NotebookNode) -> str:
-    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    # The last error is the most telling (a timeout appends CellTimeoutError after KeyboardInterrupt).
-    for out in errors[-1:] + [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]:
-        if out.get("output_type") == "error":
-            ename, evalue = out.get("ename", ""), out.get("evalue", "")
-            if ename == "CellTimeoutError" and not evalue:
-                evalue = " ".join(_ANSI.sub("", t) for t in out.get("traceback", [])).split(": ", 1)[-1]
-            if ename == NOT_RUN:
-                return _one_line(evalue)
-            return _one_line(f"{ename}: {evalue}" if evalue.strip() else ename)
-        if out.get("output_type") == "stream" and out.get("name") == "stderr":
-            text = str(out.get("text", ""))
-            return _one_line(f"the cell wrote to stderr, which nbgrader scores as a failure: {text}")
-    return ""
-
-
-def _cell_errors(nb: nbformat.NotebookNode, notebook: str, notes: list[str], limit: int = 3) -> list[str]:
-    """Errors in cells that are not graded themselves (often why a later test failed), not yet in ``notes``."""
-    found = []
-    for index, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("grade"):
-            continue
-        label = f"{notebook}, cell {index}"
-        if any(note.startswith((label + ":", label + " (")) for note in notes):
-            continue
-        reason = _reason(cell)
-        if reason and not reason.startswith("not run:"):
-            grade_id = f" ('{meta['grade_id']}')" if meta.get("grade_id") else ""
-            found.append(f"{notebook}, cell {index}{grade_id}: {reason}")
-    return found[:limit] + ([f"… and {len(found) - limit} more cells with errors"] if len(found) > limit else [])
-
-
-def _one_line(text: str) -> str:
-    text = " | ".join(line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip())
-    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS] + " …"
-
-
-def _results(ws: Path, chapter: str, students: dict[str, list[str]],
-             cells: dict[str, list[tuple[str, float]]]) -> list[StudentResult]:
-    """Scores from the gradebook (one reader, after every writer finished), reasons from the notebooks."""
+def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: str, db_url: str) -> None:
     from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from nbgrader.utils import parse_utc
 
-    ensure_scripts_on_path()
-    results = []
-    multi = len(cells) > 1
-    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
-        for student, notes in students.items():
-            result = StudentResult(student, notes=list(notes))
-            results.append(result)
-            for notebook, grade_cells in cells.items():
-                path = ws / "autograded" / student / chapter / f"{notebook}.ipynb"
-                outputs = {}
-                if path.exists():
-                    nb = nbformat.read(str(path), as_version=4)
-                    outputs = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells
-                               if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-                    result.notes += _cell_errors(nb, notebook, notes)
-                submitted = (ws / "submitted" / student / chapter / f"{notebook}.ipynb").exists()
-                for grade_id, points in grade_cells:
-                    score = None
-                    try:
-                        grade = gb.find_grade(grade_id, notebook, chapter, student)
-                        score, points = grade.score, grade.max_score
-                    except MissingEntry:
-                        pass
-                    if grade_id in outputs:
-                        reason = _reason(outputs[grade_id])
-                    elif not submitted:
-                        reason = f"{notebook}.ipynb was not submitted"
-                    else:
-                        main = [n for n in notes if n.startswith(("nbgrader autograde failed", "the autograder"))]
-                        reason = (main or notes or ["not graded"])[0]
-                    score = float(score or 0.0)
-                    if score >= points:
-                        reason = ""
-                    elif not reason:
-                        reason = "not graded (needs manual grading)" if grade_id not in outputs else "partial credit"
-                    name = f"{notebook}:{grade_id}" if multi else grade_id
-                    result.exercises.append(ExerciseResult(name, score, float(points), reason))
-    return results
+    stamp_path = ws / "submitted" / student / chapter / "timestamp.txt"
+    timestamp = None
+    if stamp_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            text = stamp_path.read_text(encoding="utf-8").strip()
+            timestamp = parse_utc(text) if text else None
+    with Gradebook(db_url, "dlcourse") as gb:
+        gb.update_or_create_student(student)
+        if timestamp is not None:
+            gb.update_or_create_submission(chapter, student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(chapter, student)
+    for name, entry in result.get("notebooks", {}).items():
+        resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student, "db_url": db_url}}
+        path = Path(entry.get("autograded", ""))
+        if entry.get("submitted") and path.exists():
+            nb = nbformat.read(str(path), as_version=4)
+            SaveAutoGrades(config=config).preprocess(nb, resources)
+            AssignLatePenalties(config=config).preprocess(nb, resources)
+        else:
+            with Gradebook(db_url, "dlcourse") as gb:
+                try:
+                    sub = gb.find_submission_notebook(name, chapter, student)
+                except MissingEntry:
+                    continue
+                for grade in sub.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+    with open(ws / "ledger.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"student": student, "hash": result.get("hash", ""), "time": time.time()}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                            if p])
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1",
+               MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+class _Slot:
+    """One long-lived worker process (``python -m grader.worker --serve``) and the job it is grading."""
+
+    def __init__(self, ws: Path, index: int) -> None:
+        self.ws, self.index = ws, index
+        log = open(ws / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115 - inherited by the child
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.worker", "--serve"], cwd=ws,
+                                         env=_worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, start_new_session=True)
+        finally:
+            log.close()
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+        self.student: str | None = None
+        self.salvage = ""
+        self.started = self.deadline = 0.0
+
+    def send(self, job: dict, wall: float) -> None:
+        path = self.ws / "jobs" / f"{job['student']}.json"
+        path.write_text(json.dumps(job), encoding="utf-8")
+        self.student, self.salvage = job["student"], job.get("salvage", "")
+        self.started = time.monotonic()
+        self.deadline = self.started + wall
+        self.proc.stdin.write(f"{path}\n".encode())
+        self.proc.stdin.flush()
+
+    def finished(self) -> int | None:
+        """The job's exit status once the worker reports it done, else None."""
+        try:
+            chunk = self.proc.stdout.read()
+        except (OSError, ValueError):
+            chunk = None
+        if chunk:
+            self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            parts = line.decode(errors="replace").split()
+            if len(parts) == 3 and parts[0] == "done":
+                return int(parts[2])
+        return None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        from grader.execute import kill_process_tree
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        kill_process_tree(self.proc.pid)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def _read_result(ws: Path, student: str, digest: str) -> dict | None:
+    path = ws / "results" / f"{student}.json"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if result.get("hash") == digest else None
 
 
 # --------------------------------------------------------------------------- batch
@@ -313,8 +360,11 @@ def _results(ws: Path, chapter: str, students: dict[str, list[str]],
 def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT, timeout: int = 60,
               notebook_timeout: int = 600, workdir: Path | None = None, feedback: bool = False,
               csv_path: Path | None = None, wall_limit: float | None = None,
-              echo: Callable[[str], None] = print) -> BatchResult:
+              echo: Callable[[str], None] = print, workers: int | None = None, regrade: bool = False,
+              show_hidden: bool = False, limits: Any = None, progress: bool | None = None) -> BatchResult:
     """Autograde every submission in ``submissions`` (one folder per student); see the module docstring."""
+    from grader import sandbox
+
     source_root = Path(source_root).resolve()
     submissions = Path(submissions).resolve()
     if chapter not in chapters(source_root):
@@ -323,51 +373,212 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     if not submissions.is_dir():
         raise ValueError(f"{submissions} is not a directory of submissions (one folder per student)")
     students = sorted(p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    bad = [s for s in students if not re.fullmatch(r"[A-Za-z0-9_.@+-]{1,100}", s) or s in (".", "..")]
+    if bad:
+        raise ValueError(f"student folder names must be plain ids (letters, digits, _ . @ + -): {bad[:5]}")
+    workers = max(1, workers or default_workers())
+    limits = limits or sandbox.Limits()
+    limits.cell_timeout, limits.notebook_timeout = timeout, notebook_timeout
     ws = _prepare_workdir(chapter, source_root, workdir)
+    lock = open(ws / ".lock", "w")  # noqa: SIM115 - held for the whole batch
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
+    try:
+        return _batch(chapter, submissions, students, ws, source_root, limits, workers, wall_limit, regrade,
+                      feedback, show_hidden, csv_path, echo, progress)
+    finally:
+        lock.close()
+
+
+def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, source_root: Path, limits: Any,
+           workers: int, wall_limit: float | None, regrade: bool, feedback: bool, show_hidden: bool,
+           csv_path: Path | None, echo: Callable[[str], None], progress: bool | None) -> BatchResult:
+    from grader import sandbox
+
+    caps = sandbox.probe()
+    header = sandbox.describe(caps, limits)
     cells = _grade_cells(ws, chapter)
-    echo(f"Autograding {chapter}: {len(students)} submission(s), {sum(len(v) for v in cells.values())} graded "
-         f"cells; work directory {ws}")
-    notes_by_student: dict[str, list[str]] = {}
-    seconds: dict[str, float] = {}
-    for k, student in enumerate(students, 1):
-        start = time.monotonic()
-        dest = ws / "submitted" / student / chapter
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        found = _collect_submission(submissions / student, chapter)
-        for nb_path in found:
-            shutil.copy2(nb_path, dest / nb_path.name)
-        stamp = submissions / student / "timestamp.txt"
-        if stamp.exists():
-            shutil.copy2(stamp, dest / "timestamp.txt")
-        if not found:
-            notes = [f"no notebook found in {submissions / student}"]
+    notebooks = list(cells)
+    config = _nbgrader_config(ws)
+    ledger = _ledger(ws)
+    digests = {s: _submission_digest(_collect_submission(submissions / s, chapter)[0]) for s in students}
+    status: dict[str, str] = {}
+    results: dict[str, dict] = {}
+    todo = []
+    for s in students:
+        if not regrade and ledger.get(s) == digests[s] and (res := _read_result(ws, s, digests[s])):
+            status[s], results[s] = "skipped", res
+            continue
+        res = _read_result(ws, s, digests[s]) if not regrade else None
+        if res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
+            _record(ws, chapter, res, config)  # finished before a crash of the grader: record, do not regrade
+            status[s], results[s] = "recovered", res
+            continue
+        todo.append(s)
+    echo(f"Autograding {chapter}: {len(students)} submission(s) ({len(todo)} to grade"
+         + (f", {len(students) - len(todo)} already graded" if len(todo) < len(students) else "")
+         + f"), {sum(len(v) for v in cells.values())} graded cells, {workers} worker(s); work directory {ws}")
+    echo(header)
+    library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}") \
+        if caps.drop_uid or caps.mountns else None
+    cover = sorted({str(REPO_ROOT), str(source_root), str(ws), str(submissions)}
+                   | {p for p in os.environ.get("DLCOURSE_SANDBOX_HIDE", "").split(os.pathsep) if p})
+    wall = wall_limit if wall_limit is not None else limits.notebook_timeout * max(len(notebooks), 1) + STARTUP_GRACE
+
+    def job(student: str, salvage: str = "") -> dict:
+        return {"student": student, "chapter": chapter, "workdir": str(ws), "notebooks": notebooks,
+                "limits": asdict(limits), "caps": caps.to_dict(), "library": str(library) if library else None,
+                "cover": cover, "salvage": salvage, "submission_hash": digests[student]}
+
+    pending: list[tuple[str, str]] = [(s, "") for s in todo]
+    slots: list[_Slot] = []
+    bar = _progress(len(todo), progress)
+    say = bar.write if bar is not None else echo
+    done = 0
+
+    def finish(slot: _Slot, outcome: str | None) -> None:
+        """outcome None: the worker reported the job done; else why it did not."""
+        nonlocal done
+        student, salvage, started = slot.student, slot.salvage, slot.started
+        slot.student = None
+        assert student is not None
+        res = _read_result(ws, student, digests[student])
+        if outcome is None and res is not None and res.get("status") == "ok":
+            _record(ws, chapter, res, config)
+            status[student] = "graded"
+        elif not salvage:
+            # score what finished from the journal and the records, without executing anything again
+            pending.insert(0, (student, outcome or (res or {}).get("notes", ["the grader failed"])[0]))
+            return
         else:
-            notes = grade_submission(ws, chapter, student, n_notebooks=len(found), timeout=timeout,
-                                     notebook_timeout=notebook_timeout, wall_limit=wall_limit)
-        notes_by_student[student] = notes
-        seconds[student] = time.monotonic() - start
-        echo(f"  [{k}/{len(students)}] {student}: graded in {seconds[student]:.1f} s"
-             + (f" — {notes[0]}" if notes else ""))
-    results = _results(ws, chapter, notes_by_student, cells)
-    for res in results:
-        res.seconds = seconds[res.student]
-    batch = BatchResult(chapter, ws, results)
+            res = res if res is not None and res.get("status") == "ok" else {
+                "student": student, "status": "error", "hash": digests[student], "notebooks": {},
+                "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
+            if res.get("status") == "ok":
+                _record(ws, chapter, res, config)
+                status[student] = "graded"
+            else:
+                status[student] = "error"
+        results[student] = res
+        done += 1
+        first = (res.get("notes") or [""])[0]
+        say(f"  [{done}/{len(todo)}] {student}: {status[student]} in {time.monotonic() - started:.1f} s"
+            + (f" — {first}" if first else ""))
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        slots = [_Slot(ws, k) for k in range(min(workers, len(todo)))]
+        while pending or any(slot.student for slot in slots):
+            for k, slot in enumerate(slots):
+                if slot.student is None and pending:
+                    if not slot.alive():
+                        slots[k] = slot = _Slot(ws, k)
+                    student, salvage = pending.pop(0)
+                    if not salvage:
+                        base, _ = _collect_submission(submissions / student, chapter)
+                        _stage_submission(ws, chapter, student, base)
+                    slot.send(job(student, salvage), 300.0 + STARTUP_GRACE if salvage else wall)
+            time.sleep(0.05)
+            for k, slot in enumerate(slots):
+                if slot.student is None:
+                    continue
+                rc = slot.finished()
+                if rc is not None:
+                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "
+                                                      f"logs/worker-{k}.log in the work directory)")
+                elif not slot.alive():
+                    finish(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
+                                 f"logs/worker-{k}.log in the work directory)")
+                elif time.monotonic() >= slot.deadline:
+                    slot.kill()
+                    finish(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
+    finally:
+        if bar is not None:
+            bar.close()
+        for slot in slots:  # interrupted (Ctrl-C) or done: nothing half-written reaches the gradebook
+            if slot.student is not None:
+                slot.kill()
+            else:
+                slot.close()
+        if library is not None:
+            shutil.rmtree(library, ignore_errors=True)
+    batch = BatchResult(chapter, ws, _results(ws, chapter, students, results, status, cells), sandbox=header)
     if feedback:
-        try:
-            nbgrader("generate_feedback", chapter, "--force", root=ws, timeout=600)
-        except (NbgraderError, subprocess.TimeoutExpired) as exc:
-            echo(f"generating feedback failed: {exc}")
-        for res in results:
+        _feedback(ws, chapter, show_hidden, echo)
+        for res in batch.students:
             res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html"))
     echo(format_table(batch))
     if csv_path is not None:
         batch.csv_path = write_csv(batch, Path(csv_path))
         echo(f"CSV written to {batch.csv_path}")
     if feedback:
-        echo(f"Feedback HTML: {ws / 'feedback'}/<student>/{chapter}/")
+        echo(f"Feedback HTML: {ws / 'feedback'}/<student>/{chapter}/" + (" (hidden tests included)"
+                                                                          if show_hidden else ""))
     return batch
+
+
+def _progress(total: int, progress: bool | None) -> Any:
+    if progress is False or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc="grading", unit="submission", file=sys.stderr,
+                disable=None if progress is None else not progress)
+
+
+def _feedback(ws: Path, chapter: str, show_hidden: bool, echo: Callable[[str], None]) -> None:
+    preprocessors = ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+    if not show_hidden:
+        preprocessors.insert(1, "grader.execute.ClearHiddenTestsForFeedback")
+    try:
+        nbgrader("generate_feedback", chapter, "--force",
+                 f"--GenerateFeedback.preprocessors={json.dumps(preprocessors)}", root=ws, timeout=900)
+    except (NbgraderError, subprocess.TimeoutExpired) as exc:
+        echo(f"generating feedback failed: {exc}")
+
+
+def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dict], status: dict[str, str],
+             cells: dict[str, list[tuple[str, float]]]) -> list[StudentResult]:
+    """Scores from the gradebook (read after every write), reasons from the workers' results."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    ensure_scripts_on_path()
+    out = []
+    multi = len(cells) > 1
+    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+        for student in students:
+            res = results.get(student, {})
+            sr = StudentResult(student, notes=list(res.get("notes", [])), seconds=float(res.get("seconds", 0.0)),
+                               status=status.get(student, "error"))
+            out.append(sr)
+            for notebook, grade_cells in cells.items():
+                rows = {r["grade_id"]: r for r in res.get("notebooks", {}).get(notebook, {}).get("cells", [])}
+                for grade_id, points in grade_cells:
+                    score, max_score = None, points
+                    if sr.status != "error":
+                        try:
+                            grade = gb.find_grade(grade_id, notebook, chapter, student)
+                            score, max_score = grade.score, grade.max_score
+                        except MissingEntry:
+                            pass
+                    row = rows.get(grade_id, {})
+                    reason = row.get("reason", "")
+                    if sr.status == "error":
+                        reason = (sr.notes or ["the grader failed on this submission"])[0]
+                    score = float(score or 0.0)
+                    if score >= max_score:
+                        reason = ""
+                    elif not reason:
+                        reason = "needs manual grading" if row.get("manual") else "partial credit"
+                    name = f"{notebook}:{grade_id}" if multi else grade_id
+                    sr.exercises.append(ExerciseResult(name, score, float(max_score), reason))
+    return out
 
 
 def format_table(batch: BatchResult) -> str:
@@ -381,8 +592,9 @@ def format_table(batch: BatchResult) -> str:
                        + ["total".rjust(9)])]
     lines.append("-" * len(lines[0]))
     for s in batch.students:
-        cells = [f"{e.score:g}/{e.max_score:g}".rjust(w) for e, w in zip(s.exercises, cols, strict=True)]
-        lines.append("  ".join([s.student.ljust(width)] + cells + [f"{s.score:g}/{s.max_score:g}".rjust(9)]))
+        row = [f"{e.score:g}/{e.max_score:g}".rjust(w) for e, w in zip(s.exercises, cols, strict=True)]
+        flag = "" if s.status != "error" else "  (GRADER ERROR: rerun)"
+        lines.append("  ".join([s.student.ljust(width)] + row + [f"{s.score:g}/{s.max_score:g}".rjust(9)]) + flag)
     details = []
     for s in batch.students:
         for note in s.notes:
@@ -399,11 +611,13 @@ def write_csv(batch: BatchResult, path: Path) -> Path:
     """One row per student and exercise (and a TOTAL row per student): student, exercise, score, max_score, reason."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student", "exercise", "score", "max_score", "reason"])
         for s in batch.students:
             for e in s.exercises:
                 writer.writerow([s.student, e.exercise, f"{e.score:g}", f"{e.max_score:g}", e.reason])
             writer.writerow([s.student, "TOTAL", f"{s.score:g}", f"{s.max_score:g}", "; ".join(s.notes)])
+    os.replace(tmp, path)
     return path

@@ -33,7 +33,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
 import numpy as np
@@ -43,6 +43,8 @@ __all__ = [
     "check_value", "check_true", "check_accuracy",
     "plan_layer", "record_layer", "judge_layer",
     "plan_function", "record_function", "judge_function",
+    "plan_gate", "record_gate", "judge_gate",
+    "plan_numerical_gradient", "record_numerical_gradient", "judge_numerical_gradient",
     "Verdict", "to_json", "from_json", "RECORDS_ENV",
 ]
 
@@ -171,13 +173,17 @@ def _as_array(v: Any) -> np.ndarray | None:
 
 
 def _rel_error(got: np.ndarray, expected: np.ndarray) -> tuple[float, tuple[int, ...]]:
+    """Worst relative error and its index. Equal entries (equal infinities, NaN where NaN is expected) count 0."""
     a = got.astype("float64")
     e = expected.astype("float64")
     if a.size == 0:
         return 0.0, ()
-    floor = 1e-3 * (np.max(np.abs(a)) + np.max(np.abs(e)))
-    denom = np.maximum(np.abs(a) + np.abs(e), max(floor, np.finfo("float64").tiny))
-    rel = np.abs(a - e) / denom
+    with np.errstate(all="ignore"):
+        fa, fe = np.abs(a[np.isfinite(a)]), np.abs(e[np.isfinite(e)])
+        floor = 1e-3 * ((float(np.max(fa)) if fa.size else 0.0) + (float(np.max(fe)) if fe.size else 0.0))
+        denom = np.maximum(np.abs(a) + np.abs(e), max(floor, np.finfo("float64").tiny))
+        rel = np.abs(a - e) / denom
+    rel = np.where((a == e) | (np.isnan(a) & np.isnan(e)), 0.0, rel)
     if not np.all(np.isfinite(rel)):
         bad = np.unravel_index(int(np.argmax(~np.isfinite(rel))), rel.shape)
         return math.inf, tuple(int(i) for i in bad)
@@ -335,18 +341,38 @@ def _encode(v: Any) -> Any:
         return {str(k): _encode(x) for k, x in v.items()}
     if isinstance(v, float) and not math.isfinite(v):
         return {"__float__": repr(v)}
-    return v
+    if v is None or isinstance(v, (str, int, float)):
+        return v
+    return _NOT_DATA
+
+
+#: dtype kinds a record may carry (no object or structured dtypes: they would turn bytes into pointers).
+_SAFE_KINDS = set("biufcSU")
+_MAX_DIMS = 32
+
+
+def _decode_array(v: dict) -> np.ndarray:
+    dtype = np.dtype(str(v["dtype"]))
+    if dtype.kind not in _SAFE_KINDS or dtype.hasobject or dtype.fields is not None:
+        raise ValueError(f"refusing to decode an array of dtype {dtype}")
+    shape = [int(n) for n in v["shape"]]
+    if len(shape) > _MAX_DIMS or any(n < 0 for n in shape):
+        raise ValueError(f"refusing to decode an array of shape {shape}")
+    raw = base64.b64decode(str(v["__ndarray__"]), validate=True)
+    if math.prod(shape) * dtype.itemsize != len(raw):
+        raise ValueError("array data does not match its shape and dtype")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
 
 def _decode(v: Any) -> Any:
+    """Inverse of :func:`_encode`; safe on untrusted input (only numeric/str arrays, no pickle, no objects)."""
     if isinstance(v, dict):
         if "__ndarray__" in v:
-            raw = base64.b64decode(v["__ndarray__"])
-            return np.frombuffer(raw, dtype=np.dtype(v["dtype"])).reshape(v["shape"]).copy()
+            return _decode_array(v)
         if "__tuple__" in v:
             return tuple(_decode(x) for x in v["__tuple__"])
         if "__float__" in v:
-            return float(v["__float__"])
+            return float(str(v["__float__"]))
         return {k: _decode(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_decode(x) for x in v]
@@ -358,15 +384,31 @@ def to_json(obj: Any) -> str:
     return json.dumps({"type": type(obj).__name__, "data": _encode(asdict(obj))})
 
 
-def from_json(text: str) -> Any:
-    """Inverse of :func:`to_json`."""
-    raw = json.loads(text)
-    cls = {c.__name__: c for c in (LayerPlan, LayerRecord, FunctionPlan, FunctionRecord)}[raw["type"]]
-    return cls(**_decode(raw["data"]))
+def from_json(text: str | dict) -> Any:
+    """Inverse of :func:`to_json` (also accepts the already parsed dict)."""
+    raw = json.loads(text) if isinstance(text, str) else text
+    classes = (LayerPlan, LayerRecord, FunctionPlan, FunctionRecord, GatePlan, GateRecord, NumGradPlan, NumGradRecord)
+    cls = {c.__name__: c for c in classes}[raw["type"]]
+    data = _decode(raw["data"])
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+#: Called with (kind, plan, record) by every check when set (the grader's recorder in a sandboxed kernel).
+_EMITTER: Callable[[str, Any, Any], None] | None = None
+#: Set by the trusted replay (grader.replay): checks then take the student's record from the kernel's
+#: records instead of running student code, and judge it against a plan computed here.
+_REPLAY: Any = None
 
 
 def _emit(kind: str, plan: Any, record: Any) -> None:
-    """Append plan and record to the file named by $DLCOURSE_CHECK_RECORDS (for out-of-kernel verdicts)."""
+    """Hand plan and record to the grader's recorder, or append them to the file named by $DLCOURSE_CHECK_RECORDS."""
+    if _EMITTER is not None:
+        try:
+            _EMITTER(kind, plan, record)
+        except Exception:
+            pass
+        return
     path = os.environ.get(RECORDS_ENV)
     if not path:
         return
@@ -376,6 +418,45 @@ def _emit(kind: str, plan: Any, record: Any) -> None:
                                  "record": json.loads(to_json(record))}) + "\n")
     except (OSError, TypeError, ValueError):
         pass
+
+
+def same_inputs(a: Any, b: Any) -> bool:
+    """Exact equality of plain data (arrays: shape, dtype and values, NaN equal to NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+            return False
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        try:
+            return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        except TypeError:
+            return bool(np.array_equal(a, b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_inputs(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_inputs(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+def _replayed(kind: str, plan: Any, reference: Any, inputs: Callable[[Any], Any]) -> Verdict | Any:
+    """In the trusted replay: the kernel's record for this check, after checking its inputs and provenance.
+
+    Returns the record, or a failing Verdict (missing record, changed inputs, delegation found in the source).
+    """
+    entry = _REPLAY.take_check(kind)
+    if isinstance(entry, str):
+        return Verdict(False, message=entry)
+    kernel_plan, record = entry
+    if not same_inputs(inputs(kernel_plan), _decode(_encode(inputs(plan)))):
+        return Verdict(False, message=(
+            "the inputs this check used inside your notebook differ from the grader's own: something in the notebook "
+            "changed NumPy's random numbers, the check's arguments or the grader itself, so the result cannot count"))
+    delegated = _REPLAY.delegation(reference)
+    if delegated:
+        return Verdict(False, message=delegated)
+    return record
 
 
 # --------------------------------------------------------------------------- provenance (delegation)
@@ -552,8 +633,12 @@ def plan_layer(reference: Any, *, args: Sequence[Any] = (), kwargs: dict | None 
                 dx = layer.backward(dy.copy())
             dx_list = [np.asarray(_as_array(d)) for d in (dx if isinstance(dx, tuple) else (dx,))]
             grads = {k: np.asarray(_as_array(layer.grads[k])) for k in params if k in layer.grads}
-            cases.append({"inputs": ins, "dy": dy, "out": np.asarray(out, dtype="float64"), "dx": dx_list,
-                          "grads": grads})
+            case = {"inputs": ins, "dy": dy, "out": np.asarray(out, dtype="float64"), "dx": dx_list, "grads": grads}
+            if check_numeric:
+                # Central differences of the reference's forward: the student's forward must match it, so
+                # this is also the numerical gradient of the student's forward, computed where it can be trusted.
+                case["numeric"], _ = _numeric_gradients(ref_cls, args, kwargs, params, is_loss, case)
+            cases.append(case)
     n_inputs = len(cases[0]["inputs"]) if cases else 1
     return LayerPlan(reference=_qualname(ref_cls), name=_short(ref_cls), args=list(args), kwargs=kwargs,
                      is_loss=is_loss, n_inputs=n_inputs, params=params, cases=cases,
@@ -650,33 +735,35 @@ def record_layer(student: Any, plan: LayerPlan) -> LayerRecord:
             out["backward"] = [_as_array(d) if _as_array(d) is not None else None for d in dx_tuple]
             grads = getattr(layer, "grads", {}) or {}
             out["grads"] = {k: _as_array(v) for k, v in grads.items() if _as_array(v) is not None}
-            if plan.check_numeric:
-                out["numeric"], out["numeric_error"] = _record_numeric(student, plan, case)
+            if plan.check_numeric and "numeric" not in case:
+                out["numeric"], out["numeric_error"] = _numeric_gradients(
+                    student, plan.args, plan.kwargs, plan.params, plan.is_loss, case)
     rec.provenance["calls_reference"] = hits
     return rec
 
 
-def _record_numeric(student: Any, plan: LayerPlan, case: dict) -> tuple[dict, str | None]:
-    """Central-difference gradients of the student's own forward (L = Σ forward ⊙ dy, or the loss)."""
+def _numeric_gradients(cls: Any, args: Sequence[Any], kwargs: dict, params: dict, is_loss: bool,
+                       case: dict) -> tuple[dict, str | None]:
+    """Central-difference gradients of ``cls``'s forward (L = Σ forward ⊙ dy, or the loss) at a case's point."""
     try:
-        layer = student(*copy.deepcopy(plan.args), **copy.deepcopy(plan.kwargs))
-        for key, value in plan.params.items():
+        layer = cls(*copy.deepcopy(list(args)), **copy.deepcopy(dict(kwargs)))
+        for key, value in params.items():
             layer.params[key] = value.copy()
         ins = [a.copy() for a in case["inputs"]]
         dy = case["dy"]
 
         def loss() -> float:
             y = layer.forward(*ins)
-            return _scalar(y) if plan.is_loss else float(np.sum(np.asarray(_as_array(y), dtype="float64") * dy))
+            return _scalar(y) if is_loss else float(np.sum(np.asarray(_as_array(y), dtype="float64") * dy))
 
         numeric = {}
         targets = [i for i, a in enumerate(ins) if _float_like(a)]
-        if plan.is_loss:
+        if is_loss:
             targets = targets[:1]
         for i in targets:
             numeric["dx" if len(targets) == 1 else f"dx{i + 1}"] = _numeric(loss, ins[i])
-        for key in plan.params:
-            if _float_like(layer.params[key]):
+        for key in params:
+            if _float_like(np.asarray(_as_array(layer.params[key]))):
                 numeric[key] = _numeric(loss, layer.params[key])
         return numeric, None
     except Exception as exc:
@@ -795,7 +882,9 @@ def _judge_gradients(plan: LayerPlan, case: dict, got: dict, n_float: int, batch
     for k, e in case["grads"].items():
         if k in got["grads"]:
             expected[k] = (e, got["grads"][k])
-    numeric = got.get("numeric") or {}
+    # The plan's numerical gradients (of the reference's forward, which the student's forward matched) are
+    # trusted; a record's own numerical gradients are only used for plans that have none.
+    numeric = case.get("numeric") or got.get("numeric") or {}
     for key, (e, g) in expected.items():
         label = _grad_label(key, n_float, plan.is_loss)
         candidates = []
@@ -827,7 +916,7 @@ def _judge_gradients(plan: LayerPlan, case: dict, got: dict, n_float: int, batch
             problems.append(
                 f"{label} matches dlcore's reference but not the numerical gradient (relative error {num_err:.1e} "
                 f"at {idx}): this points at a bug in the reference or the checker; please tell the instructor")
-    if got.get("numeric_error") and plan.check_numeric:
+    if got.get("numeric_error") and plan.check_numeric and not case.get("numeric"):
         problems.append(f"evaluating your forward for the numerical gradient check raised {got['numeric_error']}")
     return problems
 
@@ -846,10 +935,18 @@ def check_layer(student: Any, reference: Any, *, args: Sequence[Any] = (), kwarg
     with _quiet():
         plan = plan_layer(reference, args=args, kwargs=kwargs, shapes=shapes, seed=seed, n_classes=n_classes,
                           inputs=inputs, check_numeric=check_numeric)
-        record = record_layer(student, plan)
-        verdict = judge_layer(plan, record)
-        _emit("layer", plan, record)
+        if _REPLAY is not None:
+            record = _replayed("layer", plan, resolve_reference(reference), _layer_inputs)
+            verdict = record if isinstance(record, Verdict) else judge_layer(plan, record)
+        else:
+            record = record_layer(student, plan)
+            verdict = judge_layer(plan, record)
+            _emit("layer", plan, record)
         verdict.enforce()
+
+
+def _layer_inputs(plan: LayerPlan) -> Any:
+    return [plan.args, plan.kwargs, plan.params, [[c["inputs"], c["dy"]] for c in plan.cases]]
 
 
 # --------------------------------------------------------------------------- functions
@@ -998,76 +1095,132 @@ def check_function(student_fn: Callable[..., Any], reference_fn: Any, *, cases: 
     """
     __tracebackhide__ = True
     with _quiet():
-        if not callable(student_fn):
-            _fail(f"{name or 'the exercise'}: expected a function, got {_describe(student_fn)}")
         ref = resolve_reference(reference_fn)
-        plan = plan_function(ref, cases=cases, rtol=rtol, name=name or _short(student_fn))
-        record = record_function(student_fn, plan, reference=ref)
-        verdict = judge_function(plan, record)
-        _emit("function", plan, record)
+        if _REPLAY is not None:
+            plan = plan_function(ref, cases=cases, rtol=rtol, name=name or _REPLAY.student_label())
+            record = _replayed("function", plan, ref, _function_inputs)
+            if isinstance(record, FunctionRecord) and not name:
+                plan.name = str(record.provenance.get("name") or plan.name)[:80]
+            verdict = record if isinstance(record, Verdict) else judge_function(plan, record)
+        else:
+            if not callable(student_fn):
+                _fail(f"{name or 'the exercise'}: expected a function, got {_describe(student_fn)}")
+            plan = plan_function(ref, cases=cases, rtol=rtol, name=name or _short(student_fn))
+            record = record_function(student_fn, plan, reference=ref)
+            verdict = judge_function(plan, record)
+            _emit("function", plan, record)
         verdict.enforce()
 
 
+def _function_inputs(plan: FunctionPlan) -> Any:
+    return [c["args"] for c in plan.cases]
+
+
 # --------------------------------------------------------------------------- gates
+
+
+@dataclass
+class GatePlan:
+    """Add/Mul gates on numbers: (x, y, dout) per case and the reference's forward and (dx, dy)."""
+
+    reference: str
+    name: str
+    cases: list  # each: {"x", "y", "dout", "z", "d": (dx, dy)}
+
+
+@dataclass
+class GateRecord:
+    provenance: dict = field(default_factory=dict)
+    cases: list = field(default_factory=list)  # each: {"z", "d", "error"}
+
+
+def plan_gate(reference: Any, *, cases: Sequence[Sequence[Any]]) -> GatePlan:
+    ref_cls = resolve_reference(reference)
+    douts = (1.0, 2.5, -0.75)
+    planned = []
+    with _quiet(stdout=True):
+        for ci, case in enumerate(cases):
+            x, y, *rest = case
+            dout = rest[0] if rest else douts[ci % len(douts)]
+            ref = ref_cls()
+            z = ref.forward(x, y)
+            d = ref.backward(dout)
+            planned.append({"x": _freeze(x), "y": _freeze(y), "dout": _freeze(dout), "z": _freeze(z),
+                            "d": tuple(_freeze(v) for v in d)})
+    return GatePlan(reference=_qualname(ref_cls), name=_short(ref_cls), cases=planned)
+
+
+def record_gate(student_cls: Any, plan: GatePlan) -> GateRecord:
+    ref_cls = resolve_reference(plan.reference)
+    rec = GateRecord(provenance=_provenance(student_cls, ref_cls))
+    hits: list[str] = []
+    with _quiet(stdout=True):
+        for ci, case in enumerate(plan.cases):
+            watch = _watch_calls(ref_cls, hits) if ci == 0 else contextlib.nullcontext()
+            try:
+                with watch:
+                    gate = student_cls()
+                    z = gate.forward(case["x"], case["y"])
+                    d = gate.backward(case["dout"])
+                rec.cases.append({"z": _freeze(z), "d": _freeze(d), "error": None})
+            except Exception as exc:
+                rec.cases.append({"z": None, "d": None, "error": _error_text(exc)})
+    rec.provenance["calls_reference"] = hits
+    return rec
+
+
+def judge_gate(plan: GatePlan, rec: GateRecord) -> Verdict:
+    name = str(rec.provenance.get("name") or plan.name)
+    delegated = _delegation(rec.provenance, plan.reference)
+    if delegated:
+        return Verdict(False, message=delegated)
+    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=False)):
+        x, y, dout = case["x"], case["y"], case["dout"]
+        where = (f"{name}: forward({_fmt(x)}, {_fmt(y)}), backward({_fmt(dout)}) "
+                 f"[case {ci + 1} of {len(plan.cases)}]")
+        if got["error"]:
+            return Verdict(False, message=f"{where} raised {got['error']}")
+        z, d, d_ref = got["z"], got["d"], tuple(case["d"])
+        problem = compare("forward's result", z, case["z"]) or compare("backward's (dx, dy)", d, d_ref)
+        if problem:
+            try:
+                mine = [_scalar(v) for v in d] if isinstance(d, (tuple, list)) and len(d) == 2 else None
+                theirs = [_scalar(v) for v in d_ref]
+            except (TypeError, ValueError):
+                mine = None
+            if mine is not None and problem.startswith("backward"):
+                if np.allclose(mine, theirs[::-1]):
+                    problem += "\n  likely cause: dx and dy are swapped"
+                elif _scalar(dout) != 1 and np.allclose([v * _scalar(dout) for v in mine], theirs):
+                    problem += "\n  likely cause: backward ignores dout; multiply the local derivative by dout"
+            return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "))
+    if len(rec.cases) < len(plan.cases):
+        return Verdict(False, message=f"{name}: only {len(rec.cases)} of {len(plan.cases)} cases were run")
+    return Verdict(True, summary=f"{name}: forward and backward match the reference on {len(plan.cases)} cases")
+
+
+def _gate_inputs(plan: GatePlan) -> Any:
+    return [[c["x"], c["y"], c["dout"]] for c in plan.cases]
 
 
 def check_gate(student_cls: Any, reference: Any, *, cases: Sequence[Sequence[Any]]) -> None:
     """Add/Mul gates on numbers: forward(x, y) and backward(dout) -> (dx, dy) against the reference.
 
     A case is (x, y) or (x, y, dout); without dout, several upstream gradients are tried so that a
-    backward that ignores dout cannot pass. The student's backward is also checked against
-    central differences of the student's forward.
+    backward that ignores dout cannot pass.
     """
     __tracebackhide__ = True
     with _quiet():
         ref_cls = resolve_reference(reference)
-        name = _short(student_cls)
-        delegated = _delegation(_provenance(student_cls, ref_cls), _qualname(ref_cls))
-        douts = (1.0, 2.5, -0.75)
-        hits: list[str] = []
-        for ci, case in enumerate(cases):
-            x, y, *rest = case
-            dout = rest[0] if rest else douts[ci % len(douts)]
-            where = f"{name}: forward({_fmt(x)}, {_fmt(y)}), backward({_fmt(dout)}) [case {ci + 1} of {len(cases)}]"
-            ref = ref_cls()
-            z_ref = ref.forward(x, y)
-            d_ref = ref.backward(dout)
-            try:
-                with (_watch_calls(ref_cls, hits) if ci == 0 else contextlib.nullcontext()), \
-                        contextlib.redirect_stdout(io.StringIO()):
-                    gate = student_cls()
-                    z = gate.forward(x, y)
-                    d = gate.backward(dout)
-            except Exception as exc:
-                _fail(f"{where} raised {_error_text(exc)}")
-            if hits and not delegated:
-                prov = _provenance(student_cls, ref_cls)
-                prov["calls_reference"] = hits
-                delegated = _delegation(prov, _qualname(ref_cls))
-            if delegated:
-                _fail(delegated)
-            problem = compare("forward's result", z, z_ref) or compare("backward's (dx, dy)", d, tuple(d_ref))
-            if problem:
-                if isinstance(d, tuple) and len(d) == 2 and problem.startswith("backward") and \
-                        np.allclose([_scalar(v) for v in d], [_scalar(v) for v in d_ref][::-1]):
-                    problem += "\n  likely cause: dx and dy are swapped"
-                elif isinstance(d, tuple) and len(d) == 2 and problem.startswith("backward") and dout != 1 and \
-                        np.allclose([_scalar(v) * dout for v in d], [_scalar(v) for v in d_ref]):
-                    problem += "\n  likely cause: backward ignores dout; multiply the local derivative by dout"
-                _fail(f"{where}:\n- " + problem.replace("\n", "\n  "))
-            eps = 1e-6
-
-            def f(a: float, b: float) -> float:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    return float(student_cls().forward(a, b))
-
-            num = ((f(x + eps, y) - f(x - eps, y)) / (2 * eps) * dout,
-                   (f(x, y + eps) - f(x, y - eps)) / (2 * eps) * dout)
-            problem = compare("backward vs. the numerical gradient of your forward", tuple(map(_scalar, d)), num,
-                              rtol=1e-5)
-            if problem:
-                _fail(f"{where}:\n- " + problem)
-        print(f"{OK} {name}: forward and backward match the reference on {len(cases)} cases")
+        plan = plan_gate(ref_cls, cases=cases)
+        if _REPLAY is not None:
+            record = _replayed("gate", plan, ref_cls, _gate_inputs)
+            verdict = record if isinstance(record, Verdict) else judge_gate(plan, record)
+        else:
+            record = record_gate(student_cls, plan)
+            verdict = judge_gate(plan, record)
+            _emit("gate", plan, record)
+        verdict.enforce()
 
 
 # --------------------------------------------------------------------------- numerical gradient
@@ -1086,57 +1239,113 @@ def _ng_cases() -> list[tuple[str, Callable[[np.ndarray], float], Callable[[np.n
     ]
 
 
-def check_numerical_gradient(student_fn: Callable[..., Any]) -> None:
-    """The student's ``numerical_gradient(f, x)`` (central differences) on several functions and shapes.
+@dataclass
+class NumGradPlan:
+    """The test functions (by index into _ng_cases), their points and their analytic gradients."""
 
-    ``f`` may be called as ``f()`` (dlcore's convention: x is perturbed in place) or as ``f(x)``.
-    The result must match the analytic gradient and dlcore.gradcheck.numerical_gradient to 1e-5,
-    and ``x`` must be left as it was.
-    """
-    __tracebackhide__ = True
+    reference: str
+    cases: list  # each: {"label", "x", "expected", "dlcore"}
+
+
+@dataclass
+class NumGradRecord:
+    provenance: dict = field(default_factory=dict)
+    cases: list = field(default_factory=list)  # each: {"got", "x_after", "error"}
+
+
+def plan_numerical_gradient() -> NumGradPlan:
     from dlcore.gradcheck import numerical_gradient as reference_ng
-    with _quiet():
-        name = _short(student_fn)
-        prov = _provenance(student_fn, reference_ng)
-        hits: list[str] = []
-        worst = 0.0
-        for ci, (label, fun, grad, x0) in enumerate(_ng_cases()):
-            x = x0.copy()
+    cases = []
+    with _quiet(stdout=True):
+        for label, fun, grad, x0 in _ng_cases():
+            x_dl = x0.copy()
+            dl = np.asarray(reference_ng(lambda _x=x_dl, _fun=fun: _fun(_x), x_dl))
+            cases.append({"label": label, "x": x0.copy(), "expected": grad(x0), "dlcore": dl})
+    return NumGradPlan(reference=_qualname(reference_ng), cases=cases)
+
+
+def record_numerical_gradient(student_fn: Any, plan: NumGradPlan) -> NumGradRecord:
+    from dlcore.gradcheck import numerical_gradient as reference_ng
+    rec = NumGradRecord(provenance=_provenance(student_fn, reference_ng))
+    hits: list[str] = []
+    funs = _ng_cases()
+    with _quiet(stdout=True):
+        for ci, case in enumerate(plan.cases):
+            fun = funs[ci][1]
+            x = np.array(case["x"], dtype="float64")
 
             def f(*given: Any, _x: np.ndarray = x, _fun: Callable = fun) -> float:
                 return _fun(np.asarray(given[0], dtype="float64") if given else _x)
 
-            where = f"{name} on {label} with x of shape {x0.shape}"
             try:
-                with (_watch_calls(reference_ng, hits) if ci == 0 else contextlib.nullcontext()), \
-                        contextlib.redirect_stdout(io.StringIO()):
+                with _watch_calls(reference_ng, hits) if ci == 0 else contextlib.nullcontext():
                     got = student_fn(f, x)
+                rec.cases.append({"got": _freeze(got), "x_after": x.copy(), "error": None})
             except Exception as exc:
-                hint = ("\n  hint: iterate over every index of a multi-dimensional x, e.g. with np.ndindex(*x.shape)"
-                        if x0.ndim > 1 else "")
-                _fail(f"{where} raised {_error_text(exc)}{hint}")
-            prov["calls_reference"] = hits
-            delegated = _delegation(prov, _qualname(reference_ng))
-            if delegated:
-                _fail(delegated)
-            expected = grad(x0)
-            x_dl = x0.copy()
-            dl = np.asarray(reference_ng(lambda _x=x_dl, _fun=fun: _fun(_x), x_dl))
-            problem = compare("the gradient", got, expected, rtol=1e-5)
-            if problem:
-                g = _as_array(got)
-                if g is not None and g.shape == expected.shape and label.startswith("f(x) = Σ x²"):
-                    offset = g - expected
-                    if np.allclose(offset, offset.flat[0]) and abs(offset.flat[0]) > 1e-9:
-                        problem += ("\n  likely cause: a one-sided difference (f(x+h) − f(x))/h; use the central "
-                                    "difference (f(x+h) − f(x−h)) / 2h")
-                _fail(f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
-                                     f"{np.array2string(dl.ravel()[:4], precision=5)}{' …' if dl.size > 4 else ''})")
-            if not np.allclose(x, x0, rtol=0, atol=1e-12):
-                _fail(f"{where}: x was not restored after the call (worst change "
-                                     f"{np.max(np.abs(x - x0)):.1e}); put every entry back to its original value")
-            worst = max(worst, _rel_error(np.asarray(got, dtype="float64"), expected)[0])
-        print(f"{OK} {name}: matches the analytic gradients of 4 test functions (worst rel. error {worst:.1e})")
+                rec.cases.append({"got": None, "x_after": x.copy(), "error": _error_text(exc)})
+    rec.provenance["calls_reference"] = hits
+    return rec
+
+
+def judge_numerical_gradient(plan: NumGradPlan, rec: NumGradRecord) -> Verdict:
+    name = str(rec.provenance.get("name") or "numerical_gradient")
+    delegated = _delegation(rec.provenance, plan.reference)
+    if delegated:
+        return Verdict(False, message=delegated)
+    worst = 0.0
+    for case, got in zip(plan.cases, rec.cases, strict=False):
+        x0, expected, dl = case["x"], case["expected"], case["dlcore"]
+        where = f"{name} on {case['label']} with x of shape {x0.shape}"
+        if got["error"]:
+            hint = ("\n  hint: iterate over every index of a multi-dimensional x, e.g. with np.ndindex(*x.shape)"
+                    if x0.ndim > 1 else "")
+            return Verdict(False, message=f"{where} raised {got['error']}{hint}")
+        problem = compare("the gradient", got["got"], expected, rtol=1e-5)
+        if problem:
+            g = _as_array(got["got"])
+            if g is not None and g.shape == expected.shape and case["label"].startswith("f(x) = Σ x²"):
+                offset = g - expected
+                if np.allclose(offset, offset.flat[0]) and abs(offset.flat[0]) > 1e-9:
+                    problem += ("\n  likely cause: a one-sided difference (f(x+h) − f(x))/h; use the central "
+                                "difference (f(x+h) − f(x−h)) / 2h")
+            return Verdict(False, message=(
+                f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
+                f"{np.array2string(dl.ravel()[:4], precision=5)}{' …' if dl.size > 4 else ''})"))
+        x_after = _as_array(got["x_after"])
+        if x_after is None or x_after.shape != x0.shape or not np.allclose(x_after, x0, rtol=0, atol=1e-12):
+            change = (f"{np.max(np.abs(x_after - x0)):.1e}" if x_after is not None and x_after.shape == x0.shape
+                      else "x changed shape")
+            return Verdict(False, message=(f"{where}: x was not restored after the call (worst change {change}); "
+                                           "put every entry back to its original value"))
+        worst = max(worst, _rel_error(np.asarray(got["got"], dtype="float64"), expected)[0])
+    if len(rec.cases) < len(plan.cases):
+        return Verdict(False, message=f"{name}: only {len(rec.cases)} of {len(plan.cases)} test functions were run")
+    return Verdict(True, summary=f"{name}: matches the analytic gradients of {len(plan.cases)} test functions "
+                                 f"(worst rel. error {worst:.1e})", worst=worst)
+
+
+def _numgrad_inputs(plan: NumGradPlan) -> Any:
+    return [[c["label"], c["x"]] for c in plan.cases]
+
+
+def check_numerical_gradient(student_fn: Callable[..., Any]) -> None:
+    """The student's ``numerical_gradient(f, x)`` (central differences) on several functions and shapes.
+
+    ``f`` may be called as ``f()`` (dlcore's convention: x is perturbed in place) or as ``f(x)``.
+    The result must match the analytic gradient to 1e-5, and ``x`` must be left as it was.
+    """
+    __tracebackhide__ = True
+    with _quiet():
+        plan = plan_numerical_gradient()
+        if _REPLAY is not None:
+            from dlcore.gradcheck import numerical_gradient as reference_ng
+            record = _replayed("numerical_gradient", plan, reference_ng, _numgrad_inputs)
+            verdict = record if isinstance(record, Verdict) else judge_numerical_gradient(plan, record)
+        else:
+            record = record_numerical_gradient(student_fn, plan)
+            verdict = judge_numerical_gradient(plan, record)
+            _emit("numerical_gradient", plan, record)
+        verdict.enforce()
 
 
 # --------------------------------------------------------------------------- values

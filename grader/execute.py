@@ -31,7 +31,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode
 
-__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal"]
+__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "ClearHiddenTestsForFeedback"]
 
 #: ``ename`` of the error output given to cells that were not run.
 NOT_RUN = "NotRun"
@@ -110,6 +110,20 @@ class RobustExecute(Execute):
     replay_reason = Unicode(
         "the autograder stopped this notebook", help="Why a replayed notebook is incomplete."
     ).tag(config=True)
+    output_cell_bytes = Integer(
+        0, help="Output kept per cell (characters of streams, rich outputs and tracebacks; 0: no limit)."
+    ).tag(config=True)
+    output_notebook_bytes = Integer(
+        0, help="Output kept per notebook (0: no limit)."
+    ).tag(config=True)
+    setup_code = Unicode(
+        "", help="Code run silently in the kernel before the first cell (the grader's recorder)."
+    ).tag(config=True)
+
+    _cell_used = 0
+    _nb_used = 0
+    _overflow: str | None = None
+    death_reason: Any = None  # callable(returncode) -> str | None, set by the grader's worker
 
     # -- journal ---------------------------------------------------------------------------
     def _journal_file(self, resources: dict[str, Any]) -> str | None:
@@ -151,6 +165,87 @@ class RobustExecute(Execute):
         self.log.warning("%s: %s", _label(cell, index), message)
         return message
 
+    # -- output limits ----------------------------------------------------------------------
+    @staticmethod
+    def _size(msg: dict[str, Any]) -> int:
+        content = msg.get("content", {})
+        kind = msg.get("msg_type")
+        if kind == "stream":
+            return len(content.get("text", ""))
+        if kind == "error":
+            return len(str(content.get("evalue", ""))) + sum(len(str(t)) for t in content.get("traceback", []))
+        data = content.get("data", {})
+        return sum(len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) for v in data.values()) + \
+            len(json.dumps(content.get("metadata", {}), default=str))
+
+    def _room(self) -> int | None:
+        rooms = []
+        if self.output_cell_bytes > 0:
+            rooms.append(self.output_cell_bytes - self._cell_used)
+        if self.output_notebook_bytes > 0:
+            rooms.append(self.output_notebook_bytes - self._nb_used)
+        return min(rooms) if rooms else None
+
+    def _limit_text(self) -> str:
+        if self.output_cell_bytes > 0 and self._cell_used >= self.output_cell_bytes:
+            return f"{self.output_cell_bytes // 1024} kB, the limit per cell"
+        return f"{self.output_notebook_bytes // 1024} kB, the limit per notebook"
+
+    def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
+        room = self._room()
+        size = self._size(msg)
+        if room is None or size <= room:
+            self._cell_used += size
+            self._nb_used += size
+            return super().output(outs, msg, display_id, cell_index)
+        kind = msg.get("msg_type")
+        if self._overflow is None:
+            self._overflow = self._limit_text()
+        keep = max(room, 0)
+        if kind == "stream" and keep > 0:
+            msg = {**msg, "content": {**msg["content"], "text": msg["content"].get("text", "")[:keep]}}
+        elif kind == "error":  # an error must stay visible (it decides the cell), shortened
+            content = msg["content"]
+            msg = {**msg, "content": {**content, "evalue": str(content.get("evalue", ""))[:2000],
+                                      "traceback": [str(t)[:2000] for t in content.get("traceback", [])][-3:]}}
+        else:
+            return None
+        self._cell_used += self._size(msg)
+        self._nb_used += self._size(msg)
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id: str, msg: dict[str, Any]) -> None:
+        room = self._room()
+        if room is not None and self._size(msg) > room:
+            self._overflow = self._overflow or self._limit_text()
+            return
+        super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs: list, msg: dict[str, Any], cell_index: int) -> None:
+        return None  # widgets are not graded; their state could be arbitrarily large
+
+    def _kernel_returncode(self) -> int | None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None:
+            return None
+        for _ in range(20):
+            rc = process.poll()
+            if rc is not None:
+                return rc
+            time.sleep(0.05)
+        return None
+
+    def _died(self) -> str:
+        rc = self._kernel_returncode()
+        reason = self.death_reason(rc) if callable(self.death_reason) else None
+        if reason:
+            return reason
+        if rc is not None and rc < 0:
+            name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+            return f"the kernel was killed by {name} while running this cell"
+        return ("the kernel died while running this cell (os._exit, sys.exit in a thread, a crash, or running out "
+                "of memory)")
+
     # -- execution -------------------------------------------------------------------------
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         if self.replay:
@@ -182,6 +277,14 @@ class RobustExecute(Execute):
             if info_msg:
                 self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
             self._write({"event": "start", "kernel_pid": self._kernel_pid(), "time": time.time()})
+            if self.setup_code:
+                reply = self.wait_for_reply(self.kc.execute(self.setup_code, silent=True, store_history=False))
+                if not reply or reply.get("content", {}).get("status") != "ok":
+                    detail = (reply or {}).get("content", {}).get("evalue", "no reply")
+                    stop = f"not run: the grader could not set up the kernel ({str(detail)[:200]})"
+                    self._write({"event": "incident", "index": -1, "cell": "setup", "kind": "GraderError",
+                                 "message": stop})
+            self._nb_used = 0
             for index, cell in enumerate(self.nb.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue
@@ -194,6 +297,7 @@ class RobustExecute(Execute):
                     cell.execution_count = None
                     continue
                 self._write({"event": "run", "index": index})
+                self._cell_used, self._overflow = 0, None
                 limit = self._cell_timeout(cell)
                 self.error_on_timeout = {
                     "ename": "CellTimeoutError", "evalue": "",
@@ -202,9 +306,7 @@ class RobustExecute(Execute):
                 try:
                     self.preprocess_cell(cell, resources, index)
                 except DeadKernelError:
-                    self._incident(index, cell, "KernelDied",
-                                   "the kernel died while running this cell (os._exit, sys.exit in a thread, a "
-                                   "crash, or running out of memory); later cells were not run")
+                    self._incident(index, cell, "KernelDied", self._died() + "; later cells were not run")
                     self._kill_kernel()
                     stop = f"not run: the kernel died in an earlier cell ({_label(cell, index)})"
                 except CellTimeoutError:
@@ -219,7 +321,10 @@ class RobustExecute(Execute):
                                    f"executing this cell failed in the grader ({type(exc).__name__}: {exc}); "
                                    "later cells were not run")
                     stop = f"not run: executing an earlier cell ({_label(cell, index)}) failed"
-                else:
+                if self._overflow is not None:
+                    self._incident(index, cell, "OutputLimit",
+                                   f"this cell's output exceeded {self._overflow}; the rest of it was dropped")
+                if stop is None:
                     if self._deadline is not None and time.monotonic() >= self._deadline and any(
                             o.get("ename") == "CellTimeoutError" for o in cell.outputs):
                         self._incident(index, cell, "NotebookTimeout",
@@ -256,3 +361,22 @@ class RobustExecute(Execute):
             cell.outputs = [_error_output(NOT_RUN, stop)]
             cell.execution_count = None
         return nb, resources
+
+
+from nbgrader.preprocessors import ClearHiddenTests  # noqa: E402 - kept next to its only use
+
+
+class ClearHiddenTestsForFeedback(ClearHiddenTests):
+    """Feedback without the hidden tests' source: removes the hidden regions of the locked test cells only.
+
+    (The student's own cells are left as they are, whatever markers they contain.)
+    """
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, cell_index: int) -> tuple[NotebookNode, Any]:
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        if cell.cell_type == "code" and meta.get("grade") and meta.get("locked") and not meta.get("solution"):
+            try:
+                self._remove_hidden_test_region(cell)
+            except RuntimeError:
+                cell.source = "# (the source of this test is not shown)"
+        return cell, resources

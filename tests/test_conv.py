@@ -107,18 +107,20 @@ def test_im2col_reuses_a_buffer_without_changing_results():
     np.testing.assert_array_equal(second, im2col_loop(x2, 3, channels_last=True))
 
 
-def test_large_batches_split_over_threads_give_identical_results(monkeypatch):
+def test_conv_reuses_its_im2col_buffer_without_changing_results():
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(64, 8, 12, 12)).astype(np.float32)
-    conv = Conv2D(8, 6, 3, 1, 1, rng=0)
-    dy = rng.normal(size=(64, 6, 12, 12)).astype(np.float32)
-    y_par, dx_par = conv.forward(x), conv.backward(dy)
-    dw_par = conv.grads["W"].copy()
-    monkeypatch.setenv("DLCORE_NUM_THREADS", "1")
-    y_one, dx_one = conv.forward(x), conv.backward(dy)
-    np.testing.assert_array_equal(y_par, y_one)
-    np.testing.assert_array_equal(dx_par, dx_one)
-    np.testing.assert_array_equal(dw_par, conv.grads["W"])
+    x1, x2 = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(2, 3, 6, 6))
+    for layout in ("rows", "images"):
+        conv = Conv2D(3, 2, 3, rng=0, dtype="float64", layout=layout)
+        conv.forward(x1)
+        buffer = conv.col
+        y2 = conv.forward(x2)
+        assert conv.col is buffer or np.shares_memory(conv.col, buffer)
+        fresh = Conv2D(3, 2, 3, rng=0, dtype="float64", layout=layout)
+        np.testing.assert_array_equal(y2, fresh.forward(x2))
+        dy = rng.normal(size=y2.shape)
+        np.testing.assert_array_equal(conv.backward(dy), fresh.backward(dy))
+        np.testing.assert_array_equal(conv.grads["W"], fresh.grads["W"])
 
 
 # --------------------------------------------------------------------------- Conv2D forward
@@ -153,6 +155,7 @@ def test_conv_float32_in_float32_out():
     assert conv.backward(np.ones_like(y)).dtype == np.float32
 
 
+@pytest.mark.torch
 def test_conv_matches_torch():
     torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle; not installed")
     rng = np.random.default_rng(8)

@@ -74,6 +74,7 @@ def test_lrn_gradients(xp, size, shape):
     assert_layer_gradients(LocalResponseNorm(size, alpha=0.4, beta=0.75, k=1.0), x, rtol=1e-6)
 
 
+@pytest.mark.torch
 def test_lrn_matches_torch_with_alpha_times_size():
     torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle; not installed")
     x = np.random.default_rng(2).normal(size=(2, 7, 3, 3))

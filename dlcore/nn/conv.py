@@ -42,10 +42,13 @@ class Conv2D(Layer):
     Two arrangements of the same sums (``layout``; 'auto' picks the faster per input shape):
 
     - 'rows': one row per output pixel, columns (i, j, c) channels last, one matrix product for
-      the whole batch; output and dx are stored channels last (on NumPy an (N, C, H, W) view of an
-      (N, H, W, C) buffer: elementwise layers keep that layout and the next im2col reads it as is).
+      the whole batch. The input is first copied channels last (N, H, W, C), so that im2col's copy
+      reads runs of KW·C_in consecutive numbers; the output is transposed back to (N, C, H, W).
     - 'images': Caffe's (C_in KH KW, OH OW) matrix per image, one product per image giving
       (C_out, OH OW) directly; its copy reads runs of OW pixels, fast when C_in KW is small.
+
+    Outputs and dx are contiguous (N, C, H, W) arrays. (Handing channels-last views on to the next
+    layers saves the transposes but measured no faster in LeNet: mixed layouts slow the others.)
 
     dx is summed kernel offset by kernel offset (see :meth:`_dx_rows`), so the column-sized dcol is
     never formed. ``input_grad=False`` skips dx (``backward`` returns None): for the first layer of a
@@ -103,7 +106,7 @@ class Conv2D(Layer):
         y = self.col @ self._w_rows(xp)                                             # Y = col W_rows
         if "b" in self.params:
             y += self.params["b"]
-        return xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2))         # stays channels last
+        return materialize(xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2)))
 
     def _w_rows(self, xp: Any) -> Any:
         """W as (KH KW C_in, C_out), matching the channels-last columns (i, j, c)."""
@@ -153,7 +156,7 @@ class Conv2D(Layer):
         acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
         for i, j, rows, cols in self._offsets():
             acc[:, rows, cols, :] += xp.reshape(d_y @ taps[i, j, ...], (n, oh, ow, c))
-        return xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2))          # stays channels last
+        return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
 
     def _dx_images(self, d_y: Any, xp: Any) -> Any:
         """The same sums per image: dx_pad[n, :, p s_h + i, q s_w + j] += (W[:, :, i, j]ᵀ dY_n)[:, (p, q)]."""

@@ -24,8 +24,7 @@ Two implementations with the same results:
   on NumPy/CuPy) into the column matrix in one go; col2im loops over the KH·KW kernel offsets
   only (never over pixels), each step one strided slice-add over the whole batch. With channels
   last, one window row is KW·C consecutive numbers in memory (C=20, KW=5: 100 floats instead of 5),
-  which makes the copy several times faster. On NumPy, copies and adds run on one core, so
-  large ones are split over the batch across the cores (:func:`dlcore.backend.parallel_batches`).
+  which makes the copy several times faster.
 """
 
 from __future__ import annotations
@@ -89,30 +88,20 @@ def pad2d(x: Any, padding: tuple[int, int], value: float = 0.0) -> Any:
 
 
 def materialize(view: Any, out: Any = None) -> Any:
-    """A contiguous copy of ``view`` (a strided window view, a transpose), split over axis 0 on NumPy.
+    """The values of ``view`` (a strided window view, a transpose) in a C-contiguous array: a copy,
+    unless ``view`` already is contiguous (then it comes back as is).
 
-    ``out``, when given with the right shape and dtype on NumPy/CuPy, is reused as the destination
-    (a layer keeps its large im2col buffer between steps: a fresh multi-megabyte array costs a page
-    fault per 4 KiB the first time it is written, which is as slow as the copy itself).
+    ``out``, when given with the right shape and dtype on NumPy/CuPy, is reused as the destination:
+    a layer keeps its large im2col buffer between steps, since a fresh multi-megabyte array costs
+    page faults and zero-filling by the OS the first time it is written.
     """
     xp = backend.namespace(view)
     reusable = (out is not None and (backend.is_numpy(xp) or backend.is_cupy(xp))
                 and tuple(out.shape) == tuple(view.shape) and out.dtype == view.dtype)
     if not reusable:
-        out = xp.empty(tuple(view.shape), dtype=view.dtype, device=backend.device_of(view))
-
-    def copy(part: slice) -> None:
-        out[part, ...] = view[part, ...]
-
-    backend.parallel_batches(copy, view.shape[0], xp, work=_size(view))
+        return xp.reshape(xp.reshape(view, (-1,)), tuple(view.shape))   # flattening copies in C order
+    out[...] = view
     return out
-
-
-def _size(x: Any) -> int:
-    size = 1
-    for s in x.shape:
-        size *= int(s)
-    return size
 
 
 def _nhwc_padded(x: Any, padding: tuple[int, int]) -> Any:
@@ -123,14 +112,10 @@ def _nhwc_padded(x: Any, padding: tuple[int, int]) -> Any:
     nhwc = xp.permute_dims(x, (0, 2, 3, 1))
     if ph == 0 and pw == 0:
         # reshaping to 1-D copies only when needed: free when x is already stored channels last
-        # (the output of a Conv2D, or any x with one channel)
+        # (for instance any x with one channel)
         return xp.reshape(xp.reshape(nhwc, (-1,)), (n, h, w, c))
     out = _zeros(xp, (n, h + 2 * ph, w + 2 * pw, c), x)
-
-    def copy(part: slice) -> None:
-        out[part, ph:ph + h, pw:pw + w, :] = nhwc[part, ...]
-
-    backend.parallel_batches(copy, n, xp, work=_size(x))
+    out[:, ph:ph + h, pw:pw + w, :] = nhwc
     return out
 
 
@@ -204,26 +189,16 @@ def col2im(col: Any, x_shape: Sequence[int], kernel_size: IntPair, stride: IntPa
     if channels_last:
         cols = xp.reshape(col, (n, oh, ow, kh, kw, c))
         acc = _zeros(xp, (n, h + 2 * ph, w + 2 * pw, c), col)
-
-        def scatter(part: slice) -> None:
-            for i in range(kh):
-                for j in range(kw):
-                    acc[part, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += cols[part, :, :, i, j, :]
-
-        backend.parallel_batches(scatter, n, xp, work=_size(col))
-        if c == 1 and ph == 0 and pw == 0:
-            return xp.reshape(acc, (n, 1, h, w))
+        for i in range(kh):
+            for j in range(kw):
+                acc[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += cols[:, :, :, i, j, :]
         return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
     cols = xp.reshape(col, (n, oh, ow, c, kh, kw))
     acc = _zeros(xp, (n, c, h + 2 * ph, w + 2 * pw), col)
-
-    def scatter_nchw(part: slice) -> None:
-        for i in range(kh):
-            for j in range(kw):
-                patch = xp.permute_dims(cols[part, :, :, :, i, j], (0, 3, 1, 2))   # (n, C, OH, OW)
-                acc[part, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += patch
-
-    backend.parallel_batches(scatter_nchw, n, xp, work=_size(col))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp.permute_dims(cols[:, :, :, :, i, j], (0, 3, 1, 2))            # (N, C, OH, OW)
+            acc[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += patch
     if ph == 0 and pw == 0:
         return acc
     return materialize(acc[:, :, ph:ph + h, pw:pw + w])

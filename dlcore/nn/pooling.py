@@ -108,7 +108,7 @@ class MaxPool2D(_Pool2D):
         x_pad, y = self.x_pad, self.y
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         # non-overlapping windows that tile x_pad write every entry once: no zero fill needed;
-        # *_like keeps the input's memory layout (channels last after a Conv2D)
+        # *_like keeps the input's memory layout (say, a channels-last view)
         tiled = (sh, sw) == (kh, kw) and (oh * kh, ow * kw) == tuple(x_pad.shape[2:])
         dx_pad = xp.empty_like(x_pad) if tiled else xp.zeros_like(x_pad)
         overlapping = self._overlapping()

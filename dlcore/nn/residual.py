@@ -12,64 +12,20 @@ shortcut passes dz to x unchanged, which is why deep stacks of these blocks stil
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.activations import ReLU
 from dlcore.nn.base import Layer
+from dlcore.nn.composite import Composite
 from dlcore.nn.conv import Conv2D, check_image_batch
 from dlcore.nn.normalization import BatchNorm
 
 __all__ = ["ResidualBlock"]
 
 
-class _ChildView(MutableMapping):
-    """Write-through view ``"<child>.<name>" -> child.<attr>[name]`` (attr: 'params' or 'grads')."""
-
-    def __init__(self, owner: ResidualBlock, attr: str) -> None:
-        self._owner, self._attr = owner, attr
-
-    def _locate(self, key: str) -> tuple[dict[str, Any], str]:
-        head, _, rest = key.partition(".") if isinstance(key, str) else ("", "", "")
-        children = self._owner.named_children()
-        if head not in children or not rest:
-            raise KeyError(f"ResidualBlock.{self._attr}: no entry {key!r}; available: {list(self)}")
-        return getattr(children[head], self._attr), rest
-
-    def __getitem__(self, key: str) -> Any:
-        inner, rest = self._locate(key)
-        if rest not in inner:
-            raise KeyError(f"ResidualBlock.{self._attr}: no entry {key!r}; available: {list(self)}")
-        return inner[rest]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        inner, rest = self._locate(key)
-        if self._attr == "params":
-            if rest not in inner:
-                raise KeyError(f"ResidualBlock.params: no parameter {key!r}; available: {list(self)}")
-            if tuple(getattr(value, "shape", ())) != tuple(inner[rest].shape):
-                raise ValueError(f"ResidualBlock.params: {key!r} has shape {tuple(inner[rest].shape)}, got a "
-                                 f"replacement of shape {tuple(getattr(value, 'shape', ()))}")
-        inner[rest] = value
-
-    def __delitem__(self, key: str) -> None:
-        if self._attr == "params":
-            raise TypeError("ResidualBlock.params: parameters cannot be deleted (replace them instead)")
-        inner, rest = self._locate(key)
-        del inner[rest]
-
-    def __iter__(self) -> Iterator[str]:
-        for head, child in self._owner.named_children().items():
-            for name in getattr(child, self._attr):
-                yield f"{head}.{name}"
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-class ResidualBlock(Layer):
+class ResidualBlock(Composite):
     """y = ReLU(F(x) + S(x)) with two 3x3 convolutions in F and an identity or 1x1 projection shortcut S.
 
     ``channels`` in, ``out_channels`` out (default: the same), ``stride`` on the first 3x3 convolution
@@ -79,9 +35,12 @@ class ResidualBlock(Layer):
     sub-layers, like :class:`~dlcore.nn.Sequential`); ``forward(x, train=True)`` as for batch norm.
     """
 
+    key_example = "'conv1.W'"
+
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, *, batch_norm: bool = True,
                  init: str | initializers.Initializer = "he", rng: backend.Seed = None,
-                 dtype: Any = "float32") -> None:  # no super().__init__(): params/grads are views
+                 dtype: Any = "float32") -> None:
+        super().__init__()
         out_channels = channels if out_channels is None else out_channels
         if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
             raise ValueError(f"ResidualBlock: expected stride to be a positive int, got {stride!r}")
@@ -99,53 +58,10 @@ class ResidualBlock(Layer):
         self.shortcut = (Conv2D(channels, out_channels, 1, stride, 0, init=init, rng=gen, dtype=dtype, bias=bias)
                          if self.projection else None)
         self.shortcut_bn = BatchNorm(out_channels, dtype=dtype) if self.projection and batch_norm else None
-        self._params = _ChildView(self, "params")
-        self._grads = _ChildView(self, "grads")
 
-    # -- sub-layers and flat views ---------------------------------------------------------
     def named_children(self) -> dict[str, Layer]:
         names = ("conv1", "bn1", "relu1", "conv2", "bn2", "shortcut", "shortcut_bn", "relu_out")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-
-    def children(self) -> tuple[Layer, ...]:
-        return tuple(self.named_children().values())
-
-    @property
-    def params(self) -> MutableMapping:
-        """Write-through view "<sub-layer>.<name>" -> that sub-layer's parameter."""
-        return self._params
-
-    @params.setter
-    def params(self, values: Mapping[str, Any]) -> None:
-        if values is self._params:
-            return
-        values = dict(values)
-        if set(values) != set(self._params):
-            raise KeyError(f"ResidualBlock.params: expected exactly the keys {list(self._params)}, got {list(values)}")
-        for key, value in values.items():
-            self._params[key] = value
-
-    @property
-    def grads(self) -> MutableMapping:
-        """Write-through view "<sub-layer>.<name>" -> that sub-layer's gradient (filled by backward)."""
-        return self._grads
-
-    @grads.setter
-    def grads(self, values: Mapping[str, Any]) -> None:
-        if values is self._grads:
-            return
-        for child in self.children():
-            child.grads = {}
-        for key, value in dict(values).items():
-            self._grads[key] = value
-
-    def buffers(self) -> dict[str, Any]:
-        return {f"{head}.{name}": value for head, child in self.named_children().items()
-                for name, value in child.buffers().items()}
-
-    def _set_buffer(self, name: str, value: Any) -> None:
-        head, _, rest = name.partition(".")
-        self.named_children()[head]._set_buffer(rest, value)
 
     # -- protocol ------------------------------------------------------------------------------
     def forward(self, x: Any, train: bool = True) -> Any:

@@ -1,0 +1,151 @@
+"""Start a program (the student's kernel) inside the sandbox.  Standard library only; run as a script:
+
+    python -I -S grader/_launch.py SPEC.json -- PROGRAM ARGS...
+
+SPEC (written by grader.sandbox) says which of these steps to take; every step that is asked for
+must succeed, otherwise nothing is started (exit status 70 and the reason on stderr):
+
+1. new network namespace (no network: only a loopback interface that is down);
+2. new mount namespace, mounts made private, then every "cover" directory (course, solutions,
+   gradebook, submissions, home and temporary directories) hidden under an empty tmpfs, with only
+   the "keep" paths (the Python installation, the sandbox's library copy, the scratch directory)
+   bound back in, read-only except the scratch directory; fresh size-limited /tmp and /dev/shm;
+3. join the cgroups given (memory and process limits for the whole process tree);
+4. resource limits (CPU time, address space, file size, processes, open files, no core files),
+   SIGXFSZ ignored so that writing past the file size limit fails with an error instead of killing;
+5. drop to an unprivileged user and group (no supplementary groups), no new privileges, die with
+   the parent;
+6. change to the scratch directory, umask 077, replace the environment, exec PROGRAM.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def hide_and_keep(covers: list[str], keeps: list[str], writable: list[str], tmpfs: dict[str, str]) -> None:
+    """Cover directories with empty tmpfs and bind the kept paths back (in the current mount namespace)."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    covers = sorted({os.path.realpath(c) for c in covers if os.path.isdir(c)}, key=len)
+    outer: list[str] = []
+    for c in covers:
+        if c != "/" and not any(_inside(c, o) for o in outer):
+            outer.append(c)
+    keeps = sorted({os.path.realpath(k) for k in keeps if os.path.exists(k)}, key=len)
+    # a kept path inside another kept path needs no bind of its own
+    roots = [k for i, k in enumerate(keeps) if not any(_inside(k, o) for o in keeps[:i])]
+    writable = {os.path.realpath(w) for w in writable}
+    for cover in outer:
+        inside = [k for k in roots if _inside(k, cover) and k != cover]
+        fds = {k: os.open(k, os.O_PATH) for k in inside}
+        options = tmpfs.get(cover, "mode=0755,size=16m")
+        _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        for k, fd in fds.items():
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(k, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(k), mode=0o755, exist_ok=True)
+                open(k, "a").close()
+            _mount(f"/proc/self/fd/{fd}", k, None, MS_BIND | MS_REC, None)
+            os.close(fd)
+            if k not in writable:
+                _mount(None, k, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    for target, options in tmpfs.items():
+        if target not in outer and os.path.isdir(target):
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+
+
+def _limits(spec: dict) -> None:
+    names = {"cpu": resource.RLIMIT_CPU, "as": resource.RLIMIT_AS, "fsize": resource.RLIMIT_FSIZE,
+             "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
+    for key, (soft, hard) in spec.items():
+        resource.setrlimit(names[key], (int(soft), int(hard)))
+
+
+def _user_namespace() -> None:
+    uid, gid = os.getuid(), os.getgid()
+    _check(_libc.unshare(CLONE_NEWUSER), "unshare(user)")
+    with open("/proc/self/setgroups", "w") as fh:
+        fh.write("deny")
+    with open("/proc/self/uid_map", "w") as fh:
+        fh.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as fh:
+        fh.write(f"0 {gid} 1")
+
+
+def launch(spec: dict, argv: list[str]) -> None:
+    if spec.get("userns"):
+        _user_namespace()
+    flags = (CLONE_NEWNET if spec.get("netns") else 0) | (CLONE_NEWNS if spec.get("mountns") else 0)
+    if flags:
+        _check(_libc.unshare(flags), "unshare")
+    if spec.get("mountns"):
+        hide_and_keep(spec.get("cover", []), spec.get("keep", []), spec.get("writable", []), spec.get("tmpfs", {}))
+    for procs in spec.get("cgroup_procs", []):
+        with open(procs, "w") as fh:
+            fh.write(str(os.getpid()))
+    for path in spec.get("chown", []):
+        if spec.get("uid") is not None:
+            os.chown(path, spec["uid"], spec["gid"])
+    _limits(spec.get("rlimits", {}))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if spec.get("uid") is not None:
+        os.setgroups([])
+        os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+        if os.getuid() != spec["uid"] or os.geteuid() != spec["uid"]:
+            raise OSError("could not drop privileges")
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+    if os.getppid() != spec.get("parent", os.getppid()):  # the parent died before the line above
+        os._exit(70)
+    os.chdir(spec["cwd"])
+    os.umask(0o077)
+    os.closerange(3, 65536)
+    os.execve(argv[0], argv, spec["env"])
+
+
+def main() -> None:
+    try:
+        sep = sys.argv.index("--")
+        with open(sys.argv[1], encoding="utf-8") as fh:
+            spec = json.load(fh)
+        launch(spec, sys.argv[sep + 1:])
+    except BaseException as exc:  # noqa: BLE001 - report why the sandbox could not be set up, start nothing
+        print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(70)
+
+
+if __name__ == "__main__":
+    main()
