@@ -1047,10 +1047,12 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
     queue: deque[str] = deque()
     roots = [n.id for n in ast.walk(student) if isinstance(n, ast.Name)]
     for name in roots:
-        for path in index.aliases.get(name, set()):
-            why = check_path(path, f"{name} is")
-            if why:
-                return verdict(why)
+        for path in sorted(index.aliases.get(name, set())):
+            if path.startswith("grader"):
+                return verdict(f"{name} comes from the grader's own module ({path})")
+            if is_reference(resolve_dotted(path)):
+                return verdict(f"{name} is dlcore's own {ref_name} (imported from {path}), not code written in "
+                               "your notebook")
         queue.append(name)
     if roots and not any(index.defs.get(n) for n in roots) and not any(index.aliases.get(n) for n in roots):
         return verdict(f"the grader finds no definition of {', '.join(roots)} in your solution cells (it must be "
@@ -1106,3 +1108,129 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and "dlcore" in sub.value:
                     return verdict("its code names dlcore in a string (a dynamic import?)")
     return None
+
+
+# --------------------------------------------------------------------------- tampering, from the source
+
+#: Line and cell magics a submission may use (anything else that reaches IPython's machinery is flagged).
+SAFE_MAGICS = {"matplotlib", "time", "timeit", "prun", "precision", "pprint", "who", "whos", "who_ls", "xmode",
+               "pinfo", "pinfo2", "pdef", "pdoc", "psource", "psearch", "config", "autoreload", "html", "latex",
+               "markdown", "svg", "capture", "reset", "env", "pwd", "cd", "ls", "writefile", "javascript", "js",
+               "debug", "history", "page", "tb", "lsmagic", "magic", "quickref", "doctest_mode"}
+PUBLIC_CHECKS = {"check_layer", "check_function", "check_gate", "check_numerical_gradient", "check_value",
+                 "check_true", "check_accuracy"}
+_FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__", "globals", "__builtins__", "breakpoint"}
+_FORBIDDEN_MODULES = {"importlib", "gc", "ctypes", "inspect", "builtins", "imp", "runpy", "code", "codeop",
+                      "pickle", "marshal", "dill", "cloudpickle", "grader"}
+_FORBIDDEN_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "gi_frame", "cr_frame",
+                    "__globals__", "__code__", "__closure__", "__subclasses__", "__builtins__", "_getframe",
+                    "__loader__", "__spec__", "meta_path", "path_hooks", "settrace", "setprofile", "_current_frames",
+                    "user_ns", "user_global_ns", "input_transformers_post", "input_transformers_cleanup", "events",
+                    "ast_transformers", "set_custom_exc", "_EMITTER", "_REPLAY"}
+
+
+def _module_available(name: str) -> bool:
+    top = name.split(".")[0]
+    if top in sys_builtin_modules():
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def sys_builtin_modules() -> set[str]:
+    import sys
+    return set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+
+
+def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) -> list[str]:
+    """What in the student's cells could tamper with the grader (``[]`` when nothing).
+
+    ``cells``: (label, source) of the student's code cells; ``instructor_imports``: the locked cells'
+    imports (local name -> module). The verdicts do not depend on the kernel, but a kernel can always
+    report values of its choosing; these are the ways to do that from a notebook, and none of them is
+    needed to solve an exercise: the grader's own modules, IPython's machinery, interpreter frames and
+    code objects, dynamic code (exec, eval, __import__), changes to imported modules, rebinding the
+    instructor's imports, and modules that are not part of the course environment (code the grader
+    cannot see).
+    """
+    found: list[str] = []
+    for label, source in cells:
+        tree = parse_cell(source)
+        if tree is None:
+            continue
+        aliases = dict(instructor_imports)
+        aliases.update(imports_of(tree))
+        modules = {name for name, path in aliases.items()}
+        problems: list[str] = []
+        grader_names = {n for n, p in instructor_imports.items() if p == "grader" or p.startswith("grader.")}
+        for stmt in tree.body:  # rebinding the instructor's `checks` (or another grader import) at top level
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)] \
+                if isinstance(stmt, (ast.AnnAssign, ast.AugAssign, ast.For, ast.With)) else []
+            names = {n for t in targets if t is not None for n in _target_names(t)}
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(stmt.name)
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                names |= {n for n, p in imports_of(stmt).items() if not p.startswith("grader")}
+            for name in sorted(names & grader_names):
+                problems.append(f"rebinds `{name}`, the grader's module the tests use")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                if node.id.startswith("__dlc") or node.id in _FORBIDDEN_NAMES:
+                    problems.append(f"`{node.id}`")
+            elif isinstance(node, ast.Attribute):
+                if node.attr in _FORBIDDEN_ATTRS or node.attr.startswith("__dlc"):
+                    problems.append(f"`.{node.attr}`")
+                base = node.value
+                if isinstance(base, ast.Name) and base.id in modules:
+                    path = aliases.get(base.id, base.id)
+                    if isinstance(node.ctx, (ast.Store, ast.Del)):
+                        problems.append(f"changes `{_text(node)}` (an attribute of the module {path})")
+                    elif path in ("sys",) and node.attr == "modules":
+                        problems.append("`sys.modules`")
+                    elif path == "grader.checks" and node.attr not in PUBLIC_CHECKS:
+                        problems.append(f"`{_text(node)}` (the grader's internals)")
+                    elif path in ("grader",) and node.attr != "checks":
+                        problems.append(f"`{_text(node)}` (the grader's internals)")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for local, path in imports_of(node).items():
+                    top = path.split(".")[0]
+                    if path in ("grader.checks",) or (path.startswith("grader.checks.") and
+                                                       path.rsplit(".", 1)[1] in PUBLIC_CHECKS):
+                        continue
+                    if top in _FORBIDDEN_MODULES or path == "sys.modules":
+                        problems.append(f"imports {path}")
+                    elif not _module_available(top):
+                        problems.append(f"imports {top}, which is not part of the course environment")
+                    del local
+                if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                    problems.append(f"`from {node.module} import *`")
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id in ("setattr", "delattr") and node.args and \
+                        isinstance(node.args[0], ast.Name) and node.args[0].id in modules:
+                    problems.append(f"`{f.id}({node.args[0].id}, ...)` on a module")
+                if isinstance(f, ast.Name) and f.id == "vars" and node.args and isinstance(node.args[0], ast.Name) \
+                        and node.args[0].id in modules:
+                    problems.append(f"`vars({node.args[0].id})`")
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and \
+                        isinstance(f.value.func, ast.Name) and f.value.func.id == "get_ipython":
+                    if f.attr in ("run_line_magic", "run_cell_magic"):
+                        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                        if name not in SAFE_MAGICS:
+                            problems.append(f"the magic %{name}" if name else "a computed magic")
+                    elif f.attr not in ("system", "getoutput"):
+                        problems.append(f"`get_ipython().{f.attr}`")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    ("__dlc" in node.value or "grader.recorder" in node.value):
+                problems.append("a string naming the grader's internals")
+        get_ipython_uses = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "get_ipython")
+        magic_calls = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                          and isinstance(n.func.value, ast.Call) and isinstance(n.func.value.func, ast.Name)
+                          and n.func.value.func.id == "get_ipython")
+        if get_ipython_uses > magic_calls:
+            problems.append("`get_ipython`")
+        for p in dict.fromkeys(problems):
+            found.append(f"{label}: {p}")
+    return found

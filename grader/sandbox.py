@@ -400,7 +400,7 @@ def _python_paths() -> list[str]:
 
 
 def _spec(caps: Capabilities, limits: Limits, *, uid: int | None, scratch: Path, library: Path | None,
-          cover: list[str], conn: str | None, cgroups: list[str]) -> dict:
+          cover: list[str], conn: str | None, cgroups: list[str], records: Path | None = None) -> dict:
     mb = 2**20
     venv_bin = os.path.dirname(sys.executable)
     env = {"PATH": os.pathsep.join([venv_bin, "/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(scratch),
@@ -426,11 +426,12 @@ def _spec(caps: Capabilities, limits: Limits, *, uid: int | None, scratch: Path,
     elif not caps.root:
         spec["rlimits"]["nproc"] = [max(limits.processes, _current_processes() + limits.processes)] * 2
     if caps.mountns:
-        keep = _python_paths() + [str(scratch)] + ([str(library)] if library else [])
+        keep = _python_paths() + [str(scratch)] + ([str(library)] if library else []) + \
+            ([str(records)] if records else [])
         spec["cover"] = sorted(set(cover) | {"/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/srv", "/mnt",
                                              "/media"})
         spec["keep"] = keep
-        spec["writable"] = [str(scratch)]
+        spec["writable"] = [str(scratch)] + ([str(records)] if records else [])
         disk = f"size={limits.disk_mb}m,mode=1777"
         spec["tmpfs"] = {"/tmp": disk, "/var/tmp": disk, "/dev/shm": "size=64m,mode=1777"}
     return spec
@@ -459,6 +460,7 @@ class Sandbox:
         self.scratch: Path | None = None
         self.cgroups: list[Path] = []
         self.mounted = False
+        self.records_dir: Path | None = None
 
     def __enter__(self) -> Sandbox:
         self.uid = self.lease.__enter__() if self.caps.drop_uid else None
@@ -484,8 +486,20 @@ class Sandbox:
                 for f in files:
                     os.chown(os.path.join(root, f), self.uid, self.uid)
         os.chmod(self.scratch, 0o700)
+        # The records live next to the scratch directory, in a directory the kernel cannot write to:
+        # it can append to its records file but not delete or replace it.
+        self.records_dir = base / f"{self.scratch.name}.rec"
+        self.records_dir.mkdir(mode=0o711)
         self._make_cgroups()
         return self
+
+    def records_file(self, name: str) -> Path:
+        assert self.records_dir is not None
+        path = self.records_dir / f"records-{name}.jsonl"
+        path.touch(mode=0o600)
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
 
     def _make_cgroups(self) -> None:
         cg = self.caps.cgroup
@@ -519,7 +533,8 @@ class Sandbox:
     def spec(self, connection_file: str | None) -> dict:
         assert self.scratch is not None
         return _spec(self.caps, self.limits, uid=self.uid, scratch=self.scratch, library=self.library,
-                     cover=self.cover, conn=connection_file, cgroups=[str(d / "cgroup.procs") for d in self.cgroups])
+                     cover=self.cover, conn=connection_file, cgroups=[str(d / "cgroup.procs") for d in self.cgroups],
+                     records=self.records_dir)
 
     def out_of_memory(self) -> bool:
         """Did the memory cgroup hit its limit (the kernel was OOM-killed)?"""
@@ -564,6 +579,8 @@ class Sandbox:
         if self.scratch is not None:
             with contextlib.suppress(OSError):
                 (self.scratch.parent / f"{self.scratch.name}.spec.json").unlink()
+            if self.records_dir is not None:
+                shutil.rmtree(self.records_dir, ignore_errors=True)
             if self.mounted:
                 _libc().umount2(str(self.scratch).encode(), MNT_DETACH)
             shutil.rmtree(self.scratch, ignore_errors=True)

@@ -45,7 +45,6 @@ __all__ = ["Job", "grade_submission", "build_notebook", "INCIDENTS"]
 INCIDENTS = {"CellTimeoutError", "KernelDied", NOT_RUN, "GraderStopped", "NotebookTimeout", "OutputLimit",
              "GraderError"}
 MAX_NOTEBOOK_BYTES = 32 * 2**20
-MAX_STUDENT_FILES_BYTES = 16 * 2**20
 SETUP = ("import grader.recorder as __dlc_r\n__dlc_r.install(get_ipython().user_ns, {path!r})\ndel __dlc_r\n")
 
 
@@ -92,10 +91,10 @@ def _read_notebook(path: Path) -> NotebookNode:
 
 
 def build_notebook(source: NotebookNode, release: NotebookNode | None,
-                   submitted: NotebookNode | None) -> tuple[NotebookNode, list[str]]:
+                   submitted: NotebookNode | None) -> tuple[NotebookNode, list[tuple[str, str]]]:
     """The notebook to execute: the source's cells, the student's solution cells and added cells.
 
-    Returns the notebook and the sources of the student's code (solution cells and added code cells).
+    Returns the notebook and the student's code: (label, source) of solution cells and added code cells.
     """
     rel_meta = {}
     rel_src = {}
@@ -120,7 +119,7 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
             c.source)
         extras.setdefault(anchor, []).append(extra)
     cells = list(extras.get(None, []))
-    student_code = [c.source for c in cells if c.cell_type == "code"]
+    student_code = [("a cell added at the top", c.source) for c in cells if c.cell_type == "code"]
     for c in source.cells:
         gid = _gid(c)
         new = copy.deepcopy(c)
@@ -135,12 +134,12 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
             else:
                 new.source = rel_src.get(gid, "")
             if c.cell_type == "code":
-                student_code.append(new.source)
+                student_code.append((f"cell '{gid}'", new.source))
         cells.append(new)
         for extra in extras.get(gid, []):
             cells.append(extra)
             if extra.cell_type == "code":
-                student_code.append(extra.source)
+                student_code.append((f"a cell added after '{gid}'", extra.source))
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb, student_code
@@ -223,9 +222,9 @@ class _Notebook:
             site = max([site, *[s + 1 for s in rc.sites]])
             trusted = (trusted | rc.defined) - rc.tainted
             c.source = rc.source
-        index_cells = [c.source for c in self.nb.cells if c.cell_type == "code"]
-        self.index = rp.SourceIndex(self.student_code, [self.original[i] for i, c in enumerate(self.nb.cells)
-                                                        if c.cell_type == "code"] or index_cells)
+        self.index = rp.SourceIndex([src for _, src in self.student_code],
+                                    [self.original[i] for i, c in enumerate(self.nb.cells) if c.cell_type == "code"])
+        self.tampering = rp.tampering(self.student_code, aliases)
 
     # -- paths ----------------------------------------------------------------------------------
     def journal_state(self) -> Path:
@@ -250,7 +249,7 @@ class _Notebook:
                      cover=self.job.cover, data_files=[]) as sb:
             assert sb.scratch is not None
             self._copy_files(sb, data)
-            records = sb.scratch / ".dlc" / f"records-{self.name}.jsonl"
+            records = sb.records_file(self.name)
             self.journal_state().parent.mkdir(parents=True, exist_ok=True)
             self.journal_state().write_text(str(records), encoding="utf-8")
             km = SandboxKernelManager(sb)
@@ -280,17 +279,12 @@ class _Notebook:
                 self._save_records(records)
 
     def _copy_files(self, sb: Any, data: list[Path]) -> None:
-        """The student's own extra files (bounded), then the chapter's data files over them, into the scratch."""
+        """The chapter's data files (the instructor's, from the release) into the scratch directory.
+
+        Files the student submitted next to the notebook are NOT copied: code in them (a module the
+        notebook imports) would escape the checks on the notebook's source.
+        """
         scratch = sb.scratch
-        budget = MAX_STUDENT_FILES_BYTES
-        folder = self.sub_path.parent
-        if folder.is_dir():
-            for p in sorted(folder.iterdir()):
-                if p.is_file() and not p.is_symlink() and not p.name.endswith(".ipynb") and p.name != "timestamp.txt":
-                    size = p.stat().st_size
-                    if size <= budget:
-                        shutil.copy2(p, scratch / p.name)
-                        budget -= size
         for p in data:
             dest = scratch / p.name
             if p.is_dir():
@@ -321,7 +315,9 @@ class _Notebook:
         if state.exists() and not self.records_copy().exists():
             records = Path(state.read_text(encoding="utf-8").strip())
             self._save_records(records)
-            _cleanup_scratch(records.parent.parent)
+            if records.parent.name.endswith(".rec"):
+                _cleanup_scratch(records.parent.parent / records.parent.name[:-4])
+                shutil.rmtree(records.parent, ignore_errors=True)
 
     # -- the trusted replay of the tests --------------------------------------------------------
     def judge(self) -> None:
@@ -336,6 +332,7 @@ class _Notebook:
                 continue
             incidents = _incidents(cell)
             rc = self.rewritten.get(i)
+            stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if incidents:
                 cell.outputs = incidents
             elif cell.get("execution_count") is None and not cell.get("outputs"):
@@ -351,7 +348,11 @@ class _Notebook:
                     text = res.stdout if len(res.stdout) <= 20000 else res.stdout[:20000] + "\n…\n"
                     outs.append(NotebookNode(output_type="stream", name="stdout", text=text))
                 if res.error:
-                    outs.append(_error(*res.error))
+                    ename, message = res.error
+                    if stopped and ("did not get as far" in message or "did not run in your notebook" in message):
+                        k_name, k_value = stopped[-1].get("ename", ""), str(stopped[-1].get("evalue", ""))[:300]
+                        message += f" (in your notebook this cell stopped with {k_name}: {k_value})"
+                    outs.append(_error(ename, message))
                 elif res.result is not None:
                     outs.append(NotebookNode(output_type="execute_result", execution_count=cell.execution_count,
                                              metadata={}, data={"text/plain": repr(res.result)[:200]}))
@@ -361,6 +362,18 @@ class _Notebook:
     def restore_sources(self) -> None:
         for i, cell in enumerate(self.nb.cells):
             cell.source = self.original[i]
+
+    def tampered(self) -> str:
+        more = f"; … ({len(self.tampering)} in all)" if len(self.tampering) > 4 else ""
+        shown = "; ".join(self.tampering[:4]) + more
+        why = (f"{self.name}.ipynb was not graded: its code reaches into the grader or the interpreter ({shown}). "
+               "Solutions may not change the grader, imported modules or IPython, nor run code the grader cannot "
+               "see; every exercise of this notebook scores zero. Ask the instructor if this is a mistake.")
+        for cell in self.nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [_error("Tampering", why)] if _is_test(cell) else []
+        self.restore_sources()
+        return why
 
     def not_submitted(self, why: str) -> None:
         for cell in self.nb.cells:
@@ -446,13 +459,15 @@ def grade_submission(job: Job) -> dict:
             result["notes"].append(nbr.unreadable)
         elif nbr.submitted is None:
             nbr.not_submitted(f"{name}.ipynb was not submitted")
+        elif nbr.tampering:
+            result["notes"].append(nbr.tampered())
         else:
             if job.salvage:
                 nbr.salvage(job.salvage)
             else:
                 nbr.execute(limits, caps)
             nbr.judge()
-            result["notes"] += _journal_incidents(nbr)
+            result["notes"] += _journal_incidents(nbr) + _cell_errors(nbr)
         entry["cells"] = nbr.scores()
         entry["autograded"] = str(nbr.write())
         result["notebooks"][name] = entry
@@ -461,6 +476,34 @@ def grade_submission(job: Job) -> dict:
     result["seconds"] = time.monotonic() - start
     _write_result(Path(job.workdir), job.student, result)
     return result
+
+
+def _cell_errors(nbr: _Notebook, limit: int = 3) -> list[str]:
+    """Errors in cells that are not graded themselves (often why a later test failed)."""
+    found = []
+    for cell in nbr.nb.cells:
+        if cell.cell_type != "code" or _meta(cell).get("grade"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
+                  and o.get("ename") not in INCIDENTS]
+        if errors:
+            where = f"cell '{_gid(cell)}'" if _gid(cell) else "a cell you added"
+            ename, evalue = errors[-1].get("ename", ""), str(errors[-1].get("evalue", ""))[:300]
+            hint = _hint(ename, nbr.job)
+            found.append(f"{nbr.name}, {where}: {ename}: {evalue}{hint}")
+    return found[:limit] + ([f"… and {len(found) - limit} more cells with errors"] if len(found) > limit else [])
+
+
+def _hint(ename: str, job: Job) -> str:
+    limits = job.limits
+    if ename == "MemoryError":
+        return f" (the memory limit of a submission is {limits.get('memory_mb')} MB)"
+    if ename in ("BlockingIOError",):
+        return f" (a submission may run at most {limits.get('processes')} processes and threads)"
+    if ename == "OSError" or ename == "PermissionError":
+        return " (files outside the notebook's folder are not reachable, and files are limited to " \
+               f"{limits.get('file_mb')} MB)"
+    return ""
 
 
 def _journal_incidents(nbr: _Notebook) -> list[str]:

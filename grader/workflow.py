@@ -27,8 +27,9 @@ term produces sits in one place nbgrader and its Formgrader understand
 Late submissions: the due date is the gradebook's (``term duedate`` or ``nbgrader db assignment add
 --duedate``), the submission time is nbgrader's ``timestamp.txt``; nbgrader's ``AssignLatePenalties``
 applies the term's policy (``none``: flagged only, nbgrader's default; ``zero``: nbgrader's; ``N%``:
-:class:`grader.plugins.LatePenalty`, N % of the score per started day), and ``grade-collected`` re-applies it from the
-gradebook afterwards so the result does not depend on how the autograder passed the timestamp.
+:class:`grader.plugins.LatePenalty`, N % of the score per started day), and ``grade-collected``
+re-applies it in the gradebook afterwards, so the result does not depend on the configuration the
+autograder used (the feedback is regenerated when that changed a penalty).
 Resubmissions: nbgrader keeps every submission in the exchange; ``collect --update`` replaces a
 collected one by a newer one, and ``grade-collected`` grades exactly the students whose collected
 submission is new or changed since it was last graded (``--all`` regrades everyone).
@@ -433,6 +434,7 @@ class LateInfo:
     raw_score: float
     penalty: float
     max_score: float
+    changed: bool = False        # the timestamp or a penalty in the gradebook was not what the rule gives
 
     @property
     def score(self) -> float:
@@ -522,12 +524,24 @@ def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: S
         echo(f"{chapter}: grading {len(todo)} submission(s): {', '.join(todo)}"
              + (f" (unchanged, not regraded: {len(run.skipped)})" if run.skipped else ""))
         rc = _autograde_cli(*args, echo=echo)
-    if rc != 0 or not csv_path.is_file():
-        raise TermError(f"`python -m grader autograde` failed (exit {rc}); nothing recorded as graded")
-    graded = _csv_students(csv_path)
-    run.graded = [s for s in todo if s in graded]
-    run.csv_path = csv_path
-    run.results = apply_late_penalties(term, chapter, run.graded, collected)
+        if rc != 0 or not csv_path.is_file():
+            raise TermError(f"`python -m grader autograde` failed (exit {rc}); nothing recorded as graded")
+        graded = _csv_students(csv_path)
+        run.graded = [s for s in todo if s in graded]
+        run.csv_path = csv_path
+        run.results = apply_late_penalties(term, chapter, run.graded, collected)
+        changed = [s for s, info in run.results.items() if info.changed]
+        if changed and feedback and "--regrade" in flags:
+            # The autograder recorded other late penalties than the term's rule (it did not read the term's
+            # nbgrader_config.py); its feedback shows those. A second run grades nothing (same submissions)
+            # and regenerates the feedback from the gradebook as it is now.
+            echo(f"{chapter}: late penalties applied after autograding ({', '.join(changed)}); "
+                 "regenerating the feedback")
+            lines: list[str] = []
+            rc = _autograde_cli(chapter, str(stage), "--workdir", str(term.root), "--course-root",
+                                str(term.source_root), "--feedback", echo=lines.append)
+            if rc != 0:
+                echo("regenerating the feedback failed:\n" + "\n".join(lines[-20:]))
     for student in run.graded:
         sub = collected[student]
         secret_file = sub.path / "submission_secret.txt"
@@ -564,10 +578,12 @@ def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
                 sub = gb.find_submission(chapter, student)
             except MissingEntry:
                 continue
+            changed = False
             stamp = collected[student].utc if student in collected else None
             if stamp is not None and sub.timestamp != stamp:
                 sub.timestamp = stamp
                 gb.db.commit()
+                changed = True
             late = sub.total_seconds_late
             for nb in sub.notebooks:
                 penalty = None
@@ -575,10 +591,12 @@ def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
                     value = plugin.late_submission_penalty(student, nb.score, late)
                     if value is not None:
                         penalty = min(max(float(value), 0.0), float(nb.score))
+                if abs((nb.late_submission_penalty or 0.0) - (penalty or 0.0)) > 1e-9:
+                    changed = True
                 nb.late_submission_penalty = penalty
             gb.db.commit()
             out[student] = LateInfo(student, sub.timestamp, sub.duedate, float(late), float(sub.score),
-                                    float(sub.late_submission_penalty or 0.0), float(sub.max_score))
+                                    float(sub.late_submission_penalty or 0.0), float(sub.max_score), changed)
     return out
 
 

@@ -50,7 +50,11 @@ class Tanh(Layer):
 
 
 class ReLU(Layer):
-    """y = max(0, x);  dL/dx = dL/dy · [x > 0]  (the subgradient 0 is used at x = 0)."""
+    """y = max(0, x) = x · [x > 0];  dL/dx = dL/dy · [x > 0]  (the subgradient 0 is used at x = 0).
+
+    The mask is kept as 0/1 in the input's dtype: multiplying by it is several times faster in
+    NumPy than ``where`` and lets a NaN input show up as NaN instead of being hidden as 0.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,12 +63,12 @@ class ReLU(Layer):
 
     def forward(self, x: Any) -> Any:
         check_array("ReLU", "x", x)
-        self.x, self.mask = x, x > 0
-        return backend.namespace(x).where(self.mask, x, 0.0)
+        self.x, self.mask = x, backend.namespace(x).astype(x > 0, x.dtype)
+        return x * self.mask
 
     def backward(self, dy: Any) -> Any:
         _check_dy("ReLU", dy, self.x)
-        return backend.namespace(dy).where(self.mask, dy, 0.0)
+        return dy * self.mask
 
 
 class LeakyReLU(Layer):
