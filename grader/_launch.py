@@ -53,6 +53,17 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def _makedirs(path: str) -> None:
+    """Create missing directories with mode 0711: traversable, not listable."""
+    parts = path.strip("/").split("/")
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if not os.path.isdir(current):
+            os.mkdir(current)
+            os.chmod(current, 0o711)
+
+
 def hide_and_keep(covers: list[str], keeps: list[str], writable: list[str], tmpfs: dict[str, str]) -> None:
     """Cover directories with empty tmpfs and bind the kept paths back (in the current mount namespace)."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
@@ -68,13 +79,12 @@ def hide_and_keep(covers: list[str], keeps: list[str], writable: list[str], tmpf
     for cover in outer:
         inside = [k for k in roots if _inside(k, cover) and k != cover]
         fds = {k: os.open(k, os.O_PATH) for k in inside}
-        options = tmpfs.get(cover, "mode=0755,size=16m")
+        options = tmpfs.get(cover, "mode=0711,size=16m")
         _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, options)
         for k, fd in fds.items():
-            if os.path.isdir(f"/proc/self/fd/{fd}"):
-                os.makedirs(k, mode=0o755, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(k), mode=0o755, exist_ok=True)
+            is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+            _makedirs(k if is_dir else os.path.dirname(k))
+            if not is_dir:
                 open(k, "a").close()
             _mount(f"/proc/self/fd/{fd}", k, None, MS_BIND | MS_REC, None)
             os.close(fd)

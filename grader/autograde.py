@@ -107,7 +107,7 @@ def default_workers() -> int:
 # --------------------------------------------------------------------------- scratch course root
 
 
-def _prepare_workdir(chapter: str, source_root: Path, workdir: Path | None) -> Path:
+def _workdir(chapter: str, workdir: Path | None) -> Path:
     if workdir is None:
         ws = Path(tempfile.mkdtemp(prefix=f"dlcourse-autograde-{chapter}-"))
     else:
@@ -119,6 +119,10 @@ def _prepare_workdir(chapter: str, source_root: Path, workdir: Path | None) -> P
         ws.mkdir(parents=True, exist_ok=True)
     os.chmod(ws, 0o700)  # hidden tests, the gradebook and every submission live here
     (ws / _MARKER).write_text("scratch course root made by `python -m grader autograde`\n")
+    return ws
+
+
+def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
     src = source_root / "solutions" / chapter
     dst = ws / "solutions" / chapter
     fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
@@ -345,6 +349,18 @@ class _Slot:
             self.kill()
 
 
+def _keep_records(ws: Path, chapter: str, student: str, notebooks: list[str]) -> None:
+    """After killing a worker: copy what its kernels recorded, before the sandbox is swept away."""
+    for name in notebooks:
+        state = ws / "journal" / student / chapter / f"{name}.records"
+        dest = ws / "records" / student / chapter / f"{name}.jsonl"
+        if state.exists() and not dest.exists():
+            with contextlib.suppress(OSError):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(state.read_text(encoding="utf-8").strip(), "rb") as src, open(dest, "wb") as out:
+                    out.write(src.read(256 * 2**20))
+
+
 def _read_result(ws: Path, student: str, digest: str) -> dict | None:
     path = ws / "results" / f"{student}.json"
     try:
@@ -379,7 +395,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     workers = max(1, workers or default_workers())
     limits = limits or sandbox.Limits()
     limits.cell_timeout, limits.notebook_timeout = timeout, notebook_timeout
-    ws = _prepare_workdir(chapter, source_root, workdir)
+    ws = _workdir(chapter, workdir)
     lock = open(ws / ".lock", "w")  # noqa: SIM115 - held for the whole batch
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -387,6 +403,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
         lock.close()
         raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
     try:
+        _prepare_workdir(chapter, source_root, ws)
         return _batch(chapter, submissions, students, ws, source_root, limits, workers, wall_limit, regrade,
                       feedback, show_hidden, csv_path, echo, progress)
     finally:
@@ -399,6 +416,7 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
     from grader import sandbox
 
     caps = sandbox.probe()
+    sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
     header = sandbox.describe(caps, limits)
     cells = _grade_cells(ws, chapter)
     notebooks = list(cells)
@@ -481,6 +499,9 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
                     if not salvage:
                         base, _ = _collect_submission(submissions / student, chapter)
                         _stage_submission(ws, chapter, student, base)
+                        for old in (ws / "journal" / student, ws / "records" / student):
+                            shutil.rmtree(old, ignore_errors=True)
+                        (ws / "results" / f"{student}.json").unlink(missing_ok=True)
                     slot.send(job(student, salvage), 300.0 + STARTUP_GRACE if salvage else wall)
             time.sleep(0.05)
             for k, slot in enumerate(slots):
@@ -495,6 +516,7 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
                                  f"logs/worker-{k}.log in the work directory)")
                 elif time.monotonic() >= slot.deadline:
                     slot.kill()
+                    _keep_records(ws, chapter, slot.student, notebooks)
                     finish(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
     finally:
         if bar is not None:
@@ -506,6 +528,7 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
                 slot.close()
         if library is not None:
             shutil.rmtree(library, ignore_errors=True)
+        sandbox.sweep_all()
     batch = BatchResult(chapter, ws, _results(ws, chapter, students, results, status, cells), sandbox=header)
     if feedback:
         _feedback(ws, chapter, show_hidden, echo)

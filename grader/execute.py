@@ -187,7 +187,9 @@ class RobustExecute(Execute):
         return min(rooms) if rooms else None
 
     def _limit_text(self) -> str:
-        if self.output_cell_bytes > 0 and self._cell_used >= self.output_cell_bytes:
+        cell_room = self.output_cell_bytes - self._cell_used if self.output_cell_bytes > 0 else None
+        nb_room = self.output_notebook_bytes - self._nb_used if self.output_notebook_bytes > 0 else None
+        if cell_room is not None and (nb_room is None or cell_room <= nb_room):
             return f"{self.output_cell_bytes // 1024} kB, the limit per cell"
         return f"{self.output_notebook_bytes // 1024} kB, the limit per notebook"
 

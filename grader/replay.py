@@ -1065,11 +1065,13 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
         for node in index.defs.get(name, []):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for local, path in imports_of(node).items():
-                    if local == name:
-                        why = check_path(path, f"{name} is imported from") or (
-                            f"{name} is imported from dlcore ({path})" if path.startswith("dlcore") else None)
-                        if why:
-                            return verdict(why)
+                    if local != name:
+                        continue
+                    why = check_path(path, f"{name} is imported from")
+                    if why is None and name in roots and path.startswith("dlcore"):
+                        why = f"{name} is imported from dlcore ({path}), not written in your notebook"
+                    if why:
+                        return verdict(why)
                 continue
             if isinstance(node, ast.ClassDef):
                 for base in node.bases:

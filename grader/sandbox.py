@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Limits", "Capabilities", "probe", "describe", "Sandbox", "SandboxKernelManager", "build_library",
-           "kill_uid", "LAUNCHER"]
+           "kill_uid", "sweep_all", "LAUNCHER"]
 
 LAUNCHER = Path(__file__).resolve().parent / "_launch.py"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -325,6 +325,7 @@ class UidLease:
                 continue
             self.uid, self.fd = uid, fd
             kill_uid(uid)  # whatever a previous holder left behind
+            sweep_stale(uid)
             return uid
         raise RuntimeError(f"no free sandbox uid in {UID_BASE}..{UID_BASE + UID_COUNT - 1}")
 
@@ -334,6 +335,88 @@ class UidLease:
         if self.fd is not None:
             os.close(self.fd)
         self.uid = self.fd = None
+
+
+def sweep_stale(uid: int) -> None:
+    """Remove what a killed holder of ``uid`` left behind: scratch mounts and directories, records, cgroups.
+
+    Called with the uid's lock held, so nobody is using these.
+    """
+    base = _base_dir()
+    libc = _libc()
+    for p in base.glob(f"{uid}-*"):
+        with contextlib.suppress(OSError):
+            if p.name.endswith(".spec.json"):
+                p.unlink()
+            elif p.name.endswith(".rec"):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                libc.umount2(str(p).encode(), MNT_DETACH)
+                shutil.rmtree(p, ignore_errors=True)
+    caps = _PROBED
+    for controller in ("memory", "pids"):
+        where = (caps.cgroup if caps is not None else {}).get(controller)
+        if not where:
+            continue
+        for d in Path(where).glob(f"dlcourse-{uid}-*"):
+            _remove_cgroup(d)
+
+
+def sweep_all() -> None:
+    """Sweep every sandbox uid nobody holds (at the start and end of a batch), and stale library copies."""
+    if os.geteuid() != 0:
+        return
+    base = _base_dir()
+    if not base.is_dir():
+        return
+    busy = _uids_with_processes()
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+        lock = base / "uids" / f"{uid}.lock"
+        if not lock.exists() and uid not in busy and not any(base.glob(f"{uid}-*")):
+            continue
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            if uid in busy:
+                kill_uid(uid)
+            sweep_stale(uid)
+        finally:
+            os.close(fd)
+    for lib in base.glob("lib-*-*"):
+        pid = lib.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(lib, ignore_errors=True)
+
+
+def _remove_cgroup(d: Path) -> None:
+    for _ in range(40):
+        try:
+            pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            d.rmdir()
+            return
+        except OSError as e:
+            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                return
+            time.sleep(0.05)
+
+
+def _uids_with_processes() -> set[int]:
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                found.add(entry.stat().st_uid)
+    return found
 
 
 def kill_uid(uid: int) -> None:
@@ -568,14 +651,7 @@ class Sandbox:
     def __exit__(self, *exc: Any) -> None:
         self.kill_all()
         for d in self.cgroups:
-            for _ in range(40):
-                try:
-                    d.rmdir()
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        break
-                    time.sleep(0.05)
+            _remove_cgroup(d)
         if self.scratch is not None:
             with contextlib.suppress(OSError):
                 (self.scratch.parent / f"{self.scratch.name}.spec.json").unlink()

@@ -479,18 +479,23 @@ def grade_submission(job: Job) -> dict:
 
 
 def _cell_errors(nbr: _Notebook, limit: int = 3) -> list[str]:
-    """Errors in cells that are not graded themselves (often why a later test failed)."""
+    """Errors in cells that are not graded themselves (often why a later test failed), and not in the journal."""
+    from grader.execute import journal_path, read_journal
+
+    journal = journal_path(str(nbr.ws / "journal"), nbr.job.student, nbr.job.chapter, nbr.name)
+    reported = {e.get("index") for e in read_journal(journal) if e.get("event") == "incident"}
     found = []
-    for cell in nbr.nb.cells:
-        if cell.cell_type != "code" or _meta(cell).get("grade"):
+    for index, cell in enumerate(nbr.nb.cells):
+        if cell.cell_type != "code" or _meta(cell).get("grade") or index in reported:
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"
-                  and o.get("ename") not in INCIDENTS]
+                  and o.get("ename") not in (NOT_RUN, "GraderStopped")]
         if errors:
-            where = f"cell '{_gid(cell)}'" if _gid(cell) else "a cell you added"
-            ename, evalue = errors[-1].get("ename", ""), str(errors[-1].get("evalue", ""))[:300]
+            where = f"cell {index} ('{_gid(cell)}')" if _gid(cell) else f"cell {index} (added by you)"
+            ename = errors[-1].get("ename", "")
+            evalue = _reason(NotebookNode(outputs=[errors[-1]]))
             hint = _hint(ename, nbr.job)
-            found.append(f"{nbr.name}, {where}: {ename}: {evalue}{hint}")
+            found.append(f"{nbr.name}, {where}: {evalue}{hint}")
     return found[:limit] + ([f"… and {len(found) - limit} more cells with errors"] if len(found) > limit else [])
 
 

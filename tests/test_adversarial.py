@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -192,7 +191,8 @@ def batch(tmp_path_factory):
             "mm = math\nsetattr(mm, 'isfinite', lambda x: True)"]}),
         "import_reference": _nb_with({"relu_impl": "from dlcore.nn import ReLU\n"}),
         "call_reference": _nb_with({"relu_impl": DELEGATE_CALL}),
-        "subclass_reference": _nb_with({"relu_impl": "from dlcore.nn import ReLU as _R\n\nclass ReLU(_R):\n    pass\n"}),
+        "subclass_reference": _nb_with({"relu_impl": "from dlcore.nn import ReLU as _R\n\n"
+                                                     "class ReLU(_R):\n    pass\n"}),
         "read_and_write_outside": _nb_with(after={"double_impl": [PROBE.format(paths=paths)]}),
         "output_50mb_line": _nb_with({"double_impl": H.student_answers(SOURCE_NB)["double_impl"]
                                       + "\nprint('x' * 50_000_000)\n"}),
@@ -212,8 +212,9 @@ def batch(tmp_path_factory):
         "disk_fill": _nb_with(after={"double_impl": [
             "with open('big.bin', 'wb') as fh:\n    for _ in range(200):\n        fh.write(b'\\0' * 2**20)"]}),
         "delete_files": _nb_with(after={"double_impl": [
-            "import os, shutil\nfor p in os.listdir('.'):\n    shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) "
-            "else os.remove(p)\nfor p in os.listdir('..'):\n    shutil.rmtree(os.path.join('..', p), ignore_errors=True)"
+            "import os, shutil\nfor p in os.listdir('.'):\n"
+            "    shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.remove(p)\n"
+            "for p in os.listdir('..'):\n    shutil.rmtree(os.path.join('..', p), ignore_errors=True)"
         ]}),
         "binary_garbage": _nb_with(after={"double_impl": [
             "import os, sys\nprint(bytes(range(256)).decode('latin-1') * 20)\nprint('\\x00\\x1b[2J\\ud800 lone')\n"
@@ -433,7 +434,5 @@ def test_feedback_shows_visible_tests_and_results_never_hidden_source(batch):
     html = (batch["work"] / "feedback" / "patch_numpy_hidden" / "mini" / "mini.html").read_text(encoding="utf-8")
     assert "square of three random numbers" in html  # the visible test's source
     assert "does not match" in html                   # the student's result
-    assert "HIDDEN-MARKER" not in html and "BEGIN HIDDEN TESTS" not in html and "2x2 array" not in html.split(
-        "does not match")[0]
-    sandbox_dirs = [p for p in sandbox.base_dir().iterdir() if p.name not in ("uids",) and not p.name.startswith("lib-")]
-    assert all(not str(p).endswith(".rec") for p in sandbox_dirs if p.stat().st_uid != os.getuid())
+    assert "HIDDEN-MARKER" not in html and "BEGIN HIDDEN TESTS" not in html
+    assert "_y = _r.normal(size=(2, 2))" not in html   # a hidden test's source line

@@ -1,0 +1,130 @@
+"""No lost grades: the batch grader killed mid-batch, rerun, resubmission, --regrade (mini course).
+
+The gradebook has one writer (the batch process); a worker's result reaches it only complete. Killing the
+grader keeps every recorded result; a rerun records results that finished after the kill without grading
+them again, leaves everything already recorded untouched, and grades the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import autograde as ag
+from grader.release import REPO_ROOT
+
+MINI = Path(__file__).parent / "fixtures" / "mini_course"
+SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
+pytestmark = pytest.mark.slow
+
+
+def _load_helpers():
+    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
+                                                  "grading_helpers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+H = _load_helpers()
+
+
+def _grade_rows(ws: Path) -> dict[str, list[tuple]]:
+    """student -> [(grade id, cell, auto_score, submission id)] straight from the gradebook's tables."""
+    import sqlite3
+    con = sqlite3.connect(ws / "gradebook.db")
+    try:
+        rows = con.execute(
+            "SELECT student.id, grade.id, grade.cell_id, grade.auto_score, submitted_assignment.id "
+            "FROM grade JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
+            "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
+            "JOIN student ON submitted_assignment.student_id = student.id ORDER BY grade.id").fetchall()
+    finally:
+        con.close()
+    found: dict[str, list[tuple]] = {}
+    for student, *rest in rows:
+        found.setdefault(student, []).append(tuple(rest))
+    return found
+
+
+def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
+    course = tmp_path / "course_root"
+    shutil.copytree(MINI, course)
+    subprocess.run([sys.executable, "-m", "grader", "release", "--course-root", str(course)], check=True,
+                   capture_output=True, cwd=REPO_ROOT)
+    release = course / "course" / "mini" / "mini.ipynb"
+    answers = H.student_answers(SOURCE_NB)
+    slow = answers["square_impl"] + "\nimport time\ntime.sleep(4)\n"
+    wrong = {"relu_impl": answers["relu_impl"].replace("return np.where(self.mask, dy, 0.0)", "return dy")}
+    subs, ws = tmp_path / "submissions", tmp_path / "work"
+    for name, over in {"a_correct": {}, "b_wrong": wrong, "c_slow": {"square_impl": slow}, "d_correct": {}}.items():
+        H.write(H.fill(release, answers, over), subs / name, "mini.ipynb")
+
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root",
+                             str(MINI), "--workers", "1", "--timeout", "20", "--workdir", str(ws)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ledger = ws / "ledger.jsonl"
+        if ledger.exists() and len(ledger.read_text().splitlines()) >= 2:
+            break
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup, no chance to finish anything
+    proc.wait()
+    proc.stdout.close()
+    recorded = _grade_rows(ws)
+    assert sorted(recorded) == ["a_correct", "b_wrong"], "exactly the two finished submissions are recorded"
+    # the worker that was grading c_slow finishes its submission and writes its result, then exits
+    result_c = ws / "results" / "c_slow.json"
+    deadline = time.monotonic() + 60
+    while not result_c.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(result_c.read_text())["status"] == "ok"
+
+    lines: list[str] = []
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+                         progress=False)
+    status = {s.student: s.status for s in batch.students}
+    assert status == {"a_correct": "skipped", "b_wrong": "skipped", "c_slow": "recovered", "d_correct": "graded"}
+    after = _grade_rows(ws)
+    assert {s: after[s] for s in ("a_correct", "b_wrong")} == recorded  # untouched
+    totals = {s.student: s.score for s in batch.students}
+    assert totals == {"a_correct": 6, "b_wrong": 4, "c_slow": 6, "d_correct": 6}
+    assert "(1 to grade, 3 already graded)" in lines[0]
+
+    # a resubmission is a new submission: only it is graded again
+    H.write(H.fill(release, answers, wrong), subs / "d_correct", "mini.ipynb")
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+                         progress=False)
+    assert {s.student: s.status for s in batch.students}["d_correct"] == "graded"
+    assert sum(s.status == "skipped" for s in batch.students) == 3
+    assert batch.by_student()["d_correct"].score == 4
+    assert _grade_rows(ws)["a_correct"] == recorded["a_correct"]
+
+    # --regrade grades everything again, with the same results
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+                         progress=False, regrade=True)
+    assert all(s.status == "graded" for s in batch.students)
+    assert {s.student: s.score for s in batch.students} == {"a_correct": 6, "b_wrong": 4, "c_slow": 6,
+                                                            "d_correct": 4}
+
+
+def test_a_second_grader_on_the_same_workdir_is_refused(tmp_path):
+    ws = tmp_path / "work"
+    ws.mkdir()
+    (ws / ".dlcourse-grading").write_text("")
+    subs = tmp_path / "subs"
+    (subs / "x").mkdir(parents=True)
+    import fcntl
+    with open(ws / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="another `python -m grader autograde` is running"):
+            ag.autograde("mini", subs, source_root=MINI, workdir=ws, echo=lambda s: None, progress=False)

@@ -1,0 +1,219 @@
+"""grader.sandbox + grader/_launch.py without Jupyter: each limit and wall, on a plain Python process.
+
+Every test starts ``python -c CODE`` the way a kernel is started (same launcher, same spec) and checks one
+thing: the user it runs as, what it can see and reach, and each resource limit. Checks that need a
+mechanism this machine does not have (root, namespaces, cgroups) are skipped, and `describe` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox
+from grader.release import REPO_ROOT
+
+CAPS = sandbox.probe()
+needs_uid = pytest.mark.skipif(not CAPS.drop_uid, reason="the kernel cannot run as another user here")
+needs_mounts = pytest.mark.skipif(not CAPS.mountns, reason="no mount namespaces here")
+needs_net = pytest.mark.skipif(not CAPS.netns, reason="no network namespaces here")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    lib = sandbox.build_library(sandbox.base_dir() / f"lib-test-{os.getpid()}")
+    yield lib
+    import shutil
+    shutil.rmtree(lib, ignore_errors=True)
+
+
+def run(code: str, library: Path, limits: sandbox.Limits | None = None, cover: list[str] = (), timeout: float = 60):
+    limits = limits or sandbox.Limits()
+    with sandbox.Sandbox(limits, CAPS, library=library, cover=list(cover)) as sb:
+        spec = sb.spec(None)
+        path = sb.scratch.parent / f"{sb.scratch.name}.spec.json"
+        path.write_text(json.dumps(spec))
+        proc = subprocess.run([sys.executable, "-I", "-S", str(sandbox.LAUNCHER), str(path), "--", sys.executable,
+                               "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout)
+        scratch, uid = sb.scratch, sb.uid
+    return proc, scratch, uid
+
+
+def test_describe_names_every_limit_and_what_is_missing():
+    text = sandbox.describe(CAPS, sandbox.Limits(cell_timeout=7, memory_mb=512))
+    assert "7 s/cell" in text and "512 MB memory" in text and "processes" in text and "kB output/cell" in text
+    assert ("no network" in text) == CAPS.netns
+    assert all(note in text for note in CAPS.notes)
+
+
+def test_runs_as_an_unprivileged_user_with_a_clean_environment(library, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_SECRET_TEST", "must not leak")
+    proc, scratch, uid = run("""
+        import os, sys, dlcore, grader.checks
+        print(os.getuid(), os.getgid(), os.getgroups(), os.getcwd())
+        print(sorted(os.environ))
+        print(dlcore.__file__)
+    """, library)
+    assert proc.returncode == 0, proc.stderr
+    ids, env, dl = proc.stdout.splitlines()
+    if CAPS.drop_uid:
+        assert ids.split()[:2] == [str(uid), str(uid)] and "[]" in ids and uid >= 1000
+    assert str(scratch) in ids
+    assert "DLCOURSE_SECRET_TEST" not in env and "PYTHONPATH" in env
+    assert dl.startswith(str(library))
+    assert not scratch.exists()  # removed with the sandbox
+
+
+@needs_mounts
+def test_course_solutions_and_workdir_are_hidden(library, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "gradebook.db").write_text("secret")
+    proc, _, _ = run(f"""
+        import os
+        for p in [{str(REPO_ROOT / 'solutions')!r}, {str(REPO_ROOT / 'tests')!r}, {str(REPO_ROOT)!r}, {str(work)!r},
+                  "/root", "/home", "/tmp"]:
+            try:
+                print(p, sorted(os.listdir(p)))
+            except OSError as exc:
+                print(p, type(exc).__name__)
+        import numpy  # the Python installation itself stays usable
+    """, library, cover=[str(REPO_ROOT), str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    seen = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    for path, listing in seen.items():
+        assert listing in ("FileNotFoundError", "PermissionError", "[]") or path == "/tmp", (path, listing)
+    assert eval(seen["/tmp"]) in ([], ["dlcourse-sandbox"])  # noqa: S307 - a private /tmp
+
+
+@needs_uid
+def test_files_of_the_grader_are_protected_by_permissions_too(library, tmp_path):
+    secret = tmp_path / "private" / "gradebook.db"
+    secret.parent.mkdir()
+    secret.write_text("secret")
+    os.chmod(secret.parent, 0o700)
+    proc, _, _ = run(f"""
+        try:
+            open({str(secret)!r}).read()
+            print("READ")
+        except OSError as exc:
+            print("refused", type(exc).__name__)
+    """, library)
+    assert "refused" in proc.stdout, proc.stdout + proc.stderr
+
+
+@needs_net
+def test_no_network(library):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        proc, _, _ = run(f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=2)
+                print("connected")
+            except OSError as exc:
+                print("blocked", exc.errno)
+        """, library)
+    finally:
+        server.close()
+    assert "blocked" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_file_size_limit(library):
+    proc, _, _ = run("""
+        try:
+            with open("big.bin", "wb") as fh:
+                fh.write(b"\\0" * (3 * 2**20))
+            print("wrote")
+        except OSError as exc:
+            print("stopped", exc.errno)
+    """, library, sandbox.Limits(file_mb=1))
+    assert "stopped 27" in proc.stdout, proc.stdout + proc.stderr  # EFBIG, the process survives
+
+
+def test_memory_limit(library):
+    proc, _, _ = run("""
+        import numpy as np
+        try:
+            np.ones((40_000, 40_000))
+            print("allocated")
+        except MemoryError:
+            print("MemoryError")
+    """, library, sandbox.Limits(memory_mb=1024))
+    assert "MemoryError" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_cpu_limit(library):
+    start = time.monotonic()
+    proc, _, _ = run("while True:\n    pass\n", library, sandbox.Limits(cpu_seconds=1), timeout=30)
+    assert proc.returncode == -signal.SIGXCPU
+    assert time.monotonic() - start < 15
+
+
+@needs_uid
+def test_process_limit_binds_and_nothing_survives(library):
+    proc, _, uid = run("""
+        import os
+        n = 0
+        try:
+            for _ in range(200):
+                if os.fork() == 0:
+                    os.setsid()
+                    null = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(null, 1)
+                    os.dup2(null, 2)
+                    os.execv("/bin/sleep", ["sleep", "2468.5"])
+                n += 1
+        except OSError as exc:
+            print("refused after", n, exc.errno)
+    """, library, sandbox.Limits(processes=20))
+    assert "refused after" in proc.stdout, proc.stdout + proc.stderr
+    assert int(proc.stdout.split()[2]) < 20
+    left = subprocess.run(["pgrep", "-f", "sleep 2468.5"], capture_output=True, text=True).stdout.split()
+    assert left == []
+
+
+@pytest.mark.skipif(not CAPS.cgroup.get("memory"), reason="no writable memory cgroup here")
+def test_memory_of_the_whole_process_tree(library):
+    limits = sandbox.Limits(memory_mb=200)
+    with sandbox.Sandbox(limits, CAPS, library=library, cover=[]) as sb:
+        spec = sb.spec(None)
+        path = sb.scratch.parent / f"{sb.scratch.name}.spec.json"
+        path.write_text(json.dumps(spec))
+        code = textwrap.dedent("""
+            import os, time
+            for _ in range(4):
+                if os.fork() == 0:
+                    block = bytearray(150 * 2**20)
+                    for i in range(0, len(block), 4096):
+                        block[i] = 1
+                    time.sleep(1)
+                    os._exit(0)
+            for _ in range(4):
+                os.wait()
+            print("done")
+        """)
+        subprocess.run([sys.executable, "-I", "-S", str(sandbox.LAUNCHER), str(path), "--", sys.executable, "-c",
+                        code], capture_output=True, text=True, timeout=60)
+        assert sb.out_of_memory()
+
+
+def test_a_failing_setup_starts_nothing(library, tmp_path):
+    spec = {"mountns": True, "cover": ["/nonexistent-dir"], "keep": [], "cwd": "/nonexistent-cwd", "env": {}}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    proc = subprocess.run([sys.executable, "-I", "-S", str(sandbox.LAUNCHER), str(path), "--", sys.executable, "-c",
+                           "print('started')"], capture_output=True, text=True)
+    assert proc.returncode == 70 and "started" not in proc.stdout and "sandbox setup failed" in proc.stderr
