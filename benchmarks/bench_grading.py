@@ -17,7 +17,7 @@
 2. Grades the same set with each mode, one after the other:
 
    - ``ours-N``: ``python -m grader autograde 02_backprop SUBMISSIONS --workers N`` (``--workers`` is
-     left out, and ``ours-2`` skipped, when this checkout's autograder has no such option);
+     left out, and ``ours-N`` for N > 1 skipped, when the checkout's autograder has no such option);
    - ``nbgrader``: plain nbgrader 0.9.6 on its own course root (its default configuration, the same
      cell time limit), ``nbgrader generate_assignment`` then one sequential ``nbgrader autograde``.
 
@@ -27,8 +27,9 @@
    the peak RSS of the largest single process, and the mean score per kind of submission (a
    consistency check: every mode should give the same scores except where a limit differs).
 
-This is a benchmark, not a test: a full run of 200 submissions × 3 modes takes hours on two cores;
-``--n 40`` keeps the proportions and takes minutes. Results: benchmarks/README.md, section "Grading".
+This is a benchmark, not a test: a full run of 200 submissions × 3 modes takes about 40 minutes on a
+quiet two-core machine; ``--n 40`` keeps the proportions and takes about 7 minutes.
+Results: benchmarks/README.md, section "Grading".
 """
 
 from __future__ import annotations

@@ -304,15 +304,27 @@ class _Slot:
         self.student: str | None = None
         self.salvage = ""
         self.started = self.deadline = 0.0
+        self.wall = 0.0
+        self.kernel_started = False
 
     def send(self, job: dict, wall: float) -> None:
         path = self.ws / "jobs" / f"{job['student']}.json"
         path.write_text(json.dumps(job), encoding="utf-8")
         self.student, self.salvage = job["student"], job.get("salvage", "")
         self.started = time.monotonic()
-        self.deadline = self.started + wall
+        # The wall-clock limit counts from the first kernel start (the worker's own start-up and
+        # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
+        self.wall, self.kernel_started = wall, bool(self.salvage)
+        self.deadline = self.started + wall + (0 if self.salvage else STARTUP_GRACE)
         self.proc.stdin.write(f"{path}\n".encode())
         self.proc.stdin.flush()
+
+    def check_kernel_started(self, ws: Path, chapter: str) -> None:
+        if not self.kernel_started and self.student is not None:
+            folder = ws / "journal" / self.student / chapter
+            if folder.is_dir() and any(folder.glob("*.jsonl")):
+                self.kernel_started = True
+                self.deadline = time.monotonic() + self.wall
 
     def finished(self) -> int | None:
         """The job's exit status once the worker reports it done, else None."""
@@ -467,6 +479,9 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
         if outcome is None and res is not None and res.get("status") == "ok":
             _record(ws, chapter, res, config)
             status[student] = "graded"
+        elif res is not None and res.get("status") == "error":
+            # the grader itself failed (not the submission): nothing is recorded, a rerun tries again
+            status[student] = "error"
         elif not salvage:
             # score what finished from the journal and the records, without executing anything again
             pending.insert(0, (student, outcome or (res or {}).get("notes", ["the grader failed"])[0]))
@@ -507,6 +522,7 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
             for k, slot in enumerate(slots):
                 if slot.student is None:
                     continue
+                slot.check_kernel_started(ws, chapter)
                 rc = slot.finished()
                 if rc is not None:
                     finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "

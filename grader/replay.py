@@ -33,6 +33,7 @@ import importlib
 import importlib.util
 import io
 import json
+import re
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -746,22 +747,32 @@ def _same(kernel: Any, local: Any) -> bool:
 # --------------------------------------------------------------------------- records of one notebook
 
 
+_LINE = re.compile(r'^\{"site": (\d+), "nested": (true|false)[,}]')
+
+
 class Records:
-    """The kernel's records of one notebook, per site, in the order they were written."""
+    """The kernel's records of one notebook, per site, in the order they were written.
+
+    Lines are kept as text and parsed when the replay takes them (a notebook may write many).
+    """
 
     def __init__(self, lines: Iterable[str]) -> None:
         self.by_site: dict[int, deque] = defaultdict(deque)
         self.broken = 0
         for line in lines:
+            m = _LINE.match(line)
+            if m is not None:
+                if m.group(2) == "false":
+                    self.by_site[int(m.group(1))].append(line)
+                continue
             try:
                 entry = json.loads(line)
                 site = int(entry["site"])
             except (ValueError, TypeError, KeyError, RecursionError):
                 self.broken += 1
                 continue
-            if not isinstance(entry, dict) or entry.get("nested"):
-                continue
-            self.by_site[site].append(entry)
+            if isinstance(entry, dict) and not entry.get("nested"):
+                self.by_site[site].append(entry)
 
     @classmethod
     def from_file(cls, path: str, max_bytes: int = 256 * 2**20) -> Records:
@@ -774,7 +785,18 @@ class Records:
 
     def take(self, site: int) -> dict | None:
         q = self.by_site.get(site)
-        return q.popleft() if q else None
+        while q:
+            entry = q.popleft()
+            if isinstance(entry, dict):
+                return entry
+            try:
+                parsed = json.loads(entry)
+            except (ValueError, RecursionError):
+                self.broken += 1
+                continue
+            if isinstance(parsed, dict):
+                return parsed
+        return None
 
 
 # --------------------------------------------------------------------------- the replay
@@ -925,11 +947,17 @@ class SourceIndex:
         self.trees = [t for t in (parse_cell(s) for s in student_cells) if t is not None]
         self.unparsable = len(student_cells) - len(self.trees)
         self.aliases: dict[str, set[str]] = defaultdict(set)
+        self.anywhere: set[str] = set()   # top-level names defined by any cell (the instructor's too)
         for src in all_cells:
             tree = parse_cell(src)
             if tree is not None:
                 for name, path in imports_of(tree).items():
                     self.aliases[name].add(path)
+                for stmt in tree.body:
+                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        self.anywhere.add(stmt.name)
+                    elif isinstance(stmt, ast.Assign):
+                        self.anywhere.update(n for t in stmt.targets for n in _target_names(t))
         self.defs: dict[str, list[ast.AST]] = defaultdict(list)
         for tree in self.trees:
             for stmt in tree.body:
@@ -1054,7 +1082,8 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
                 return verdict(f"{name} is dlcore's own {ref_name} (imported from {path}), not code written in "
                                "your notebook")
         queue.append(name)
-    if roots and not any(index.defs.get(n) for n in roots) and not any(index.aliases.get(n) for n in roots):
+    if roots and not any(index.defs.get(n) for n in roots) and not any(index.aliases.get(n) for n in roots) \
+            and not any(n in index.anywhere for n in roots):
         return verdict(f"the grader finds no definition of {', '.join(roots)} in your solution cells (it must be "
                        "written there, not created dynamically)")
     while queue:

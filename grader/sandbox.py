@@ -512,7 +512,7 @@ def _spec(caps: Capabilities, limits: Limits, *, uid: int | None, scratch: Path,
         keep = _python_paths() + [str(scratch)] + ([str(library)] if library else []) + \
             ([str(records)] if records else [])
         spec["cover"] = sorted(set(cover) | {"/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/srv", "/mnt",
-                                             "/media"})
+                                             "/media", "/run"})
         spec["keep"] = keep
         spec["writable"] = [str(scratch)] + ([str(records)] if records else [])
         disk = f"size={limits.disk_mb}m,mode=1777"

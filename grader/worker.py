@@ -333,9 +333,13 @@ class _Notebook:
             incidents = _incidents(cell)
             rc = self.rewritten.get(i)
             stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            ran = cell.get("execution_count") is not None
             if incidents:
+                if rc is not None and ran:  # still replayed: later tests may use what this one defines
+                    rp.replay_cell(rc, records, self.trusted_ns, label=f"{label}:{_gid(cell)}",
+                                   delegation=delegation)
                 cell.outputs = incidents
-            elif cell.get("execution_count") is None and not cell.get("outputs"):
+            elif not ran:
                 cell.outputs = [_error(NOT_RUN, "not run: this cell was not executed")]
             elif rc is None:
                 cell.outputs = [_error("GraderError", "the grader could not read this test cell (a problem of the "

@@ -207,7 +207,8 @@ def batch(tmp_path_factory):
         "infinite_loop_in_test": _nb_with({"square_impl": "def square(x):\n    while True:\n        pass\n"}),
         "memory_exhaustion": _nb_with({"relu_impl": "big = np.ones((60_000, 60_000))\n"}),
         "memory_growth": _nb_with(after={"square_impl": [
-            "hog = []\ntry:\n    while True:\n        hog.append(bytearray(50 * 2**20))\nfinally:\n    hog = None"]}),
+            "hog = []\ntry:\n    while True:\n        hog.append(np.empty(100 * 2**20, dtype=np.uint8))\n"
+            "finally:\n    hog = None"]}),
         "fork_bomb": _nb_with(after={"square_impl": [FORK_BOMB]}),
         "disk_fill": _nb_with(after={"double_impl": [
             "with open('big.bin', 'wb') as fh:\n    for _ in range(200):\n        fh.write(b'\\0' * 2**20)"]}),
@@ -246,7 +247,7 @@ def batch(tmp_path_factory):
     csv_path = root / "grades.csv"
     lines: list[str] = []
     try:
-        result = ag.autograde("mini", subs, source_root=MINI, timeout=4, notebook_timeout=60, workdir=work,
+        result = ag.autograde("mini", subs, source_root=MINI, timeout=6, notebook_timeout=60, workdir=work,
                               feedback=True, csv_path=csv_path, workers=2, echo=lines.append, progress=False)
     finally:
         listener.close()
@@ -347,7 +348,7 @@ def test_infinite_loops_with_and_without_interrupt_handling(batch):
     assert _scores(batch, "infinite_loop") == ({"double_test": 1, "relu_test": 0, "square_test": 3}, 4)
     assert "ReLU" in batch["grades"]["infinite_loop"]["relu_test"][2]
     assert _scores(batch, "infinite_loop_in_test") == ({"double_test": 1, "relu_test": 2, "square_test": 0}, 3)
-    assert "time limit (4 s)" in batch["grades"]["infinite_loop_in_test"]["square_test"][2]
+    assert "time limit (6 s)" in batch["grades"]["infinite_loop_in_test"]["square_test"][2]
 
 
 def test_memory_exhaustion(batch):

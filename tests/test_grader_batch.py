@@ -73,7 +73,8 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         ledger = ws / "ledger.jsonl"
-        if ledger.exists() and len(ledger.read_text().splitlines()) >= 2:
+        running_c = ws / "journal" / "c_slow" / "mini" / "mini.jsonl"
+        if ledger.exists() and len(ledger.read_text().splitlines()) >= 2 and running_c.exists():
             break
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.05)

@@ -472,3 +472,49 @@ def test_plans_are_deterministic_and_seed_dependent():
     b = checks.plan_layer("Affine", args=(5, 3), seed=1)
     c = checks.plan_layer("Affine", args=(5, 3), seed=2)
     assert checks.to_json(a) == checks.to_json(b) != checks.to_json(c)
+
+
+def test_equal_infinities_match_and_do_not_hide_other_errors():
+    inf = np.inf
+    assert checks.compare("x", np.array([inf, -inf, 1.0]), np.array([inf, -inf, 1.0])) is None
+    assert checks.compare("x", np.array([np.nan, 2.0]), np.array([np.nan, 2.0])) is None
+    msg = checks.compare("x", np.array([inf, 2.0]), np.array([inf, 1.0]))
+    assert msg is not None and "index (1,)" in msg and "expected 1, got 2" in msg
+    assert checks.compare("x", np.array([inf, 1.0]), np.array([1.0, 1.0])) is not None
+    assert checks.compare("x", np.array([-inf]), np.array([inf])) is not None
+
+
+def test_gate_and_numerical_gradient_checks_split_into_plan_record_judge():
+    class MyMul:
+        def forward(self, x, y):
+            self.x, self.y = x, y
+            return x * y
+
+        def backward(self, dout):
+            return dout * self.y, dout * self.x
+
+    plan = checks.plan_gate("Mul", cases=[(2.0, 3.0), (1.5, -1.0, 2.0)])
+    record = checks.record_gate(MyMul, plan)
+    again = checks.from_json(checks.to_json(record))
+    assert checks.judge_gate(checks.from_json(checks.to_json(plan)), again).ok
+
+    def central(f, x, h=1e-5):
+        grad = np.zeros_like(x)
+        for idx in np.ndindex(*x.shape):
+            old = x[idx]
+            x[idx] = old + h
+            fp = f()
+            x[idx] = old - h
+            fm = f()
+            x[idx] = old
+            grad[idx] = (fp - fm) / (2 * h)
+        return grad
+
+    plan = checks.plan_numerical_gradient()
+    record = checks.from_json(checks.to_json(checks.record_numerical_gradient(central, plan)))
+    assert checks.judge_numerical_gradient(plan, record).ok
+
+
+def test_decoding_refuses_object_arrays():
+    with pytest.raises(ValueError, match="refusing"):
+        checks._decode({"__ndarray__": "AAAAAAAAAAA=", "dtype": "|O", "shape": [1]})

@@ -1,10 +1,11 @@
 """The grading pipeline end to end on a 3-exercise mini course (tests/fixtures/mini_course), through real nbgrader.
 
 Release: reproducible byte for byte, no solutions or hidden tests, check-sync catches drift.
-Batch autograding: one batch with a correct, a wrong, a blank, a hanging (interrupt honoured,
-then a raise), a hanging-and-swallowing-the-interrupt and an os._exit submission completes;
-every submission keeps the points of the cells that ran, with a clear reason. A submission
-whose autograde process is killed at the wall-clock limit is scored from the journal.
+Batch autograding (two workers, sandboxed kernels, trusted replay of the tests): one batch with a
+correct, a wrong, a blank, a hanging (interrupt honoured, then a raise), a hanging-and-swallowing-the-
+interrupt, an os._exit, a corrupt and a missing submission completes; every submission keeps the
+points of the cells that ran, with a clear reason. A submission whose worker is killed at the
+wall-clock limit is scored from the journal. (Hostile submissions: tests/test_adversarial.py.)
 
 Exercises: double_test 1 point, relu_test 2 points, square_test 3 points (6 in all).
 """
@@ -119,7 +120,7 @@ def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root", str(MINI),
-         "--timeout", "4", "--notebook-timeout", "120", "--csv", str(csv_path), "--feedback",
+         "--timeout", "4", "--notebook-timeout", "120", "--csv", str(csv_path), "--feedback", "--workers", "2",
          "--workdir", str(workdir)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=400)
     elapsed = time.monotonic() - start
@@ -174,20 +175,21 @@ def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
 
 
 def test_killed_autograde_is_scored_from_its_journal(tmp_path):
-    """The last resort: the whole nbgrader process is killed at the wall-clock limit (here 6 s after the
-    kernel started, below the 60 s cell limit); the replay keeps the points of the finished cells.
-    (The submission is the source notebook filled in: nbgrader restores the locked cells either way.)"""
+    """The last resort: the submission's worker is killed at the wall-clock limit (here 10 s after the
+    kernel started, below the 60 s cell limit); another worker rebuilds the notebook from the journal and
+    the kernel's records, and the finished cells keep their points.
+    (The submission is the source notebook filled in: the grader uses the source's locked cells either way.)"""
     subs = tmp_path / "submissions"
     H.write(H.fill(SOURCE_NB, H.student_answers(SOURCE_NB), {"relu_impl": SWALLOW}), subs / "stuck", "mini.ipynb")
     lines: list[str] = []
-    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, notebook_timeout=60, wall_limit=6,
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, notebook_timeout=60, wall_limit=10,
                          workdir=tmp_path / "work", echo=lines.append)
     result = batch.by_student()["stuck"]
     scores = {e.exercise: (e.score, e.reason) for e in result.exercises}
     assert scores["double_test"] == (1, "")
     assert scores["relu_test"][0] == 0 and "not run: the autograder stopped this submission" in scores["relu_test"][1]
     assert scores["square_test"][0] == 0
-    assert any("wall-clock limit (6 s)" in note for note in result.notes)
+    assert any("wall-clock limit (10 s)" in note for note in result.notes)
     autograded = nbformat.read(str(tmp_path / "work" / "autograded" / "stuck" / "mini" / "mini.ipynb"), as_version=4)
     stopped = [c for c in autograded.cells if H.grade_id(c) == "relu_impl"][0]
     assert stopped.outputs[-1]["ename"] == "GraderStopped"
