@@ -361,6 +361,17 @@ class _Slot:
             self.kill()
 
 
+def _world_readable(path: Path) -> bool:
+    """Can any user list ``path`` (every ancestor searchable by others, the directory readable by others)?"""
+    try:
+        path = path.resolve()
+        if not path.exists() or not path.stat().st_mode & 0o004:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in path.parents)
+    except OSError:
+        return False
+
+
 def _keep_records(ws: Path, chapter: str, student: str, notebooks: list[str]) -> None:
     """After killing a worker: copy what its kernels recorded, before the sandbox is swept away."""
     for name in notebooks:
@@ -452,6 +463,11 @@ def _batch(chapter: str, submissions: Path, students: list[str], ws: Path, sourc
          + (f", {len(students) - len(todo)} already graded" if len(todo) < len(students) else "")
          + f"), {sum(len(v) for v in cells.values())} graded cells, {workers} worker(s); work directory {ws}")
     echo(header)
+    if not caps.mountns:
+        exposed = sorted({str(p) for p in (source_root / "solutions", REPO_ROOT / "solutions") if _world_readable(p)})
+        if exposed:
+            echo(f"WARNING: without mount namespaces the kernels can read {', '.join(exposed)} (readable by every "
+                 "user): make it private (chmod 700) or grade from a copy in a private directory")
     library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}") \
         if caps.drop_uid or caps.mountns else None
     cover = sorted({str(REPO_ROOT), str(source_root), str(ws), str(submissions)}

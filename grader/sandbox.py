@@ -162,7 +162,11 @@ _PROBED: Capabilities | None = None
 
 
 def probe(refresh: bool = False) -> Capabilities:
-    """Which isolation mechanisms work here (cached). Set DLCOURSE_SANDBOX=off to use none of them."""
+    """Which isolation mechanisms work here (cached).
+
+    ``DLCOURSE_SANDBOX=off`` uses none of them; ``DLCOURSE_SANDBOX_DISABLE=netns,mountns,cgroup,...`` leaves
+    out some (to rehearse a machine that lacks them).
+    """
     global _PROBED
     if _PROBED is not None and not refresh:
         return _PROBED
@@ -190,7 +194,11 @@ def probe(refresh: bool = False) -> Capabilities:
             caps.scratch_tmpfs = caps.mountns and _probe_child(lambda: _scratch_tmpfs_test(libc, probe_dir))
         finally:
             shutil.rmtree(probe_dir, ignore_errors=True)
-        caps.drop_uid = _probe_uid(caps)
+        disabled = os.environ.get("DLCOURSE_SANDBOX_DISABLE", "").replace(" ", "").split(",")
+        for feature in ("netns", "mountns", "scratch_tmpfs"):
+            if feature in disabled:
+                setattr(caps, feature, False)
+        caps.drop_uid = "drop_uid" not in disabled and _probe_uid(caps)
         if not caps.drop_uid:
             caps.notes.append("the kernel cannot run as an unprivileged user here (the Python installation is not "
                               "readable by other users and there is no mount namespace to fix that): it runs as "
@@ -214,7 +222,7 @@ def probe(refresh: bool = False) -> Capabilities:
         caps.notes.append("directories are not hidden by mounts (no mount namespaces here); only file permissions "
                           "(the work directory is 0700) keep the kernel out")
     if caps.root:
-        caps.cgroup = _probe_cgroups()
+        caps.cgroup = _probe_cgroups() if "cgroup" not in os.environ.get("DLCOURSE_SANDBOX_DISABLE", "") else {}
         if not caps.cgroup:
             caps.notes.append("no writable cgroups: memory is limited per process (RLIMIT_AS) and processes per "
                               "sandbox user (RLIMIT_NPROC), not for the process tree as a whole")

@@ -195,7 +195,6 @@ class _Notebook:
         rel_path = ws / "course" / job.chapter / f"{name}.ipynb"
         self.release = nbformat.read(str(rel_path), as_version=4) if rel_path.exists() else None
         self.sub_path = ws / "submitted" / job.student / job.chapter / f"{name}.ipynb"
-        self.notes: list[str] = []
         self.submitted: NotebookNode | None = None
         self.unreadable = None
         if self.sub_path.exists():
@@ -419,9 +418,14 @@ def _reason(cell: NotebookNode) -> str:
     if errors:
         out = errors[-1]
         ename, evalue = out.get("ename", ""), str(out.get("evalue", ""))
-        if not evalue.strip():
+        if not evalue.strip() and ename == "CellTimeoutError":
             evalue = " ".join(ansi.sub("", t) for t in out.get("traceback", [])).split(": ", 1)[-1]
-        text = evalue if ename in (NOT_RUN, "NotGraded") else f"{ename}: {evalue}"
+        if ename in (NOT_RUN, "NotGraded"):
+            text = evalue
+        else:
+            text = f"{ename}: {evalue}" if evalue.strip() else ename
+            if ename == "NotImplementedError":
+                text += " (not implemented yet)"
     else:
         streams = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
         text = f"the cell wrote to stderr: {streams[0].get('text', '')}" if streams else ""

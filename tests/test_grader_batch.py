@@ -110,12 +110,15 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
     assert batch.by_student()["d_correct"].score == 4
     assert _grade_rows(ws)["a_correct"] == recorded["a_correct"]
 
-    # --regrade grades everything again, with the same results
+    # --regrade grades everything again, with the same results; --show-hidden puts the hidden tests into
+    # the feedback (by default they are removed)
     batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
-                         progress=False, regrade=True)
+                         progress=False, regrade=True, feedback=True, show_hidden=True)
     assert all(s.status == "graded" for s in batch.students)
     assert {s.student: s.score for s in batch.students} == {"a_correct": 6, "b_wrong": 4, "c_slow": 6,
                                                             "d_correct": 4}
+    html = (ws / "feedback" / "b_wrong" / "mini" / "mini.html").read_text(encoding="utf-8")
+    assert "HIDDEN-MARKER-2" in html and "returns dy unchanged" in html
 
 
 def test_a_second_grader_on_the_same_workdir_is_refused(tmp_path):
