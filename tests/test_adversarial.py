@@ -8,7 +8,6 @@ three exercises: double_test 1 point, relu_test 2 points (dlcore reference ``ReL
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import socket
@@ -17,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
@@ -28,16 +28,6 @@ MINI = Path(__file__).parent / "fixtures" / "mini_course"
 SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
 pytestmark = pytest.mark.slow
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
-                                                  "grading_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 CAPS = sandbox.probe()
 
 WRONG_SQUARE = "def square(x):\n    return x * 3\n"

@@ -7,7 +7,6 @@ them again, leaves everything already recorded untouched, and grades the rest.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import pytest
 
 from grader import autograde as ag
@@ -24,16 +24,6 @@ MINI = Path(__file__).parent / "fixtures" / "mini_course"
 SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
 pytestmark = pytest.mark.slow
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
-                                                  "grading_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 
 
 def _grade_rows(ws: Path) -> dict[str, list[tuple]]:

@@ -12,12 +12,12 @@ The release itself contains no solution code and no hidden tests.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
@@ -26,16 +26,6 @@ from grader.release import REPO_ROOT, release
 CHAPTERS = ["01_perceptron", "02_backprop"]
 pytestmark = pytest.mark.slow
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
-                                                  "grading_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 _W_GRAD = re.compile(r"""(self\.grads\[(["'])W\2\]\s*=\s*)([^\n#]+?)(\s*(#.*)?)$""", re.MULTILINE)
 
 

@@ -12,7 +12,6 @@ Exercises: double_test 1 point, relu_test 2 points, square_test 3 points (6 in a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
@@ -30,16 +30,6 @@ MINI = Path(__file__).parent / "fixtures" / "mini_course"
 SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
 pytestmark = pytest.mark.slow
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
-                                                  "grading_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 
 
 @pytest.fixture(scope="module")

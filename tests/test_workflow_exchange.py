@@ -13,7 +13,6 @@ Exercises of the mini course: double_test 1 point, relu_test 2 points, square_te
 from __future__ import annotations
 
 import csv
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
@@ -34,16 +34,6 @@ from grader.roster import import_roster
 MINI = Path(__file__).parent / "fixtures" / "mini_course"
 pytestmark = pytest.mark.slow
 
-
-def _load_helpers():
-    spec = importlib.util.spec_from_file_location("grading_helpers", Path(__file__).parent / "fixtures" /
-                                                  "grading_helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-H = _load_helpers()
 ANSWERS = H.student_answers(MINI / "solutions" / "mini" / "mini.ipynb")
 WRONG_RELU = ANSWERS["relu_impl"].replace("return np.where(self.mask, dy, 0.0)", "return dy")
 
