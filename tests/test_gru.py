@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recurrent_adapters import WithState
 
 from dlcore import backend
 from dlcore.gradcheck import assert_layer_gradients
-from dlcore.nn.base import Layer
 from dlcore.nn.gru import GRU, GRUCell
 
 D, H = 3, 4
@@ -15,25 +15,6 @@ D, H = 3, 4
 
 def _arr(rng, shape, xp):
     return backend.to_device(rng.standard_normal(shape), xp)
-
-
-class WithState(Layer):
-    def __init__(self, layer: GRU) -> None:
-        self.layer = layer
-
-    @property
-    def params(self):
-        return self.layer.params
-
-    @property
-    def grads(self):
-        return self.layer.grads
-
-    def forward(self, xs, h0):
-        return self.layer.forward(xs, h0)
-
-    def backward(self, dhs):
-        return self.layer.backward(dhs), self.layer.dh0
 
 
 @pytest.mark.parametrize("n,t", [(1, 1), (3, 4), (1, 4)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recurrent_adapters import WithState
 
 from dlcore import backend
 from dlcore.gradcheck import assert_layer_gradients
@@ -15,27 +16,6 @@ D, H = 3, 4
 
 def _arr(rng, shape, xp):
     return backend.to_device(rng.standard_normal(shape), xp)
-
-
-class WithState(Layer):
-    """forward(xs, h0, c0) -> hs; backward -> (dxs, dh0, dc0)."""
-
-    def __init__(self, layer: LSTM) -> None:
-        self.layer = layer
-
-    @property
-    def params(self):
-        return self.layer.params
-
-    @property
-    def grads(self):
-        return self.layer.grads
-
-    def forward(self, xs, h0, c0):
-        return self.layer.forward(xs, h0, c0)
-
-    def backward(self, dhs):
-        return self.layer.backward(dhs), self.layer.dh0, self.layer.dc0
 
 
 class CellAsLayer(Layer):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from recurrent_adapters import WithState
 
 from dlcore import backend
 from dlcore.gradcheck import assert_layer_gradients
-from dlcore.nn.base import Layer
 from dlcore.nn.gru import GRU
 from dlcore.nn.lstm import LSTM
 from dlcore.nn.recurrent import Bidirectional
@@ -15,28 +15,6 @@ from dlcore.nn.rnn import RNN, RNNCell
 
 SHAPES = [(1, 1), (3, 4), (1, 4)]      # (batch N, time steps T)
 D, H = 3, 4
-
-
-class WithState(Layer):
-    """Test adapter: forward(xs, *states) and a backward that also returns the initial-state gradients."""
-
-    def __init__(self, layer: Layer) -> None:  # params/grads are the wrapped layer's own dicts
-        self.layer = layer
-
-    @property
-    def params(self):
-        return self.layer.params
-
-    @property
-    def grads(self):
-        return self.layer.grads
-
-    def forward(self, xs, *states):
-        return self.layer.forward(xs, *states)
-
-    def backward(self, dhs):
-        dxs = self.layer.backward(dhs)
-        return (dxs, self.layer.dh0) + ((self.layer.dc0,) if isinstance(self.layer, LSTM) else ())
 
 
 def _arr(rng, shape, xp, scale=1.0):
