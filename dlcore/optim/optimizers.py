@@ -292,7 +292,7 @@ class Momentum(Optimizer):
         return v
 
 
-class Nesterov(Optimizer):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient, in the form of Sutskever et al. (2013) / PyTorch ``nesterov=True``.
 
     The gradient g is taken at the current weights (not at a look-ahead point); the look-ahead
@@ -304,16 +304,8 @@ class Nesterov(Optimizer):
     State: ``velocity`` = Δw.
     """
 
-    def __init__(self, lr: float | Schedule | None = None, momentum: float = 0.9, **kw: Any) -> None:
-        super().__init__(lr, **kw)
-        self.momentum = self._check_unit("momentum", momentum)
-
-    def _hyper(self) -> dict[str, Any]:
-        return {"momentum": self.momentum}
-
     def _step(self, key: Hashable, w: Any, g: Any, lr: float) -> Any:
-        v = self.momentum * self._slot(key, "velocity", w) - lr * g      # Δw ← μ Δw − ε g
-        self.state[key]["velocity"] = v
+        v = super()._step(key, w, g, lr)                                  # Δw ← μ Δw − ε g
         return self.momentum * v - lr * g                                 # w ← w + μ Δw − ε g
 
 
