@@ -72,9 +72,15 @@ def release(args: list[str]) -> int:
 
 
 def bench(args: list[str]) -> int:
-    """Run the benchmarks (PyTorch is used as the reference when installed)."""
+    """Run the benchmarks (PyTorch is used as the reference when installed).
+
+    OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on some machines to force an older, slower BLAS
+    kernel) are removed for this command only, never for the tests; each benchmark prints the
+    kernel that ran.
+    """
     ensure_venv("dev")
-    return _run(PY, "-m", "benchmarks", *args)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    return _run(PY, "-m", "benchmarks", *args, env=env)
 
 
 def lint(args: list[str]) -> int:
