@@ -55,17 +55,25 @@ def numerical_gradient(f: Callable[[], Any], x: Any, eps: float = 1e-5) -> Any:
     return backend.to_device(grad.astype(backend.dtype_name(x.dtype)), xp)
 
 
-def relative_error(analytic: Any, numeric: Any) -> tuple[float, tuple[int, ...]]:
-    """(worst rel_i, index of the worst entry) with the floored symmetric measure above."""
+def relative_error(analytic: Any, numeric: Any, *, equal_nan: bool = False) -> tuple[float, tuple[int, ...]]:
+    """(worst rel_i, index of the worst entry) with the floored symmetric measure above.
+
+    Entries that are exactly equal count 0 (so equal infinities agree); with ``equal_nan`` a NaN
+    where NaN is expected counts 0 too. Any other non-finite error is reported as ``inf``.
+    """
     a = backend.to_numpy(analytic).astype("float64")
     n = backend.to_numpy(numeric).astype("float64")
     if a.shape != n.shape:
         raise ValueError(f"relative_error: shapes differ, analytic {a.shape} vs numeric {n.shape}")
     if a.size == 0:
         return 0.0, ()
-    floor = 1e-3 * (np.max(np.abs(a)) + np.max(np.abs(n)))
-    denom = np.maximum(np.abs(a) + np.abs(n), max(floor, np.finfo("float64").tiny))
-    rel = np.abs(a - n) / denom
+    with np.errstate(all="ignore"):
+        fa, fn = np.abs(a[np.isfinite(a)]), np.abs(n[np.isfinite(n)])
+        floor = 1e-3 * ((float(fa.max()) if fa.size else 0.0) + (float(fn.max()) if fn.size else 0.0))
+        denom = np.maximum(np.abs(a) + np.abs(n), max(floor, np.finfo("float64").tiny))
+        rel = np.abs(a - n) / denom
+    agree = (a == n) | (np.isnan(a) & np.isnan(n)) if equal_nan else (a == n)
+    rel = np.where(agree, 0.0, rel)
     if not np.all(np.isfinite(rel)):
         bad = np.unravel_index(int(np.argmax(~np.isfinite(rel))), rel.shape)
         return math.inf, tuple(int(i) for i in bad)

@@ -38,6 +38,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from dlcore.gradcheck import numerical_gradient, relative_error
+
 __all__ = [
     "check_layer", "check_function", "check_gate", "check_numerical_gradient",
     "check_value", "check_true", "check_accuracy",
@@ -173,22 +175,8 @@ def _as_array(v: Any) -> np.ndarray | None:
 
 
 def _rel_error(got: np.ndarray, expected: np.ndarray) -> tuple[float, tuple[int, ...]]:
-    """Worst relative error and its index. Equal entries (equal infinities, NaN where NaN is expected) count 0."""
-    a = got.astype("float64")
-    e = expected.astype("float64")
-    if a.size == 0:
-        return 0.0, ()
-    with np.errstate(all="ignore"):
-        fa, fe = np.abs(a[np.isfinite(a)]), np.abs(e[np.isfinite(e)])
-        floor = 1e-3 * ((float(np.max(fa)) if fa.size else 0.0) + (float(np.max(fe)) if fe.size else 0.0))
-        denom = np.maximum(np.abs(a) + np.abs(e), max(floor, np.finfo("float64").tiny))
-        rel = np.abs(a - e) / denom
-    rel = np.where((a == e) | (np.isnan(a) & np.isnan(e)), 0.0, rel)
-    if not np.all(np.isfinite(rel)):
-        bad = np.unravel_index(int(np.argmax(~np.isfinite(rel))), rel.shape)
-        return math.inf, tuple(int(i) for i in bad)
-    worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
-    return float(rel[worst]), tuple(int(i) for i in worst)
+    """Worst relative error and its index (dlcore.gradcheck's measure); NaN where NaN is expected counts 0."""
+    return relative_error(got, expected, equal_nan=True)
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: float = 1e-6) -> bool:
@@ -419,6 +407,20 @@ def _emit(kind: str, plan: Any, record: Any) -> None:
     except (OSError, TypeError, ValueError):
         pass
 
+def _run_check(kind: str, plan: Any, reference: Any, inputs_of: Callable, record: Callable[[], Any],
+               judge: Callable[[Any, Any], Verdict]) -> None:
+    """The sequence every check follows: in the kernel, record the student's results and judge them
+    (and emit the plan and record for the out-of-kernel grader); under replay, judge what was replayed."""
+    if _REPLAY is not None:
+        rec = _replayed(kind, plan, reference, inputs_of)
+        verdict = rec if isinstance(rec, Verdict) else judge(plan, rec)
+    else:
+        rec = record()
+        verdict = judge(plan, rec)
+        _emit(kind, plan, rec)
+    verdict.enforce()
+
+
 
 def same_inputs(a: Any, b: Any) -> bool:
     """Exact equality of plain data (arrays: shape, dtype and values, NaN equal to NaN)."""
@@ -645,20 +647,6 @@ def plan_layer(reference: Any, *, args: Sequence[Any] = (), kwargs: dict | None 
                      check_numeric=check_numeric, seed=seed)
 
 
-def _numeric(f: Callable[[], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. x (perturbed in place and restored)."""
-    grad = np.zeros(x.shape, dtype="float64")
-    for idx in np.ndindex(*x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        fp = f()
-        x[idx] = old - eps
-        fm = f()
-        x[idx] = old
-        grad[idx] = (fp - fm) / (2 * eps)
-    return grad
-
-
 def _scalar(v: Any) -> float:
     a = _as_array(v)
     if a is None or a.size != 1:
@@ -761,10 +749,10 @@ def _numeric_gradients(cls: Any, args: Sequence[Any], kwargs: dict, params: dict
         if is_loss:
             targets = targets[:1]
         for i in targets:
-            numeric["dx" if len(targets) == 1 else f"dx{i + 1}"] = _numeric(loss, ins[i])
+            numeric["dx" if len(targets) == 1 else f"dx{i + 1}"] = numerical_gradient(loss, ins[i])
         for key in params:
             if _float_like(np.asarray(_as_array(layer.params[key]))):
-                numeric[key] = _numeric(loss, layer.params[key])
+                numeric[key] = numerical_gradient(loss, layer.params[key])
         return numeric, None
     except Exception as exc:
         return {}, _error_text(exc)
@@ -935,14 +923,8 @@ def check_layer(student: Any, reference: Any, *, args: Sequence[Any] = (), kwarg
     with _quiet():
         plan = plan_layer(reference, args=args, kwargs=kwargs, shapes=shapes, seed=seed, n_classes=n_classes,
                           inputs=inputs, check_numeric=check_numeric)
-        if _REPLAY is not None:
-            record = _replayed("layer", plan, resolve_reference(reference), _layer_inputs)
-            verdict = record if isinstance(record, Verdict) else judge_layer(plan, record)
-        else:
-            record = record_layer(student, plan)
-            verdict = judge_layer(plan, record)
-            _emit("layer", plan, record)
-        verdict.enforce()
+        _run_check("layer", plan, resolve_reference(reference), _layer_inputs,
+                   lambda: record_layer(student, plan), judge_layer)
 
 
 def _layer_inputs(plan: LayerPlan) -> Any:
@@ -1213,14 +1195,7 @@ def check_gate(student_cls: Any, reference: Any, *, cases: Sequence[Sequence[Any
     with _quiet():
         ref_cls = resolve_reference(reference)
         plan = plan_gate(ref_cls, cases=cases)
-        if _REPLAY is not None:
-            record = _replayed("gate", plan, ref_cls, _gate_inputs)
-            verdict = record if isinstance(record, Verdict) else judge_gate(plan, record)
-        else:
-            record = record_gate(student_cls, plan)
-            verdict = judge_gate(plan, record)
-            _emit("gate", plan, record)
-        verdict.enforce()
+        _run_check("gate", plan, ref_cls, _gate_inputs, lambda: record_gate(student_cls, plan), judge_gate)
 
 
 # --------------------------------------------------------------------------- numerical gradient
@@ -1254,19 +1229,17 @@ class NumGradRecord:
 
 
 def plan_numerical_gradient() -> NumGradPlan:
-    from dlcore.gradcheck import numerical_gradient as reference_ng
     cases = []
     with _quiet(stdout=True):
         for label, fun, grad, x0 in _ng_cases():
             x_dl = x0.copy()
-            dl = np.asarray(reference_ng(lambda _x=x_dl, _fun=fun: _fun(_x), x_dl))
+            dl = np.asarray(numerical_gradient(lambda _x=x_dl, _fun=fun: _fun(_x), x_dl))
             cases.append({"label": label, "x": x0.copy(), "expected": grad(x0), "dlcore": dl})
-    return NumGradPlan(reference=_qualname(reference_ng), cases=cases)
+    return NumGradPlan(reference=_qualname(numerical_gradient), cases=cases)
 
 
 def record_numerical_gradient(student_fn: Any, plan: NumGradPlan) -> NumGradRecord:
-    from dlcore.gradcheck import numerical_gradient as reference_ng
-    rec = NumGradRecord(provenance=_provenance(student_fn, reference_ng))
+    rec = NumGradRecord(provenance=_provenance(student_fn, numerical_gradient))
     hits: list[str] = []
     funs = _ng_cases()
     with _quiet(stdout=True):
@@ -1278,7 +1251,7 @@ def record_numerical_gradient(student_fn: Any, plan: NumGradPlan) -> NumGradReco
                 return _fun(np.asarray(given[0], dtype="float64") if given else _x)
 
             try:
-                with _watch_calls(reference_ng, hits) if ci == 0 else contextlib.nullcontext():
+                with _watch_calls(numerical_gradient, hits) if ci == 0 else contextlib.nullcontext():
                     got = student_fn(f, x)
                 rec.cases.append({"got": _freeze(got), "x_after": x.copy(), "error": None})
             except Exception as exc:
@@ -1337,15 +1310,8 @@ def check_numerical_gradient(student_fn: Callable[..., Any]) -> None:
     __tracebackhide__ = True
     with _quiet():
         plan = plan_numerical_gradient()
-        if _REPLAY is not None:
-            from dlcore.gradcheck import numerical_gradient as reference_ng
-            record = _replayed("numerical_gradient", plan, reference_ng, _numgrad_inputs)
-            verdict = record if isinstance(record, Verdict) else judge_numerical_gradient(plan, record)
-        else:
-            record = record_numerical_gradient(student_fn, plan)
-            verdict = judge_numerical_gradient(plan, record)
-            _emit("numerical_gradient", plan, record)
-        verdict.enforce()
+        _run_check("numerical_gradient", plan, numerical_gradient, _numgrad_inputs,
+                   lambda: record_numerical_gradient(student_fn, plan), judge_numerical_gradient)
 
 
 # --------------------------------------------------------------------------- values

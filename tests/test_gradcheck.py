@@ -84,3 +84,11 @@ def test_directional_check_restores_parameters():
     w = layer.params["W"].copy()
     gradcheck.check_directional(layer, np.ones((2, 3)))
     np.testing.assert_array_equal(layer.params["W"], w)
+
+
+def test_relative_error_treats_exact_agreement_and_nan_explicitly():
+    assert gradcheck.relative_error(np.array([np.inf, 1.0]), np.array([np.inf, 1.0]))[0] == 0.0
+    assert gradcheck.relative_error(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))[0] == math.inf
+    assert gradcheck.relative_error(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), equal_nan=True)[0] == 0.0
+    err, where = gradcheck.relative_error(np.array([np.inf, 1.0, 2.0]), np.array([np.inf, 1.0, 3.0]))
+    assert where == (2,) and err == pytest.approx(0.2)  # an infinity elsewhere does not hide the error
