@@ -26,7 +26,7 @@ from typing import Any
 from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, check_array, check_dtype_match
-from dlcore.nn.functional import softplus
+from dlcore.nn.functional import sigmoid_tanh, softplus
 
 __all__ = ["RBM"]
 
@@ -103,10 +103,10 @@ class RBM(Layer):
 
     # -- the model -------------------------------------------------------------------------
     def _ph(self, v: Any) -> Any:
-        return _sigmoid(v @ self.params["W"] + self.params["c"])
+        return sigmoid_tanh(v @ self.params["W"] + self.params["c"])
 
     def _mean_v(self, h: Any) -> Any:
-        return _sigmoid(h @ self.params["W"].T + self.params["b"])
+        return sigmoid_tanh(h @ self.params["W"].T + self.params["b"])
 
     def _sample_v(self, h: Any, rng: Any) -> Any:
         return backend.bernoulli(rng, self._mean_v(h))
@@ -366,15 +366,6 @@ def _is_binary(v: Any, xp: Any, rows: int = 2048) -> bool:
     n = v.shape[0]
     return all(bool(xp.all((v[i:min(i + rows, n), ...] == 0.0) | (v[i:min(i + rows, n), ...] == 1.0)))
                for i in range(0, n, rows))
-
-
-def _sigmoid(x: Any) -> Any:
-    """σ(x) = ½ (1 + tanh(x/2)): never overflows, and one transcendental pass instead of exp, where and
-    two divisions (the RBM's inner loop is dominated by it after the matrix products). Its absolute error
-    is a rounding error of 1, so far tails (σ < 1e-7 in float32) lose relative precision, which sampling
-    and the CD statistics never notice; free energies use softplus, not this."""
-    xp = backend.namespace(x)
-    return xp.tanh(x * 0.5) * 0.5 + 0.5
 
 
 def _progress(progress: bool, total: int, desc: str) -> Any:

@@ -22,8 +22,8 @@ from typing import Any
 
 from dlcore import backend
 from dlcore.nn.base import Layer, check_array, check_dtype_match
-from dlcore.nn.functional import _check_dy
-from dlcore.nn.rnn import RecurrentBase, check_sequence, check_state, recurrent_params, stable_sigmoid
+from dlcore.nn.functional import _check_dy, sigmoid_tanh
+from dlcore.nn.rnn import RecurrentBase, check_sequence, check_state, recurrent_params
 
 __all__ = ["GRUCell", "GRU"]
 
@@ -31,7 +31,7 @@ __all__ = ["GRUCell", "GRU"]
 def gru_step(xw: Any, h_prev: Any, wh: Any, hidden: int, xp: Any) -> tuple[Any, tuple[Any, Any, Any, Any]]:
     """h_next and (z, r, h̃, r ⊙ h_prev) from the input projection xw = x Wx + b (N, 3H)."""
     h = hidden
-    zr = stable_sigmoid(xw[:, :2 * h] + h_prev @ wh[:, :2 * h], xp)
+    zr = sigmoid_tanh(xw[:, :2 * h] + h_prev @ wh[:, :2 * h])
     z, r = zr[:, :h], zr[:, h:]
     rh = r * h_prev
     h_tilde = xp.tanh(xw[:, 2 * h:] + rh @ wh[:, 2 * h:])

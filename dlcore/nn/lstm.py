@@ -27,8 +27,8 @@ from typing import Any
 
 from dlcore import backend
 from dlcore.nn.base import Layer, check_array, check_dtype_match
-from dlcore.nn.functional import _check_dy
-from dlcore.nn.rnn import RecurrentBase, check_sequence, check_state, recurrent_params, stable_sigmoid
+from dlcore.nn.functional import _check_dy, sigmoid_tanh
+from dlcore.nn.rnn import RecurrentBase, check_sequence, check_state, recurrent_params
 
 __all__ = ["LSTMCell", "LSTM", "GATE_ORDER"]
 
@@ -39,10 +39,10 @@ GATE_ORDER = ("f", "g", "i", "o")
 def lstm_gates(a: Any, hidden: int, xp: Any) -> tuple[Any, Any, Any, Any]:
     """(f, g, i, o) from the pre-activation A (N, 4H)."""
     h = hidden
-    f = stable_sigmoid(a[:, :h], xp)
+    f = sigmoid_tanh(a[:, :h])
     g = xp.tanh(a[:, h:2 * h])
-    i = stable_sigmoid(a[:, 2 * h:3 * h], xp)
-    o = stable_sigmoid(a[:, 3 * h:], xp)
+    i = sigmoid_tanh(a[:, 2 * h:3 * h])
+    o = sigmoid_tanh(a[:, 3 * h:])
     return f, g, i, o
 
 

@@ -30,11 +30,6 @@ __all__ = ["RNNCell", "RNN"]
 # --------------------------------------------------------------------------- helpers shared by RNN, LSTM, GRU
 
 
-def stable_sigmoid(x: Any, xp: Any) -> Any:
-    """σ(x) = ½ tanh(x/2) + ½: the same function as 1 / (1 + e^{-x}), branch-free, never overflows."""
-    return 0.5 * xp.tanh(0.5 * x) + 0.5
-
-
 def recurrent_params(layer: str, input_size: int, hidden_size: int, n_gates: int, init: Any, rng: backend.Seed,
                      dtype: Any) -> dict[str, Any]:
     """Wx (D, G·H), Wh (H, G·H), b (G·H,) for a layer with G gate blocks (RNN 1, GRU 3, LSTM 4).
