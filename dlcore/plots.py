@@ -50,8 +50,12 @@ def plot_history(history: Any, *, title: str = "Training history", figsize: tupl
 
 def plot_decision_boundary(predict: Callable[[np.ndarray], Any], x: Any, t: Any, *, ax: Any = None,
                            resolution: int = 200, title: str = "Decision regions",
-                           labels: tuple[str, str] = ("$x_1$", "$x_2$")) -> Any:
-    """Colour the plane by ``predict(grid)`` (class ids or scores, arg-maxed) and scatter (x, t) on top."""
+                           labels: tuple[str, str] = ("$x_1$", "$x_2$"), threshold: float = 0.0) -> Any:
+    """Colour the plane by the class ``predict(grid)`` gives and scatter (x, t) on top.
+
+    ``predict`` may return class ids (N,) of an integer dtype, class scores (N, C) (arg-maxed), or one
+    score per point, (N,) or (N, 1), classified as [score > threshold] (0 for logits, 0.5 for probabilities).
+    """
     plt = _pyplot()
     x, t = to_numpy(x), to_numpy(t)
     if ax is None:
@@ -61,8 +65,10 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], Any], x: Any, t: Any,
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.c_[gx.ravel(), gy.ravel()].astype(x.dtype)
     z = to_numpy(predict(grid))
-    if z.ndim == 2:
-        z = z.argmax(axis=1) if z.shape[1] > 1 else (z[:, 0] > 0.5)
+    if z.ndim == 2 and z.shape[1] > 1:
+        z = z.argmax(axis=1)
+    elif not np.issubdtype(z.dtype, np.integer) and z.dtype != bool:
+        z = z.reshape(-1) > threshold
     ax.contourf(gx, gy, z.reshape(gx.shape).astype(float), alpha=0.3, cmap="coolwarm")
     labels_t = t.argmax(axis=1) if t.ndim == 2 else t
     ax.scatter(x[:, 0], x[:, 1], c=labels_t, cmap="coolwarm", edgecolors="k", s=25)

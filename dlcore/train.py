@@ -52,11 +52,26 @@ class History:
 
 
 def accuracy(scores: Any, t: Any) -> float:
-    """Fraction of rows whose arg-max score equals the label (integer labels or one-hot rows)."""
-    xp = backend.namespace(scores)
-    pred = xp.argmax(scores, axis=-1)
-    labels = xp.argmax(t, axis=-1) if t.ndim == scores.ndim else t
-    return float(xp.mean(xp.astype(pred == xp.astype(labels, pred.dtype), scores.dtype)))
+    """Fraction of correct predictions.
+
+    Class scores (N, C) with C > 1: arg-max against integer labels (N,) or one-hot rows (N, C).
+    One logit per sample, (N,) or (N, 1): predicted class [z > 0] against 0/1 targets of the same shape.
+    """
+    xp = backend.namespace(scores, t, where="accuracy")
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        pred = xp.argmax(scores, axis=-1)
+        if tuple(t.shape) == tuple(scores.shape):
+            labels = xp.argmax(t, axis=-1)
+        elif tuple(t.shape) == (scores.shape[0],):
+            labels = t
+        else:
+            raise ValueError(f"accuracy: expected labels of shape ({scores.shape[0]},) or one-hot "
+                             f"{tuple(scores.shape)} for scores of shape {tuple(scores.shape)}, got {tuple(t.shape)}")
+        return float(xp.mean(xp.astype(pred == xp.astype(labels, pred.dtype), scores.dtype)))
+    if scores.ndim in (1, 2) and tuple(t.shape) == tuple(scores.shape):
+        return float(xp.mean(xp.astype((scores > 0) == (t > 0.5), scores.dtype)))
+    raise ValueError(f"accuracy: expected class scores (N, C) or one logit per sample (N,)/(N, 1) with targets "
+                     f"of the same shape, got scores {tuple(scores.shape)} and targets {tuple(t.shape)}")
 
 
 def _model_namespace(model: Layer) -> Any:
@@ -96,7 +111,10 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.rng = backend.default_rng(rng)
         self.progress = progress
-        self.metric = metric
+        from dlcore.nn.losses import MSE
+
+        # accuracy means nothing for a regression loss: record the loss alone unless a metric is given
+        self.metric = None if metric is accuracy and isinstance(self.loss, MSE) else metric
         self.history = History()
 
     # -- helpers --------------------------------------------------------------------------
@@ -128,6 +146,8 @@ class Trainer:
             validation_split: float = 0.0) -> History:
         """Train for ``epochs`` passes over (x, t); returns the (cumulative) :class:`History`."""
         self._check_data(x, t)
+        if int(epochs) < 1:
+            raise ValueError(f"Trainer.fit: expected epochs >= 1, got {epochs}")
         if validation_data is None and validation_split:
             x, t, xv, tv = self._split(x, t, validation_split)
             validation_data = (xv, tv)
@@ -197,8 +217,17 @@ class Trainer:
         return evaluate(self.model, x, t, loss=self.loss, metric=self.metric, batch_size=batch_size)
 
 
+def _check_batching(where: str, x: Any, batch_size: int) -> None:
+    if not hasattr(x, "shape") or x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{where}: expected a non-empty batch of samples, got "
+                         f"{'shape ' + str(tuple(x.shape)) if hasattr(x, 'shape') else type(x).__name__}")
+    if int(batch_size) <= 0:
+        raise ValueError(f"{where}: expected a positive batch_size, got {batch_size}")
+
+
 def predict(model: Layer, x: Any, *, batch_size: int = 1000) -> Any:
     """Eval-mode outputs of ``model`` for ``x`` in batches, on the model's device."""
+    _check_batching("predict", x, batch_size)
     xp_model = _model_namespace(model)
     outs = []
     for start in range(0, x.shape[0], batch_size):
@@ -214,6 +243,9 @@ def evaluate(model: Layer, x: Any, t: Any, *, loss: Loss | None = None,
     from dlcore.nn.losses import SoftmaxCrossEntropy
 
     loss = loss if loss is not None else SoftmaxCrossEntropy()
+    _check_batching("evaluate", x, batch_size)
+    if t.shape[0] != x.shape[0]:
+        raise ValueError(f"evaluate: x has {x.shape[0]} samples but t has {t.shape[0]}; they must match")
     xp_model = _model_namespace(model)
     total_loss, total_metric, seen = 0.0, 0.0, 0
     for start in range(0, x.shape[0], batch_size):

@@ -148,7 +148,7 @@ def test_target_dtypes(xp):
     with pytest.raises(TypeError, match="MSE: expected targets of dtype float64 .*dtype float32"):
         nn.MSE().forward(s, xp.astype(_f64((4, 3), xp), xp.float32))
     with pytest.raises(TypeError, match="SigmoidBinaryCrossEntropy: expected float targets of dtype float64"):
-        nn.BinaryCrossEntropy().forward(s, xp.astype(_f64((4, 3), xp), xp.float32))
+        nn.SigmoidBinaryCrossEntropy().forward(s, xp.astype(_f64((4, 3), xp), xp.float32))
 
 
 def test_regression_targets(xp):
@@ -156,10 +156,10 @@ def test_regression_targets(xp):
                                          r"got .*\(4,\)"):
         nn.MSE().forward(_f64((4, 3), xp), _f64((4,), xp))
     with pytest.raises(ValueError, match=r"SigmoidBinaryCrossEntropy: expected targets of shape \(5,\)"):
-        nn.BinaryCrossEntropy().forward(_f64((5,), xp), _f64((5, 1), xp))
+        nn.SigmoidBinaryCrossEntropy().forward(_f64((5,), xp), _f64((5, 1), xp))
     with pytest.raises(ValueError, match=r"SigmoidBinaryCrossEntropy: expected targets in \[0, 1\], got values from 0 "
                                          r"to 2"):
-        nn.BinaryCrossEntropy().forward(_f64((3,), xp), _arr(np.array([0, 1, 2]), xp))
+        nn.SigmoidBinaryCrossEntropy().forward(_f64((3,), xp), _arr(np.array([0, 1, 2]), xp))
 
 
 # --------------------------------------------------------------------------- empty batches

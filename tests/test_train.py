@@ -86,3 +86,24 @@ def test_host_batches_move_to_the_model_device():
     model = _mlp(hidden=8).to("strict")
     h = dlcore.fit(model, d.x_train[:100], d.t_train[:100], epochs=1, rng=0, progress=False)
     assert len(h.loss) == 1
+
+
+def test_accuracy_for_class_scores_one_hot_and_single_logits():
+    scores = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.5]])
+    assert dlcore.accuracy(scores, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+    assert dlcore.accuracy(scores, np.eye(2)[[0, 1, 1]]) == pytest.approx(2 / 3)
+    logits = np.array([[1.5], [-0.2], [0.3], [-2.0]])
+    assert dlcore.accuracy(logits, np.array([[1.0], [0.0], [0.0], [0.0]])) == pytest.approx(3 / 4)
+    assert dlcore.accuracy(logits[:, 0], np.array([1.0, 1.0, 1.0, 0.0])) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="accuracy: expected labels of shape"):
+        dlcore.accuracy(scores, np.array([0, 1]))
+
+
+def test_predict_and_evaluate_reject_empty_input_and_bad_batch_size():
+    model = _mlp(hidden=4)
+    with pytest.raises(ValueError, match="predict: expected a non-empty batch"):
+        dlcore.predict(model, np.zeros((0, 64), dtype="float32"))
+    with pytest.raises(ValueError, match="evaluate: expected a positive batch_size"):
+        dlcore.evaluate(model, np.zeros((3, 64), dtype="float32"), np.zeros(3, dtype="int64"), batch_size=0)
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        dlcore.fit(model, np.zeros((3, 64), dtype="float32"), np.zeros(3, dtype="int64"), epochs=0, progress=False)

@@ -15,7 +15,7 @@ from dlcore.nn.functional import log_sigmoid, log_softmax, logsumexp, one_hot, s
 from dlcore.nn.gates import Add, Mul
 from dlcore.nn.linear import Affine, Flatten
 from dlcore.nn.local_norm import LocalContrastNorm, LocalResponseNorm
-from dlcore.nn.losses import MSE, BinaryCrossEntropy, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from dlcore.nn.losses import MSE, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from dlcore.nn.metric import ContrastiveLoss, TripletLoss
 from dlcore.nn.normalization import BatchNorm
 from dlcore.nn.pooling import AvgPool2D, GlobalAvgPool2D, LpPool2D, MaxPool2D
@@ -43,5 +43,5 @@ __all__ = [
     "Embedding", "RNN", "RNNCell", "LSTM", "LSTMCell", "GATE_ORDER", "GRU", "GRUCell", "Bidirectional",
     "TimeAffine", "TimeSoftmaxCrossEntropy", "DotAttention", "AdditiveAttention", "Encoder", "Decoder", "Seq2Seq",
     # losses
-    "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy", "BinaryCrossEntropy",
+    "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy",
 ]

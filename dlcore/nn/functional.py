@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlcore import backend
-from dlcore.nn.base import check_array
+from dlcore.nn.base import _describe, check_array
 
 __all__ = ["sigmoid", "sigmoid_tanh", "softplus", "log_sigmoid", "logsumexp", "softmax", "log_softmax", "one_hot"]
 
@@ -95,12 +95,6 @@ def one_hot(t: Any, n_classes: int, dtype: Any = "float32") -> Any:
 
 
 # --------------------------------------------------------------------------- helpers for the layers
-
-
-def _describe(x: Any) -> str:
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return f"an array of shape {tuple(x.shape)} and dtype {backend.dtype_name(x.dtype)}"
-    return f"a {type(x).__name__}"
 
 
 def _check_dy(layer: str, dy: Any, like: Any) -> None:

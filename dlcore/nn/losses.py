@@ -13,7 +13,7 @@ from dlcore import backend
 from dlcore.nn.base import Loss, check_array, check_labels
 from dlcore.nn.functional import _describe, log_softmax, one_hot, sigmoid, softplus
 
-__all__ = ["SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy", "BinaryCrossEntropy"]
+__all__ = ["SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy"]
 
 
 def _is_int(a: Any) -> bool:
@@ -146,7 +146,3 @@ class SigmoidBinaryCrossEntropy(Loss):
     def backward(self, dout: Any = 1.0) -> Any:
         _check_backward(type(self).__name__, self.p)
         return dout * (self.p - self.t) / self.p.shape[0]  # dL/dz = (σ(z) - t) / N
-
-
-#: The same loss under the shorter name; it takes logits, not probabilities.
-BinaryCrossEntropy = SigmoidBinaryCrossEntropy
