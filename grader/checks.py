@@ -675,8 +675,7 @@ def record_layer(student: Any, plan: LayerPlan) -> LayerRecord:
         for ci, case in enumerate(plan.cases):
             watch = _watch_calls(ref_cls, hits) if ci == 0 else contextlib.nullcontext()
             out: dict[str, Any] = {"forward": None, "forward_error": None, "mutated": [], "backward": None,
-                                   "backward_error": None, "dy_mutated": False, "grads": {}, "numeric": {},
-                                   "numeric_error": None}
+                                   "backward_error": None, "dy_mutated": False, "grads": {}}
             rec.cases.append(out)
             try:
                 with watch:
@@ -723,9 +722,6 @@ def record_layer(student: Any, plan: LayerPlan) -> LayerRecord:
             out["backward"] = [_as_array(d) if _as_array(d) is not None else None for d in dx_tuple]
             grads = getattr(layer, "grads", {}) or {}
             out["grads"] = {k: _as_array(v) for k, v in grads.items() if _as_array(v) is not None}
-            if plan.check_numeric and "numeric" not in case:
-                out["numeric"], out["numeric_error"] = _numeric_gradients(
-                    student, plan.args, plan.kwargs, plan.params, plan.is_loss, case)
     rec.provenance["calls_reference"] = hits
     return rec
 
@@ -764,6 +760,11 @@ def _grad_label(key: str, n_float_inputs: int, is_loss: bool) -> str:
     return f"the gradient d{key} stored in grads[{key!r}]"
 
 
+def _incomplete(name: str, got: int, want: int) -> str:
+    """A record must answer every case of its plan: fewer (or more) results never pass."""
+    return f"{name}: the results of {got} of {want} test cases were recorded, so the exercise cannot be checked"
+
+
 def judge_layer(plan: LayerPlan, rec: LayerRecord, *, rtol: float = 1e-7, numeric_rtol: float = 1e-5) -> Verdict:
     """Compare a record with the plan; the first failing case is reported with all its problems."""
     name = plan.name
@@ -790,12 +791,14 @@ def judge_layer(plan: LayerPlan, rec: LayerRecord, *, rtol: float = 1e-7, numeri
                 return Verdict(False, message=(
                     f"{student}: params[{key!r}] created by {ctor} has shape {got_shape}, expected {want}"
                     + (f"\n  likely cause: {cause}" if cause else "")))
+    if len(rec.cases) != len(plan.cases):
+        return Verdict(False, message=_incomplete(student, len(rec.cases), len(plan.cases)))
     worst = 0.0
     notes: list[str] = []
     n_float = sum(1 for a in (plan.cases[0]["inputs"] if plan.cases else []) if _float_like(a))
     if plan.is_loss:
         n_float = 1
-    for case, got in zip(plan.cases, rec.cases, strict=False):
+    for case, got in zip(plan.cases, rec.cases, strict=True):
         shapes = ", ".join(str(tuple(a.shape)) for a in case["inputs"])
         context = f"(checked on inputs of shape {shapes}, seed {plan.seed})"
         batch = case["inputs"][0].shape[0] if case["inputs"][0].ndim else None
@@ -870,9 +873,9 @@ def _judge_gradients(plan: LayerPlan, case: dict, got: dict, n_float: int, batch
     for k, e in case["grads"].items():
         if k in got["grads"]:
             expected[k] = (e, got["grads"][k])
-    # The plan's numerical gradients (of the reference's forward, which the student's forward matched) are
-    # trusted; a record's own numerical gradients are only used for plans that have none.
-    numeric = case.get("numeric") or got.get("numeric") or {}
+    # Only the plan's numerical gradients (of the reference's forward, which the student's forward matched,
+    # computed by the grader) are trusted; a record never supplies its own.
+    numeric = case.get("numeric") or {}
     for key, (e, g) in expected.items():
         label = _grad_label(key, n_float, plan.is_loss)
         candidates = []
@@ -904,8 +907,6 @@ def _judge_gradients(plan: LayerPlan, case: dict, got: dict, n_float: int, batch
             problems.append(
                 f"{label} matches dlcore's reference but not the numerical gradient (relative error {num_err:.1e} "
                 f"at {idx}): this points at a bug in the reference or the checker; please tell the instructor")
-    if got.get("numeric_error") and plan.check_numeric and not case.get("numeric"):
-        problems.append(f"evaluating your forward for the numerical gradient check raised {got['numeric_error']}")
     return problems
 
 
@@ -1034,8 +1035,10 @@ def judge_function(plan: FunctionPlan, rec: FunctionRecord) -> Verdict:
     delegated = _delegation(rec.provenance, plan.reference)
     if delegated:
         return Verdict(False, message=delegated)
+    if len(rec.cases) != len(plan.cases):
+        return Verdict(False, message=_incomplete(name, len(rec.cases), len(plan.cases)))
     worst = 0.0
-    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=False)):
+    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=True)):
         where = f"{name}({_show_args(case['args'])}) [case {ci + 1} of {len(plan.cases)}]"
         if case["error"]:
             if got["error"] is None:
@@ -1051,8 +1054,10 @@ def judge_function(plan: FunctionPlan, rec: FunctionRecord) -> Verdict:
         problem = compare("the result", got["out"], case["out"], rtol=plan.rtol, batch=batch)
         if problem:
             return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "), worst=worst)
+        if len(got["args_after"]) != len(case["args"]):
+            return Verdict(False, message=f"{where}: the record of the arguments after the call is incomplete")
         for i, (before, after_ref, after_stu) in enumerate(
-                zip(case["args"], case["args_after"], got["args_after"], strict=False)):
+                zip(case["args"], case["args_after"], got["args_after"], strict=True)):
             ref_changed = compare("", after_ref, _freeze(before), rtol=0.0) is not None
             stu_problem = compare(f"argument #{i + 1} after the call", after_stu, after_ref, rtol=plan.rtol)
             if stu_problem:
@@ -1156,7 +1161,7 @@ def judge_gate(plan: GatePlan, rec: GateRecord) -> Verdict:
     delegated = _delegation(rec.provenance, plan.reference)
     if delegated:
         return Verdict(False, message=delegated)
-    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=False)):
+    for ci, (case, got) in enumerate(zip(plan.cases, rec.cases, strict=True)):
         x, y, dout = case["x"], case["y"], case["dout"]
         where = (f"{name}: forward({_fmt(x)}, {_fmt(y)}), backward({_fmt(dout)}) "
                  f"[case {ci + 1} of {len(plan.cases)}]")
@@ -1176,8 +1181,8 @@ def judge_gate(plan: GatePlan, rec: GateRecord) -> Verdict:
                 elif _scalar(dout) != 1 and np.allclose([v * _scalar(dout) for v in mine], theirs):
                     problem += "\n  likely cause: backward ignores dout; multiply the local derivative by dout"
             return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "))
-    if len(rec.cases) < len(plan.cases):
-        return Verdict(False, message=f"{name}: only {len(rec.cases)} of {len(plan.cases)} cases were run")
+    if len(rec.cases) != len(plan.cases):
+        return Verdict(False, message=_incomplete(name, len(rec.cases), len(plan.cases)))
     return Verdict(True, summary=f"{name}: forward and backward match the reference on {len(plan.cases)} cases")
 
 
@@ -1266,7 +1271,7 @@ def judge_numerical_gradient(plan: NumGradPlan, rec: NumGradRecord) -> Verdict:
     if delegated:
         return Verdict(False, message=delegated)
     worst = 0.0
-    for case, got in zip(plan.cases, rec.cases, strict=False):
+    for case, got in zip(plan.cases, rec.cases, strict=True):
         x0, expected, dl = case["x"], case["expected"], case["dlcore"]
         where = f"{name} on {case['label']} with x of shape {x0.shape}"
         if got["error"]:
@@ -1291,8 +1296,8 @@ def judge_numerical_gradient(plan: NumGradPlan, rec: NumGradRecord) -> Verdict:
             return Verdict(False, message=(f"{where}: x was not restored after the call (worst change {change}); "
                                            "put every entry back to its original value"))
         worst = max(worst, _rel_error(np.asarray(got["got"], dtype="float64"), expected)[0])
-    if len(rec.cases) < len(plan.cases):
-        return Verdict(False, message=f"{name}: only {len(rec.cases)} of {len(plan.cases)} test functions were run")
+    if len(rec.cases) != len(plan.cases):
+        return Verdict(False, message=_incomplete(name, len(rec.cases), len(plan.cases)))
     return Verdict(True, summary=f"{name}: matches the analytic gradients of {len(plan.cases)} test functions "
                                  f"(worst rel. error {worst:.1e})", worst=worst)
 

@@ -1146,13 +1146,17 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
 #: Line and cell magics a submission may use (anything else that reaches IPython's machinery is flagged).
 SAFE_MAGICS = {"matplotlib", "time", "timeit", "prun", "precision", "pprint", "who", "whos", "who_ls", "xmode",
                "pinfo", "pinfo2", "pdef", "pdoc", "psource", "psearch", "config", "autoreload", "html", "latex",
-               "markdown", "svg", "capture", "reset", "env", "pwd", "cd", "ls", "writefile", "javascript", "js",
+               "markdown", "svg", "capture", "reset", "pwd", "cd", "ls", "javascript", "js",
                "debug", "history", "page", "tb", "lsmagic", "magic", "quickref", "doctest_mode"}
 PUBLIC_CHECKS = {"check_layer", "check_function", "check_gate", "check_numerical_gradient", "check_value",
                  "check_true", "check_accuracy"}
 _FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__", "globals", "__builtins__", "breakpoint"}
 _FORBIDDEN_MODULES = {"importlib", "gc", "ctypes", "inspect", "builtins", "imp", "runpy", "code", "codeop",
-                      "pickle", "marshal", "dill", "cloudpickle", "grader"}
+                      "pickle", "marshal", "dill", "cloudpickle", "grader",
+                      # other processes could compute results outside the notebook and write records
+                      "subprocess", "multiprocessing", "concurrent", "pty"}
+#: os functions that start processes (``os.system``, ``os.popen``, ``os.exec*``, ``os.spawn*``, ``os.fork``).
+_PROCESS_FUNCTIONS = re.compile(r"^(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?|fork|forkpty)$")
 _FORBIDDEN_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "gi_frame", "cr_frame",
                     "__globals__", "__code__", "__closure__", "__subclasses__", "__builtins__", "_getframe",
                     "__loader__", "__spec__", "meta_path", "path_hooks", "settrace", "setprofile", "_current_frames",
@@ -1220,6 +1224,8 @@ def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) 
                         problems.append(f"changes `{_text(node)}` (an attribute of the module {path})")
                     elif path in ("sys",) and node.attr == "modules":
                         problems.append("`sys.modules`")
+                    elif path in ("os", "posix") and _PROCESS_FUNCTIONS.match(node.attr):
+                        problems.append(f"`{_text(node)}` (starts another process)")
                     elif path == "grader.checks" and node.attr not in PUBLIC_CHECKS:
                         problems.append(f"`{_text(node)}` (the grader's internals)")
                     elif path in ("grader",) and node.attr != "checks":
@@ -1251,7 +1257,9 @@ def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) 
                         name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
                         if name not in SAFE_MAGICS:
                             problems.append(f"the magic %{name}" if name else "a computed magic")
-                    elif f.attr not in ("system", "getoutput"):
+                    elif f.attr in ("system", "getoutput"):
+                        problems.append("a shell command (`!...`): it starts another process")
+                    else:
                         problems.append(f"`get_ipython().{f.attr}`")
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                     ("__dlc" in node.value or "grader.recorder" in node.value):

@@ -577,8 +577,10 @@ class Sandbox:
                 for f in files:
                     os.chown(os.path.join(root, f), self.uid, self.uid)
         os.chmod(self.scratch, 0o700)
-        # The records live next to the scratch directory, in a directory the kernel cannot write to:
-        # it can append to its records file but not delete or replace it.
+        # The records live next to the scratch directory, in a directory the kernel cannot write to, so
+        # it cannot create other files there; it owns its records file and could rewrite it, which is why
+        # records are never trusted: they are judged against plans rebuilt from the source notebook, and
+        # the source checks refuse code that could write them from elsewhere (other processes, shell).
         self.records_dir = base / f"{self.scratch.name}.rec"
         self.records_dir.mkdir(mode=0o711)
         self._make_cgroups()

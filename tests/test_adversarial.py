@@ -357,11 +357,10 @@ def test_memory_exhaustion(batch):
 
 @pytest.mark.skipif(not CAPS.drop_uid, reason="RLIMIT_NPROC counts the grader's own processes here")
 def test_bounded_fork_bomb(batch):
-    assert _scores(batch, "fork_bomb") == (FULL, 6)
-    text = _outputs_text(_autograded(batch, "fork_bomb"))
-    started = int(text.split("started", 1)[1].split()[0])
-    assert started < 64, text
-    assert "BlockingIOError" in batch["grades"]["fork_bomb"]["TOTAL"][2]
+    # Starting processes is refused from the source (another process could write forged records), so the
+    # notebook never runs; the process limit itself is tested in test_sandbox_limits.py.
+    assert _scores(batch, "fork_bomb") == ({"double_test": 0.0, "relu_test": 0.0, "square_test": 0.0}, 0.0)
+    assert "starts another process" in batch["grades"]["fork_bomb"]["TOTAL"][2]
     leftovers = subprocess.run(["pgrep", "-f", "sleep 1234.5"], capture_output=True, text=True).stdout.split()
     assert leftovers == []
 

@@ -182,7 +182,11 @@ def test_delegation_is_decided_from_the_source(tmp_path):
 
 @pytest.mark.parametrize("source, flagged", [
     ("%matplotlib inline\nimport numpy as np\nx = np.random.default_rng(0).normal(size=3)", None),
-    ("!ls\nplt_params = {}\ndef f(F):\n    F = 2\n    return F", None),
+    ("plt_params = {}\ndef f(F):\n    F = 2\n    return F", None),
+    ("!ls\nx = 1", "a shell command"),
+    ("import subprocess\nsubprocess.run(['python', '-c', '1'])", "imports subprocess"),
+    ("import os\nos.system('python -c 1')", "`os.system` (starts another process)"),
+    ("%%writefile helper.py\nx = 1", "the magic %writefile"),
     ("import numpy as np\nnp.random.seed(0)\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 90", None),
     ("checks.check_value('x', 1, 1)", None),
     ("import numpy.testing as npt\nnpt.assert_allclose = None", "changes `npt.assert_allclose`"),
