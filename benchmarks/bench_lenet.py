@@ -2,7 +2,7 @@
 
 conv 5x5x20 on 1x28x28, ReLU, max-pool 2, conv 5x5x50, ReLU, max-pool 2, affine 800 -> 500, ReLU,
 affine 500 -> 10, softmax cross-entropy, SGD; one step = forward + backward + update. Median of 5
-rounds (each the mean of 3 steps) after warm-up; dlcore is timed before torch is imported. Run:
+rounds (each the mean of 3 steps) after warm-up. Run:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks.bench_lenet
 

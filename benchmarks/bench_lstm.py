@@ -109,13 +109,13 @@ def interleaved(steps: dict[str, callable], rounds: int, warmup: int = 2) -> dic
     return {name: harness.Timing(name, statistics.median(ts), ts) for name, ts in times.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="limit NumPy's BLAS (threadpoolctl) and torch to this many threads")
     parser.add_argument("--child", choices=["dlcore", "torch"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         _child(args.child)
         return

@@ -1,9 +1,8 @@
 """Timing and memory helpers shared by the benchmarks (never used by tests).
 
 Times are medians over rounds after a warm-up, measured with ``time.perf_counter``; peak
-memory is the high-water mark of Python-visible allocations (NumPy and PyTorch CPU buffers
-are traced by ``tracemalloc`` only for NumPy, so for torch we also report the process's
-max RSS growth measured in a child process by :func:`peak_rss_of`).
+memory is the high-water mark of allocations traced by ``tracemalloc`` (NumPy registers its
+buffers there; PyTorch does not, so bench_lstm also measures the RSS growth of a child process).
 """
 
 from __future__ import annotations
@@ -53,10 +52,11 @@ def traced_peak(fn: Callable[[], Any]) -> int:
         tracemalloc.stop()
 
 
-def ratio_line(ours: Timing, ref: Timing | None, target: float | None = None) -> str:
-    """'ours / ref = r (target <= t: ok|MISSED)' or a note that the reference is missing."""
+def ratio_line(ours: Timing, ref: Timing | None, target: float | None = None, *,
+               missing: str = "install torch==2.13.0 to compare") -> str:
+    """'ours / ref = r (target <= t: met|MISSED)' or a note (``missing``) that the reference is not there."""
     if ref is None:
-        return f"{ours}\n  reference not available (install torch==2.13.0 to compare)"
+        return f"{ours}\n  reference not available ({missing})"
     r = ours.median_s / ref.median_s
     verdict = "" if target is None else f"  (target <= {target:.2f}: {'met' if r <= target else 'MISSED'})"
     return f"{ours}\n{ref}\n  ratio dlcore / reference = {r:.2f}{verdict}"

@@ -280,12 +280,14 @@ def test_training_increases_exact_log_likelihood(xp, persistent):
     X = _dev(_patterns(), xp)
     rbm = RBM(10, 6, rng=0, dtype="float64").to(xp)
     before = rbm.log_likelihood(X)
-    hist = rbm.fit(X, epochs=40, batch_size=10, lr=0.3, k=1, persistent=persistent, rng=1, progress=False,
+    # lr 0.1: persistent chains mix poorly at larger rates (lr 0.3 gave gains from 0.15 to 3.4 nats over
+    # seeds); at 0.1 the gain over seeds 0-7 was 2.3-2.9 nats (PCD) and larger for CD-1
+    hist = rbm.fit(X, epochs=80, batch_size=10, lr=0.1, k=1, persistent=persistent, rng=1, progress=False,
                    monitor=lambda m, epoch: {"log_likelihood": m.log_likelihood(X)})
     after = rbm.log_likelihood(X)
-    assert after > before + 2.5, f"log-likelihood {before:.3f} -> {after:.3f}"
-    assert hist["epoch"] == list(range(41))
-    assert len(hist["reconstruction_error"]) == len(hist["pseudo_likelihood"]) == 41
+    assert after > before + 2.0, f"log-likelihood {before:.3f} -> {after:.3f}"
+    assert hist["epoch"] == list(range(81))
+    assert len(hist["reconstruction_error"]) == len(hist["pseudo_likelihood"]) == 81
     assert hist["reconstruction_error"][-1] < hist["reconstruction_error"][0]
     assert hist["log_likelihood"][-1] == pytest.approx(after)
     assert (rbm.persistent_chain is not None) == persistent
@@ -362,3 +364,13 @@ def test_fit_handles_a_short_last_batch(xp):
         assert len(hist["epoch"]) == 3
         assert tuple(rbm.persistent_chain.shape) == (10, 10)    # chains: the first batch's size
         assert all(np.isfinite(_np(p)).all() for p in rbm.params.values())
+
+
+def test_monitoring_does_not_change_the_trained_model():
+    X = _patterns()
+    runs = []
+    for monitor in (False, True):
+        rbm = RBM(10, 6, rng=0, dtype="float64")
+        rbm.fit(X, epochs=3, batch_size=10, lr=0.1, k=1, rng=4, progress=False, monitor=monitor)
+        runs.append(rbm.params["W"].copy())
+    np.testing.assert_array_equal(runs[0], runs[1])

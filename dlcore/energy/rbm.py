@@ -278,6 +278,8 @@ class RBM(Layer):
         n = X.shape[0]
         X_mon = X[:min(n, int(monitor_size)), :]
         binary = _is_binary(X_mon, xp)
+        # the monitor draws from its own generator, so monitoring never changes the trained model
+        monitor_gen = backend.default_rng(int(gen.integers(2**63)))
         history: dict[str, list[float]] = {"epoch": []}
 
         def record(epoch: int) -> dict[str, float]:
@@ -285,7 +287,7 @@ class RBM(Layer):
             if monitor:
                 row["reconstruction_error"] = self.reconstruction_error(X_mon)
                 if binary and self._has_pseudo_likelihood:
-                    row["pseudo_likelihood"] = self.pseudo_likelihood(X_mon, gen)
+                    row["pseudo_likelihood"] = self.pseudo_likelihood(X_mon, monitor_gen)
             if callable(monitor):
                 row.update(monitor(self, epoch))
             history["epoch"].append(epoch)

@@ -23,7 +23,7 @@ from typing import Any
 from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, check_array, check_dtype_match
-from dlcore.nn.functional import _describe
+from dlcore.nn.functional import _describe, softmax
 
 __all__ = ["DotAttention", "AdditiveAttention"]
 
@@ -57,8 +57,7 @@ def _masked_softmax(layer: str, s: Any, mask: Any, xp: Any) -> Any:
         if not bool(xp.all(xp.any(mask, axis=1))):
             raise ValueError(f"{layer}: the mask hides every encoder step of some sequence; keep at least one")
         s = xp.where(mask[:, None, :], s, xp.asarray(-math.inf, dtype=s.dtype))
-    e = xp.exp(s - xp.max(s, axis=-1, keepdims=True))   # exp(-inf) = 0 at masked steps
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    return softmax(s)                                   # exp(-inf) = 0 at masked steps
 
 
 def _swap(x: Any, xp: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 from dlcore import backend
 from dlcore.nn.base import Loss, check_array
 from dlcore.nn.functional import _describe
+from dlcore.nn.losses import _check_backward
 
 __all__ = ["ContrastiveLoss", "TripletLoss"]
 
@@ -47,12 +48,6 @@ def _check_embeddings(name: str, arrays: dict[str, Any]) -> Any:
                 first[1].dtype):
             raise ValueError(f"{name}: expected {key} like {first[0]} ({_describe(first[1])}), got {_describe(a)}")
     return backend.namespace(*arrays.values(), where=f"{name}.forward")
-
-
-def _check_backward(name: str, cache: Any) -> None:
-    if cache is None:
-        raise RuntimeError(f"{name}: backward called before forward; call forward first (it caches what backward "
-                           "needs)")
 
 
 class ContrastiveLoss(Loss):
