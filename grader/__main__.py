@@ -1,4 +1,8 @@
-"""Command line: ``python -m grader release|check-sync|autograde|lab|nbgrader`` (see grader/README.md)."""
+"""Command line: ``python -m grader COMMAND`` (see grader/README.md and docs/instructor-workflow.md).
+
+Course: release, check-sync, lab, nbgrader. Grading: autograde. A term: term, roster, exchange-release,
+collect, grade-collected, exchange-feedback, export.
+"""
 
 from __future__ import annotations
 
