@@ -45,13 +45,20 @@ def _is_number(v: Any) -> bool:
 
 
 def _like(v: Any, x: Any) -> Any:
-    """``v`` (a number, a sequence or an array of another dtype) as an array in x's namespace, dtype and device."""
+    """``v`` (a number, a sequence, or an integer/boolean array such as labels) as an array in x's namespace,
+    dtype and device. A floating array of another precision is refused, never cast silently."""
     xp = backend.namespace(x)
     if isinstance(v, Real) and type(v).__module__ == "numpy":  # a NumPy scalar (e.g. t[i] of a NumPy label array)
         v = v.item()
     if hasattr(v, "dtype"):
         backend.namespace(v, x, where="dlcore.classic")
-        return v if backend.dtype_name(v.dtype) == backend.dtype_name(x.dtype) else xp.astype(v, x.dtype)
+        have, want = backend.dtype_name(v.dtype), backend.dtype_name(x.dtype)
+        if have == want:
+            return v
+        if have.startswith("float"):
+            raise TypeError(f"dlcore.classic: got a {have} array next to {want} inputs; use one floating dtype "
+                            f"(e.g. .astype('{want}'))")
+        return xp.astype(v, x.dtype)
     return xp.asarray(v, dtype=x.dtype, device=backend.device_of(x))
 
 

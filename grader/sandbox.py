@@ -37,11 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.release import REPO_ROOT
+
 __all__ = ["Limits", "Capabilities", "probe", "describe", "Sandbox", "SandboxKernelManager", "build_library",
            "kill_uid", "sweep_all", "LAUNCHER"]
 
 LAUNCHER = Path(__file__).resolve().parent / "_launch.py"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 UID_BASE = int(os.environ.get("DLCOURSE_SANDBOX_UID_BASE", "61000"))
 UID_COUNT = 64
 MS_NOSUID, MS_NODEV = 2, 4

@@ -281,3 +281,11 @@ def test_softmax_regression_rejects_bad_targets():
         classic.softmax_regression_gradient(W, b, X, np.zeros((3, 3)))
     with pytest.raises(ValueError, match="labels in"):
         classic.softmax_regression_gradient(W, b, X, np.array([0, 1, 4]))
+
+
+def test_mixed_floating_precisions_are_refused_not_cast():
+    from dlcore import classic
+
+    x = np.ones((2, 3), dtype="float32")
+    with pytest.raises(TypeError, match="float64 array next to float32 inputs"):
+        classic.mp_neuron(x, np.ones(3, dtype="float64"), 0.5)
