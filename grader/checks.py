@@ -114,7 +114,8 @@ def resolve_reference(ref: Any) -> Any:
         module, attr = ref.rsplit(".", 1)
         return getattr(importlib.import_module(module), attr)
     for modname in ("dlcore.nn", "dlcore.nn.activations", "dlcore.nn.linear", "dlcore.nn.losses",
-                    "dlcore.nn.gates", "dlcore.classic", "dlcore.nn.functional", "dlcore.gradcheck"):
+                    "dlcore.nn.gates", "dlcore.classic", "dlcore.nn.functional", "dlcore.gradcheck",
+                    "dlcore.optim", "dlcore.nn.init", "dlcore.energy"):
         try:
             module = importlib.import_module(modname)
         except ImportError:
@@ -375,7 +376,9 @@ def to_json(obj: Any) -> str:
 def from_json(text: str | dict) -> Any:
     """Inverse of :func:`to_json` (also accepts the already parsed dict)."""
     raw = json.loads(text) if isinstance(text, str) else text
-    classes = (LayerPlan, LayerRecord, FunctionPlan, FunctionRecord, GatePlan, GateRecord, NumGradPlan, NumGradRecord)
+    from grader.kinds import Plan, Record
+    classes = (LayerPlan, LayerRecord, FunctionPlan, FunctionRecord, GatePlan, GateRecord, NumGradPlan, NumGradRecord,
+               Plan, Record)
     cls = {c.__name__: c for c in classes}[raw["type"]]
     data = _decode(raw["data"])
     names = {f.name for f in fields(cls)}
@@ -1357,3 +1360,13 @@ def check_accuracy(name: str, accuracy: float, minimum: float) -> None:
                 "first (a wrong gradient often still trains, only worse), then the learning rate and the number "
                 "of epochs.")
         print(f"{OK} {name}: accuracy {acc:.2%} ≥ {minimum:.2%}")
+
+
+def __getattr__(name: str) -> Any:
+    """``check_<kind>`` for every kind registered in grader/kinds.py's packages (e.g. ``check_optimizer``)."""
+    if name.startswith("check_"):
+        from grader import kinds
+        fn = kinds.helper(name[len("check_"):])
+        if fn is not None:
+            return fn
+    raise AttributeError(f"module 'grader.checks' has no attribute {name!r}")

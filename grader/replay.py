@@ -47,6 +47,16 @@ __all__ = ["rewrite_cell", "RewrittenCell", "Records", "ReplayResult", "replay_c
 #: grader.checks helpers that run student code: their records come from the kernel.
 CHECKS_WITH_RECORDS = {"check_layer": "layer", "check_function": "function", "check_gate": "gate",
                        "check_numerical_gradient": "numerical_gradient"}
+
+
+def _check_kind(helper: str) -> str | None:
+    """The record kind of a ``checks.check_*`` helper: the four above, or a kind of grader/kinds.py."""
+    if helper in CHECKS_WITH_RECORDS:
+        return CHECKS_WITH_RECORDS[helper]
+    from grader import kinds
+    if helper.startswith("check_") and kinds.find(helper[len("check_"):]) is not None:
+        return helper[len("check_"):]
+    return None
 _BUILTINS = set(dir(builtins))
 _RUNTIME = ("__dlc_val__", "__dlc_call__", "__dlc_check__")
 #: Where a student's exercise code may not look: the grader cannot follow these, so they count as delegation.
@@ -529,9 +539,9 @@ class _Rewriter(ast.NodeTransformer):
         f = call.func
         if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in self.check_names["attr"] \
                 and not self.a.name_tainted(f.value.id):
-            return CHECKS_WITH_RECORDS.get(f.attr)
+            return _check_kind(f.attr)
         if isinstance(f, ast.Name) and f.id in self.check_names["name"] and not self.a.name_tainted(f.id):
-            return CHECKS_WITH_RECORDS.get(self.check_names["name"][f.id])
+            return _check_kind(self.check_names["name"][f.id])
         return None
 
     def _args(self, node: ast.Call) -> tuple[ast.List, ast.List]:
