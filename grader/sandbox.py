@@ -47,6 +47,8 @@ UID_BASE = int(os.environ.get("DLCOURSE_SANDBOX_UID_BASE", "61000"))
 UID_COUNT = 64
 MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
+#: What the interpreter needs of the system besides its own installation (shared libraries, the loader's cache).
+SYSTEM_PATHS = ["/usr/lib", "/usr/lib64", "/usr/lib32", "/etc/ld.so.cache", "/etc/localtime"]
 
 
 @dataclass
@@ -265,6 +267,8 @@ def _probe_uid(caps: Capabilities) -> bool:
         finally:
             kill_uid(uid)
             shutil.rmtree(scratch, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (scratch.parent / f"{scratch.name}.root").rmdir()
 
 
 def _probe_cgroups() -> dict:
@@ -464,16 +468,34 @@ def _uid_has_processes(uid: int) -> bool:
 # --------------------------------------------------------------------------- the library copy
 
 
-def build_library(dest: Path) -> Path:
-    """A world-readable copy of dlcore and the grader's kernel-side modules (the kernel's PYTHONPATH)."""
+def chapter_references(folder: Path) -> set[str]:
+    """The references named by the test cells of every notebook in a chapter's source folder."""
+    import nbformat
+
+    from grader.trusted.cells import references
+    found: set[str] = set()
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        found |= references(nbformat.read(str(path), as_version=4))
+    return found
+
+
+def build_library(dest: Path, strip: set[str] | frozenset[str] = frozenset()) -> Path:
+    """A world-readable copy of dlcore and the grader's kernel side (the kernel's PYTHONPATH).
+
+    ``strip``: the references the chapter's test cells name ("Affine", "classic.step"); in the copy each
+    of them raises "not available while grading", so the kernel cannot delegate to them.
+    """
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copytree(REPO_ROOT / "dlcore", dest / "dlcore", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (dest / "grader").mkdir()
-    for name in ("__init__.py", "checks.py", "recorder.py"):
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO_ROOT / "dlcore", dest / "dlcore", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "grader" / "kernel", dest / "grader" / "kernel", ignore=ignore)
+    for name in ("__init__.py", "checks.py"):
         shutil.copy2(REPO_ROOT / "grader" / name, dest / "grader" / name)
+    from grader.trusted.strip import strip_references
+    strip_references(dest, strip)
     for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for f in files:
@@ -518,11 +540,11 @@ def _spec(caps: Capabilities, limits: Limits, *, uid: int | None, scratch: Path,
     elif not caps.root:
         spec["rlimits"]["nproc"] = [max(limits.processes, _current_processes() + limits.processes)] * 2
     if caps.mountns:
-        keep = _python_paths() + [str(scratch)] + ([str(library)] if library else []) + \
+        # the allow-list: the interpreter and its packages, the system's shared libraries, the library copy,
+        # the scratch and records directories; nothing else of the machine exists inside the sandbox
+        spec["root"] = str(scratch.parent / f"{scratch.name}.root")
+        spec["keep"] = _python_paths() + SYSTEM_PATHS + [str(scratch)] + ([str(library)] if library else []) + \
             ([str(records)] if records else [])
-        spec["cover"] = sorted(set(cover) | {"/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/srv", "/mnt",
-                                             "/media", "/run"})
-        spec["keep"] = keep
         spec["writable"] = [str(scratch)] + ([str(records)] if records else [])
         disk = f"size={limits.disk_mb}m,mode=1777"
         spec["tmpfs"] = {"/tmp": disk, "/var/tmp": disk, "/dev/shm": "size=64m,mode=1777"}
@@ -593,6 +615,14 @@ class Sandbox:
         path.touch(mode=0o600)
         if self.uid is not None:
             os.chown(path, self.uid, self.uid)
+        return path
+
+    def requests_file(self, name: str, text: str) -> Path:
+        """The kernel's requests (plain data, written by the worker): readable, not writable by the kernel."""
+        assert self.records_dir is not None
+        path = self.records_dir / f"requests-{name}.json"
+        path.write_text(text, encoding="utf-8")
+        os.chmod(path, 0o644)
         return path
 
     def _make_cgroups(self) -> None:
@@ -668,6 +698,8 @@ class Sandbox:
                 (self.scratch.parent / f"{self.scratch.name}.spec.json").unlink()
             if self.records_dir is not None:
                 shutil.rmtree(self.records_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (self.scratch.parent / f"{self.scratch.name}.root").rmdir()
             if self.mounted:
                 _libc().umount2(str(self.scratch).encode(), MNT_DETACH)
             shutil.rmtree(self.scratch, ignore_errors=True)

@@ -6,21 +6,25 @@ For each notebook of the chapter:
    locked cell, test cell and markdown cell is the instructor's, only the solution cells (matched by
    nbgrader's grade_id) and the cells the student added come from the submission. Editing, deleting or
    re-labelling a locked cell therefore changes nothing.
-2. Each test cell is rewritten (grader.replay.rewrite_cell) so that the kernel records the student's
-   values; the kernel runs in the submission's sandbox (grader.sandbox) through RobustExecute (time limits
-   per cell and notebook, output limits, survival of dead or wedged kernels, a journal of finished cells).
-3. The test cells are re-run here, in this trusted process, on the recorded values (grader.replay); their
-   outputs in the autograded notebook are these trusted results. Limits hit in a test cell cost that cell.
+2. Each test cell's check calls are read from the source (grader.trusted.cells: declarative calls only)
+   and planned HERE (grader.kinds: seeded inputs, dlcore's reference); the kernel gets a requests file
+   with, per test cell, only (kind, the student object's name, the plan's inputs), and the executed test
+   cell is ``__dlc_tests__("<grade_id>")``: no test source, hidden or not, enters the kernel. The kernel
+   runs in the submission's sandbox (grader.sandbox) through RobustExecute (time limits per cell and
+   notebook, output limits, survival of dead or wedged kernels, a journal of finished cells).
+3. The records are judged here against the plans; the test cells' outputs in the autograded notebook
+   are these verdicts. Limits hit in a test cell cost that cell.
 4. nbgrader's own ``determine_grade`` scores the cells; the autograded notebook goes to
    ``autograded/<student>/<chapter>/`` and a summary to ``results/<student>.json`` (written atomically).
    The gradebook is NOT touched here: the batch grader is its only writer.
 
 With ``salvage`` the notebook is not executed again: it is rebuilt from the journal of a worker that was
-killed (grader.execute.RobustExecute.replay) and the tests are replayed on the records that were written.
+killed (grader.execute.RobustExecute.replay) and the tests are judged on the records that were written.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -36,8 +40,11 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from grader import replay as rp
+from grader import kinds
 from grader.execute import NOT_RUN
+from grader.kernel import wire
+from grader.trusted import cells as tc
+from grader.trusted import source as src
 
 __all__ = ["Job", "grade_submission", "build_notebook", "INCIDENTS"]
 
@@ -45,7 +52,8 @@ __all__ = ["Job", "grade_submission", "build_notebook", "INCIDENTS"]
 INCIDENTS = {"CellTimeoutError", "KernelDied", NOT_RUN, "GraderStopped", "NotebookTimeout", "OutputLimit",
              "GraderError"}
 MAX_NOTEBOOK_BYTES = 32 * 2**20
-SETUP = ("import grader.recorder as __dlc_r\n__dlc_r.install(get_ipython().user_ns, {path!r})\ndel __dlc_r\n")
+SETUP = ("import grader.kernel.runner as __dlc_r\n__dlc_r.install(get_ipython().user_ns, {requests!r}, {records!r})\n"
+         "del __dlc_r\n")
 
 
 @dataclass
@@ -145,6 +153,14 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
     return nb, student_code
 
 
+def _reference(name: str) -> Any:
+    try:
+        from grader.trusted.messages import resolve_reference
+        return resolve_reference(name) if name else None
+    except (ValueError, ImportError, AttributeError):
+        return None
+
+
 def _error(ename: str, message: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
 
@@ -153,35 +169,13 @@ def _incidents(cell: NotebookNode) -> list[NotebookNode]:
     return [o for o in cell.get("outputs", []) if o.get("output_type") == "error" and o.get("ename") in INCIDENTS]
 
 
-def _trusted_namespace(source: NotebookNode) -> dict:
-    """The imports of the instructor's locked cells, run here (trusted) for the replay of the test cells."""
-    import ast
-    import builtins
-
-    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    for c in source.cells:
-        m = _meta(c)
-        if c.cell_type != "code" or not m.get("locked") or m.get("solution"):
-            continue
-        tree = rp.parse_cell(c.source)
-        if tree is None:
-            continue
-        for stmt in tree.body:
-            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                try:
-                    exec(compile(ast.Module(body=[stmt], type_ignores=[]), "<setup>", "exec"), ns)  # noqa: S102
-                except Exception:
-                    continue
-    return ns
-
-
 def _aliases(cells: list[NotebookNode]) -> dict[str, str]:
     found: dict[str, str] = {}
     for c in cells:
         if c.cell_type == "code" and _meta(c).get("locked"):
-            tree = rp.parse_cell(c.source)
+            tree = src.parse_cell(c.source)
             if tree is not None:
-                found.update(rp.imports_of(tree))
+                found.update(src.imports_of(tree))
     return found
 
 
@@ -204,26 +198,32 @@ class _Notebook:
                 self.unreadable = f"{name}.ipynb could not be read ({type(exc).__name__}: {str(exc)[:200]})"
         self.nb, self.student_code = build_notebook(self.source, self.release, self.submitted)
         self.original = {i: c.source for i, c in enumerate(self.nb.cells)}
-        self.rewritten: dict[int, rp.RewrittenCell | None] = {}
-        self.trusted_ns = _trusted_namespace(self.source)
-        trusted = set(self.trusted_ns) - {"__name__", "__builtins__"}
-        aliases = _aliases(self.nb.cells)
-        site = 0
-        for i, c in enumerate(self.nb.cells):
-            if not _is_test(c):
-                continue
-            try:
-                rc = rp.rewrite_cell(c.source, trusted, check_aliases=aliases, first_site=site)
-            except (SyntaxError, ValueError, RecursionError):
-                self.rewritten[i] = None
-                continue
-            self.rewritten[i] = rc
-            site = max([site, *[s + 1 for s in rc.sites]])
-            trusted = (trusted | rc.defined) - rc.tainted
-            c.source = rc.source
-        self.index = rp.SourceIndex([src for _, src in self.student_code],
-                                    [self.original[i] for i, c in enumerate(self.nb.cells) if c.cell_type == "code"])
-        self.tampering = rp.tampering(self.student_code, aliases)
+        self.plans: dict[str, list | str] = {}
+        for c in self.nb.cells:
+            if _is_test(c):
+                self.plans[_gid(c)] = self._plan(c.source)
+                c.source = f"__dlc_tests__({_gid(c)!r})"
+        self.index = src.SourceIndex([s for _, s in self.student_code],
+                                     [self.original[i] for i, c in enumerate(self.nb.cells) if c.cell_type == "code"])
+        self.tampering = src.tampering(self.student_code, _aliases(self.nb.cells))
+
+    @staticmethod
+    def _plan(source: str) -> list | str:
+        """[(call, plan)] for a test cell of the source notebook, or why it cannot be graded."""
+        try:
+            calls = tc.parse_cell(source)
+            return [(call, kinds.find(call.kind).plan(*([call.reference] if call.reference else []), **call.options))
+                    for call in calls]
+        except tc.NotDeclarative as exc:
+            return f"the test cell is not declarative ({exc}); please tell the instructor"
+        except Exception as exc:  # a plan failed: the instructor's test is broken, not the student's code
+            return f"planning this test failed ({type(exc).__name__}: {str(exc)[:200]}); please tell the instructor"
+
+    def requests(self) -> dict:
+        """What the kernel gets: per test cell, the kind, the student's names and the plan's inputs (data)."""
+        return {gid: [{"kind": call.kind, "student": call.student, "names": call.names,
+                       "inputs": wire.encode(plan.inputs)} for call, plan in planned]
+                for gid, planned in self.plans.items() if isinstance(planned, list)}
 
     # -- paths ----------------------------------------------------------------------------------
     def journal_state(self) -> Path:
@@ -249,6 +249,7 @@ class _Notebook:
             assert sb.scratch is not None
             self._copy_files(sb, data)
             records = sb.records_file(self.name)
+            requests = sb.requests_file(self.name, json.dumps(self.requests()))
             self.journal_state().parent.mkdir(parents=True, exist_ok=True)
             self.journal_state().write_text(str(records), encoding="utf-8")
             km = SandboxKernelManager(sb)
@@ -264,7 +265,8 @@ class _Notebook:
             ep = RobustExecute(timeout=limits.cell_timeout, notebook_timeout=limits.notebook_timeout,
                                journal_dir=str(self.ws / "journal"), output_cell_bytes=limits.output_cell_kb * 1024,
                                output_notebook_bytes=limits.output_notebook_kb * 1024,
-                               setup_code=SETUP.format(path=str(records)), startup_timeout=120)
+                               setup_code=SETUP.format(requests=str(requests), records=str(records)),
+                               startup_timeout=120)
             ep.death_reason = death_reason
             try:
                 self.nb, _ = ep.preprocess(self.nb, self.resources(str(sb.scratch)), km=km)
@@ -318,48 +320,71 @@ class _Notebook:
                 _cleanup_scratch(records.parent.parent / records.parent.name[:-4])
                 shutil.rmtree(records.parent, ignore_errors=True)
 
-    # -- the trusted replay of the tests --------------------------------------------------------
+    # -- the trusted verdicts ------------------------------------------------------------------
+    def _records(self) -> dict[tuple[str, int], Any]:
+        """(grade_id, call) -> the decoded record; the last one written counts; malformed lines are skipped."""
+        found: dict[tuple[str, int], Any] = {}
+        try:
+            with open(self.records_copy(), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        entry = json.loads(line)
+                        found[(str(entry["cell"]), int(entry["call"]))] = wire.decode(entry["record"])
+                    except (ValueError, KeyError, TypeError, RecursionError):
+                        continue
+        except OSError:
+            pass
+        return found
+
+    def _verdicts(self, gid: str, planned: list, records: dict) -> list[NotebookNode]:
+        outs, lines = [], []
+        for i, (call, plan) in enumerate(planned):
+            record = records.get((gid, i))
+            if record is None:
+                verdict = kinds.judge(call.kind, plan, None)
+                verdict.message = (f"checks.check_{call.kind}({call.student}, ...) did not run in your notebook "
+                                   "(the cell stopped before it)")
+            elif isinstance(record, dict) and "__missing__" in record:
+                name = str(record["__missing__"])
+                verdict = kinds.judge(call.kind, plan, {"__missing__": (
+                    f"{name} is not defined: define {name} in {tc.exercise_of(self.source, name)} first "
+                    "(and run its cell)")})
+            else:
+                why = src.delegation(self.index, ast.Name(id=call.student), _reference(call.reference))
+                verdict = kinds.judge(call.kind, plan, record) if why is None else kinds.judge(
+                    call.kind, plan, {"__missing__": why})
+            if not verdict.ok:
+                if lines:
+                    outs.append(NotebookNode(output_type="stream", name="stdout", text="\n".join(lines) + "\n"))
+                outs.append(_error("AssertionError", verdict.message))
+                return outs
+            lines.append(verdict.text())
+        if lines:
+            outs.append(NotebookNode(output_type="stream", name="stdout", text="\n".join(lines) + "\n"))
+        return outs
+
     def judge(self) -> None:
-        records = rp.Records.from_file(str(self.records_copy()))
-        label = self.job.student
-
-        def delegation(student: Any, reference: Any) -> str | None:
-            return rp.delegation(self.index, student, reference)
-
+        records = self._records()
         for i, cell in enumerate(self.nb.cells):
             if not _is_test(cell):
                 continue
             incidents = _incidents(cell)
-            rc = self.rewritten.get(i)
+            planned = self.plans.get(_gid(cell))
             stopped = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             ran = cell.get("execution_count") is not None
             if incidents:
-                if rc is not None and ran:  # still replayed: later tests may use what this one defines
-                    rp.replay_cell(rc, records, self.trusted_ns, label=f"{label}:{_gid(cell)}",
-                                   delegation=delegation)
                 cell.outputs = incidents
             elif not ran:
                 cell.outputs = [_error(NOT_RUN, "not run: this cell was not executed")]
-            elif rc is None:
-                cell.outputs = [_error("GraderError", "the grader could not read this test cell (a problem of the "
-                                                      "test; please tell the instructor)")]
+            elif isinstance(planned, str) or planned is None:
+                cell.outputs = [_error("GraderError", planned or "the grader could not read this test cell")]
             else:
-                res = rp.replay_cell(rc, records, self.trusted_ns, label=f"{label}:{_gid(cell)}",
-                                     delegation=delegation)
-                outs = []
-                if res.stdout:
-                    text = res.stdout if len(res.stdout) <= 20000 else res.stdout[:20000] + "\n…\n"
-                    outs.append(NotebookNode(output_type="stream", name="stdout", text=text))
-                if res.error:
-                    ename, message = res.error
-                    if stopped and ("did not get as far" in message or "did not run in your notebook" in message):
-                        k_name, k_value = stopped[-1].get("ename", ""), str(stopped[-1].get("evalue", ""))[:300]
-                        message += f" (in your notebook this cell stopped with {k_name}: {k_value})"
-                    outs.append(_error(ename, message))
-                elif res.result is not None:
-                    outs.append(NotebookNode(output_type="execute_result", execution_count=cell.execution_count,
-                                             metadata={}, data={"text/plain": repr(res.result)[:200]}))
-                cell.outputs = outs
+                cell.outputs = self._verdicts(_gid(cell), planned, records)
+                errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+                if stopped and errors and "did not run in your notebook" in errors[-1]["evalue"]:
+                    k_name, k_value = stopped[-1].get("ename", ""), str(stopped[-1].get("evalue", ""))[:300]
+                    errors[-1]["evalue"] += f" (in your notebook this cell stopped with {k_name}: {k_value})"
+                    errors[-1]["traceback"] = [f"AssertionError: {errors[-1]['evalue']}"]
             cell.source = self.original[i]
 
     def restore_sources(self) -> None:
