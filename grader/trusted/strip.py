@@ -35,9 +35,8 @@ def _stub(node: ast.stmt, source_lines: list[str]) -> list[str]:
 
 def targets(references: set[str] | frozenset[str]) -> dict[str, set[str]]:
     """dlcore source file (relative to the package's parent) -> names to strip, for the given references."""
-    from grader.trusted.messages import resolve_reference
-
     import dlcore
+    from grader.trusted.messages import resolve_reference
 
     root = Path(next(iter(dlcore.__path__))).resolve().parent
     found: dict[str, set[str]] = defaultdict(set)
