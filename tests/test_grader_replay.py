@@ -112,8 +112,8 @@ def test_source_checks_find_delegation_and_tampering():
     from dlcore.nn import ReLU
     index = source.SourceIndex(["from dlcore.nn import ReLU\n"], [])
     assert "imported from dlcore's ReLU" in source.delegation(index, ast.Name(id="ReLU"), ReLU)
-    index = source.SourceIndex(["import dlcore.nn\n\nclass ReLU:\n    def forward(self, x):\n"
-                                "        return dlcore.nn.ReLU().forward(x)\n"], [])
+    cell = "import dlcore.nn\n\nclass ReLU:\n    def forward(self, x):\n        return dlcore.nn.ReLU().forward(x)\n"
+    index = source.SourceIndex([cell], [cell])
     assert "it uses dlcore's ReLU" in source.delegation(index, ast.Name(id="ReLU"), ReLU)
     found = source.tampering([("cell 'x'", "import sys\nsys.modules['grader.checks'] = None\n"
                                            "from grader.kernel import runner\n__dlc_tests__ = print")], {})
