@@ -549,7 +549,7 @@ def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: i
             if formula:
                 problem += f"\n  formula: {formula}"
             if num_ok is False:
-                problem += "\n  (your gradient also disagrees with the numerical gradient)"
+                problem += "\n  (your gradient also disagrees with the numerical gradient of your own forward)"
             problems.append(problem)
         elif num_ok is False:
             num_err, idx = _rel_error(np.asarray(g, dtype="float64"), n)
