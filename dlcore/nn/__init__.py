@@ -13,17 +13,21 @@ from dlcore.nn.conv import Conv2D
 from dlcore.nn.embedding import Embedding
 from dlcore.nn.functional import log_sigmoid, log_softmax, logsumexp, one_hot, sigmoid, softmax, softplus
 from dlcore.nn.gates import Add, Mul
+from dlcore.nn.layer_norm import LayerNorm
 from dlcore.nn.linear import Affine, Flatten
 from dlcore.nn.local_norm import LocalContrastNorm, LocalResponseNorm
 from dlcore.nn.losses import MSE, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 from dlcore.nn.metric import ContrastiveLoss, TripletLoss
+from dlcore.nn.multihead_attention import MultiHeadAttention
 from dlcore.nn.normalization import BatchNorm
 from dlcore.nn.pooling import AvgPool2D, GlobalAvgPool2D, LpPool2D, MaxPool2D
+from dlcore.nn.positional import PositionalEncoding
 from dlcore.nn.recurrent import GATE_ORDER, GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, RNNCell
 from dlcore.nn.regularization import Dropout
 from dlcore.nn.residual import ResidualBlock
 from dlcore.nn.seq2seq import Decoder, Encoder, Seq2Seq
 from dlcore.nn.time_layers import TimeAffine, TimeSoftmaxCrossEntropy
+from dlcore.nn.transformer import TransformerEncoderLayer
 
 __all__ = [
     # protocol and checks
@@ -42,6 +46,8 @@ __all__ = [
     # recurrent (chapter 6)
     "Embedding", "RNN", "RNNCell", "LSTM", "LSTMCell", "GATE_ORDER", "GRU", "GRUCell", "Bidirectional",
     "TimeAffine", "TimeSoftmaxCrossEntropy", "DotAttention", "AdditiveAttention", "Encoder", "Decoder", "Seq2Seq",
+    # Transformer (chapter 6)
+    "LayerNorm", "MultiHeadAttention", "PositionalEncoding", "TransformerEncoderLayer",
     # losses
     "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy",
 ]
