@@ -18,7 +18,8 @@ at later steps). Backward, with dO_j = (dy Woᵀ)_j:
     dx = dQ Wqᵀ (+ dK Wkᵀ + dV Wvᵀ for self-attention),   dc = dK Wkᵀ + dV Wvᵀ
 
 dbk = Σ dK is exactly 0: bk adds the same q_t · bk to every score of query t, which softmax ignores
-(Σ_s dS_ts = 0). The layer stores exact zeros; a finite-difference check sees only round-off there.
+(Σ_s dS_ts = 0). The layer stores exact zeros; a finite-difference check (or an implementation that
+sums dK) sees only round-off there, so compare dbk with an absolute tolerance, never a relative one.
 
 Weights are in the library's (in, out) layout; PyTorch's ``in_proj_weight`` is [Wq; Wk; Wv]ᵀ stacked,
 (3E, E) in (out, in) layout, and ``out_proj.weight`` is Woᵀ.

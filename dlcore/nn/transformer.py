@@ -16,6 +16,7 @@ This is PyTorch's ``TransformerEncoderLayer(batch_first=True, norm_first=False, 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from dlcore import backend
@@ -51,7 +52,7 @@ class TransformerEncoderLayer(Composite):
         gen = backend.default_rng(rng)
         self.attn = MultiHeadAttention(embed_dim, num_heads, init=init, rng=gen, dtype=dtype)
         self.embed_dim, self.num_heads = self.attn.embed_dim, self.attn.num_heads
-        if isinstance(ffn_dim, bool) or int(ffn_dim) != ffn_dim or ffn_dim <= 0:
+        if isinstance(ffn_dim, bool) or not isinstance(ffn_dim, numbers.Integral) or ffn_dim <= 0:
             raise ValueError(f"TransformerEncoderLayer: expected a positive integer ffn_dim, got {ffn_dim!r}")
         self.ffn_dim = int(ffn_dim)
         self.dropout1 = Dropout(dropout, rng=gen)
