@@ -110,11 +110,12 @@ def _build(student: Any, inputs: dict, rec: dict) -> Any:
     want = inputs.get("params", {})
     if want:
         params = getattr(layer, "params", None)
-        if not isinstance(params, dict):
+        if not (hasattr(params, "keys") and hasattr(params, "__setitem__") and hasattr(params, "__getitem__")):
             rec["param_error"] = f"has no params dict (got {type(params).__name__})"
             return None
-        rec["param_shapes"] = {str(k): list(np.shape(v)) for k, v in params.items()}
-        if set(params) != set(want) or any(tuple(np.shape(params[k])) != np.shape(v) for k, v in want.items()):
+        rec["param_shapes"] = {str(k): list(np.shape(params[k])) for k in list(params.keys())}
+        if set(rec["param_shapes"]) != set(want) or \
+                any(tuple(rec["param_shapes"][k]) != np.shape(v) for k, v in want.items()):
             return None
         for key, value in want.items():
             params[key] = np.array(value, dtype="float64")
@@ -149,8 +150,8 @@ def _record_layer(student: Any, inputs: dict) -> dict:
         if back.error:
             continue
         grads = getattr(layer, "grads", {})
-        if isinstance(grads, dict):
-            got["grads"] = {str(k): plain(v) for k, v in grads.items()}
+        if hasattr(grads, "keys") and hasattr(grads, "__getitem__"):
+            got["grads"] = {str(k): plain(grads[k]) for k in list(grads.keys())}
         got["double_grads"] = [plain(d.grads.get("W")) for d in doubles]
     return rec
 
