@@ -1,6 +1,10 @@
 """dlcore.nn: layers, losses and containers following one protocol (see :mod:`dlcore.nn.base`).
 
     layer.forward(x) -> y,  layer.backward(dy) -> dx,  layer.params / layer.grads (name -> array)
+
+Grouped below by topic (feed-forward, convolutional, recurrent, Transformer). They are the library's
+own layers and the references that the course's released chapters (``course/``) check a student's
+layers against; nothing here depends on which chapters exist.
 """
 
 from dlcore.nn import functional, im2col, init
@@ -40,13 +44,13 @@ __all__ = [
     "Add", "Mul", "Affine", "Flatten",
     "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "PReLU", "Maxout", "Softmax",
     "Dropout", "BatchNorm", "Sequential", "Composite",
-    # convolutional (chapter 4)
+    # convolutional
     "Conv2D", "MaxPool2D", "AvgPool2D", "LpPool2D", "GlobalAvgPool2D", "LocalResponseNorm", "LocalContrastNorm",
     "ResidualBlock", "ContrastiveLoss", "TripletLoss",
-    # recurrent (chapter 6)
+    # recurrent and sequence-to-sequence
     "Embedding", "RNN", "RNNCell", "LSTM", "LSTMCell", "GATE_ORDER", "GRU", "GRUCell", "Bidirectional",
     "TimeAffine", "TimeSoftmaxCrossEntropy", "DotAttention", "AdditiveAttention", "Encoder", "Decoder", "Seq2Seq",
-    # Transformer (chapter 6)
+    # Transformer
     "LayerNorm", "MultiHeadAttention", "PositionalEncoding", "TransformerEncoderLayer",
     # losses
     "SoftmaxCrossEntropy", "MSE", "SigmoidBinaryCrossEntropy",
