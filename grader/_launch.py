@@ -56,13 +56,13 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def _makedirs(path: str) -> None:
-    """Create missing directories with mode 0755."""
+    """Create missing directories with mode 0711: traversable, not listable."""
     current = ""
     for part in path.strip("/").split("/"):
         current += "/" + part
         if not os.path.isdir(current):
             os.mkdir(current)
-            os.chmod(current, 0o755)
+            os.chmod(current, 0o711)
 
 
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}

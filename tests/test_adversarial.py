@@ -97,7 +97,7 @@ WALK = """import os
 found = []
 for top in ("/", "/work", "/root", "/home", "/tmp", "/srv", "/opt"):
     for root, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if root != "/" or d not in ("proc", "sys", "dev")]
+        dirs[:] = [d for d in dirs if (root != "/" or d not in ("proc", "sys", "dev")) and d != "site-packages"]
         for f in files:
             if f.endswith(".ipynb") or "solutions" in root:
                 try:
@@ -484,7 +484,7 @@ def test_feedback_shows_visible_tests_and_results_never_hidden_source(batch):
     assert "numpy.square" in html                    # the visible test's source
     assert "does not match" in html                   # the student's result
     assert "HIDDEN-MARKER" not in html and "BEGIN HIDDEN TESTS" not in html
-    assert "scale" not in html                         # a hidden test's source line
+    assert "&quot;seed&quot;: 6" not in html and '"seed": 6' not in html  # a hidden test's source line
 
 
 def _feedback_and_outputs(batch, student):
@@ -498,7 +498,8 @@ def _assert_no_hidden_line(text):
             if "BEGIN SOLUTION" in line or "return" in line or "self." in line or "def " in line:
                 continue  # solution lines: the student's own code may well contain them
             assert line not in text, (gid, line)
-    assert "HIDDEN-MARKER" not in text and "BEGIN HIDDEN TESTS" not in text and "scale" not in text
+    assert "HIDDEN-MARKER" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert '"seed": 6' not in text and "&quot;seed&quot;: 6" not in text
 
 
 def test_hidden_tests_never_enter_the_kernel(batch):
@@ -523,5 +524,6 @@ def test_obfuscated_delegation_finds_no_reference(batch):
     """Hole 3: getattr(dlcore.nn, "Re" + "LU") with the profiler switched off: the kernel's dlcore has no ReLU."""
     assert _scores(batch, "obfuscated_delegation") == ({"double_test": 1, "relu_test": 0, "square_test": 3}, 4)
     reason = batch["grades"]["obfuscated_delegation"]["relu_test"][2]
-    assert "dlcore's ReLU is not available while grading: implement it yourself" in reason, reason
+    # the kernel's ReLU is the stub that raises "not available while grading"; it is still dlcore's class
+    assert "ReLU uses dlcore's reference implementation: ReLU is defined in dlcore (dlcore.nn.activations)" in reason
     _assert_no_hidden_line(_feedback_and_outputs(batch, "obfuscated_delegation"))
