@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Verdict", "compare", "likely_cause", "resolve_reference", "CheckFailed"]
-
 _TRUSTED = {"Verdict", "compare", "likely_cause", "resolve_reference", "CheckFailed", "OK"}
 
 

@@ -511,7 +511,8 @@ def test_a_sign_error_in_the_update_does_not_fail_train_perceptron():
          "            w, b = perceptron_update(w, b, x_n, y_n, eta)\n"
          "        errors.append(m)\n        history.append((w, b))\n        if m == 0:\n            break\n"
          "    return w, b, errors, history\n", ns)
-    _fails(checks.check_function, ns["perceptron_update"], "perceptron_update", cases=[([0.0, 0.0], 0.0, [1.0, 2.0], 1, 1.0)])
+    _fails(checks.check_function, ns["perceptron_update"], "perceptron_update",
+           cases=[([0.0, 0.0], 0.0, [1.0, 2.0], 1, 1.0)])
     checks.check_perceptron_training(ns["train_perceptron"], "train_perceptron", data="gate", gate="NAND", eta=0.5,
                                      max_epochs=20)
     assert classic.train_perceptron  # the reference is still what a correct update is compared with

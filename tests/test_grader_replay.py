@@ -37,6 +37,17 @@ def test_every_test_cell_of_every_source_notebook_is_declarative(path):
             assert set(call.names.values()) <= answers, f"{gid}: {call.names}"
 
 
+def test_every_kind_is_defined_once():
+    """kinds.find takes the first module that defines plan_<kind>: two topics must never share a kind's name."""
+    import re
+    seen: dict[str, str] = {}
+    for folder in (REPO_ROOT / "grader" / "trusted" / "plans", REPO_ROOT / "grader" / "kernel" / "records"):
+        for path in sorted(folder.glob("*.py")):
+            for name in re.findall(r"^def ((?:plan|judge|record)_[a-z0-9_]+)\(", path.read_text(), re.M):
+                assert name not in seen, f"{name} is defined in {seen[name]} and in {path.name}"
+                seen[name] = path.name
+
+
 @pytest.mark.parametrize("src, why", [
     ("x = 1", "holds only calls"),
     ("checks.check_layer(Affine, 'Affine', shapes=x_test.shape)", "only a bare name or a literal"),
@@ -53,9 +64,10 @@ def test_anything_else_in_a_test_cell_is_an_authoring_error(src, why):
 
 
 def test_a_call_is_parsed_into_kind_name_reference_literals_and_names():
-    (call,) = cells.parse_cell("# c\n### BEGIN HIDDEN TESTS\nchecks.check_training(train, 'train', network=Net, "
+    (call,) = cells.parse_cell("# c\n### BEGIN HIDDEN TESTS\n"
+                               "checks.check_network_training(train, 'train', network=Net, "
                                "sizes=(64, -3, 10), lr=0.2)\n### END HIDDEN TESTS")
-    assert (call.kind, call.student, call.reference) == ("training", "train", "train")
+    assert (call.kind, call.student, call.reference) == ("network_training", "train", "train")
     assert call.options == {"network": "Net", "sizes": (64, -3, 10), "lr": 0.2} and call.names == {"network": "Net"}
 
 

@@ -47,7 +47,8 @@ def error_text(exc: BaseException) -> str:
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
     """Run ``fn(*args, **kwargs)``; never raises (except KeyboardInterrupt/SystemExit), never prints."""
     out = Outcome()
-    with warnings.catch_warnings(record=True) as caught, np.errstate(over="warn", divide="warn", invalid="warn", under="ignore"), \
+    fp_errors = np.errstate(over="warn", divide="warn", invalid="warn", under="ignore")
+    with warnings.catch_warnings(record=True) as caught, fp_errors, \
             contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
         try:

@@ -190,7 +190,8 @@ def compare(what: str, got: Any, expected: Any, *, rtol: float = 1e-7, batch: in
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             shown = f" ({', '.join(names)})" if names and len(names) == len(expected) else ""
-            return f"{what}: expected a {type(expected).__name__} of {len(expected)} values{shown}, got {_describe(got)}"
+            return (f"{what}: expected a {type(expected).__name__} of {len(expected)} values{shown}, "
+                    f"got {_describe(got)}")
         for k, (g, e) in enumerate(zip(got, expected, strict=True)):
             label = names[k] if names and k < len(names) else f"{what}[{k}]"
             problem = compare(label, g, e, rtol=rtol, batch=batch, quantity=quantity or label,

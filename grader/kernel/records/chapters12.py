@@ -97,7 +97,7 @@ def record_network(student: Any, inputs: dict) -> dict:
     return rec
 
 
-def record_training(student: Any, inputs: dict) -> dict:
+def record_network_training(student: Any, inputs: dict) -> dict:
     """A fresh student network trained with the student's train on the plan's data; predictions on test inputs."""
     rec: dict[str, Any] = {"provenance": provenance(student), "error": None, "history": None, "predicted": None,
                            "warnings": []}

@@ -60,7 +60,7 @@ def record_layer(student: Any, inputs: dict) -> dict:
                                "backward_error": None, "dy_mutated": False, "grads": {}, "warnings": []}
         rec["cases"].append(out)
         ins = copied(case["inputs"])
-        fwd = call(lambda: layer.forward(*ins))
+        fwd = call(lambda layer=layer, ins=ins: layer.forward(*ins))
         out["warnings"] += fwd.warnings
         if fwd.error:
             out["forward_error"] = fwd.error

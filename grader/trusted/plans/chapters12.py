@@ -96,7 +96,8 @@ def _follow(plan: Plan, calls: list) -> tuple[dict | None, str | None]:
             want = [w, b, X[i], y[i], eta]
             if len(args) < 4 or compare("", args[:4], want[:4]) is not None:
                 return None, (f"call {k + 1} of {plan.inputs['update']} got the arguments {args[:5]!r}, expected "
-                              f"(w, b, x, y, eta) = ({show_array(np.asarray(w))}, {b}, {show_array(X[i])}, {y[i]}, {eta})")
+                              f"(w, b, x, y, eta) = ({show_array(np.asarray(w))}, {b}, {show_array(X[i])}, {y[i]}, "
+                              f"{eta})")
             try:
                 w, b = np.asarray(calls[k]["result"][0], dtype=float), float(np.asarray(calls[k]["result"][1]))
             except (TypeError, ValueError, IndexError):
@@ -257,9 +258,10 @@ def judge_network(plan: Plan, rec: dict) -> Verdict:
     return Verdict(True, summary=f"{what}: loss and dW1, db1, dW2, db2 match dlcore's layers on the same parameters")
 
 
-def plan_training(reference: str = "train", *, network: str = "TwoLayerNet", sizes: Sequence[int] = (64, 100, 10),
-                  data_seed: int = 1, net_seed: int = 0, n_train: int | None = None, minimum: float | None = None,
-                  loss_halves: bool = False, **options: Any) -> Plan:
+def plan_network_training(reference: str = "train", *, network: str = "TwoLayerNet",
+                          sizes: Sequence[int] = (64, 100, 10), data_seed: int = 1, net_seed: int = 0,
+                          n_train: int | None = None, minimum: float | None = None, loss_halves: bool = False,
+                          **options: Any) -> Plan:
     """The closing experiment: a fresh student network trained by the student's train on the digits (drawn
     with ``data_seed``); the kernel predicts the test inputs, the judge measures the accuracy with the
     labels it kept. ``options`` go to train (epochs, batch_size, lr, seed)."""
@@ -267,14 +269,14 @@ def plan_training(reference: str = "train", *, network: str = "TwoLayerNet", siz
 
     d = load_digits(seed=data_seed, dtype="float64")
     x, t = (d.x_train, d.t_train) if n_train is None else (d.x_train[:n_train], d.t_train[:n_train])
-    return Plan("training", reference, {"sizes": list(sizes), "net_seed": net_seed, "x": x, "t": t,
+    return Plan("network_training", reference, {"sizes": list(sizes), "net_seed": net_seed, "x": x, "t": t,
                                         "x_test": d.x_test, "options": dict(options)},
                 {"t_test": d.t_test},
                 {"minimum": minimum, "loss_halves": loss_halves, "epochs": options.get("epochs"),
                  "what": f"a {'-'.join(map(str, sizes))} network trained by train on {len(x)} digits"})
 
 
-def judge_training(plan: Plan, rec: dict) -> Verdict:
+def judge_network_training(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
     bad = _failed(rec, plan.reference, what)
     if bad:

@@ -438,7 +438,8 @@ def judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7, numeric_rtol: floa
     if rec["build_error"]:
         return Verdict(False, message=f"{student}: creating the layer as {ctor} failed with {rec['build_error']}")
     if rec["param_error"]:
-        return Verdict(False, message=f"{student} {rec['param_error']}; the reference has params {sorted(inp['params'])}")
+        return Verdict(False, message=f"{student} {rec['param_error']}; the reference has params "
+                                      f"{sorted(inp['params'])}")
     if inp["params"] and rec["param_shapes"] is not None:
         got_keys, want_keys = sorted(rec["param_shapes"]), sorted(inp["params"])
         if got_keys != want_keys:
