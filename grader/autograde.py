@@ -651,15 +651,13 @@ def format_table(batch: BatchResult) -> str:
         row = [f"{e.score:g}/{e.max_score:g}".rjust(w) for e, w in zip(s.exercises, cols, strict=True)]
         flag = "" if s.status != "error" else "  (GRADER ERROR: rerun)"
         lines.append("  ".join([s.student.ljust(width)] + row + [f"{s.score:g}/{s.max_score:g}".rjust(9)]) + flag)
-    details = []
-    for s in batch.students:
-        for note in s.notes:
-            details.append(f"  {s.student}: {note}")
-        for e in s.exercises:
-            if e.reason:
-                details.append(f"  {s.student} / {e.exercise} ({e.score:g}/{e.max_score:g}): {e.reason}")
+    details = [f"  {s.student} / {e.exercise} ({e.score:g}/{e.max_score:g}): {e.reason}"
+               for s in batch.students for e in s.exercises if e.reason]
+    notes = [f"  {s.student}: {note}" for s in batch.students for note in s.notes]
     if details:
         lines += ["", "Why points were lost:"] + details
+    if notes:  # events of a submission (output cut, a kernel restart): not points lost by themselves
+        lines += ["", "Notes on submissions:"] + notes
     return "\n".join(lines)
 
 

@@ -553,3 +553,14 @@ def test_a_network_that_computes_nothing_fails():
 
     msg = _fails(checks.check_network, Stored, "TwoLayerNet", sizes=(6, 5, 3), n=4, seed=0)
     assert "the loss does not match" in msg
+
+
+def test_an_output_note_is_not_listed_as_a_lost_point():
+    from pathlib import Path
+
+    from grader import autograde as ag
+
+    full = ag.StudentResult("chatty", [ag.ExerciseResult("test_step", 1, 1)],
+                            notes=["perceptron, cell 20: OutputLimit: output exceeded 256 kB"])
+    text = ag.format_table(ag.BatchResult("01_perceptron", Path("."), [full]))
+    assert "Why points were lost" not in text and "Notes on submissions:" in text and "OutputLimit" in text
