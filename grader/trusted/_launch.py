@@ -1,8 +1,8 @@
 """Start a program (the student's kernel) inside the sandbox.  Standard library only; run as a script:
 
-    python -I -S grader/_launch.py SPEC.json -- PROGRAM ARGS...
+    python -I -S grader/trusted/_launch.py SPEC.json -- PROGRAM ARGS...
 
-SPEC (written by grader.sandbox) says which of these steps to take; every step that is asked for
+SPEC (written by grader.trusted.sandbox) says which of these steps to take; every step that is asked for
 must succeed, otherwise nothing is started (exit status 70 and the reason on stderr):
 
 1. new network namespace (no network: only a loopback interface that is down);
