@@ -33,15 +33,22 @@ DURATIONS = {
     "test": "about 4 minutes on a quiet 2-core machine once installed, up to 16 on a busy one with the installation",
 }
 
+
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
 
 
 def _checkout_env() -> dict[str, str]:
-    """The environment with this checkout first on PYTHONPATH (it wins over another checkout's editable install)."""
+    """The environment for a task; with DLCOURSE_VENV, this checkout first on PYTHONPATH.
+
+    An environment made elsewhere may hold an editable install of another checkout; putting this one
+    first makes every process of the task (pytest's subprocesses, kernels) run this checkout's code.
+    """
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if OWN_VENV:
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
     return env
 
 
