@@ -267,7 +267,8 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
         return Verdict(False, message=f"creating {name}({p}, rng={seed}) failed: {build['error']}")
 
     def fail(problem: str) -> Verdict:
-        return Verdict(False, message=f"{head}:\n- {problem}\n  formula: {formula}")
+        tail = "" if " raised " in problem else f"\n  formula: {formula}"
+        return Verdict(False, message=f"{head}:\n- {problem}{tail}")
 
     tr = record.get("train") or {}
     fwd, bwd = tr.get("forward") or {}, tr.get("backward") or {}
