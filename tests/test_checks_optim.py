@@ -599,3 +599,26 @@ def test_plans_and_records_serialise():
     plan = plan_optimizer("Adam", kwargs={"lr": 0.01}, steps=2)
     again = checks.from_json(checks.to_json(plan))
     assert checks.same_inputs(again.inputs, checks._decode(checks._encode(plan.inputs)))
+
+
+def test_batchnorm_reference_bug_cannot_decide(monkeypatch, capsys):
+    """A student who agrees with the numerical gradient passes (with a note) even if dlcore's dx were wrong."""
+    from dlcore.nn import normalization
+
+    original = normalization.BatchNorm.backward
+
+    def wrong_backward(self, dy):
+        return 2.0 * original(self, dy) if self.train else original(self, dy)
+
+    monkeypatch.setattr(normalization.BatchNorm, "backward", wrong_backward)
+    checks.check_batchnorm(BatchNorm, "BatchNorm", args=(5,), shape=(8, 5), seed=0)
+    assert "disagrees with the numerical gradient; please tell the instructor" in capsys.readouterr().out
+    fails("batchnorm", BatchNormNoMeanTerm, "BatchNorm", "mean term is missing", args=(5,), shape=(8, 5), seed=0)
+
+
+def test_dropout_float32_is_refused():
+    class Float32Dropout(Dropout):
+        def forward(self, x, train=True):
+            return super().forward(x, train).astype(np.float32)
+
+    fails("dropout", Float32Dropout, "Dropout", "float32", p=0.3)
