@@ -77,7 +77,7 @@ def lab_environment(root: Path, *, exchange: bool, base: dict[str, str] | None =
 
 def _show_sync(report: workspace.SyncReport, work: Path, root: Path) -> None:
     where = work.relative_to(root) if work.is_relative_to(root) else work
-    print(f"Your notebooks are in {where}/ (your own copy of course/; git, releases and updates never change it).")
+    print(f"Your notebooks are in {where}/ (your own copy of course/: git and releases never change it).")
     for rel in report.copied:
         print(f"  copied course/{rel} -> {where}/{rel}")
     for rel in report.updated_in_course:
