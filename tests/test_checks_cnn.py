@@ -273,8 +273,9 @@ def test_translation_invariance_accepts_the_solution(seed):
      "np.roll"),
     ("shifted[..., shift:] = x[..., :-shift]", "shifted[..., :-shift] = x[..., shift:]", "LEFT"),
     ("shifted[..., shift:] = x[..., :-shift]", "shifted[..., shift:, :] = x[..., :-shift, :]", "height axis"),
-    ("np.mean(pool(x) == pool(shifted))", "np.mean(x == shifted)", "INPUT pixels"),
-    ("np.mean(pool(x) == pool(shifted))", "np.sum(pool(x) == pool(shifted))", "count"),
+    ("a, b = pool(x), pool(shifted)", "a, b = x, shifted", "INPUT pixels"),
+    ("return float(np.mean(a[active] == b[active]))", "return float(np.mean(a == b))", "stay zero"),
+    ("return float(np.mean(a[active] == b[active]))", "return float(np.sum(a[active] == b[active]))", "count"),
 ])
 def test_translation_invariance_names_its_mistakes(old, new, word):
     wrong = solution(translation_invariance=(old, new))

@@ -505,18 +505,29 @@ def _shift_right(x: np.ndarray, s: int) -> np.ndarray:
     return out
 
 
-def _invariance(x: np.ndarray, k: int, s: int, shifter: Any = _shift_right, pooled: bool = True) -> float:
+def _invariance(x: np.ndarray, k: int, s: int, shifter: Any = _shift_right, pooled: bool = True,
+                zeros: bool = False, count: bool = False) -> float:
+    """The fraction of responses unchanged by the shift, over those non-zero before or after it (the reference
+    when the options are left alone; the options give the results of known mistakes)."""
     from dlcore.nn import MaxPool2D
 
     a, b = x, shifter(x, s)
     if pooled:
         a, b = np.asarray(MaxPool2D(k).forward(a)), np.asarray(MaxPool2D(k).forward(b))
-    return float(np.mean(a == b))
+    same = a == b
+    if not zeros:
+        same = same[(a != 0) | (b != 0)]
+    return float(np.sum(same)) if count else float(np.mean(same))
+
+
+_INVARIANCE_FORMULA = ("a = pool(x), b = pool(x shifted right by `shift` pixels, zeros entering on the left); "
+                       "return mean(a == b) over the positions where a != 0 or b != 0")
 
 
 def plan_translation_invariance(reference: str = "translation_invariance", *, shapes: Any = ((4, 2, 8, 8),),
                                 shifts: Any = (1,), pool: int = 2, seed: int = 0) -> Plan:
-    """``f(x, pool, shift)``: the fraction of ``pool(x)`` unchanged when x moves ``shift`` pixels to the right.
+    """``f(x, pool, shift)``: of the pooled responses that are non-zero before or after x moves ``shift`` pixels
+    to the right, the fraction that stay exactly the same.
 
     x: seeded sparse non-negative feature maps (as after a ReLU) of every shape; ``pool`` in the kernel is
     the grader's max-pooling with a ``pool``×``pool`` window.
@@ -529,9 +540,8 @@ def plan_translation_invariance(reference: str = "translation_invariance", *, sh
         for s in shifts:
             s = int(s)
             planned.append({"x": x, "shift": s, "pool": int(pool)})
-            value = _invariance(x, pool, s)
             expected.append({
-                "value": value,
+                "value": _invariance(x, pool, s),
                 "causes": [
                     [_invariance(x, pool, s, lambda a, t: np.roll(a, t, axis=-1)),
                      "np.roll wraps the last columns around to the left edge; shift with zeros coming in instead"],
@@ -541,8 +551,10 @@ def plan_translation_invariance(reference: str = "translation_invariance", *, sh
                                                                       -1, -2)),
                      "the maps were shifted down (the height axis); shift along the width, the last axis"],
                     [_invariance(x, pool, s, pooled=False),
-                     "this is the fraction of unchanged INPUT pixels; compare pool(x) with pool(shifted x)"],
-                    [value * (x.shape[0] * x.shape[1] * (x.shape[2] // pool) * (x.shape[3] // pool)),
+                     "this is measured on the INPUT pixels; compare pool(x) with pool(shifted x)"],
+                    [_invariance(x, pool, s, zeros=True),
+                     "the zeros that stay zero were counted too; count only the positions where a != 0 or b != 0"],
+                    [_invariance(x, pool, s, count=True),
                      "you returned a count; return the fraction (the mean of the boolean array)"],
                 ]})
     return Plan("translation_invariance", reference, {"cases": planned}, {"cases": expected})
@@ -573,12 +585,12 @@ def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
         if not np.isclose(v, exp["value"], rtol=0, atol=1e-12):
             why = next((w for value, w in exp["causes"] if np.isclose(v, value, rtol=0, atol=1e-12)), None)
             return Verdict(False, message=(
-                f"{where}: expected the fraction {exp['value']:.6f} of pooled outputs unchanged, got {v:.6f}"
+                f"{where}: expected the fraction {exp['value']:.6f} of non-zero pooled responses unchanged, got {v:.6f}"
                 + (f"\n  likely cause: {why}" if why else "")
-                + "\n  formula: mean(pool(x) == pool(x shifted right by `shift` pixels, zeros entering on the left))"))
+                + f"\n  formula: {_INVARIANCE_FORMULA}"))
         values.append(v)
-    return Verdict(True, summary=(f"{name}: matches on {len(values)} case(s); e.g. {values[0]:.1%} of the max-pooled "
-                                  "outputs survive the shift"))
+    return Verdict(True, summary=(f"{name}: matches on {len(values)} case(s); e.g. {values[0]:.1%} of the non-zero "
+                                  "max-pooled responses survive the shift"))
 
 
 # --------------------------------------------------------------------------- networks (LeNet, residual block)
