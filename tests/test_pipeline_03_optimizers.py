@@ -1,7 +1,8 @@
 """Chapter 3 (optimizers and training techniques) through the real pipeline: release, then autograde with one worker.
 
 - the release contains no solution code and no hidden tests, and the committed course/ is clean too;
-- the solution scores full marks with no error in any cell, and is graded within the chapter budget (60 s);
+- the solution scores full marks with no error in any cell and no cell over the output limit (the grading time is
+  printed, not asserted: no test depends on the machine's speed);
 - the released notebook runs to its last cell and scores 0;
 - prepared wrong submissions each lose exactly the exercise their mistake touches, with the cause in the CSV:
   Adam without bias correction; momentum with the sign of the lecture's gradient term flipped (Δw ← μΔw + εg);
@@ -99,8 +100,6 @@ def test_chapter_3_release_and_autograde(tmp_path):
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == [], f"the solution raised in cells {errors}"
     assert "OutputLimit" not in sol["TOTAL"][2], sol["TOTAL"][2]
-    line = re.search(r"solution: graded in ([0-9.]+) s", proc.stdout)
-    assert line and float(line.group(1)) <= 60, proc.stdout
 
     rel = grades["released"]
     assert rel["TOTAL"][0] == 0, proc.stdout
