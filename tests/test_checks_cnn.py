@@ -264,7 +264,8 @@ def test_translation_invariance_accepts_the_solution(seed):
     v = verdict("translation_invariance", SOL["translation_invariance"], "translation_invariance", seed=seed, **INV)
     assert v.ok, v.message
     plan = plans.plan_translation_invariance(seed=seed, **INV)
-    values = [c["value"] for c, i in zip(plan.expected["cases"], plan.inputs["cases"]) if i["shift"] == 1]
+    values = [c["value"] for c, i in zip(plan.expected["cases"], plan.inputs["cases"], strict=True)
+              if i["shift"] == 1]
     assert all(0.2 < v < 0.9 for v in values), values       # one-pixel shifts: neither trivially 0 nor 1
 
 

@@ -19,6 +19,7 @@ Every plan draws its inputs from seeds and runs dlcore's reference; only ``plan.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import numpy as np
@@ -480,7 +481,10 @@ def _judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
         if not checks.judge_layer(dataclasses.replace(lp, cases=[case]), dataclasses.replace(rec, cases=[got])).ok:
             break
     if extra:
-        return Verdict(False, message=verdict.message + "\n" + "\n".join(f"- likely cause ({e})" for e in extra),
+        # the specific causes replace the generic guesses ("12 of 96 entries differ", "off by a constant factor")
+        kept = [line for line in verdict.message.split("\n")
+                if not re.match(r"\s*likely cause: (\d+ of \d+ entries differ|off by a constant factor)", line)]
+        return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in extra),
                        worst=verdict.worst)
     return verdict
 
