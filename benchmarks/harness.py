@@ -7,12 +7,16 @@ buffers there; PyTorch does not, so bench_lstm also measures the RSS growth of a
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +76,72 @@ def blas_info() -> str:
              for i in threadpool_info() if i.get("user_api") == "blas"]
     env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
     return "; ".join(parts) + (f"; env {env}" if env else "; no OPENBLAS_* overrides")
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages and the CPU count, e.g. '0.12 0.30 0.41 on 2 CPUs'."""
+    try:
+        loads = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # Windows
+        loads = "n/a"
+    return f"{loads} on {os.cpu_count()} CPUs"
+
+
+def cpu_model() -> str:
+    """The processor's name (from /proc/cpuinfo on Linux, platform.processor() elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """One line naming the CPU, the BLAS kernel and thread count, dlcore's thread policy and the load."""
+    from dlcore import backend
+
+    policy = backend.thread_policy() if hasattr(backend, "thread_policy") else "BLAS default"
+    return (f"machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas_info()}; "
+            f"dlcore threads: {policy}; load average {load_average()}")
+
+
+_BUSY = "import sys\nsys.stdout.write('ready\\n')\nsys.stdout.flush()\nx = 0\nwhile True:\n    x += 1\n"
+
+
+@contextlib.contextmanager
+def busy_process(n: int = 1) -> Iterator[list[int]]:
+    """Run ``n`` CPU-bound processes (a pure-Python counting loop each) beside the block; yields their pids.
+
+    Each child reports 'ready' once its loop is about to start, and the block begins only after every
+    child has said so (no fixed sleep); the children are ended, by their own pids, when the block exits.
+    """
+    procs = [subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    try:
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("the busy process did not start")
+        yield [proc.pid for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def contention_line(name: str, quiet: Timing, busy: Timing, limit: float = 2.0) -> str:
+    """'name: quiet q ms, contended c ms, ratio r (target <= 2.00: met|MISSED)'."""
+    r = busy.median_s / quiet.median_s
+    return (f"  {name}: quiet {quiet.median_s * 1e3:.2f} ms, with a busy process {busy.median_s * 1e3:.2f} ms, "
+            f"contended / quiet = {r:.2f} (target <= {limit:.2f}: {'met' if r <= limit else 'MISSED'})")
+
+
+def spread(ts: Timing) -> str:
+    """'min-max' of a timing's rounds in ms."""
+    return f"{min(ts.rounds) * 1e3:.2f}-{max(ts.rounds) * 1e3:.2f} ms"
 
 
 def torch_or_none() -> Any:

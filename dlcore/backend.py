@@ -8,7 +8,10 @@ lives here, with a fast path per backend and a generic fallback:
   :func:`bernoulli`, :func:`permutation`),
 - strided sliding windows (:func:`windows2d`),
 - scatter-add (:func:`scatter_add`),
-- moving arrays between devices (:func:`to_device`, :func:`to_numpy`).
+- moving arrays between devices (:func:`to_device`, :func:`to_numpy`),
+- matrix products with a thread count chosen per size and machine load (:func:`matmul`,
+  see :mod:`dlcore.blas_threads`), and a few fused elementwise kernels that save NumPy
+  passes and temporaries (:func:`relu_forward`, :func:`mask_multiply`, :func:`add_scaled`).
 
 Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
 ``array_api_strict`` (the CI stand-in for a non-NumPy library).
@@ -23,6 +26,8 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
+
+from dlcore import blas_threads
 
 __all__ = [
     "BackendUnavailableError",
@@ -46,6 +51,11 @@ __all__ = [
     "windows2d",
     "scatter_add",
     "gpu_available",
+    "matmul",
+    "thread_policy",
+    "relu_forward",
+    "mask_multiply",
+    "add_scaled",
 ]
 
 
@@ -348,3 +358,82 @@ def scatter_add(target: Any, indices: Any, values: Any) -> Any:
                        target.dtype)
     flat = xp.reshape(values, (values.shape[0], -1))
     return target + xp.reshape(onehot.T @ flat, target.shape)
+
+
+# --------------------------------------------------------------------------- matrix products
+
+
+def _flops(a: Any, b: Any) -> float:
+    """2 m k n of one matrix of the product a @ b (per matrix of a batched product)."""
+    if a.ndim == 0 or b.ndim == 0:
+        return 0.0
+    m = a.shape[-2] if a.ndim >= 2 else 1
+    n = b.shape[-1] if b.ndim >= 2 else 1
+    return 2.0 * m * a.shape[-1] * n
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """a @ b on any backend. On NumPy the BLAS runs with the thread count of
+    :mod:`dlcore.blas_threads` (one thread for small products or when other processes hold the
+    CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
+    ignore ``out`` and return a new array: always use the returned value."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return blas_threads.POLICY.run(_flops(a, b), np.matmul, a, b, out=out)
+    xp = namespace(a, b, where="matmul")
+    if out is not None and is_cupy(xp):
+        return xp.matmul(a, b, out=out)
+    return a @ b
+
+
+def thread_policy() -> str:
+    """One line describing how :func:`matmul` picks BLAS threads (see :mod:`dlcore.blas_threads`)."""
+    return blas_threads.describe()
+
+
+# --------------------------------------------------------------------------- fused elementwise kernels
+
+
+def relu_forward(x: Any) -> tuple[Any, Any]:
+    """(y, mask) with mask = [x > 0] and y = x · mask (NaN stays NaN, as x · 0 does).
+
+    NumPy: the mask is a bool array and the product is one mixed-type pass (two passes instead of
+    three, and a mask of one byte per entry). Other backends: the mask in x's dtype.
+    """
+    xp = namespace(x)
+    if is_numpy(xp):
+        mask = np.greater(x, 0)
+        return np.multiply(x, mask, dtype=x.dtype), mask
+    mask = xp.astype(x > 0, x.dtype)
+    return x * mask, mask
+
+
+def mask_multiply(dy: Any, mask: Any) -> Any:
+    """dy · mask for a mask made by :func:`relu_forward` (bool on NumPy, 0/1 floats elsewhere)."""
+    if isinstance(dy, np.ndarray) and isinstance(mask, np.ndarray):
+        return np.multiply(dy, mask, dtype=dy.dtype)
+    return dy * mask
+
+
+def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
+    """w ← w + alpha · g in place where the backend allows; returns w.
+
+    NumPy: block by block through one small scratch buffer, so neither a w-sized temporary is
+    allocated nor the product alpha · g written to and read back from main memory (same roundings
+    as ``w += alpha * g``). Other backends: ``w + alpha * g`` (in place where supported).
+    """
+    if type(w) is np.ndarray and type(g) is np.ndarray and w.flags.c_contiguous and g.flags.c_contiguous \
+            and w.dtype == g.dtype and w.size > block:
+        wf, gf = w.reshape(-1), g.reshape(-1)
+        scale = w.dtype.type(alpha)
+        buf = np.empty(block, dtype=w.dtype)
+        for start in range(0, wf.size, block):
+            stop = min(start + block, wf.size)
+            tmp = buf[:stop - start]
+            np.multiply(gf[start:stop], scale, out=tmp)
+            wf[start:stop] += tmp
+        return w
+    try:
+        w += alpha * g
+        return w
+    except (TypeError, ValueError, AttributeError):  # a backend without in-place updates
+        return w + alpha * g
