@@ -55,6 +55,8 @@ __all__ = [
     "thread_policy",
     "relu_forward",
     "mask_multiply",
+    "maximum_",
+    "sigmoid_",
     "add_scaled",
 ]
 
@@ -285,7 +287,16 @@ def random(rng: Seed, shape: int | Sequence[int], *, dtype: Any = "float32", xp:
 
 
 def bernoulli(rng: Seed, p: Any) -> Any:
-    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``."""
+    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``: [u < p] with
+    u ~ U[0, 1) drawn as :func:`random` draws it (float64, then cast to p's dtype).
+
+    NumPy: the comparison writes its 0/1 result straight into an array of p's dtype (one pass
+    and one temporary fewer); the same draws, so the same samples."""
+    if type(p) is np.ndarray:
+        u = default_rng(rng).random(p.shape)
+        if u.dtype != p.dtype:
+            u = u.astype(p.dtype)
+        return np.less(u, p, out=np.empty(p.shape, dtype=p.dtype))
     xp = namespace(p)
     u = random(rng, tuple(p.shape), dtype=p.dtype, xp=xp)
     return xp.astype(u < p, p.dtype)
@@ -407,11 +418,41 @@ def relu_forward(x: Any) -> tuple[Any, Any]:
     return x * mask, mask
 
 
-def mask_multiply(dy: Any, mask: Any) -> Any:
-    """dy · mask for a mask made by :func:`relu_forward` (bool on NumPy, 0/1 floats elsewhere)."""
-    if isinstance(dy, np.ndarray) and isinstance(mask, np.ndarray):
-        return np.multiply(dy, mask, dtype=dy.dtype)
+def mask_multiply(dy: Any, mask: Any, out: Any = None) -> Any:
+    """dy · mask for a 0/1 mask, bool (as :func:`relu_forward` makes on NumPy, or a comparison) or in
+    dy's dtype. NumPy: one mixed-type pass, written into ``out`` when given (a view works: the
+    share of a pooling window goes straight into dx); other backends ignore ``out`` and return a
+    new array: always use the returned value."""
+    if type(dy) is np.ndarray and type(mask) is np.ndarray:
+        return np.multiply(dy, mask, out=out, dtype=dy.dtype)
+    if dtype_name(mask.dtype) == "bool":
+        mask = namespace(mask).astype(mask, dy.dtype)
     return dy * mask
+
+
+def sigmoid_(z: Any) -> Any:
+    """σ(z) = ½ tanh(z/2) + ½ (as :func:`dlcore.nn.functional.sigmoid_tanh`), computed in place on
+    NumPy/CuPy (z is overwritten and returned: pass a fresh array, such as a product just made);
+    a new array elsewhere. Same operations in the same order, so the same roundings."""
+    xp = namespace(z)
+    if is_numpy(xp) or is_cupy(xp):
+        lib = np if is_numpy(xp) else importlib.import_module("cupy")
+        z *= 0.5
+        lib.tanh(z, out=z)
+        z *= 0.5
+        z += 0.5
+        return z
+    return 0.5 * xp.tanh(0.5 * z) + 0.5
+
+
+def maximum_(a: Any, b: Any) -> Any:
+    """a ← max(a, b) elementwise, in place on NumPy/CuPy (returns a); a new array elsewhere."""
+    xp = namespace(a, b)
+    if is_numpy(xp):
+        return np.maximum(a, b, out=a)
+    if is_cupy(xp):
+        return importlib.import_module("cupy").maximum(a, b, out=a)
+    return xp.maximum(a, b)
 
 
 def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
