@@ -8,7 +8,10 @@ lives here, with a fast path per backend and a generic fallback:
   :func:`bernoulli`, :func:`permutation`),
 - strided sliding windows (:func:`windows2d`),
 - scatter-add (:func:`scatter_add`),
-- moving arrays between devices (:func:`to_device`, :func:`to_numpy`).
+- moving arrays between devices (:func:`to_device`, :func:`to_numpy`),
+- matrix products with a thread count chosen per size and machine load (:func:`matmul`,
+  see :mod:`dlcore.blas_threads`), and a few fused elementwise kernels that save NumPy
+  passes and temporaries (:func:`relu_forward`, :func:`mask_multiply`, :func:`add_scaled`).
 
 Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
 ``array_api_strict`` (the CI stand-in for a non-NumPy library).
@@ -23,6 +26,8 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
+
+from dlcore import blas_threads
 
 __all__ = [
     "BackendUnavailableError",
@@ -46,6 +51,13 @@ __all__ = [
     "windows2d",
     "scatter_add",
     "gpu_available",
+    "matmul",
+    "thread_policy",
+    "relu_forward",
+    "mask_multiply",
+    "maximum_",
+    "sigmoid_",
+    "add_scaled",
 ]
 
 
@@ -275,7 +287,16 @@ def random(rng: Seed, shape: int | Sequence[int], *, dtype: Any = "float32", xp:
 
 
 def bernoulli(rng: Seed, p: Any) -> Any:
-    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``."""
+    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``: [u < p] with
+    u ~ U[0, 1) drawn as :func:`random` draws it (float64, then cast to p's dtype).
+
+    NumPy: the comparison writes its 0/1 result straight into an array of p's dtype (one pass
+    and one temporary fewer); the same draws, so the same samples."""
+    if type(p) is np.ndarray:
+        u = default_rng(rng).random(p.shape)
+        if u.dtype != p.dtype:
+            u = u.astype(p.dtype)
+        return np.less(u, p, out=np.empty(p.shape, dtype=p.dtype))
     xp = namespace(p)
     u = random(rng, tuple(p.shape), dtype=p.dtype, xp=xp)
     return xp.astype(u < p, p.dtype)
@@ -348,3 +369,112 @@ def scatter_add(target: Any, indices: Any, values: Any) -> Any:
                        target.dtype)
     flat = xp.reshape(values, (values.shape[0], -1))
     return target + xp.reshape(onehot.T @ flat, target.shape)
+
+
+# --------------------------------------------------------------------------- matrix products
+
+
+def _flops(a: Any, b: Any) -> float:
+    """2 m k n of one matrix of the product a @ b (per matrix of a batched product)."""
+    if a.ndim == 0 or b.ndim == 0:
+        return 0.0
+    m = a.shape[-2] if a.ndim >= 2 else 1
+    n = b.shape[-1] if b.ndim >= 2 else 1
+    return 2.0 * m * a.shape[-1] * n
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """a @ b on any backend. On NumPy the BLAS runs with the thread count of
+    :mod:`dlcore.blas_threads` (one thread for small products or when other processes hold the
+    CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
+    ignore ``out`` and return a new array: always use the returned value."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return blas_threads.POLICY.run(_flops(a, b), np.matmul, a, b, out=out)
+    xp = namespace(a, b, where="matmul")
+    if out is not None and is_cupy(xp):
+        return xp.matmul(a, b, out=out)
+    return a @ b
+
+
+def thread_policy() -> str:
+    """One line describing how :func:`matmul` picks BLAS threads (see :mod:`dlcore.blas_threads`)."""
+    return blas_threads.describe()
+
+
+# --------------------------------------------------------------------------- fused elementwise kernels
+
+
+def relu_forward(x: Any) -> tuple[Any, Any]:
+    """(y, mask) with mask = [x > 0] and y = x · mask (NaN stays NaN, as x · 0 does).
+
+    NumPy: the mask is a bool array and the product is one mixed-type pass (two passes instead of
+    three, and a mask of one byte per entry). Other backends: the mask in x's dtype.
+    """
+    xp = namespace(x)
+    if is_numpy(xp):
+        mask = np.greater(x, 0)
+        return np.multiply(x, mask, dtype=x.dtype), mask
+    mask = xp.astype(x > 0, x.dtype)
+    return x * mask, mask
+
+
+def mask_multiply(dy: Any, mask: Any, out: Any = None) -> Any:
+    """dy · mask for a 0/1 mask, bool (as :func:`relu_forward` makes on NumPy, or a comparison) or in
+    dy's dtype. NumPy: one mixed-type pass, written into ``out`` when given (a view works: the
+    share of a pooling window goes straight into dx); other backends ignore ``out`` and return a
+    new array: always use the returned value."""
+    if type(dy) is np.ndarray and type(mask) is np.ndarray:
+        return np.multiply(dy, mask, out=out, dtype=dy.dtype)
+    if dtype_name(mask.dtype) == "bool":
+        mask = namespace(mask).astype(mask, dy.dtype)
+    return dy * mask
+
+
+def sigmoid_(z: Any) -> Any:
+    """σ(z) = ½ tanh(z/2) + ½ (as :func:`dlcore.nn.functional.sigmoid_tanh`), computed in place on
+    NumPy/CuPy (z is overwritten and returned: pass a fresh array, such as a product just made);
+    a new array elsewhere. Same operations in the same order, so the same roundings."""
+    xp = namespace(z)
+    if is_numpy(xp) or is_cupy(xp):
+        lib = np if is_numpy(xp) else importlib.import_module("cupy")
+        z *= 0.5
+        lib.tanh(z, out=z)
+        z *= 0.5
+        z += 0.5
+        return z
+    return 0.5 * xp.tanh(0.5 * z) + 0.5
+
+
+def maximum_(a: Any, b: Any) -> Any:
+    """a ← max(a, b) elementwise, in place on NumPy/CuPy (returns a); a new array elsewhere."""
+    xp = namespace(a, b)
+    if is_numpy(xp):
+        return np.maximum(a, b, out=a)
+    if is_cupy(xp):
+        return importlib.import_module("cupy").maximum(a, b, out=a)
+    return xp.maximum(a, b)
+
+
+def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
+    """w ← w + alpha · g in place where the backend allows; returns w.
+
+    NumPy: block by block through one small scratch buffer, so neither a w-sized temporary is
+    allocated nor the product alpha · g written to and read back from main memory (same roundings
+    as ``w += alpha * g``). Other backends: ``w + alpha * g`` (in place where supported).
+    """
+    if type(w) is np.ndarray and type(g) is np.ndarray and w.flags.c_contiguous and g.flags.c_contiguous \
+            and w.dtype == g.dtype and w.size > block:
+        wf, gf = w.reshape(-1), g.reshape(-1)
+        scale = w.dtype.type(alpha)
+        buf = np.empty(block, dtype=w.dtype)
+        for start in range(0, wf.size, block):
+            stop = min(start + block, wf.size)
+            tmp = buf[:stop - start]
+            np.multiply(gf[start:stop], scale, out=tmp)
+            wf[start:stop] += tmp
+        return w
+    try:
+        w += alpha * g
+        return w
+    except (TypeError, ValueError, AttributeError):  # a backend without in-place updates
+        return w + alpha * g

@@ -366,23 +366,37 @@ def test_dbn_pretraining_checks_the_greedy_loop(seed):
 
 def test_dbn_training_judges_accuracy_on_labels_the_kernel_never_sees():
     plan = kinds.find("dbn_training").plan("DBN", seed=3)
-    assert set(plan.inputs) == {"x_train", "t_train", "x_test", "seed"}
+    assert set(plan.inputs) == {"x_train", "t_train", "x_test", "seed", "layers"}
+    assert [w.shape for w, _, _ in plan.inputs["layers"]] == [(64, 256), (256, 256)]   # dlcore's pretrained RBMs
     t_test = plan.expected["t_test"]
     judge = kinds.find("dbn_training").judge
-    perfect = np.eye(10)[t_test]
-    assert judge(plan, {"error": None, "predict_error": None, "scores": perfect, "returned": "<function>"}).ok
-    assert judge(plan, {"error": None, "predict_error": None, "scores": t_test.copy(), "returned": "<function>"}).ok
+
+    def rec(scores, returned="<function>", layer_calls=(256, 256)):
+        return {"error": None, "predict_error": None, "scores": scores, "returned": returned,
+                "layer_calls": list(layer_calls)}
+
+    assert judge(plan, rec(np.eye(10)[t_test])).ok
+    assert judge(plan, rec(t_test.copy())).ok
     worse = t_test.copy()
     worse[:40] = (worse[:40] + 1) % 10
-    v = judge(plan, {"error": None, "predict_error": None, "scores": np.eye(10)[worse], "returned": "<function>"})
+    v = judge(plan, rec(np.eye(10)[worse]))
     assert not v.ok and "below the required 96%" in v.message
-    v = judge(plan, {"error": None, "predict_error": None, "scores": None, "returned": "<Sequential>"})
+    v = judge(plan, rec(None, "<Sequential>"))
     assert not v.ok and "return a function predict(x)" in v.message
-    # the record runs the student's classifier on the plan's data and returns scores for the test inputs only
-    rec = kinds.find("dbn_training").record(
-        lambda x, t, seed: (lambda xs: np.eye(10)[np.zeros(xs.shape[0], dtype=int)]), plan.inputs)
-    assert rec["scores"].shape == (t_test.shape[0], 10)
-    assert not judge(plan, rec).ok
+    v = judge(plan, rec(np.eye(10)[t_test], layer_calls=()))
+    assert not v.ok and "called 0 times" in v.message
+    # the record runs the student's classifier on the plan's data, pretraining through the plan's RBMs,
+    # and returns scores for the test inputs only
+    seen = []
+
+    def classifier(x, t, seed, train_layer=None):
+        seen.extend(train_layer(x, n)[0].shape for n in (256, 256))
+        return lambda xs: np.eye(10)[np.zeros(xs.shape[0], dtype=int)]
+
+    r = kinds.find("dbn_training").record(classifier, plan.inputs)
+    assert seen == [(64, 256), (256, 256)] and r["layer_calls"] == [256, 256]
+    assert r["scores"].shape == (t_test.shape[0], 10)
+    assert not judge(plan, r).ok
 
 
 def test_kinds_are_public_helpers():

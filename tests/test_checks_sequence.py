@@ -94,10 +94,6 @@ class LSTMCell:
         raise NotImplementedError
 
 
-class NotAccumulatedEmbedding(nn.Embedding):
-    pass
-
-
 class Embedding:
     def __init__(self, v, d, bug=None):
         self.params, self.grads, self.bug = {"W": np.zeros((v, d))}, {}, bug
@@ -170,6 +166,46 @@ class MHANoScale(nn.MultiHeadAttention):
             self.params["Wq"], self.params["bq"] = wq, bq
 
 
+class _View(dict):
+    def __init__(self, parts, attr):
+        super().__init__({f"{n}.{k}": v for n, part in parts.items() for k, v in getattr(part, attr).items()})
+        self.parts, self.attr = parts, attr
+
+    def __setitem__(self, key, value):
+        name, _, inner = key.partition(".")
+        getattr(self.parts[name], self.attr)[inner] = value
+
+
+class EncoderLayer:
+    """The notebook's wiring (post-norm), or a prepared mistake."""
+
+    def __init__(self, e, heads, ffn, bug=None):
+        self.parts = {"attn": nn.MultiHeadAttention(e, heads, dtype="float64"), "norm1": nn.LayerNorm(e),
+                      "ffn1": nn.TimeAffine(e, ffn, dtype="float64"), "ffn2": nn.TimeAffine(ffn, e, dtype="float64"),
+                      "norm2": nn.LayerNorm(e)}
+        self.bug = bug
+
+    params = property(lambda self: _View(self.parts, "params"))
+    grads = property(lambda self: _View(self.parts, "grads"))
+
+    def forward(self, x):
+        p = self.parts
+        if self.bug == "prenorm":
+            z = x + p["attn"].forward(p["norm1"].forward(x))
+            return z + p["ffn2"].forward(np.maximum(p["ffn1"].forward(p["norm2"].forward(z)), 0))
+        z = p["norm1"].forward(x + p["attn"].forward(x))
+        self.u = p["ffn1"].forward(z)
+        f = p["ffn2"].forward(np.maximum(self.u, 0))
+        return p["norm2"].forward(f if self.bug == "no_residual" else z + f)
+
+    def backward(self, dy):
+        p = self.parts
+        d = p["norm2"].backward(dy)
+        dz = d + p["ffn1"].backward(np.where(self.u > 0, p["ffn2"].backward(d), 0.0))
+        d = p["norm1"].backward(dz)
+        return d + p["attn"].backward(d)
+
+
 class BidirectionalNoFlip:
     def __init__(self, f, b):
         self.f, self.b, self.params, self.grads = f, b, {}, {}
@@ -203,9 +239,10 @@ def test_references_and_plain_solutions_pass(seed):
          {"args": (4, 3, 5), "shapes": ((2, 6, 4), (2, 2, 3)), "mask": True}),
         ("sdpa", attention, "scaled_dot_product_attention", {"causal": True}),
         ("sdpa", attention, "scaled_dot_product_attention", {"shapes": ((2, 3, 4), (2, 5, 4), (2, 5, 1))}),
-        ("mha", nn.MultiHeadAttention, "MultiHeadAttention", {"args": (6, 3), "causal": True}.copy() |
-         {"shapes": ((2, 4, 6),)}),
-        ("encoder_layer", nn.TransformerEncoderLayer, "TransformerEncoderLayer", {"args": (8, 2, 16)}),
+        ("mha", nn.MultiHeadAttention, "MultiHeadAttention", {"args": (6, 3), "causal": True, "shapes": ((2, 4, 6),)}),
+        ("encoder_layer", EncoderLayer, "TransformerEncoderLayer", {"args": (8, 2, 16)}),
+        ("encoder_layer", EncoderLayer, "TransformerEncoderLayer",
+         {"args": (6, 3, 4), "shapes": ((1, 1, 6), (3, 4, 6))}),
         ("clip", clip_ok, "clip_grad_norm", {"max_norms": (0.5, 1e6)}),
     ]
     for kind, student, ref, options in cases:
@@ -262,6 +299,28 @@ def test_attention_mask_and_scale():
     _rejects("sdpa", lambda q, k, v, causal=False: attention(q, k, v, causal, mask=False),
              "scaled_dot_product_attention", "causal mask is not applied", causal=True)
     _rejects("mha", MHANoScale, "MultiHeadAttention", "1/√d_k", args=(8, 2))
+
+
+def test_encoder_layer_wiring_is_graded_with_stand_ins():
+    """Stand-ins replace attention and layer norms: a wrong MHA of the student's cannot cost this exercise,
+    a miswired layer is named, and a layer without self.parts is told why it cannot be checked."""
+
+    class WrongAttention(nn.MultiHeadAttention):
+        def forward(self, x, context=None, *, causal=False, mask=None):
+            return 2 * super().forward(x)
+
+    def with_wrong_attention(e, h, f):
+        layer = EncoderLayer(e, h, f)
+        layer.parts["attn"] = WrongAttention(e, h, dtype="float64")
+        return layer
+
+    v = verdict("encoder_layer", with_wrong_attention, "TransformerEncoderLayer", args=(8, 2, 16))
+    assert v.ok and "stand-ins" in v.summary, v.message
+    _rejects("encoder_layer", lambda e, h, f: EncoderLayer(e, h, f, bug="prenorm"), "TransformerEncoderLayer",
+             "pre-norm", args=(8, 2, 16))
+    _rejects("encoder_layer", lambda e, h, f: EncoderLayer(e, h, f, bug="no_residual"), "TransformerEncoderLayer",
+             "residual connection around the feed-forward", args=(8, 2, 16))
+    _rejects("encoder_layer", nn.TransformerEncoderLayer, "TransformerEncoderLayer", "self.parts", args=(8, 2, 16))
 
 
 def test_bidirectional_without_flip():

@@ -137,7 +137,11 @@ def _edit_first_answer(nb: dict, marker: str) -> None:
 
 
 def test_student_lab_keeps_the_work_and_shows_only_what_a_student_can_use(tmp_path):
-    if not (Path(sys.prefix) / "bin" / "jupyter").exists() and not (Path(sys.prefix) / "Scripts").exists():
+    if os.name == "nt":
+        pytest.skip("stops the lab by its process group (POSIX)")
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to clone")
+    if not (Path(sys.prefix) / "bin" / "jupyter").exists():
         pytest.skip("JupyterLab is not installed in the environment running the tests")
     clone = _clone(tmp_path)
     notebook = "01_perceptron/perceptron.ipynb"

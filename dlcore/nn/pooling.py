@@ -95,9 +95,16 @@ class MaxPool2D(_Pool2D):
         xp, oh, ow = self._setup(x)
         self.x_pad = x_pad = pad2d(x, self.padding, -math.inf)
         y = None
-        for rows, cols in self._offsets(oh, ow):         # a running maximum over the kernel offsets
+        for k, (rows, cols) in enumerate(self._offsets(oh, ow)):   # a running maximum over the kernel offsets
             entry = x_pad[:, :, rows, cols]
-            y = xp.asarray(entry, copy=True) if y is None else xp.maximum(y, entry)
+            if k == 0:
+                y = entry
+            elif k == 1:
+                y = xp.maximum(y, entry)                 # the first new array ...
+            else:
+                y = backend.maximum_(y, entry)           # ... then updated in place
+        if y is entry:                                   # a 1x1 window: y must not be a view of x
+            y = xp.asarray(y, copy=True)
         self.y = y
         return y
 
@@ -115,14 +122,18 @@ class MaxPool2D(_Pool2D):
         left = dy                                        # gradient of each window not yet given to an entry
         for k, (rows, cols) in enumerate(self._offsets(oh, ow)):
             # multiply by the 0/1 mask rather than xp.where: NumPy's where branches per element
-            # and is ~20x slower on a random mask
-            share = left * xp.astype(x_pad[:, :, rows, cols] == y, dy.dtype)
+            # and is ~20x slower on a random mask; without overlaps NumPy writes the share straight
+            # into dx (out=), one pass instead of two
+            target = None if overlapping else dx_pad[:, :, rows, cols]
+            share = backend.mask_multiply(left, x_pad[:, :, rows, cols] == y, out=target)
             if overlapping:
                 dx_pad[:, :, rows, cols] += share
-            else:
+            elif share is not target:
                 dx_pad[:, :, rows, cols] = share
-            if k < kh * kw - 1:
+            if k == 0 and kh * kw > 1:
                 left = left - share                      # the first maximal entry took it all
+            elif k < kh * kw - 1:
+                left -= share                            # our own array now: in place
         return self._unpad(dx_pad)
 
 

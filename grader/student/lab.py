@@ -59,9 +59,10 @@ def exchange_configured(env: dict[str, str] | None = None, cwd: Path | None = No
     # A separate interpreter: nbgrader reads JUPYTER_CONFIG_PATH when jupyter_core computes its paths.
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
                           check=False)
-    if proc.returncode != 0:
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
         raise RuntimeError(f"could not read nbgrader's configuration:\n{proc.stderr[-2000:]}")
-    kind, _, where = proc.stdout.strip().splitlines()[-1].partition(" ")
+    kind, _, where = lines[-1].partition(" ")
     return kind != "missing", where
 
 
@@ -77,7 +78,7 @@ def lab_environment(root: Path, *, exchange: bool, base: dict[str, str] | None =
 
 def _show_sync(report: workspace.SyncReport, work: Path, root: Path) -> None:
     where = work.relative_to(root) if work.is_relative_to(root) else work
-    print(f"Your notebooks are in {where}/ (your own copy of course/; git, releases and updates never change it).")
+    print(f"Your notebooks are in {where}/ (your own copy of course/: git and releases never change it).")
     for rel in report.copied:
         print(f"  copied course/{rel} -> {where}/{rel}")
     for rel in report.updated_in_course:
@@ -92,8 +93,11 @@ def start(root: Path, jupyter_args: list[str], *, work: Path | None = None) -> i
     root = Path(root).resolve()
     work = Path(work) if work is not None else root / "work"
     _show_sync(workspace.sync(root / "course", work), work, root)
-    probe_env = lab_environment(root, exchange=True)
-    exchange, where = exchange_configured(probe_env, cwd=work)
+    try:
+        exchange, where = exchange_configured(lab_environment(root, exchange=True), cwd=work)
+    except RuntimeError as exc:  # a broken nbgrader_config.py elsewhere: say so, start the lab anyway
+        print(f"{exc}\nStarting without nbgrader's exchange panels.", file=sys.stderr)
+        exchange, where = False, ""
     env = lab_environment(root, exchange=exchange)
     if exchange:
         print(f"nbgrader exchange: {where} (Assignment List, Courses, Formgrader and Create Assignment shown)")

@@ -172,10 +172,22 @@ def record_dbn_pretraining(student: Any, inputs: dict) -> dict:
 
 
 def record_dbn_training(student: Any, inputs: dict) -> dict:
-    """Train the student's classifier on the plan's training data; its class scores on the test INPUTS."""
-    out = call(student, np.array(inputs["x_train"]), np.array(inputs["t_train"]), inputs["seed"])
+    """Train the student's classifier on the plan's training data, pretraining through a stand-in ``train_layer``
+    that hands out the plan's RBMs in order; return its class scores on the test INPUTS."""
+    planned = inputs["layers"]
+    layer_calls: list = []
+
+    def train_layer(x: Any, n_hidden: Any) -> tuple:
+        layer_calls.append(_plain(n_hidden))
+        i = len(layer_calls) - 1
+        if i >= len(planned):
+            raise RuntimeError(f"train_layer was called {len(layer_calls)} times for a DBN with {len(planned)} RBMs")
+        return tuple(np.array(a) for a in planned[i])
+
+    out = call(student, np.array(inputs["x_train"]), np.array(inputs["t_train"]), inputs["seed"],
+               train_layer=train_layer)
     rec: dict = {"error": out.error, "warnings": out.warnings, "returned": f"<{type(out.value).__name__}>",
-                 "scores": None, "predict_error": None}
+                 "scores": None, "predict_error": None, "layer_calls": layer_calls}
     if out.error is None:
         if not callable(out.value):
             return rec

@@ -660,16 +660,31 @@ def judge_dbn_pretraining(plan: Plan, rec: dict) -> Verdict:
                                  f"below and the weights were returned in order (sizes {sizes})")
 
 
-def plan_dbn_training(reference: str, *, seed: int = 0, minimum: float = 0.96, test_size: float = 0.2) -> Plan:
-    """The closing experiment: ``dbn_classifier(x_train, t_train, seed) -> predict``; ``predict(x_test)`` gives
-    class scores (N, 10) or labels (N,). The kernel gets the training set and the test INPUTS only."""
+def plan_dbn_training(reference: str, *, seed: int = 0, minimum: float = 0.96, test_size: float = 0.2,
+                      layer_sizes: Any = (64, 256, 256), epochs: int = 15) -> Plan:
+    """The closing experiment: ``dbn_classifier(x_train, t_train, seed, train_layer=...) -> predict``.
+
+    The plan draws a digits split and pretrains the DBN with dlcore's reference (``DBN.pretrain``: CD-1,
+    ``epochs`` epochs, batches of 10, ε = 0.1, pixels as probabilities); the student's classifier receives a
+    ``train_layer`` that hands out these reference RBMs, so a mistake in the student's CD costs only the CD
+    exercise. Graded here: the pretraining loop's use of ``train_layer``, the conversion to an MLP and the
+    fine-tuning. ``predict(x_test)`` gives class scores (N, 10) or labels (N,); the kernel gets the training
+    set and the test INPUTS only, the accuracy is computed here.
+    """
     from dlcore.data import load_digits
+    from dlcore.energy import DBN
 
     d = load_digits(test_size=test_size, seed=seed, dtype="float64")
+    x_train = np.asarray(d.x_train)
+    dbn = DBN([int(s) for s in layer_sizes], rng=seed, dtype="float64")
+    dbn.pretrain(x_train, epochs=int(epochs), batch_size=10, lr=0.1, k=1, probabilities=True, rng=seed + 1,
+                 progress=False, monitor=False)
+    layers = [tuple(np.asarray(r.params[key]) for key in ("W", "b", "c")) for r in dbn.rbms]
     return Plan(kind="dbn_training", reference=reference,
-                inputs={"x_train": np.asarray(d.x_train), "t_train": np.asarray(d.t_train),
-                        "x_test": np.asarray(d.x_test), "seed": int(seed)},
-                expected={"t_test": np.asarray(d.t_test)}, info={"minimum": float(minimum), "seed": seed})
+                inputs={"x_train": x_train, "t_train": np.asarray(d.t_train), "x_test": np.asarray(d.x_test),
+                        "seed": int(seed), "layers": layers},
+                expected={"t_test": np.asarray(d.t_test)},
+                info={"minimum": float(minimum), "seed": seed, "sizes": [int(s) for s in layer_sizes]})
 
 
 def judge_dbn_training(plan: Plan, rec: dict) -> Verdict:
@@ -681,6 +696,16 @@ def judge_dbn_training(plan: Plan, rec: dict) -> Verdict:
         return Verdict(False, message=f"dbn_classifier(x_train, t_train, seed) {where} raised {rec['error']}")
     if rec.get("predict_error"):
         return Verdict(False, message=f"the predict function returned by dbn_classifier raised {rec['predict_error']}")
+    calls, n_layers = rec.get("layer_calls") or [], len(plan.inputs["layers"])
+    if len(calls) != n_layers:
+        return Verdict(False, message=(
+            f"dbn_classifier {where}: the test passed train_layer=… (dlcore's reference RBMs, so that a mistake in "
+            f"your cd_gradient does not cost this exercise too) and expects it to be called once per RBM, "
+            f"{n_layers} times, through your pretrain_dbn; it was called {len(calls)} times"))
+    for i, n_hidden in enumerate(calls):
+        if n_hidden != plan.info["sizes"][i + 1]:
+            return Verdict(False, message=(f"dbn_classifier {where}: RBM {i + 1} was asked for {n_hidden!r} hidden "
+                                           f"units, expected {plan.info['sizes'][i + 1]}"))
     s = rec.get("scores")
     if s is None and rec.get("returned"):
         return Verdict(False, message=f"dbn_classifier must return a function predict(x); it returned "

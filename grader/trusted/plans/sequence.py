@@ -729,31 +729,95 @@ def judge_clip(plan: Plan, record: dict) -> Verdict:
 
 # --------------------------------------------------------------------------- Transformer encoder layer (parts: doubles)
 
+_SWAP = {"attn": "mixing", "norm1": "scale", "norm2": "scale"}
+
+
+def _encoder_variant(params: dict, x: np.ndarray, variant: str) -> np.ndarray:
+    """Forward of a miswired encoder layer built from the same stand-ins (for naming the mistake)."""
+    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
+
+    e = x.shape[-1]
+    attn, n1, n2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
+    for part, prefix in ((attn, "attn."), (n1, "norm1."), (n2, "norm2.")):
+        for k in part.params:
+            part.params[k] = params[prefix + k]
+
+    def ffn(z: np.ndarray, relu: bool = True) -> np.ndarray:
+        u = z @ params["ffn1.W"] + params["ffn1.b"]
+        return (np.maximum(u, 0) if relu else u) @ params["ffn2.W"] + params["ffn2.b"]
+
+    if variant == "prenorm":
+        z = x + attn.forward(n1.forward(x))
+        return z + ffn(n2.forward(z))
+    z = n1.forward(x + attn.forward(x))
+    if variant == "no_residual_ffn":
+        return n2.forward(ffn(z))
+    if variant == "no_residual_attn":
+        return n2.forward(n1.forward(attn.forward(x)) + ffn(n1.forward(attn.forward(x))))
+    if variant == "no_relu":
+        return n2.forward(z + ffn(z, relu=False))
+    raise ValueError(variant)
+
 
 def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any = (8, 2, 16),
                        shapes: Any = ((2, 5, 8),), seed: int = 0) -> Plan:
-    """TransformerEncoderLayer(E, heads, ffn): post-norm x ← norm1(x + attn(x)); x ← norm2(x + ffn2(ReLU(ffn1(x))))."""
+    """TransformerEncoderLayer(E, heads, ffn): post-norm x ← norm1(x + attn(x)); x ← norm2(x + ffn2(ReLU(ffn1(x)))).
+
+    The student's attention and layer norms (``self.parts["attn"]``, ``["norm1"]``, ``["norm2"]``) are replaced
+    by simple stand-ins with the same parameters (grader.kernel.records.sequence.MixingDouble, ScaleDouble), and
+    so are dlcore's: only the wiring of this exercise is graded, not the earlier exercises again.
+    """
+    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
+
     rng = _rng(seed)
-    params = _random_params(reference, args, {}, rng, scale=0.4)
+    e = int(args[0])
+
+    def reference_layer(params: dict | None = None) -> Any:
+        layer = _ref(reference, args, {"dtype": "float64"})
+        layer.attn, layer.norm1, layer.norm2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
+        for k, v in (params or {}).items():
+            layer.params[k] = np.array(v, dtype="float64")
+        return layer
+
+    params = {k: rng.standard_normal(np.shape(v)) * 0.4 for k, v in reference_layer().params.items()}
     for k in params:
         if k.endswith("gamma"):
             params[k] = 1.0 + 0.3 * rng.standard_normal(params[k].shape)
     cases, expected = [], []
     for shape in shapes:
         x = rng.standard_normal(tuple(shape))
-        layer = _ref(reference, args, {}, params)
+        layer = reference_layer(params)
         y = np.asarray(layer.forward(x.copy()))
         dy = rng.standard_normal(y.shape)
         dx = np.asarray(layer.backward(dy.copy()))
+        variants = {
+            "prenorm": "the layer normalizations are applied before the sub-layers (pre-norm); the paper's layer "
+                       "is post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))",
+            "no_residual_ffn": "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))",
+            "no_residual_attn": "the residual connection around the attention is missing (X + MHA(X))",
+            "no_relu": "the ReLU between ffn1 and ffn2 is missing"}
+        cand = {"y": [(_encoder_variant(params, x, k), why) for k, why in variants.items()]}
         cases.append({"forward": [x], "backward": [dy]})
-        expected.append({"out": y, "dx": dx, "grads": {k: np.asarray(v) for k, v in layer.grads.items()}, "cand": {}})
-    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"]}
-    return _layer_plan("encoder_layer", reference, args=args, kwargs={}, params=params, cases=cases,
+        expected.append({"out": y, "dx": dx, "grads": {k: np.asarray(v) for k, v in layer.grads.items()},
+                         "cand": cand})
+    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"],
+            "note": "your MultiHeadAttention and LayerNorm were replaced by simple stand-ins, "
+                    "so only the wiring counts"}
+    plan = _layer_plan("encoder_layer", reference, args=args, kwargs={}, params=params, cases=cases,
                        expected=expected, info=info)
+    plan.inputs["swap"] = {k: [v, e] for k, v in _SWAP.items()}
+    return plan
 
 
 def judge_encoder_layer(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record, rtol=1e-6)
+    v = _judge_layer(plan, record, rtol=1e-7)
+    note = plan.info.get("note")
+    if note:
+        if v.ok:
+            v.summary += f" ({note})"
+        else:
+            v.message += f"\n({note})"
+    return v
 
 
 # --------------------------------------------------------------------------- closing experiments
