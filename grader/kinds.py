@@ -16,9 +16,12 @@ name, and judges the record outside the kernel: the kernel never sees ``expected
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import io
 import pkgutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +81,17 @@ def find(kind: str) -> Kind | None:
     return Kind(kind, plan, record, judge)
 
 
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """No warnings, floating-point reports, stdout or stderr from trusted code running in a notebook."""
+    import numpy as np
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _split(options: dict) -> tuple[dict, dict]:
     """Literal options (for the plan) and student objects passed by name (for the record, by their name)."""
     literal, objects = {}, {}
@@ -121,13 +135,15 @@ def run(kind: str, student: Any, reference: str = "", **options: Any) -> None:
     if k is None:
         raise ValueError(f"grader: there is no check kind {kind!r} (a bug in the notebook's test cell)")
     literal, objects = _split(options)
-    plan = k.plan(reference, **literal) if reference else k.plan(**literal)
+    with _quiet():  # the reference's own warnings and prints are not the student's
+        plan = k.plan(reference, **literal) if reference else k.plan(**literal)
     inputs = {**wire.decode(wire.encode(plan.inputs)), **objects}
     try:
         record = wire.decode(wire.encode(k.record(student, inputs)))
     except Exception as exc:  # a bug of the record function, not of the student
         record = {"__error__": f"{type(exc).__name__}: {exc}"}
-    verdict = judge(kind, plan, record)
+    with _quiet():
+        verdict = judge(kind, plan, record)
     if not verdict.ok:
         raise CheckFailed(verdict.message)
     print(verdict.text())

@@ -287,6 +287,10 @@ def delegation(prov: dict, reference: str) -> str | None:
         why = f"{name} is defined in dlcore ({prov['module']}), not in your notebook"
     elif prov.get("dlcore_bases"):
         why = f"{name} inherits from {', '.join(prov['dlcore_bases'])}"
+    elif prov.get("dlcore_code"):  # records that look at code objects (chapters 3-6)
+        why = f"{name}'s code comes from dlcore: {', '.join(prov['dlcore_code'])}"
+    elif prov.get("calls_reference"):
+        why = f"{name} calls dlcore's {ref} ({', '.join(prov['calls_reference'])}) instead of computing the result"
     if why is None:
         return None
     return (f"{name} uses dlcore's reference implementation: {why}. This exercise asks you to write {ref} "
