@@ -86,21 +86,25 @@ def test_wire_round_trip_and_hostile_input():
 
 
 def test_the_kernels_dlcore_has_no_graded_reference(tmp_path):
-    lib = tmp_path / "lib"
-    (lib / "dlcore").parent.mkdir()
     import shutil
+
+    lib = tmp_path / "lib"
     shutil.copytree(REPO_ROOT / "dlcore", lib / "dlcore")
-    done = strip.strip_references(lib, {"Affine", "step", "sigmoid", "Mul", "numpy.square", "shopping"})
-    assert {d.split(":")[1] for d in done} == {"Affine", "step", "sigmoid", "Mul"}
-    code = ("import dlcore.nn as nn, dlcore.classic as c\nfrom dlcore.nn import functional as F\n"
-            "for f in (lambda: getattr(nn, 'Aff' + 'ine')(2, 3), lambda: c.step(1.0), lambda: F.sigmoid(0.0)):\n"
-            "    try:\n        f()\n    except RuntimeError as e:\n        print(e)\n"
-            "print(nn.ReLU().forward(__import__('numpy').array([-1.0, 2.0])))")
+    done = strip.strip_references(lib, {"Affine", "step", "sigmoid", "Mul", "he_normal", "numpy.square", "shopping"})
+    assert {d.split(":")[1].split()[0] for d in done} == {"Affine", "step", "sigmoid", "Mul", "he_normal"}
+    assert "dlcore/nn/gates.py:Mul (stub)" in done            # nobody in dlcore needs it: its code is gone
+    assert "dlcore/nn/init.py:he_normal (guard)" in done      # dlcore's layers initialise with it
+    assert "return x * y" not in (lib / "dlcore" / "nn" / "gates.py").read_text().split("class Mul", 1)[1][:400]
+    code = ("import numpy as np, dlcore.nn as nn, dlcore.classic as c\nfrom dlcore.nn import functional as F, init\n"
+            "for f in (lambda: getattr(nn, 'Aff' + 'ine')(2, 3), lambda: c.step(1.0), lambda: F.sigmoid(0.0),\n"
+            "          lambda: nn.Mul(), lambda: init.he_normal((2, 3)), lambda: type('A', (nn.Affine,), {})(2, 3)):\n"
+            "    try:\n        f()\n        print('ALLOWED')\n    except RuntimeError as e:\n        print(e)\n"
+            "print(type(nn.Conv2D(1, 2, 3)).__name__, nn.ReLU().forward(np.array([-1.0, 2.0])).tolist())")
     out = subprocess.run([sys.executable, "-c", code], cwd=lib, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"}).stdout
-    assert "dlcore's Affine is not available while grading: implement it yourself" in out
-    assert "dlcore's step is not available" in out and "dlcore's sigmoid is not available" in out
-    assert out.splitlines()[-1].replace("-0.", "0.") == "[0.  2.]"  # everything else of dlcore still works
+                         env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"}).stdout.splitlines()
+    assert out[:6] == [f"dlcore's {n} is not available while grading: implement it yourself"
+                       for n in ("Affine", "step", "sigmoid", "Mul", "he_normal", "Affine")], out
+    assert out[6].replace("-0.0", "0.0") == "Conv2D [0.0, 2.0]"  # dlcore's own use of a guarded reference, and the rest of dlcore, work
 
 
 def test_the_kernel_runner_gets_data_only_and_names_a_missing_object(tmp_path):
