@@ -104,7 +104,8 @@ def test_the_kernels_dlcore_has_no_graded_reference(tmp_path):
                          env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"}).stdout.splitlines()
     assert out[:6] == [f"dlcore's {n} is not available while grading: implement it yourself"
                        for n in ("Affine", "step", "sigmoid", "Mul", "he_normal", "Affine")], out
-    assert out[6].replace("-0.0", "0.0") == "Conv2D [0.0, 2.0]"  # dlcore's own use of a guarded reference, and the rest of dlcore, work
+    # dlcore's own use of a guarded reference, and the rest of dlcore, work
+    assert out[6].replace("-0.0", "0.0") == "Conv2D [0.0, 2.0]"
 
 
 def test_the_kernel_runner_gets_data_only_and_names_a_missing_object(tmp_path):
