@@ -469,14 +469,29 @@ def _uid_has_processes(uid: int) -> bool:
 
 
 def chapter_references(folder: Path) -> set[str]:
-    """The references named by the test cells of every notebook in a chapter's source folder."""
+    """The references the kernel's dlcore must not offer: those named by the chapter's test cells, except
+    the ones the chapter's own code (its locked and answer cells) uses from dlcore, e.g. a library
+    Embedding in one notebook while the other notebook grades Embedding (the source scan covers those)."""
     import nbformat
 
-    from grader.trusted.cells import references
+    from grader.trusted.cells import is_test, references
+    from grader.trusted.messages import resolve_reference
+    from grader.trusted.source import instructor_uses
     found: set[str] = set()
+    code: list[str] = []
     for path in sorted(Path(folder).glob("*.ipynb")):
-        found |= references(nbformat.read(str(path), as_version=4))
-    return found
+        nb = nbformat.read(str(path), as_version=4)
+        found |= references(nb)
+        code += [c.source for c in nb.cells if c.cell_type == "code" and not is_test(c)]
+    used = instructor_uses(code)
+
+    def needed(ref: str) -> bool:
+        try:
+            return any(obj is resolve_reference(ref) for obj in used)
+        except (ValueError, ImportError, AttributeError):
+            return False
+
+    return {ref for ref in found if not needed(ref)}
 
 
 def build_library(dest: Path, strip: set[str] | frozenset[str] = frozenset()) -> Path:

@@ -151,6 +151,21 @@ def _target_names(t: ast.AST) -> list[str]:
     return []
 
 
+def instructor_uses(cells: list[str]) -> list[Any]:
+    """The dlcore objects that the given (instructor's) code cells import or reach by attribute."""
+    index = SourceIndex([], cells)
+    found = []
+    for src in cells:
+        tree = parse_cell(src)
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                for path in index.dotted(node):
+                    obj = resolve_dotted(path)
+                    if obj is not None and not any(obj is o for o in found):
+                        found.append(obj)
+    return found
+
+
 def resolve_dotted(path: str) -> Any:
     """The dlcore object a dotted path names (only dlcore.* is ever imported), or None."""
     if not (path == "dlcore" or path.startswith("dlcore.")):
