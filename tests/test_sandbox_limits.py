@@ -1,4 +1,4 @@
-"""grader.sandbox + grader/_launch.py without Jupyter: each limit and wall, on a plain Python process.
+"""grader.sandbox + grader/trusted/_launch.py without Jupyter: each limit and wall, on a plain Python process.
 
 Every test starts ``python -c CODE`` the way a kernel is started (same launcher, same spec) and checks one
 thing: the user it runs as, what it can see and reach, and each resource limit. Checks that need a
