@@ -41,6 +41,8 @@ DEFAULT_MIN_FLOPS = 4_000_000
 #: Seconds between two readings of the machine's load.
 DEFAULT_WINDOW = 0.25
 
+_clock = time.monotonic
+
 
 def _numpy_blas_controllers() -> list[Any]:
     """threadpoolctl controllers of the BLAS NumPy calls (the copy shipped inside NumPy's wheel, or the
@@ -105,7 +107,7 @@ class ThreadPolicy:
         """CPUs left over by other processes over the last window (all CPUs when that cannot be read)."""
         if not self.adaptive:
             return float(self._cpus)
-        now = time.monotonic()
+        now = _clock()
         last = self._last
         if last is not None and now - last[0] < self.window:
             return self._free
