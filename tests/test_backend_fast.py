@@ -213,3 +213,61 @@ def test_rbm_step_equals_the_plain_formulas(xp, persistent):
     np.testing.assert_allclose(_np(grads["W"]), vk.T @ phk / len(vk) - v0n.T @ ph0 / len(v0n), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(_np(grads["b"]), vk.mean(0) - v0n.mean(0), atol=1e-12)
     np.testing.assert_allclose(_np(grads["c"]), phk.mean(0) - ph0.mean(0), atol=1e-12)
+
+
+# --------------------------------------------------------------------------- passes split over threads
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """dlcore's policy as on an idle 2-CPU machine with a 2-thread BLAS (a stand-in controller), splitting
+    every pass; yields the stand-in, whose history shows the BLAS set to 1 thread inside a split pass."""
+    fake = _FakeBlas(2)
+    monkeypatch.setattr(blas_threads.POLICY, "_controllers", [fake])
+    monkeypatch.setattr(blas_threads.POLICY, "free_cpus", lambda: 2.0)
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)
+    return fake
+
+
+def _layer_results(rng):
+    from dlcore.nn.conv import Conv2D
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = np.maximum(rng.standard_normal((6, 3, 12, 12)), 0.0).astype("float32")    # ties: zeros after ReLU
+    conv, pool = Conv2D(3, 4, 3, rng=1, layout="rows"), MaxPool2D(2)
+    y, mask = backend.relu_forward(conv.forward(x))
+    p = pool.forward(y)
+    dp = rng.standard_normal(p.shape).astype("float32")
+    dy = backend.mask_multiply(pool.backward(dp), mask)
+    return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x)]
+
+
+def test_split_passes_give_identical_results(two_threads, monkeypatch):
+    splits = []
+    chunk_threads = blas_threads.POLICY.chunk_threads
+    monkeypatch.setattr(blas_threads.POLICY, "chunk_threads", lambda *a: splits.append(chunk_threads(*a)) or splits[-1])
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 10**12)            # nothing split
+    serial = _layer_results(np.random.default_rng(5))
+    assert splits and set(splits) == {1}
+    n_serial = len(splits)
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)                 # everything split
+    parallel = _layer_results(np.random.default_rng(5))
+    # passes were split (those nested inside a block run serially) and the BLAS setting is back
+    assert splits[n_serial:].count(2) >= 5 and two_threads.threads == 2
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):
+    done = []
+
+    def fn(lo, hi):
+        done.append((lo, hi))
+        if lo > 0:
+            raise RuntimeError("block failed")
+
+    with pytest.raises(RuntimeError, match="block failed"):
+        blas_threads.parallel_chunks(10, fn, 10**9)
+    assert sorted(done) == [(0, 5), (5, 10)] and two_threads.threads == 2
+    blas_threads.parallel_chunks(4, lambda lo, hi: done.append((lo, hi)), 10**9)   # usable again
+    assert sorted(done[2:]) == [(0, 2), (2, 4)]
