@@ -391,11 +391,32 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
     ignore ``out`` and return a new array: always use the returned value."""
     if type(a) is np.ndarray and type(b) is np.ndarray:
-        return blas_threads.POLICY.run(_flops(a, b), np.matmul, a, b, out=out)
+        flops = _flops(a, b)
+        if out is None and flops < blas_threads.POLICY.min_flops and max(a.ndim, b.ndim) == 3:
+            return _batched_matmul(a, b, flops)
+        return blas_threads.POLICY.run(flops, np.matmul, a, b, out=out)
     xp = namespace(a, b, where="matmul")
     if out is not None and is_cupy(xp):
         return xp.matmul(a, b, out=out)
     return a @ b
+
+
+def _batched_matmul(a: np.ndarray, b: np.ndarray, flops: float) -> np.ndarray:
+    """A stack of small products (one batch axis; one side may be a single matrix): single-threaded
+    BLAS calls, the batch split over the free CPUs by blocks of matrices (identical results)."""
+    batch = a.shape[0] if a.ndim == 3 else b.shape[0]
+    if (a.ndim == 3 and a.shape[0] not in (1, batch)) or (b.ndim == 3 and b.shape[0] not in (1, batch)):
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)        # let NumPy report the mismatch
+    if (a.ndim == 3 and a.shape[0] == 1) or (b.ndim == 3 and b.shape[0] == 1) or a.ndim < 2 or b.ndim < 2:
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)
+    out = np.empty((batch, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+
+    def block(lo: int, hi: int) -> None:
+        blas_threads.POLICY.run(flops, np.matmul, a[lo:hi] if a.ndim == 3 else a, b[lo:hi] if b.ndim == 3 else b,
+                                out=out[lo:hi])
+
+    blas_threads.parallel_chunks(batch, block, int(batch * flops) // 16)
+    return out
 
 
 def thread_policy() -> str:

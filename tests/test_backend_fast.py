@@ -239,7 +239,11 @@ def _layer_results(rng):
     p = pool.forward(y)
     dp = rng.standard_normal(p.shape).astype("float32")
     dy = backend.mask_multiply(pool.backward(dp), mask)
-    return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x)]
+    per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
+    z = per_image.forward(x)
+    dz = per_image.backward(np.ones_like(z))
+    return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x), z, dz,
+            per_image.grads["W"]]
 
 
 def test_split_passes_give_identical_results(two_threads, monkeypatch):
