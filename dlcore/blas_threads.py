@@ -217,6 +217,18 @@ class ThreadPolicy:
 POLICY = ThreadPolicy()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing, a grading worker) inherits the pool object but none of its threads:
+    start afresh, or its first split pass would wait forever for threads that do not exist."""
+    POLICY._pool, POLICY._pool_size, POLICY._busy = None, 0, False
+    POLICY._lock = threading.Lock()
+    POLICY._last, POLICY._free = None, float(POLICY._cpus)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def configure(*, min_flops: float | None = None, adaptive: bool | None = None, window: float | None = None,
               min_entries: int | None = None) -> None:
     """Change the rule: the size threshold (``min_flops``; 0 lets every product use the BLAS's threads),

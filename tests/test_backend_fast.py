@@ -275,3 +275,24 @@ def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):
     assert sorted(done) == [(0, 5), (5, 10)] and two_threads.threads == 2
     blas_threads.parallel_chunks(4, lambda lo, hi: done.append((lo, hi)), 10**9)   # usable again
     assert sorted(done[2:]) == [(0, 2), (2, 4)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_can_split_passes(two_threads):
+    import os
+
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)          # the parent's pool exists now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                                          # the child: split a pass, report
+        try:
+            out = []
+            blas_threads.parallel_chunks(4, lambda lo, hi: out.append((lo, hi)), 10**9)
+            os.write(write, repr(sorted(out)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert report == "[(0, 2), (2, 4)]"
