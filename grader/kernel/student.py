@@ -40,7 +40,7 @@ def error_text(exc: BaseException) -> str:
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
     """Run ``fn(*args, **kwargs)``; never raises (except KeyboardInterrupt/SystemExit), never prints to stderr."""
     out = Outcome()
-    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"), \
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn", under="ignore"), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("always")
         try:
