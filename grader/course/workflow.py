@@ -55,8 +55,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from grader.exchange import COURSE_ID, inbound, outbound
-from grader.release import REPO_ROOT, NbgraderError, chapters, ensure_scripts_on_path, nbgrader
+from grader.course.exchange import COURSE_ID, inbound, outbound
+from grader.course.release import REPO_ROOT, NbgraderError, chapters, ensure_scripts_on_path, nbgrader
+from grader.trusted.autograde import autograde
+from grader.trusted.feedback import generate_feedback
 
 __all__ = ["Term", "TermError", "init_term", "load_term", "set_duedate", "release_to_exchange", "collect",
            "collected_submissions", "grade_collected", "apply_late_penalties", "release_feedback", "export_grades",
@@ -112,6 +114,17 @@ class Term:
         lines.append(f"c.LatePenalty.penalty_method = {method!r}")
         lines.append(f"c.LatePenalty.percent_per_day = {percent!r}")
         return "\n".join(lines) + "\n"
+
+    def nbgrader_overrides(self):
+        """This term's late-penalty rule as nbgrader configuration (what nbgrader_config.py says, for autograde)."""
+        from traitlets.config import Config
+
+        method, percent = parse_late_penalty(self.late_penalty)
+        c = Config()
+        c.AssignLatePenalties.plugin_class = "grader.plugins.LatePenalty"
+        c.LatePenalty.penalty_method = method
+        c.LatePenalty.percent_per_day = percent
+        return c
 
     def late_plugin(self):
         """The term's :class:`grader.plugins.LatePenalty`."""
@@ -178,31 +191,6 @@ def load_term(root: str | Path | None) -> Term:
                 course_id=data.get("course_id", COURSE_ID))
 
 
-def _autograde_cli(*args: str, echo: Callable[[str], None] | None = None) -> int:
-    """``python -m grader autograde ...`` in a subprocess; its output is passed to ``echo`` line by line."""
-    cmd = [sys.executable, "-m", "grader", "autograde", *args]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            encoding="utf-8", errors="replace", stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if echo is not None:
-            echo(line.rstrip("\n"))
-    return proc.wait()
-
-
-_FLAGS: set[str] | None = None
-
-
-def autograde_flags() -> set[str]:
-    """The options ``python -m grader autograde`` accepts (it is being extended, e.g. ``--workers``)."""
-    global _FLAGS
-    if _FLAGS is None:
-        out = subprocess.run([sys.executable, "-m", "grader", "autograde", "--help"], cwd=REPO_ROOT,
-                             capture_output=True, text=True).stdout
-        _FLAGS = set(re.findall(r"(--[a-z][a-z0-9-]*)", out))
-    return _FLAGS
-
-
 def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path = REPO_ROOT,
               chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC",
               echo: Callable[[str], None] = print) -> Term:
@@ -227,11 +215,11 @@ def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path
         for name in names:
             # The batch autograder makes the directory its own work directory (copy of the solutions,
             # release, gradebook with the chapter's assignment); with no submissions that is all it does.
-            lines: list[str] = []
-            rc = _autograde_cli(name, empty, "--workdir", str(root), "--course-root", str(source_root),
-                                echo=lines.append)
-            if rc != 0:
-                raise TermError(f"preparing {name} in {root} failed:\n" + "\n".join(lines[-30:]))
+            try:
+                autograde(name, Path(empty), source_root=source_root, workdir=root, echo=lambda _: None,
+                          progress=False)
+            except (ValueError, NbgraderError) as exc:
+                raise TermError(f"preparing {name} in {root} failed: {exc}") from None
             echo(f"  {name}: assignment ready in {root / 'gradebook.db'}")
     exchange.mkdir(parents=True, exist_ok=True)
     term = Term(root, exchange, source_root, late_penalty, timezone)
@@ -312,17 +300,14 @@ def release_to_exchange(term: Term, chapter: str, *, force: bool = False) -> Pat
         raise TermError(f"{release_dir / chapter} holds no notebooks; run `python -m grader release {chapter}` first")
     args = ["release_assignment", chapter, f"--CourseDirectory.release_directory={release_dir}",
             f"--Exchange.root={term.exchange}"]
+    target = term.exchange / term.course_id / "outbound" / chapter
     if force:
         args.append("--force")
-    try:
-        nbgrader(*args, root=term.root, timeout=300)
-    except NbgraderError as exc:
-        text = str(exc)
-        if "Destination already exists" in text:
-            raise TermError(f"{chapter} is already in the exchange; add --force to release it again "
-                            "(students who fetched it keep their copy)") from None
-        raise
-    return term.exchange / term.course_id / "outbound" / chapter
+    elif target.exists():
+        raise TermError(f"{chapter} is already in the exchange; add --force to release it again "
+                        "(students who fetched it keep their copy)")
+    nbgrader(*args, root=term.root, timeout=300)
+    return target
 
 
 @dataclass(frozen=True)
@@ -339,21 +324,30 @@ class Collected:
         return parse_utc(self.timestamp) if self.timestamp else None
 
 
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _real_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
 def collected_submissions(term: Term, chapter: str) -> dict[str, Collected]:
     """What ``collect`` put into TERM/collected/<student>/<chapter>/."""
     found = {}
     base = term.root / COLLECTED
     if not base.is_dir():
         return found
-    for student_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for student_dir in sorted(p for p in base.iterdir() if _real_dir(p) and not p.name.startswith(".")):
         path = student_dir / chapter
-        if not path.is_dir():
+        if not _real_dir(path):
             continue
         stamp_file = path / "timestamp.txt"
-        stamp = stamp_file.read_text(encoding="utf-8").strip() if stamp_file.is_file() else ""
+        stamp = stamp_file.read_text(encoding="utf-8").strip() if _real_file(stamp_file) else ""
         h = hashlib.sha256(stamp.encode())
-        for nb in sorted(path.glob("*.ipynb")):
-            h.update(nb.name.encode() + b"\0" + nb.read_bytes())
+        for nb in sorted(path.glob("*.ipynb")):     # a link is hashed as a link (the autograder refuses it)
+            h.update(nb.name.encode() + b"\0" + (b"link:" + os.readlink(nb).encode() if nb.is_symlink()
+                                                  else nb.read_bytes()))
         found[student_dir.name] = Collected(student_dir.name, path, stamp, h.hexdigest())
     return found
 
@@ -470,9 +464,10 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
                     feedback: bool = True, echo: Callable[[str], None] = print) -> GradeRun:
     """Autograde the collected submissions that are new or changed since they were last graded.
 
-    They are staged as SUBMISSIONS/<student>/<notebook>.ipynb + timestamp.txt and graded by
-    ``python -m grader autograde CHAPTER SUBMISSIONS --workdir TERM --feedback --csv TERM/exports/...``;
-    then :func:`apply_late_penalties`, and TERM/workflow/<chapter>.json records what was graded.
+    They are staged as SUBMISSIONS/<student>/<notebook>.ipynb + timestamp.txt and graded in this process
+    by :func:`grader.trusted.autograde.autograde` on the work directory TERM, with the term's late-penalty
+    rule, its feedback and a CSV in TERM/exports/; then :func:`apply_late_penalties` checks the gradebook,
+    and TERM/workflow/<chapter>.json records what was graded.
     """
     _check_chapter(term, chapter)
     with locked(term):
@@ -501,47 +496,29 @@ def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: S
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     (term.root / "exports").mkdir(exist_ok=True)
     csv_path = term.root / "exports" / f"{chapter}-autograde-{stamp}.csv"
-    flags = autograde_flags()
     with tempfile.TemporaryDirectory(prefix=f"dlcourse-grade-{chapter}-") as tmp:
         stage = Path(tmp)
         for student in todo:
-            sub = collected[student]
-            dest = stage / student
-            dest.mkdir()
-            for nb in sorted(sub.path.glob("*.ipynb")):
-                shutil.copy2(nb, dest / nb.name)
-            if sub.timestamp:
-                (dest / "timestamp.txt").write_text(sub.timestamp, encoding="utf-8")
-        args = [chapter, str(stage), "--workdir", str(term.root), "--course-root", str(term.source_root),
-                "--csv", str(csv_path), "--timeout", str(timeout), "--notebook-timeout", str(notebook_timeout)]
-        if feedback:
-            args.append("--feedback")
-        if workers is not None:
-            if "--workers" in flags:
-                args += ["--workers", str(workers)]
-            else:
-                echo("note: this version of `python -m grader autograde` has no --workers; grading sequentially")
+            _stage_collected(collected[student], stage / student)
         echo(f"{chapter}: grading {len(todo)} submission(s): {', '.join(todo)}"
              + (f" (unchanged, not regraded: {len(run.skipped)})" if run.skipped else ""))
-        rc = _autograde_cli(*args, echo=echo)
-        if rc != 0 or not csv_path.is_file():
-            raise TermError(f"`python -m grader autograde` failed (exit {rc}); nothing recorded as graded")
-        graded = _csv_students(csv_path)
-        run.graded = [s for s in todo if s in graded]
-        run.csv_path = csv_path
-        run.results = apply_late_penalties(term, chapter, run.graded, collected)
-        changed = [s for s, info in run.results.items() if info.changed]
-        if changed and feedback and "--regrade" in flags:
-            # The autograder recorded other late penalties than the term's rule (it did not read the term's
-            # nbgrader_config.py); its feedback shows those. A second run grades nothing (same submissions)
-            # and regenerates the feedback from the gradebook as it is now.
-            echo(f"{chapter}: late penalties applied after autograding ({', '.join(changed)}); "
-                 "regenerating the feedback")
-            lines: list[str] = []
-            rc = _autograde_cli(chapter, str(stage), "--workdir", str(term.root), "--course-root",
-                                str(term.source_root), "--feedback", echo=lines.append)
-            if rc != 0:
-                echo("regenerating the feedback failed:\n" + "\n".join(lines[-20:]))
+        try:
+            batch = autograde(chapter, stage, source_root=term.source_root, workdir=term.root, csv_path=csv_path,
+                              feedback=feedback, workers=workers, timeout=timeout, notebook_timeout=notebook_timeout,
+                              regrade=bool(regrade_all or students), nbgrader_config=term.nbgrader_overrides(),
+                              echo=echo)
+        except (ValueError, NbgraderError) as exc:
+            raise TermError(f"autograding failed, nothing recorded as graded: {exc}") from None
+    outcomes = {s.student: s.status for s in batch.students}
+    run.graded = [s for s in todo if s in outcomes and outcomes[s].recorded]
+    run.csv_path = csv_path
+    run.results = apply_late_penalties(term, chapter, run.graded, collected)
+    changed = [s for s, info in run.results.items() if info.changed]
+    if changed and feedback:
+        # The gradebook held other penalties than the term's rule (e.g. an extension granted since): the
+        # feedback is generated again from the gradebook as it is now.
+        echo(f"{chapter}: late penalties corrected after autograding ({', '.join(changed)}); regenerating feedback")
+        generate_feedback(term.root, chapter, echo=echo)
     for student in run.graded:
         sub = collected[student]
         secret_file = sub.path / "submission_secret.txt"
@@ -554,9 +531,14 @@ def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: S
     return run
 
 
-def _csv_students(path: Path) -> set[str]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["student"] for row in csv.DictReader(fh) if row.get("exercise") == "TOTAL"}
+def _stage_collected(sub: Collected, dest: Path) -> None:
+    """The collected notebooks and timestamp as SUBMISSIONS/<student>/; links are copied as links, so
+    that the autograder refuses them (it never follows one) instead of this copy reading their target."""
+    dest.mkdir()
+    for nb in sorted(sub.path.glob("*.ipynb")):
+        shutil.copy2(nb, dest / nb.name, follow_symlinks=False)
+    if sub.timestamp:
+        (dest / "timestamp.txt").write_text(sub.timestamp, encoding="utf-8")
 
 
 def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
@@ -718,7 +700,7 @@ def _term_arg(p: argparse.ArgumentParser) -> None:
 
 def _run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def wrapper(args: argparse.Namespace) -> int:
-        from grader.roster import RosterError
+        from grader.course.roster import RosterError
 
         try:
             return func(args)
@@ -740,7 +722,7 @@ def _cmd_term(args: argparse.Namespace) -> int:
         due = set_duedate(term, args.chapter, None if args.when.lower() == "none" else args.when)
         print(f"{args.chapter}: due {_show_utc(due, term.timezone)}")
     elif args.action == "nbgrader":
-        from grader.release import nbgrader_command, nbgrader_env
+        from grader.course.release import nbgrader_command, nbgrader_env
 
         rest = [a for a in args.rest if a != "--"]
         return subprocess.call(nbgrader_command(*rest), cwd=term.root, env=nbgrader_env(term.root))
@@ -748,7 +730,7 @@ def _cmd_term(args: argparse.Namespace) -> int:
 
 
 def _cmd_roster(args: argparse.Namespace) -> int:
-    from grader.roster import import_roster, list_students
+    from grader.course.roster import import_roster, list_students
 
     term = load_term(args.term)
     if args.action == "import":
