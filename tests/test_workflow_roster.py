@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from grader import workflow as wf
+from grader.course import workflow as wf
+from grader.course.release import REPO_ROOT, ensure_scripts_on_path
+from grader.course.roster import RosterError, import_roster, list_students, read_roster, validate_student_id
 from grader.plugins import GradesCsvExport, LatePenalty
-from grader.release import REPO_ROOT, ensure_scripts_on_path
-from grader.roster import RosterError, import_roster, list_students, read_roster, validate_student_id
 
 GOOD = ("student_id,first_name,last_name,email\n"
         "ada,Ada,Lovelace,ada@example.org\n"

@@ -281,9 +281,9 @@ class _Slot:
             self.buffer += chunk
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
-            parts = line.decode(errors="replace").split()
-            if len(parts) == 3 and parts[0] == "done":
-                return int(parts[2])
+            head, _, rc = line.decode(errors="replace").rpartition(" ")   # "done <job path> <status>"
+            if head.startswith("done ") and rc.lstrip("-").isdigit():
+                return int(rc)
         return None
 
     def alive(self) -> bool:
