@@ -16,6 +16,7 @@ from pathlib import Path
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
+import waiting as W
 
 from grader.course.release import REPO_ROOT
 from grader.trusted import autograde as ag
@@ -65,7 +66,7 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
                              str(MINI), "--workers", "1", "--timeout", "60", "--workdir", str(ws)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
     running_c = ws / "journal" / "c_slow" / "mini" / "mini.jsonl"
-    H.wait_for(lambda: any(e.get("event") == "run" and e.get("index") == square for e in H.journal_events(running_c)),
+    W.wait_for(lambda: any(e.get("event") == "run" and e.get("index") == square for e in W.journal_events(running_c)),
                what="c_slow's slow cell to start", alive=proc)
     proc.kill()  # SIGKILL: no cleanup, no chance to finish anything
     proc.wait()
@@ -73,7 +74,7 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
     assert sorted(recorded) == ["a_correct", "b_wrong"], "exactly the two finished submissions are recorded"
     # the worker that was grading c_slow finishes its submission and writes its result, then exits
     result_c = ws / "results" / "c_slow.json"
-    H.wait_for(result_c.exists, what="c_slow's result")
+    W.wait_for(result_c.exists, what="c_slow's result")
     assert json.loads(result_c.read_text())["status"] == "ok"
 
     lines: list[str] = []

@@ -26,6 +26,7 @@ from pathlib import Path
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
+import waiting as W
 
 from grader.course.release import REPO_ROOT, check_sync
 from grader.trusted import autograde as ag
@@ -190,10 +191,10 @@ def test_killed_worker_is_scored_from_its_journal(tmp_path):
         workers=1, progress=False)))
     runner.start()
     journal = work / "journal" / "stuck" / "mini" / "mini.jsonl"
-    events = H.wait_for(lambda: [e for e in H.journal_events(journal) if e.get("event") == "run"
+    events = W.wait_for(lambda: [e for e in W.journal_events(journal) if e.get("event") == "run"
                                  and e.get("index") == stuck], what="the stuck cell to start", alive=runner)
-    assert any(e.get("event") == "cell" and e["index"] == graded for e in H.journal_events(journal)), events
-    workers = H.children("grader.worker")
+    assert any(e.get("event") == "cell" and e["index"] == graded for e in W.journal_events(journal)), events
+    workers = W.children("grader.worker")
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)
     runner.join(timeout=900)
