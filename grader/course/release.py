@@ -5,7 +5,7 @@ grader/nbgrader_config.py (source directory ``solutions/``, release directory ``
 normalises every generated notebook (no outputs, no execution counts, no timing metadata,
 nbformat's canonical JSON: sorted keys, one-space indent, UTF-8, final newline) so that the same
 solutions/ always gives byte-for-byte the same course/. ``--no-db``: releasing never touches a
-gradebook (autograding builds its own, see grader/autograde.py).
+gradebook (autograding builds its own, see grader/trusted/autograde.py).
 
 ``check_sync()`` releases into a temporary directory and lists the files that differ from course/.
 """

@@ -461,7 +461,7 @@ def _save_state(term: Term, chapter: str, state: dict[str, dict]) -> None:
 
 def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, students: Sequence[str] | None = None,
                     workers: int | None = None, timeout: int = 60, notebook_timeout: int = 600,
-                    feedback: bool = True, echo: Callable[[str], None] = print) -> GradeRun:
+                    feedback: bool = True, mathjax_url: str = "", echo: Callable[[str], None] = print) -> GradeRun:
     """Autograde the collected submissions that are new or changed since they were last graded.
 
     They are staged as SUBMISSIONS/<student>/<notebook>.ipynb + timestamp.txt and graded in this process
@@ -472,12 +472,13 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
     _check_chapter(term, chapter)
     with locked(term):
         return _grade_collected(term, chapter, regrade_all=regrade_all, students=students, workers=workers,
-                                timeout=timeout, notebook_timeout=notebook_timeout, feedback=feedback, echo=echo)
+                                timeout=timeout, notebook_timeout=notebook_timeout, feedback=feedback,
+                                mathjax_url=mathjax_url, echo=echo)
 
 
 def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: Sequence[str] | None,
                      workers: int | None, timeout: int, notebook_timeout: int, feedback: bool,
-                     echo: Callable[[str], None]) -> GradeRun:
+                     mathjax_url: str, echo: Callable[[str], None]) -> GradeRun:
     start = time.monotonic()
     collected = collected_submissions(term, chapter)
     if students:
@@ -506,7 +507,7 @@ def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: S
             batch = autograde(chapter, stage, source_root=term.source_root, workdir=term.root, csv_path=csv_path,
                               feedback=feedback, workers=workers, timeout=timeout, notebook_timeout=notebook_timeout,
                               regrade=bool(regrade_all or students), nbgrader_config=term.nbgrader_overrides(),
-                              echo=echo)
+                              mathjax_url=mathjax_url, echo=echo)
         except (ValueError, NbgraderError) as exc:
             raise TermError(f"autograding failed, nothing recorded as graded: {exc}") from None
     outcomes = {s.student: s.status for s in batch.students}
@@ -518,7 +519,7 @@ def _grade_collected(term: Term, chapter: str, *, regrade_all: bool, students: S
         # The gradebook held other penalties than the term's rule (e.g. an extension granted since): the
         # feedback is generated again from the gradebook as it is now.
         echo(f"{chapter}: late penalties corrected after autograding ({', '.join(changed)}); regenerating feedback")
-        generate_feedback(term.root, chapter, echo=echo)
+        generate_feedback(term.root, chapter, mathjax_url=mathjax_url, echo=echo)
     for student in run.graded:
         sub = collected[student]
         secret_file = sub.path / "submission_secret.txt"
@@ -762,7 +763,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 def _cmd_grade(args: argparse.Namespace) -> int:
     term = load_term(args.term)
     grade_collected(term, args.chapter, regrade_all=args.all, students=args.student or None, workers=args.workers,
-                    timeout=args.timeout, notebook_timeout=args.notebook_timeout, feedback=not args.no_feedback)
+                    timeout=args.timeout, notebook_timeout=args.notebook_timeout, feedback=not args.no_feedback,
+                    mathjax_url=args.mathjax_url)
     return 0
 
 
@@ -827,10 +829,11 @@ def add_commands(sub) -> None:
     p.add_argument("chapter")
     p.add_argument("--all", action="store_true", help="regrade every collected submission")
     p.add_argument("--student", action="append", help="grade only this student (repeatable; always regrades)")
-    p.add_argument("--workers", type=int, help="parallel workers (passed to python -m grader autograde)")
+    p.add_argument("--workers", type=int, help="submissions graded in parallel (default: the number of cores)")
     p.add_argument("--timeout", type=int, default=60, help="time limit per cell in seconds (default 60)")
     p.add_argument("--notebook-timeout", type=int, default=600, help="time limit per notebook (default 600)")
     p.add_argument("--no-feedback", action="store_true", help="do not generate feedback HTML")
+    p.add_argument("--mathjax-url", default="", help="load MathJax from this URL in the feedback (default: a CDN)")
     _term_arg(p)
     p.set_defaults(func=_run(_cmd_grade))
 
