@@ -113,11 +113,13 @@ def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
     _submissions(mini_release, subs)
     workdir, csv_path = tmp_path / "work", tmp_path / "grades.csv"
     start = time.monotonic()
+    # The hangs run until the 20 s cell limit stops them; every other cell (setup imports included) needs well
+    # under a second, so a loaded machine has a 20x margin before a correct cell could be cut off.
     proc = subprocess.run(
         [sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root", str(MINI),
-         "--timeout", "4", "--notebook-timeout", "120", "--csv", str(csv_path), "--feedback", "--workers", "2",
+         "--timeout", "20", "--notebook-timeout", "300", "--csv", str(csv_path), "--feedback", "--workers", "2",
          "--workdir", str(workdir)],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=400)
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=1500)  # a ceiling against hangs, not a timing
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
@@ -137,7 +139,7 @@ def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
     g = grades["hang_then_raise"]
     assert g["double_test"][0] == 1 and g["relu_test"][0] == 0 and g["square_test"][0] == 0
     assert "NameError" in g["relu_test"][2]
-    assert "time limit (4 s) and was interrupted" in out and "a bug in my code" in out
+    assert "time limit (20 s) and was interrupted" in out and "a bug in my code" in out
 
     # a hang that swallows the interrupt: the kernel is stopped, earlier points stay, the rest is "not run"
     g = grades["hang_swallowing_interrupt"]

@@ -527,6 +527,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
                     finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "
                                                       f"logs/worker-{k}.log in the work directory)")
                 elif not slot.alive():
+                    _keep_records(ws, chapter, slot.student, notebooks)    # before a sweep removes them
                     finish(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
                                  f"logs/worker-{k}.log in the work directory)")
                 elif time.monotonic() >= slot.deadline:
