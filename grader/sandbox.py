@@ -472,8 +472,13 @@ def build_library(dest: Path) -> Path:
     dest.mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "dlcore", dest / "dlcore", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (dest / "grader").mkdir()
-    for name in ("__init__.py", "checks.py", "recorder.py"):
+    for name in ("__init__.py", "checks.py", "recorder.py", "kinds.py"):
         shutil.copy2(REPO_ROOT / "grader" / name, dest / "grader" / name)
+    # The check kinds (grader/kinds.py): today the kernel runs a kind's plan, record and judge in-notebook and the
+    # worker re-judges the record, so both halves of every kind must be importable there.
+    for package in ("kernel", "trusted"):
+        shutil.copytree(REPO_ROOT / "grader" / package, dest / "grader" / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for f in files:

@@ -11,6 +11,7 @@ import importlib
 
 import numpy as np
 import pytest
+from skip_summary import pytest_terminal_summary  # noqa: F401 - the hook: one summary line per skip reason
 
 from dlcore import backend
 
@@ -41,7 +42,6 @@ def xp(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
-
 
 
 def pytest_report_header(config):

@@ -1,0 +1,17 @@
+"""nbgrader configuration of the student lab (``python3 tasks.py lab``; see grader/student/__init__.py).
+
+The lab puts this folder on JUPYTER_CONFIG_PATH, so nbgrader's Validate button (and, where an
+exchange is configured, the Assignment List) reads it. It holds only what a student's side needs;
+the instructor's configuration (solutions/ -> course/, autograding) is grader/nbgrader_config.py.
+The exchange is deliberately not set here: a course that has one configures it for its students
+(e.g. /etc/jupyter/nbgrader_config.py on a hub, see docs/jupyterhub.md), and the lab then shows
+nbgrader's exchange panels.
+"""
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+c.CourseDirectory.course_id = "dlcourse"
+# Validate runs the notebook with the same per-cell limit as autograding (grader/nbgrader_config.py),
+# so a cell that would be interrupted at grading is interrupted here too.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True

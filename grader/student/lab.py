@@ -1,0 +1,109 @@
+"""The student lab: JupyterLab on ``work/`` with what a student can use (``python3 tasks.py lab``).
+
+Jupyter reads configuration from every directory on ``JUPYTER_CONFIG_PATH``; the lab puts there
+
+- ``grader/student/jupyter/``: the student-side ``nbgrader_config.py`` (course id, Validate's cell
+  limit), so nbgrader's extensions find a configuration instead of warning on every request;
+- ``grader/student/without-exchange/``, unless an nbgrader exchange is configured: a
+  ``jupyter_server_config.json`` that turns off nbgrader's ``formgrader``, ``assignment_list`` and
+  ``course_list`` server extensions and a ``labconfig/page_config.json`` whose
+  ``disabledExtensions`` turn off the matching JupyterLab plugins (``@jupyter/nbgrader:formgrader``,
+  ``create-assignment``, ``assignment-list``, ``course-list`` and the ``menu`` that opens them).
+  Without an exchange those panels can only fail ("exchange directory does not exist") and their
+  handlers fill the log with ``ExchangeError`` tracebacks. Validate (``validate_assignment``)
+  stays on.
+
+Both are per launch: nothing is written to the environment, so ``python -m grader lab`` (the
+instructor's lab) still shows the Formgrader and Create Assignment.
+
+An exchange counts as configured when nbgrader, reading the same configuration directories the
+server will, uses an exchange other than its default directory exchange (an HTTP exchange such as
+ngshare), or its directory exchange's root exists.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from grader.student import workspace
+
+__all__ = ["STUDENT_CONFIG", "WITHOUT_EXCHANGE", "exchange_configured", "lab_environment", "start"]
+
+HERE = Path(__file__).resolve().parent
+STUDENT_CONFIG = HERE / "jupyter"
+WITHOUT_EXCHANGE = HERE / "without-exchange"
+
+
+def _split(path_list: str | None) -> list[str]:
+    return [p for p in (path_list or "").split(os.pathsep) if p]
+
+
+def exchange_configured(env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[bool, str]:
+    """Whether nbgrader, run in ``cwd`` with ``env``, has an exchange; and where it is (or would be)."""
+    env = dict(os.environ if env is None else env)
+    code = (
+        "from nbgrader.apps import NbGrader\n"
+        "from nbgrader.exchange import ExchangeFactory\n"
+        "from nbgrader.exchange.default import Exchange\n"
+        "import os\n"
+        "app = NbGrader(); app.load_config_file()\n"
+        "cls = ExchangeFactory(config=app.config).exchange\n"
+        "if not issubclass(cls, Exchange): print('plugin', cls.__module__ + '.' + cls.__name__)\n"
+        "else:\n"
+        "    root = Exchange(config=app.config).root\n"
+        "    print('directory' if os.path.isdir(root) else 'missing', root)\n"
+    )
+    # A separate interpreter: nbgrader reads JUPYTER_CONFIG_PATH when jupyter_core computes its paths.
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"could not read nbgrader's configuration:\n{proc.stderr[-2000:]}")
+    kind, _, where = lines[-1].partition(" ")
+    return kind != "missing", where
+
+
+def lab_environment(root: Path, *, exchange: bool, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the student lab for the checkout ``root``."""
+    env = dict(os.environ if base is None else base)
+    dirs = [str(STUDENT_CONFIG)] + ([] if exchange else [str(WITHOUT_EXCHANGE)])
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dirs + _split(env.get("JUPYTER_CONFIG_PATH")))
+    # Kernels import dlcore and grader from this checkout, whichever environment runs them.
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + _split(env.get("PYTHONPATH")))
+    return env
+
+
+def _show_sync(report: workspace.SyncReport, work: Path, root: Path) -> None:
+    where = work.relative_to(root) if work.is_relative_to(root) else work
+    print(f"Your notebooks are in {where}/ (your own copy of course/: git and releases never change it).")
+    for rel in report.copied:
+        print(f"  copied course/{rel} -> {where}/{rel}")
+    for rel in report.updated_in_course:
+        chapter = rel.split("/", 1)[0]
+        print(f"  course/{rel} is newer than your copy, which is unchanged. For the new version run\n"
+              f"    python3 tasks.py fresh {chapter}\n"
+              f"  (your copy of {chapter} is kept, renamed {chapter}.old-<date>-<time>).")
+
+
+def start(root: Path, jupyter_args: list[str], *, work: Path | None = None) -> int:
+    """Bring ``work/`` up to date with ``course/`` (adding only) and run JupyterLab on it."""
+    root = Path(root).resolve()
+    work = Path(work) if work is not None else root / "work"
+    _show_sync(workspace.sync(root / "course", work), work, root)
+    try:
+        exchange, where = exchange_configured(lab_environment(root, exchange=True), cwd=work)
+    except RuntimeError as exc:  # a broken nbgrader_config.py elsewhere: say so, start the lab anyway
+        print(f"{exc}\nStarting without nbgrader's exchange panels.", file=sys.stderr)
+        exchange, where = False, ""
+    env = lab_environment(root, exchange=exchange)
+    if exchange:
+        print(f"nbgrader exchange: {where} (Assignment List, Courses, Formgrader and Create Assignment shown)")
+    else:
+        print("nbgrader: no exchange configured, so the lab offers Validate only "
+              "(the Assignment List and Courses panels need an exchange set up by your course)")
+    extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={work}", *extra, *jupyter_args]
+    return subprocess.call(cmd, cwd=work, env=env)

@@ -1,0 +1,882 @@
+"""Chapter 4 (convolutional networks): plans and judges of the CNN checks (trusted side).
+
+Kinds (the test cells call ``checks.check_<kind>(Student, "reference", ...)``):
+
+    filter2d               a by-hand 2-D correlation or convolution ("correlate" / "convolve")
+    im2col, col2im         against dlcore.nn.im2col and by the adjoint identity <im2col(x), y> = <x, col2im(y)>
+    cnn_layer              Conv2D / MaxPool2D / AvgPool2D: grader.checks' layer check plus the CNN causes
+                           (kernel not flipped / flipped, dW axes, max-pool routing, avg-pool 1/(KH KW))
+    translation_invariance the fraction of max-pooled outputs a one-pixel shift leaves unchanged
+    cnn_network            a LeNet-style network built with the grader's layers, against dlcore's layers
+    residual_block         y = ReLU(F(x) + x) built with the grader's layers, against dlcore's ResidualBlock
+                           and the numerical gradient
+    cnn_training           the student's training loop on the grader's network, digits the plan draws;
+                           the kernel never sees the test labels, the judge computes the accuracy
+
+Every plan draws its inputs from seeds and runs dlcore's reference; only ``plan.inputs`` reaches the kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import numpy as np
+
+from dlcore.gradcheck import numerical_gradient
+from grader import checks
+from grader.kinds import Plan
+
+Verdict = checks.Verdict
+compare = checks.compare
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _show(a: Any, max_size: int = 64) -> str:
+    """An array with enough digits to explain a message (small ones in full, large ones by shape)."""
+    a = np.asarray(a)
+    if a.size > max_size:
+        return f"<array of shape {a.shape}>"
+    return np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
+
+
+def _warned(name: str, warnings: list, where: str) -> Verdict | None:
+    if not warnings:
+        return None
+    return Verdict(False, message=(
+        f"{name} {where}: NumPy warned inside your code ({'; '.join(warnings[:3])}). The exercise forbids "
+        "computations that overflow or divide by zero, so this counts as a failure; check the operation named"))
+
+
+def _delegated(origin: dict, reference: str) -> Verdict | None:
+    why = checks._delegation(origin, reference)
+    return Verdict(False, message=why) if why else None
+
+
+def _cause(got: Any, candidates: list[tuple[Any, str]]) -> str | None:
+    """The explanation of the first candidate (the result of a known mistake) that ``got`` reproduces."""
+    g = checks._as_array(got)
+    if g is None or g.dtype.kind not in "biuf":
+        return None
+    for value, why in candidates:
+        v = np.asarray(value)
+        if v.shape == g.shape and g.size and np.all(np.isfinite(g)) and checks._close(g.astype("float64"), v):
+            return why
+    return None
+
+
+def _geometry(kh: int, kw: int, stride: int, pad: int) -> str:
+    return f"KH={kh}, KW={kw}, stride={stride}, pad={pad}"
+
+
+# --------------------------------------------------------------------------- filter2d (by hand)
+
+
+def _correlate(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """dlcore's im2col (the loop version) times the kernel: y[i, j] = Σ_{p,q} x[i + p, j + q] h[p, q]."""
+    from dlcore.nn.im2col import im2col_loop
+
+    kh, kw = h.shape
+    col = im2col_loop(x[None, None], (kh, kw))
+    return (col @ h.ravel()).reshape(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
+
+
+_FILTER_FORMULA = {
+    "correlate": "y[i, j] = Σ_p Σ_q x[i + p, j + q] · h[p, q]   (the kernel as it is; output (H − KH + 1, W − KW + 1))",
+    "convolve": "y[i, j] = Σ_p Σ_q x[i + p, j + q] · h[KH − 1 − p, KW − 1 − q]   (the kernel rotated by 180°, "
+                "h[::-1, ::-1])",
+}
+
+
+def plan_filter2d(reference: str, *, cases: Any = None, shapes: Any = (), seed: int = 0) -> Plan:
+    """A by-hand 2-D filter, ``reference`` "correlate" or "convolve", on (image, kernel) pairs.
+
+    ``cases``: literal (image, kernel) pairs (nested lists); ``shapes``: ((H, W), (KH, KW)) pairs for
+    seeded binary images and integer kernels that change under a 180° rotation.
+    """
+    if reference not in _FILTER_FORMULA:
+        raise ValueError(f"grader: check_filter2d needs 'correlate' or 'convolve', got {reference!r}")
+    rng = np.random.default_rng(seed)
+    pairs = [(np.array(x, dtype="float64"), np.array(h, dtype="float64")) for x, h in (cases or [])]
+    for img_shape, k_shape in shapes:
+        x = rng.integers(0, 2, size=tuple(img_shape)).astype("float64")
+        for _ in range(100):   # a kernel that changes when flipped along each axis of length > 1
+            h = rng.integers(-2, 3, size=tuple(k_shape)).astype("float64")
+            if not ((h.shape[0] > 1 and np.array_equal(h, h[::-1, :]))
+                    or (h.shape[1] > 1 and np.array_equal(h, h[:, ::-1]))):
+                break
+        pairs.append((x, h))
+    planned, expected = [], []
+    for x, h in pairs:
+        k = h[::-1, ::-1] if reference == "convolve" else h
+        planned.append({"x": x, "h": h})
+        other = h if reference == "convolve" else h[::-1, ::-1]
+        expected.append({"y": _correlate(x, k), "other": _correlate(x, other),
+                         "rows": _correlate(x, h[::-1, :]), "cols": _correlate(x, h[:, ::-1])})
+    return Plan("filter2d", reference, {"cases": planned}, {"cases": expected})
+
+
+def judge_filter2d(plan: Plan, record: dict) -> Verdict:
+    ref = plan.reference
+    name = record.get("origin", {}).get("name", "your function")
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
+                                                         len(plan.inputs["cases"])))
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        x, h = case["x"], case["h"]
+        where = (f"{name}(x, h) with x =\n{_show(x)}\nand h =\n{_show(h)}\n[case {ci + 1} of "
+                 f"{len(plan.inputs['cases'])}]")
+        if got["error"]:
+            return Verdict(False, message=f"{where} raised {got['error']}")
+        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
+        if bad:
+            return bad
+        if got["mutated"]:
+            return Verdict(False, message=f"{where}: your function changed x or h in place; compute a new array")
+        flipped = "rotated by 180°" if ref == "correlate" else "as it is"
+        problem = compare("the result", got["value"], exp["y"], rtol=1e-9, candidates=[
+            (exp["other"], ("the kernel is not flipped: a convolution uses h rotated by 180° (h[::-1, ::-1]); "
+                            "without the flip you computed a correlation") if ref == "convolve" else
+             ("you flipped the kernel (h[::-1, ::-1]), which makes a convolution; the correlation that CNN layers "
+              "compute uses h as it is")),
+            (exp["rows"], "the kernel is flipped along the rows only (h[::-1, :]); "
+                          + ("rotate it by 180° (both axes)" if ref == "convolve" else "use h as it is")),
+            (exp["cols"], "the kernel is flipped along the columns only (h[:, ::-1]); "
+                          + ("rotate it by 180° (both axes)" if ref == "convolve" else "use h as it is")),
+        ])
+        if problem:
+            g = checks._as_array(got["value"])
+            hh, hw = x.shape[0] - h.shape[0] + 1, x.shape[1] - h.shape[1] + 1
+            if g is not None and g.shape == x.shape and g.shape != (hh, hw):
+                problem += (f"\n  likely cause: the output has the input's size {x.shape}; without padding only "
+                            f"(H − KH + 1, W − KW + 1) = {(hh, hw)} positions fit the kernel")
+            elif g is not None and g.shape == (x.shape[0] + h.shape[0] - 1, x.shape[1] + h.shape[1] - 1):
+                problem += "\n  likely cause: a 'full' output (the kernel also hanging over the border); use 'valid'"
+            return Verdict(False, message=(f"{where}:\n- {problem}\n  expected\n{_show(exp['y'])}\n  "
+                                           f"formula: {_FILTER_FORMULA[ref]} (the other one uses h {flipped})"))
+    return Verdict(True, summary=f"{name}: matches the {ref} of {len(plan.inputs['cases'])} image(s) exactly")
+
+
+# --------------------------------------------------------------------------- im2col / col2im
+
+
+def _im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, **options: Any) -> np.ndarray:
+    from dlcore.nn.im2col import im2col
+    return np.asarray(im2col(x, (kh, kw), stride, pad, **options))
+
+
+def _col2im_ref(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int,
+                **options: Any) -> np.ndarray:
+    from dlcore.nn.im2col import col2im
+    return np.asarray(col2im(col, x_shape, (kh, kw), stride, pad, **options))
+
+
+def _out_size(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
+    return (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+
+
+def _geometry_cases(cases: Any) -> list[tuple[tuple[int, ...], int, int, int, int]]:
+    out = []
+    for c in cases:
+        shape, kh, kw, *rest = c
+        stride, pad = (list(rest) + [1, 0])[:2] if len(rest) < 2 else rest[:2]
+        out.append((tuple(int(s) for s in shape), int(kh), int(kw), int(stride), int(pad)))
+    return out
+
+
+def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2, 3, 5, 5), 3, 3, 1, 0),),
+                seed: int = 0) -> Plan:
+    """``im2col(x, kh, kw, stride, pad)`` on seeded x for every (x_shape, KH, KW, stride, pad) in ``cases``."""
+    rng = np.random.default_rng(seed)
+    planned, expected = [], []
+    for shape, kh, kw, stride, pad in _geometry_cases(cases):
+        x = np.round(rng.standard_normal(shape), 3)
+        col = _im2col_ref(x, kh, kw, stride, pad)
+        y = np.round(rng.standard_normal(col.shape), 3)
+        planned.append({"x": x, "kh": kh, "kw": kw, "stride": stride, "pad": pad})
+        expected.append({"col": col, "last": _im2col_ref(x, kh, kw, stride, pad, channels_last=True), "y": y,
+                         "adjoint": float(np.sum(x * _col2im_ref(y, shape, kh, kw, stride, pad)))})
+    return Plan("im2col", reference, {"cases": planned}, {"cases": expected})
+
+
+def judge_im2col(plan: Plan, record: dict) -> Verdict:
+    name = record.get("origin", {}).get("name", "im2col")
+    bad = _delegated(record.get("origin", {}), plan.reference)
+    if bad:
+        return bad
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
+                                                         len(plan.inputs["cases"])))
+    sums = []
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        x, kh, kw, s, p = case["x"], case["kh"], case["kw"], case["stride"], case["pad"]
+        n, c, h, w = x.shape
+        oh, ow = _out_size(h, w, kh, kw, s, p)
+        where = (f"{name}(x of shape {x.shape}, {_geometry(kh, kw, s, p)}) "
+                 f"[case {ci + 1} of {len(plan.inputs['cases'])}]")
+        if got["error"]:
+            return Verdict(False, message=f"{where} raised {got['error']}")
+        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
+        if bad:
+            return bad
+        if got["mutated"]:
+            return Verdict(False, message=f"{where}: your function changed x in place; compute a new array")
+        problem = compare("the column matrix", got["value"], exp["col"], rtol=1e-12, candidates=[
+            (exp["last"], "the columns are ordered (i, j, c), channels last; expected (c, i, j): each row is the "
+                          "patch x_pad[n, :, p·s : p·s + KH, q·s : q·s + KW] flattened as it is, (C, KH, KW)"),
+        ])
+        if problem:
+            g = checks._as_array(got["value"])
+            if g is not None and g.ndim == 2 and g.shape != exp["col"].shape:
+                nopad = _out_size(h, w, kh, kw, s, 0) if p else None
+                nostride = _out_size(h, w, kh, kw, 1, p) if s != 1 else None
+                if nopad and g.shape[0] == n * nopad[0] * nopad[1]:
+                    problem += f"\n  likely cause: the padding pad={p} is ignored (pad x with np.pad first)"
+                elif nostride and g.shape[0] == n * nostride[0] * nostride[1]:
+                    problem += f"\n  likely cause: the stride {s} is ignored (windows start at p·s, q·s)"
+            return Verdict(False, message=(
+                f"{where}:\n- {problem}\n  formula: col[(n, p, q), (c, i, j)] = x_pad[n, c, p·s + i, q·s + j], "
+                f"shape (N·OH·OW, C·KH·KW) = ({n * oh * ow}, {c * kh * kw}), OH = (H + 2·pad − KH) // s + 1 = {oh}"))
+        lhs = float(np.sum(np.asarray(got["value"], dtype="float64") * exp["y"]))
+        if not np.isclose(lhs, exp["adjoint"], rtol=1e-9, atol=1e-9):
+            return Verdict(False, message=f"{where}: ⟨im2col(x), y⟩ = {lhs:.9g} but ⟨x, col2im(y)⟩ = "
+                                          f"{exp['adjoint']:.9g}: the adjoint identity fails")
+        sums.append(lhs)
+    return Verdict(True, summary=(f"{name}: matches dlcore on {len(sums)} geometries (stride, padding), and "
+                                  f"⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ holds (e.g. {sums[0]:.6g})"))
+
+
+def _col2im_assign(col: np.ndarray, x_shape: tuple, kh: int, kw: int, s: int, p: int) -> np.ndarray:
+    """col2im with '=' instead of '+=' (a known mistake): later windows overwrite earlier ones."""
+    n, c, h, w = x_shape
+    oh, ow = _out_size(h, w, kh, kw, s, p)
+    rows = col.reshape(n, oh, ow, c, kh, kw)
+    out = np.zeros((n, c, h + 2 * p, w + 2 * p))
+    for a in range(oh):
+        for b in range(ow):
+            out[:, :, a * s:a * s + kh, b * s:b * s + kw] = rows[:, a, b]
+    return out[:, :, p:p + h, p:p + w]
+
+
+def plan_col2im(reference: str = "dlcore.nn.im2col.col2im", *, cases: Any = (((2, 3, 5, 5), 3, 3, 1, 0),),
+                seed: int = 0) -> Plan:
+    """``col2im(col, x_shape, kh, kw, stride, pad)`` on seeded col for every geometry in ``cases``."""
+    rng = np.random.default_rng(seed)
+    planned, expected = [], []
+    for shape, kh, kw, stride, pad in _geometry_cases(cases):
+        n, c, h, w = shape
+        oh, ow = _out_size(h, w, kh, kw, stride, pad)
+        col = np.round(rng.standard_normal((n * oh * ow, c * kh * kw)), 3)
+        x = np.round(rng.standard_normal(shape), 3)
+        dx = _col2im_ref(col, shape, kh, kw, stride, pad)
+        planned.append({"col": col, "x_shape": list(shape), "kh": kh, "kw": kw, "stride": stride, "pad": pad})
+        padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
+        for i in range(kh):
+            for j in range(kw):
+                padded[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
+                    col.reshape(n, oh, ow, c, kh, kw)[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+        expected.append({"dx": dx, "padded": padded, "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
+                         "last": _col2im_ref(col, shape, kh, kw, stride, pad, channels_last=True), "x": x,
+                         "adjoint": float(np.sum(_im2col_ref(x, kh, kw, stride, pad) * col))})
+    return Plan("col2im", reference, {"cases": planned}, {"cases": expected})
+
+
+def judge_col2im(plan: Plan, record: dict) -> Verdict:
+    name = record.get("origin", {}).get("name", "col2im")
+    bad = _delegated(record.get("origin", {}), plan.reference)
+    if bad:
+        return bad
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
+                                                         len(plan.inputs["cases"])))
+    sums = []
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        kh, kw, s, p = case["kh"], case["kw"], case["stride"], case["pad"]
+        shape = tuple(case["x_shape"])
+        where = (f"{name}(col of shape {case['col'].shape}, x_shape={shape}, {_geometry(kh, kw, s, p)}) "
+                 f"[case {ci + 1} of {len(plan.inputs['cases'])}]")
+        if got["error"]:
+            return Verdict(False, message=f"{where} raised {got['error']}")
+        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
+        if bad:
+            return bad
+        if got["mutated"]:
+            return Verdict(False, message=f"{where}: your function changed col in place; compute a new array")
+        problem = compare("the image gradient", got["value"], exp["dx"], rtol=1e-12, candidates=[
+            (exp["assign"], "overlapping windows overwrite each other: add every patch back with += "
+                            "(an entry that lies in several windows collects all their values)"),
+            (exp["last"], "the columns are read as (i, j, c), channels last; they are (c, i, j): reshape each row "
+                          "to (C, KH, KW)"),
+        ])
+        if problem:
+            g = checks._as_array(got["value"])
+            if g is not None and p and g.shape == exp["padded"].shape:
+                cause = ("the padding is not removed: you returned x_pad of shape "
+                         f"{g.shape}; cut it off, x_pad[:, :, {p}:{p} + H, {p}:{p} + W]")
+                problem += f"\n  likely cause: {cause}"
+            return Verdict(False, message=(
+                f"{where}:\n- {problem}\n  formula: dx_pad[n, c, p·s + i, q·s + j] += col[(n, p, q), (c, i, j)], "
+                "then dx = dx_pad without its padding"))
+        rhs = float(np.sum(exp["x"] * np.asarray(got["value"], dtype="float64")))
+        if not np.isclose(rhs, exp["adjoint"], rtol=1e-9, atol=1e-9):
+            return Verdict(False, message=f"{where}: ⟨x, col2im(y)⟩ = {rhs:.9g} but ⟨im2col(x), y⟩ = "
+                                          f"{exp['adjoint']:.9g}: col2im is not the adjoint (transpose) of im2col")
+        sums.append(rhs)
+    return Verdict(True, summary=(f"{name}: matches dlcore on {len(sums)} geometries, and ⟨x, col2im(y)⟩ = "
+                                  f"⟨im2col(x), y⟩ (dlcore's im2col) holds (e.g. {sums[0]:.6g})"))
+
+
+# --------------------------------------------------------------------------- Conv2D, MaxPool2D, AvgPool2D
+
+
+_LAYER_FORMULAS = {
+    "Conv2D": {"forward": "y[n, o, p, q] = b[o] + Σ_{c,i,j} W[o, c, i, j] · x_pad[n, c, p·s + i, q·s + j] "
+                          "(= col · W_matᵀ + b, no kernel flip)",
+               "dx": "dx = col2im(dY_mat · W_mat) with W_mat = W.reshape(C_out, −1)",
+               "W": "dW = (dY_matᵀ · col).reshape(C_out, C_in, KH, KW), dY_mat = dY as (N·OH·OW, C_out)",
+               "b": "db[o] = Σ_{n,p,q} dY[n, o, p, q]"},
+    "MaxPool2D": {"forward": "y[n, c, p, q] = max_{i,j} x_pad[n, c, p·s + i, q·s + j]",
+                  "dx": "dL/dx = dL/dy at the argmax of each window, 0 at the other entries"},
+    "AvgPool2D": {"forward": "y[n, c, p, q] = (1 / (KH·KW)) Σ_{i,j} x_pad[n, c, p·s + i, q·s + j]",
+                  "dx": "dL/dx[each entry of the window] += dL/dy / (KH·KW)"},
+}
+
+
+def _layer_causes(name: str, plan: checks.LayerPlan, case: dict) -> dict[str, list[tuple[Any, str]]]:
+    """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W", "b") for one case."""
+    from dlcore import nn
+
+    x, dy = case["inputs"][0], case["dy"]
+    out: dict[str, list[tuple[Any, str]]] = {"forward": [], "dx": [], "W": [], "b": []}
+
+    def run(cls: Any, params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+        layer = cls(*plan.args, **plan.kwargs)
+        for k, v in params.items():
+            layer.params[k] = v.copy()
+        y = np.asarray(layer.forward(x.copy()))
+        dx = np.asarray(layer.backward(dy.copy()))
+        return y, dx, {k: np.asarray(v) for k, v in layer.grads.items()}
+
+    if name == "Conv2D":
+        w = plan.params["W"]
+        flipped = dict(plan.params, W=w[:, :, ::-1, ::-1].copy())
+        y_f, dx_f, _ = run(nn.Conv2D, flipped)
+        out["forward"].append((y_f, "forward flips the kernel (a true convolution); a CNN layer computes the "
+                                    "correlation with W as it is: y = col · W_matᵀ + b"))
+        out["dx"].append((dx_f, "dx uses the kernel flipped the wrong way: dL/dx is the full convolution of dY with "
+                                "W, i.e. the padded dY correlated with W rotated by 180°; simplest: "
+                                "dx = col2im(dY_mat · W_mat) with W as it is (no flip at all)"))
+        dw = case["grads"]["W"]
+        co, ci, kh, kw = dw.shape
+        out["W"] += [
+            (dw[:, :, ::-1, ::-1], "dW is rotated by 180° (kernel flipped): dW[o, c, i, j] = Σ dY[n, o, p, q] · "
+                                   "x_pad[n, c, p·s + i, q·s + j], no flip"),
+            (dw.transpose(1, 0, 2, 3), "dW has its channel axes swapped (C_in, C_out, …): dW_mat = dY_matᵀ · col "
+                                       "has shape (C_out, C_in·KH·KW); reshape it to (C_out, C_in, KH, KW) — do not "
+                                       "transpose"),
+            (dw.reshape(co, -1).T.reshape(co, ci, kh, kw), "dW was reshaped from colᵀ · dY_mat (shape "
+                                                           "(C_in·KH·KW, C_out)) without transposing it first"),
+            (dw.transpose(0, 1, 3, 2), "dW has the kernel's row and column axes (KH, KW) swapped"),
+        ]
+    elif name in ("MaxPool2D", "AvgPool2D"):
+        k = plan.args[0] if plan.args else plan.kwargs.get("kernel_size")
+        kh, kw = (k, k) if isinstance(k, int) else tuple(k)
+        y_avg, dx_avg, _ = run(nn.AvgPool2D, {})
+        y_max, dx_max, _ = run(nn.MaxPool2D, {})
+        if name == "MaxPool2D":
+            out["dx"] += [
+                (dx_avg * (kh * kw), "backward routes dL/dy to every cell of the window; only the window's maximum "
+                                     "(its argmax) gets the gradient, the other cells get 0"),
+                (dx_avg, "backward spreads dL/dy evenly over the window (that is average pooling); only the argmax "
+                         "gets it, undivided"),
+            ]
+            out["forward"].append((y_avg, "forward averages the window; max-pooling takes its maximum"))
+        else:
+            out["dx"] += [
+                (dx_avg * (kh * kw), f"backward misses the factor 1/(KH·KW) = 1/{kh * kw}: every cell of the window "
+                                     "gets dL/dy / (KH·KW)"),
+                (dx_max, "backward routes the gradient to the maximum; average pooling spreads it evenly"),
+            ]
+            out["forward"] += [(y_avg * (kh * kw), f"forward sums the window; divide by KH·KW = {kh * kw}"),
+                               (y_max, "forward takes the maximum; average pooling takes the mean")]
+    return out
+
+
+def plan_cnn_layer(reference: str, *, args: Any = (), kwargs: Any = None, shapes: Any = ((2, 1, 5, 5),),
+                   seed: int = 0) -> Plan:
+    """A CNN layer (Conv2D, MaxPool2D, AvgPool2D) against dlcore's and numerical gradients, with CNN causes.
+
+    Same options as ``check_layer``: the layer is built with ``args``/``kwargs`` on seeded float64
+    parameters and run on seeded inputs of every shape in ``shapes``.
+    """
+    lp = checks.plan_layer(reference, args=tuple(args), kwargs=dict(kwargs or {}), shapes=shapes, seed=seed)
+    with checks._quiet(stdout=True):
+        causes = [_layer_causes(lp.name, lp, case) for case in lp.cases]
+    inputs = {"args": list(lp.args), "kwargs": dict(lp.kwargs), "params": {k: v.copy() for k, v in lp.params.items()},
+              "cases": [{"inputs": [a.copy() for a in c["inputs"]], "dy": c["dy"].copy()} for c in lp.cases],
+              "helpers": ["im2col", "col2im"] if lp.name == "Conv2D" else []}
+    expected = {"layer": dataclasses.asdict(lp),
+                "causes": [{k: [[v, why] for v, why in lst] for k, lst in c.items()} for c in causes]}
+    return Plan("cnn_layer", reference, inputs, expected, {"name": lp.name})
+
+
+def judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
+    return _with_helpers(_judge_cnn_layer(plan, record), record)
+
+
+def _judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
+    lp = checks.LayerPlan(**plan.expected["layer"])
+    fields = {f.name for f in dataclasses.fields(checks.LayerRecord)}
+    rec = checks.LayerRecord(**{k: v for k, v in record.items() if k in fields})
+    name = rec.provenance.get("name", lp.name)
+    formulas = _LAYER_FORMULAS.get(lp.name, {})
+    if record.get("warnings"):
+        return Verdict(False, message=(
+            f"{name}: NumPy warned inside your layer ({'; '.join(record['warnings'][:3])}); the exercise forbids "
+            "computations that overflow or divide by zero, so this counts as a failure"))
+    previous = checks._FORMULAS.get(lp.name)
+    checks._FORMULAS[lp.name] = formulas
+    try:
+        verdict = checks.judge_layer(lp, rec)
+    finally:
+        if previous is None:
+            checks._FORMULAS.pop(lp.name, None)
+        else:
+            checks._FORMULAS[lp.name] = previous
+    if verdict.ok or len(rec.cases) != len(lp.cases):
+        return verdict
+    extra = []
+    for case, got, causes in zip(lp.cases, rec.cases, plan.expected["causes"], strict=False):
+        if got.get("forward_error") or got.get("backward_error"):
+            break
+        found = []
+        y = got.get("forward")
+        why = _cause(y, [tuple(c) for c in causes.get("forward", [])]) if y is not None else None
+        if why:
+            found.append(f"forward: {why}")
+        back = got.get("backward") or []
+        if not why and back:
+            why = _cause(back[0], [tuple(c) for c in causes.get("dx", [])])
+            if why:
+                found.append(f"dx: {why}")
+        for key in ("W", "b"):
+            g = got.get("grads", {}).get(key)
+            if g is None or key not in case["grads"]:
+                continue
+            why = _cause(g, [tuple(c) for c in causes.get(key, [])])
+            if why:
+                found.append(f"d{key}: {why}")
+            elif key == "b" and np.shape(g) != case["grads"]["b"].shape and np.ndim(g) > 1:
+                found.append("db: sum dY over the batch and both spatial axes, np.sum(dy, axis=(0, 2, 3)), to get "
+                             f"shape {case['grads']['b'].shape}")
+        if found:
+            extra = found
+            break
+        if not checks.judge_layer(dataclasses.replace(lp, cases=[case]), dataclasses.replace(rec, cases=[got])).ok:
+            break
+    if extra:
+        # the specific causes replace the generic guesses ("12 of 96 entries differ", "off by a constant factor")
+        kept = [line for line in verdict.message.split("\n")
+                if not re.match(r"\s*likely cause: (\d+ of \d+ entries differ|off by a constant factor)", line)]
+        return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in extra),
+                       worst=verdict.worst)
+    return verdict
+
+
+def _with_helpers(verdict: Verdict, record: dict) -> Verdict:
+    """Say which earlier exercises were replaced by the grader's own while the layer was checked."""
+    used = record.get("substituted") or []
+    if not used:
+        return verdict
+    note = f" (run with the grader's {' and '.join(used)}, so that only this exercise counts here)"
+    if verdict.ok:
+        return Verdict(True, summary=verdict.summary + note, worst=verdict.worst)
+    return Verdict(False, message=verdict.message + "\n" + note.strip(" ()"), worst=verdict.worst)
+
+
+# --------------------------------------------------------------------------- translation invariance
+
+
+def _shift_right(x: np.ndarray, s: int) -> np.ndarray:
+    out = np.zeros_like(x)
+    out[..., s:] = x[..., :-s]
+    return out
+
+
+def _invariance(x: np.ndarray, k: int, s: int, shifter: Any = _shift_right, pooled: bool = True,
+                zeros: bool = False, count: bool = False) -> float:
+    """The fraction of responses unchanged by the shift, over those non-zero before or after it (the reference
+    when the options are left alone; the options give the results of known mistakes)."""
+    from dlcore.nn import MaxPool2D
+
+    a, b = x, shifter(x, s)
+    if pooled:
+        a, b = np.asarray(MaxPool2D(k).forward(a)), np.asarray(MaxPool2D(k).forward(b))
+    same = a == b
+    if not zeros:
+        same = same[(a != 0) | (b != 0)]
+    return float(np.sum(same)) if count else float(np.mean(same))
+
+
+_INVARIANCE_FORMULA = ("a = pool(x), b = pool(x shifted right by `shift` pixels, zeros entering on the left); "
+                       "return mean(a == b) over the positions where a != 0 or b != 0")
+
+
+def plan_translation_invariance(reference: str = "translation_invariance", *, shapes: Any = ((4, 2, 8, 8),),
+                                shifts: Any = (1,), pool: int = 2, seed: int = 0) -> Plan:
+    """``f(x, pool, shift)``: of the pooled responses that are non-zero before or after x moves ``shift`` pixels
+    to the right, the fraction that stay exactly the same.
+
+    x: seeded sparse non-negative feature maps (as after a ReLU) of every shape; ``pool`` in the kernel is
+    the grader's max-pooling with a ``pool``×``pool`` window.
+    """
+    rng = np.random.default_rng(seed)
+    planned, expected = [], []
+    for shape in shapes:
+        shape = tuple(int(v) for v in shape)
+        x = np.round(rng.random(shape) * (rng.random(shape) < 0.3), 4)
+        for s in shifts:
+            s = int(s)
+            planned.append({"x": x, "shift": s, "pool": int(pool)})
+            expected.append({
+                "value": _invariance(x, pool, s),
+                "causes": [
+                    [_invariance(x, pool, s, lambda a, t: np.roll(a, t, axis=-1)),
+                     "np.roll wraps the last columns around to the left edge; shift with zeros coming in instead"],
+                    [_invariance(x, pool, s, lambda a, t: _shift_right(a[..., ::-1], t)[..., ::-1]),
+                     "the maps were shifted to the LEFT; shift them to the right (x_shift[..., s:] = x[..., :-s])"],
+                    [_invariance(x, pool, s, lambda a, t: np.swapaxes(_shift_right(np.swapaxes(a, -1, -2), t),
+                                                                      -1, -2)),
+                     "the maps were shifted down (the height axis); shift along the width, the last axis"],
+                    [_invariance(x, pool, s, pooled=False),
+                     "this is measured on the INPUT pixels; compare pool(x) with pool(shifted x)"],
+                    [_invariance(x, pool, s, zeros=True),
+                     "the zeros that stay zero were counted too; count only the positions where a != 0 or b != 0"],
+                    [_invariance(x, pool, s, count=True),
+                     "you returned a count; return the fraction (the mean of the boolean array)"],
+                ]})
+    return Plan("translation_invariance", reference, {"cases": planned}, {"cases": expected})
+
+
+def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
+    name = record.get("origin", {}).get("name", "your function")
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
+                                                         len(plan.inputs["cases"])))
+    values = []
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        where = (f"{name}(x of shape {case['x'].shape}, pool=max-pooling {case['pool']}×{case['pool']}, "
+                 f"shift={case['shift']}) [case {ci + 1} of {len(plan.inputs['cases'])}]")
+        if got["error"]:
+            return Verdict(False, message=f"{where} raised {got['error']}")
+        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
+        if bad:
+            return bad
+        if got["mutated"]:
+            return Verdict(False, message=f"{where}: your function changed x in place; shift a copy")
+        v = got["value"]
+        if isinstance(v, list) or (isinstance(v, np.ndarray) and v.size != 1) or not isinstance(
+                v, (int, float, np.ndarray)) or isinstance(v, bool):
+            return Verdict(False, message=f"{where}: expected one number (a fraction in [0, 1]), got {v!r:.80}")
+        v = float(np.asarray(v))
+        if not np.isclose(v, exp["value"], rtol=0, atol=1e-12):
+            why = next((w for value, w in exp["causes"] if np.isclose(v, value, rtol=0, atol=1e-12)), None)
+            return Verdict(False, message=(
+                f"{where}: expected the fraction {exp['value']:.6f} of non-zero pooled responses unchanged, got {v:.6f}"
+                + (f"\n  likely cause: {why}" if why else "")
+                + f"\n  formula: {_INVARIANCE_FORMULA}"))
+        values.append(v)
+    return Verdict(True, summary=(f"{name}: matches on {len(values)} case(s); e.g. {values[0]:.1%} of the non-zero "
+                                  "max-pooled responses survive the shift"))
+
+
+# --------------------------------------------------------------------------- networks (LeNet, residual block)
+
+
+def _describe_config(c: list) -> str:
+    kind = c[0]
+    if kind == "Conv2D":
+        return f"Conv2D({c[1]}, {c[2]}, kernel_size={c[3]}, stride={c[4]}, padding={c[5]})"
+    if kind == "MaxPool2D":
+        return f"MaxPool2D(kernel_size={c[1]}, stride={c[2]}, padding={c[3]})"
+    if kind == "Affine":
+        return f"Affine({c[1]}, {c[2]})"
+    return f"{kind}()"
+
+
+def _dl_layer(c: list) -> Any:
+    from dlcore import nn
+
+    kind = c[0]
+    if kind == "Conv2D":
+        return nn.Conv2D(c[1], c[2], c[3], c[4], c[5], dtype="float64")
+    if kind == "MaxPool2D":
+        return nn.MaxPool2D(c[1], c[2], c[3])
+    if kind == "Affine":
+        return nn.Affine(c[1], c[2], dtype="float64")
+    return {"ReLU": nn.ReLU, "Flatten": nn.Flatten}[kind]()
+
+
+def lenet_configs(c1: int = 16, c2: int = 32, n_classes: int = 10, size: int = 8) -> list:
+    """The chapter's LeNet: conv3×3 (pad 1) → ReLU → max-pool 2 → conv3×3 (pad 1) → ReLU → max-pool 2
+    → flatten → affine."""
+    return [["Conv2D", 1, c1, 3, 1, 1], ["ReLU"], ["MaxPool2D", 2, 2, 0], ["Conv2D", c1, c2, 3, 1, 1], ["ReLU"],
+            ["MaxPool2D", 2, 2, 0], ["Flatten"], ["Affine", c2 * (size // 4) ** 2, n_classes]]
+
+
+def _seeded_params(configs: list, rng: np.random.Generator, scale: float = 0.5) -> list:
+    params = []
+    for c in configs:
+        layer = _dl_layer(c)
+        params.append({k: (rng.standard_normal(np.shape(v)) * scale) for k, v in layer.params.items()})
+    return params
+
+
+def _dl_net(configs: list, params: list) -> list:
+    layers = [_dl_layer(c) for c in configs]
+    for layer, p in zip(layers, params, strict=True):
+        for k, v in p.items():
+            layer.params[k] = v.copy()
+    return layers
+
+
+def _net_plan(kind: str, reference: str, configs: list, params: list, shapes: Any, seed: int, rng: Any,
+              run: Any, extra_inputs: dict) -> Plan:
+    planned, expected = [], []
+    for shape in shapes:
+        x = rng.standard_normal(tuple(int(v) for v in shape))
+        y, dx, grads, causes, numeric = run(x, None)
+        dy = rng.standard_normal(y.shape)
+        y, dx, grads, causes, numeric = run(x, dy)
+        planned.append({"x": x, "dy": dy})
+        expected.append({"y": y, "dx": dx, "grads": grads, "causes": causes, "numeric": numeric})
+    inputs = {"configs": configs, "params": params, "cases": planned, **extra_inputs}
+    return Plan(kind, reference, inputs, {"cases": expected}, {"seed": seed})
+
+
+def plan_cnn_network(reference: str = "LeNet", *, kwargs: Any = None, shapes: Any = ((3, 1, 8, 8),),
+                     seed: int = 0) -> Plan:
+    """The student's LeNet class built with ``layers=`` the grader's layers; compared with dlcore's layers.
+
+    ``kwargs`` (c1, c2, n_classes) go to the constructor; the plan loads seeded parameters into every
+    layer and compares the scores, dL/dx and every layer's gradients.
+    """
+    kwargs = dict(kwargs or {})
+    rng = np.random.default_rng(seed)
+    configs = lenet_configs(kwargs.get("c1", 16), kwargs.get("c2", 32), kwargs.get("n_classes", 10))
+    params = _seeded_params(configs, rng)
+
+    def run(x: np.ndarray, dy: Any) -> tuple:
+        with checks._quiet(stdout=True):
+            layers = _dl_net(configs, params)
+            h = x.copy()
+            for layer in layers:
+                h = np.asarray(layer.forward(h))
+            if dy is None:
+                return h, None, None, None, None
+            d = dy.copy()
+            for layer in reversed(layers):
+                d = np.asarray(layer.backward(d))
+            grads = [{k: np.asarray(v) for k, v in layer.grads.items()} for layer in layers]
+            # a known mistake: backward skipping the ReLU layers (their mask)
+            return h, d, grads, {}, None
+
+    return _net_plan("cnn_network", reference, configs, params, shapes, seed, rng, run,
+                     {"kwargs": {**kwargs, "rng": 0}})
+
+
+def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
+    name = record.get("origin", {}).get("name", what)
+    bad = _delegated(record.get("origin", {}), plan.reference)
+    if bad:
+        return bad
+    if record.get("build_error"):
+        return Verdict(False, message=f"{name}: building it with the grader's layers (layers=...) failed with "
+                                      f"{record['build_error']}")
+    if record.get("layers_error"):
+        return Verdict(False, message=f"{name}: {record['layers_error']}")
+    want, got = plan.inputs["configs"], record.get("configs", [])
+    if got != want:
+        lines = []
+        for i in range(max(len(want), len(got))):
+            w = _describe_config(want[i]) if i < len(want) else "(nothing)"
+            g = _describe_config(got[i]) if i < len(got) else "(nothing)"
+            lines.append(f"  {'  ' if w == g else '✗ '}layer {i}: expected {w}, got {g}")
+        return Verdict(False, message=f"{name}: the layers are not the ones asked for:\n" + "\n".join(lines))
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
+                                                         len(plan.inputs["cases"])))
+    worst = 0.0
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        where = f"{name} on x of shape {case['x'].shape} (seed {plan.info.get('seed')}, case {ci + 1})"
+        if got["warnings"]:
+            return Verdict(False, message=f"{where}: NumPy warned inside your code ({'; '.join(got['warnings'][:3])})")
+        if got["forward_error"]:
+            return Verdict(False, message=f"{where}: forward raised {got['forward_error']}")
+        causes = exp.get("causes") or {}
+        problem = compare("the output of forward", got["forward"], exp["y"], rtol=1e-8,
+                          candidates=[tuple(c) for c in causes.get("forward", [])])
+        if problem:
+            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['forward']}")
+        if got["backward_error"]:
+            return Verdict(False, message=f"{where}: backward raised {got['backward_error']}")
+        problem = compare("dL/dx returned by backward", got["backward"], exp["dx"], rtol=1e-8,
+                          candidates=[tuple(c) for c in causes.get("dx", [])])
+        if problem:
+            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
+        for li, (g, e) in enumerate(zip(got["grads"], exp["grads"], strict=True)):
+            for key, ev in e.items():
+                problem = compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8)
+                if problem:
+                    return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
+                worst = max(worst, checks._rel_error(np.asarray(g[key], dtype="float64"), ev)[0])
+        for label, (key_layer, key, numeric) in (exp.get("numeric") or {}).items():
+            g = got["grads"][key_layer][key] if key_layer >= 0 else got["backward"]
+            err, idx = checks._rel_error(np.asarray(g, dtype="float64"), numeric)
+            if err > 1e-6:
+                return Verdict(False, message=f"{where}: {label} disagrees with the numerical gradient (relative "
+                                              f"error {err:.1e} at {idx})")
+            worst = max(worst, err)
+    return Verdict(True, summary=(f"{name}: architecture, forward, dL/dx and every layer's gradients match dlcore's "
+                                  f"layers on {len(plan.inputs['cases'])} input(s) (worst rel. error {worst:.1e})"
+                                  + (" and the numerical gradient" if plan.expected['cases'][0].get("numeric")
+                                     else "")), worst=worst)
+
+
+def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
+    return _judge_net(plan, record, "LeNet", {
+        "forward": "forward calls every layer's forward in order, each on the previous output",
+        "backward": "backward calls the layers' backward in REVERSE order, each on the gradient the later layer "
+                    "returned, and returns dL/dx of the first layer",
+        "layer": lambda i: f"layers[{i}]"})
+
+
+def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), shapes: Any = ((2, 3, 5, 5),),
+                        seed: int = 0) -> Plan:
+    """y = ReLU(conv2(ReLU(conv1(x))) + x), built with the grader's layers; against dlcore's ResidualBlock
+    (batch_norm=False) and the numerical gradient of its forward."""
+    from dlcore import nn
+
+    c = int(args[0])
+    rng = np.random.default_rng(seed)
+    configs = [["Conv2D", c, c, 3, 1, 1], ["Conv2D", c, c, 3, 1, 1]]
+    params = _seeded_params(configs, rng, scale=0.3)
+
+    def block() -> Any:
+        b = nn.ResidualBlock(c, batch_norm=False, dtype="float64")
+        for name, p in zip(("conv1", "conv2"), params, strict=True):
+            for k, v in p.items():
+                b.params[f"{name}.{k}"] = v.copy()
+        return b
+
+    def run(x: np.ndarray, dy: Any) -> tuple:
+        with checks._quiet(stdout=True):
+            b = block()
+            y = np.asarray(b.forward(x.copy()))
+            if dy is None:
+                return y, None, None, None, None
+            dx = np.asarray(b.backward(dy.copy()))
+            grads = [{k: np.asarray(b.grads[f"{n}.{k}"]) for k in ("W", "b")} for n in ("conv1", "conv2")]
+            # known mistakes, from the reference's own pieces
+            conv1, conv2 = _dl_net(configs, params)
+            h = np.asarray(conv1.forward(x.copy()))
+            f = np.asarray(conv2.forward(np.maximum(h, 0)))
+            z = f + x
+            dz = np.where(z > 0, dy, 0.0)
+            dx_branch = np.asarray(conv1.backward(np.where(h > 0, np.asarray(conv2.backward(dz)), 0.0)))
+            causes = {"forward": [[z, "the final ReLU is missing: y = ReLU(F(x) + x)"],
+                                  [np.maximum(f, 0) + x, "the shortcut is added after the last ReLU; add x before "
+                                                         "it: y = ReLU(F(x) + x)"],
+                                  [np.maximum(f, 0), "the shortcut x is missing: y = ReLU(F(x) + x)"]],
+                      "dx": [[dx_branch, "the shortcut's gradient is missing: the identity passes dz on unchanged, "
+                                         "dL/dx = (branch's backward of dz) + dz"],
+                             [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
+                                              "(the gradient after the final ReLU)"]]}
+
+            def loss_x() -> float:
+                return float(np.sum(np.asarray(block_num.forward(x_num)) * dy))
+
+            block_num, x_num = block(), x.copy()
+            numeric = {"dL/dx": [-1, "", numerical_gradient(loss_x, x_num)]}
+            w_num = block_num.conv1.params["W"]
+            numeric["dL/dW of conv1"] = [0, "W", numerical_gradient(loss_x, w_num)]
+            return y, dx, grads, causes, numeric
+
+    return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run, {"args": [c]})
+
+
+def judge_residual_block(plan: Plan, record: dict) -> Verdict:
+    return _judge_net(plan, record, "ResidualBlock", {
+        "forward": "y = ReLU(conv2(ReLU(conv1(x))) + x)",
+        "backward": "dz = dy · [F(x) + x > 0]; the branch: conv1.backward(relu1.backward(conv2.backward(dz))); "
+                    "return that + dz (the identity shortcut)",
+        "layer": lambda i: ("conv1", "conv2")[i]})
+
+
+# --------------------------------------------------------------------------- the closing experiment
+
+
+def plan_cnn_training(reference: str = "train", *, data_seed: int = 1, epochs: int = 15, seed: int = 0,
+                      minimum: float = 0.98, c1: int = 16, c2: int = 32) -> Plan:
+    """The student's ``train(net, x, t, epochs=, seed=, progress=False)`` on the grader's LeNet and digits.
+
+    The plan draws the digits split ``data_seed`` (8×8 images, float64) and He-initialised parameters; the
+    kernel gets x_train, t_train and x_test (not t_test) and returns the predicted test labels.
+    """
+    from dlcore.data import load_digits
+
+    d = load_digits(seed=data_seed, flatten=False, dtype="float64")
+    configs = lenet_configs(c1, c2)
+    rng = np.random.default_rng(seed + 1000)
+    params = []
+    for c in configs:
+        layer = _dl_layer(c)
+        p = {}
+        for k, v in layer.params.items():
+            fan_in = int(np.prod(np.shape(v)[1:])) if c[0] == "Conv2D" else int(np.shape(v)[0])
+            p[k] = (rng.normal(0.0, np.sqrt(2.0 / fan_in), np.shape(v)) if k == "W" else np.zeros(np.shape(v)))
+        params.append(p)
+    inputs = {"configs": configs, "params": params, "x_train": np.asarray(d.x_train),
+              "t_train": np.asarray(d.t_train), "x_test": np.asarray(d.x_test),
+              "kwargs": {"epochs": int(epochs), "seed": int(seed), "progress": False}}
+    return Plan("cnn_training", reference, inputs, {"t_test": np.asarray(d.t_test), "minimum": float(minimum)},
+                {"data_seed": data_seed})
+
+
+def judge_cnn_training(plan: Plan, record: dict) -> Verdict:
+    name = record.get("origin", {}).get("name", "train")
+    epochs = plan.inputs["kwargs"]["epochs"]
+    where = (f"{name}(net, x_train, t_train, epochs={epochs}) on the grader's LeNet and the digits split "
+             f"seed={plan.info.get('data_seed')} ({len(plan.inputs['t_train'])} training images)")
+    if record.get("error"):
+        return Verdict(False, message=f"{where} raised {record['error']}")
+    if record.get("warnings"):
+        return Verdict(False, message=f"{where}: NumPy warned during training ({'; '.join(record['warnings'][:3])}); "
+                                      "the loss must stay finite (check the learning rate)")
+    hist = record.get("history")
+    if not isinstance(hist, list) or len(hist) != epochs or not all(isinstance(v, (int, float)) for v in hist):
+        return Verdict(False, message=f"{where}: expected a list of {epochs} numbers (the mean training loss of each "
+                                      f"epoch), got {str(hist)[:120]}")
+    if not np.all(np.isfinite(hist)) or not hist[-1] < 0.5 * hist[0]:
+        return Verdict(False, message=f"{where}: the training loss went from {hist[0]:.4g} to {hist[-1]:.4g}; "
+                                      "expected it at least to halve (does every batch update the parameters "
+                                      "in place?)")
+    pred, t = record.get("predicted"), plan.expected["t_test"]
+    if not isinstance(pred, np.ndarray) or pred.shape != t.shape:
+        return Verdict(False, message=f"{where}: the trained network's scores on the test images could not be read")
+    acc = float(np.mean(pred == t))
+    if acc < plan.expected["minimum"]:
+        return Verdict(False, message=(
+            f"{where}: test accuracy {acc:.2%} is below the required {plan.expected['minimum']:.0%} (the final "
+            f"training loss was {hist[-1]:.4g}). Check that every epoch visits the samples in a new random order, "
+            "that backward starts from the loss's gradient, and that every parameter is updated"))
+    return Verdict(True, summary=(f"{name}: the grader's LeNet trained by your loop reaches {acc:.2%} test accuracy "
+                                  f"(≥ {plan.expected['minimum']:.0%}); loss {hist[0]:.3f} → {hist[-1]:.4f}"))

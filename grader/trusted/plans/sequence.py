@@ -1,0 +1,947 @@
+"""Trusted side of the chapter-6 kinds: recurrent steps, BPTT, clipping, embeddings, sequence losses, attention.
+
+Each ``plan_<kind>`` draws seeded float64 inputs and parameters, runs dlcore's reference on them and
+keeps, next to the expected values, the values that known mistakes produce (computed here from the
+reference's own pieces) so that the judge can name the cause. Later exercises are planned with
+dlcore's reference for the earlier parts (or with test doubles), so one mistake costs its own points.
+
+Kinds: rnn_step, bptt, bidirectional, clip, embedding, time_loss, attention, sdpa, mha, encoder_layer,
+next_symbol, seq2seq, sequence_training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from grader.checks import Verdict, compare, resolve_reference
+from grader.kernel.records.sequence import LeakyIntegrator
+from grader.kinds import Plan
+
+__all__ = [f"{step}_{kind}" for kind in ("rnn_step", "bptt", "bidirectional", "clip", "embedding", "time_loss",
+                                         "attention", "sdpa", "mha", "encoder_layer", "next_symbol", "seq2seq",
+                                         "sequence_training") for step in ("plan", "judge")]
+
+_FORMULAS = {
+    "RNNCell": {"h_next": "h_next = tanh(x Wx + h_prev Wh + b)", "dx": "dx = da Wxᵀ with da = dh_next ⊙ (1 − h_next²)",
+                "dh_prev": "dh_prev = da Whᵀ", "Wx": "dWx = xᵀ da", "Wh": "dWh = h_prevᵀ da", "b": "db = Σₙ da"},
+    "LSTMCell": {"h_next": "A = x Wx + h_prev Wh + b; f, g, i, o = σ, tanh, σ, σ of the four column blocks; "
+                           "c_next = f ⊙ c_prev + g ⊙ i; h_next = o ⊙ tanh(c_next)",
+                 "dc_prev": "dc_prev = (dc_next + dh_next ⊙ o ⊙ (1 − tanh²c_next)) ⊙ f",
+                 "Wx": "dWx = xᵀ dA with dA = [df ⊙ f(1−f), dg ⊙ (1−g²), di ⊙ i(1−i), do ⊙ o(1−o)]"},
+    "RNN": {"Wx": "dWx = Σ_t x_tᵀ da_t (a sum over every time step)", "Wh": "dWh = Σ_t h_{t−1}ᵀ da_t",
+            "dxs": "da_t = (dhs_t + dh_t) ⊙ (1 − h_t²), dh_{t−1} = da_t Whᵀ, dxs_t = da_t Wxᵀ"},
+    "LSTM": {"Wx": "dWx = Σ_t x_tᵀ dA_t (a sum over every time step)",
+             "dxs": "dh and dc flow back from step t to step t−1 (dc_{t−1} = dc_t ⊙ f_t)"},
+    "Embedding": {"W": "dW[v] = Σ over the positions p with ids[p] = v of dy[p] (np.add.at)"},
+    "TimeSoftmaxCrossEntropy": {
+        "loss": "L = −(1/|V|) Σ_{(n,t) ∈ V} log p_{n,t}[t_{n,t}], V = the non-padding positions",
+        "dscores": "dL/ds = (p − onehot(t)) / |V| on V, 0 at padding"},
+    "AdditiveAttention": {
+        "context": "s_t = vᵀ tanh(h_t W_enc + q W_dec), a = softmax(s) over t, context = Σ_t a_t h_t"},
+    "MultiHeadAttention": {"y": "per head: softmax(Q_h K_hᵀ / √d_k) V_h, heads concatenated, then · Wo + bo"},
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(int(seed))
+
+
+def _away(z: np.ndarray) -> np.ndarray:
+    return np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)
+
+
+def _ref(reference: str, args: Any = (), kwargs: dict | None = None, params: dict | None = None) -> Any:
+    cls = resolve_reference(reference)
+    layer = cls(*args, **(kwargs or {}))
+    for k, v in (params or {}).items():
+        layer.params[k] = np.array(v, dtype="float64")
+    return layer
+
+
+def _random_params(reference: str, args: Any, kwargs: dict | None, rng: np.random.Generator,
+                   scale: float = 0.5) -> dict:
+    layer = _ref(reference, args, kwargs)
+    return {k: rng.standard_normal(np.shape(v)) * scale for k, v in layer.params.items()}
+
+
+def _tup(v: Any) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+
+def _arr(v: Any) -> Any:
+    return None if v is None else np.asarray(v, dtype="float64") if np.asarray(v).dtype.kind == "f" else np.asarray(v)
+
+
+def _shape_text(arrays: list) -> str:
+    return ", ".join(str(tuple(np.shape(a))) for a in arrays if isinstance(a, np.ndarray))
+
+
+def _ctor(name: str, args: list, kwargs: dict) -> str:
+    return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
+
+
+def _problem(what: str, got: Any, expected: Any, cands: list, formula: str | None, rtol: float,
+             expect_dtype: str | None = "float64") -> str | None:
+    g, e = np.asarray(got) if isinstance(got, np.ndarray) else None, np.asarray(expected)
+    if g is not None and g.shape == e.shape and e.dtype.kind == "f" and g.dtype.kind == "f" and e.size \
+            and np.max(np.abs(e)) <= 1e-12 and np.max(np.abs(g)) <= 1e-10:
+        return None      # both zero up to round-off (e.g. the key bias, which softmax ignores)
+    p = compare(what, got, expected, rtol=rtol, candidates=cands, expect_dtype=expect_dtype)
+    if p and formula:
+        p += f"\n  formula: {formula}"
+    return p
+
+
+def _named(kind: str, names: list[str], got: Any, expected: Any, cands: dict, formulas: dict, rtol: float) -> list:
+    """Compare an output (or a tuple of outputs) entry by entry, each with its own likely causes."""
+    if len(names) == 1:
+        p = _problem(f"{kind} {names[0]}", got, expected, cands.get(names[0], []), formulas.get(names[0]), rtol)
+        return [p] if p else []
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        what = f"a tuple ({', '.join(names)})"
+        if isinstance(got, (tuple, list)):
+            gave = f"a tuple of {len(got)} values"
+        elif got is None:
+            gave = "None — did you forget a `return`?"
+        else:
+            gave = f"{type(got).__name__} {getattr(got, 'shape', '')}"
+        return [f"{kind} should return {what}, got {gave}"]
+    out = []
+    for n, g, e in zip(names, got, expected, strict=True):
+        if e is None:
+            continue
+        p = _problem(f"{kind} {n}", g, e, cands.get(n, []), formulas.get(n), rtol)
+        if p:
+            out.append(p)
+    return out
+
+
+def _warned(part: str, outcome: dict) -> str | None:
+    if outcome.get("error"):
+        return f"{part} raised {outcome['error']}"
+    if outcome.get("warnings"):
+        return (f"{part} raised a warning: {'; '.join(outcome['warnings'])} — the exercise asks for a computation "
+                "that does not overflow or divide by zero")
+    return None
+
+
+def _layer_plan(kind: str, reference: str, *, args: Any, kwargs: dict | None, params: dict, cases: list,
+                expected: list, info: dict, doubles: list | None = None) -> Plan:
+    inputs = {"args": list(args), "kwargs": dict(kwargs or {}), "params": params, "cases": cases}
+    if doubles:
+        inputs["doubles"] = doubles
+    return Plan(kind, reference, inputs, {"cases": expected}, info)
+
+
+def _judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7) -> Verdict:
+    info = plan.info
+    ref, name = info["ref_name"], str(rec.get("name") or info["ref_name"])
+    formulas = _FORMULAS.get(ref, {})
+    ctor = _ctor(name, plan.inputs["args"] if not plan.inputs.get("doubles") else
+                 [f"<layer {i + 1}>" for i in range(len(plan.inputs["doubles"]))] + plan.inputs["args"],
+                 plan.inputs["kwargs"])
+    if rec.get("build_error"):
+        return Verdict(False, message=f"{name}: creating the layer as {ctor} failed with {rec['build_error']}")
+    if rec.get("param_error"):
+        return Verdict(False, message=(f"{name} {rec['param_error']}; the reference has params "
+                                       f"{sorted(plan.inputs['params'])}"))
+    want = plan.inputs["params"]
+    if want and rec.get("param_shapes") is not None:
+        got_shapes = rec["param_shapes"]
+        if sorted(got_shapes) != sorted(want):
+            return Verdict(False, message=(f"{name}.params has the keys {sorted(got_shapes)}, expected {sorted(want)}: "
+                                           "use exactly these names"))
+        for k, v in want.items():
+            if tuple(got_shapes[k]) != np.shape(v):
+                hint = " (transposed?)" if tuple(got_shapes[k]) == np.shape(v)[::-1] else ""
+                return Verdict(False, message=f"{name}: params[{k!r}] created by {ctor} has shape "
+                                              f"{tuple(got_shapes[k])}, expected {np.shape(v)}{hint}")
+    if len(rec.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=(f"{name}: the results of {len(rec.get('cases', []))} of "
+                                       f"{len(plan.inputs['cases'])} test cases were recorded, so the exercise "
+                                       "cannot be checked"))
+    worst = 0.0
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"], strict=True)):
+        extra = "".join(f", {k}={v!r}" for k, v in case.get("fkw", {}).items() if not isinstance(v, np.ndarray))
+        if isinstance(case.get("fkw", {}).get("mask"), np.ndarray):
+            extra += ", mask (padding at the end of some sequences)"
+        context = f"(checked on inputs of shape {_shape_text(case['forward'])}{extra}, seed {info.get('seed', 0)})"
+        cands = exp.get("cand", {})
+        problems: list[str] = []
+        why = _warned("forward", got["forward"])
+        if why:
+            problems.append(why)
+        else:
+            problems += _named("forward's", info["out_names"], got["forward"]["value"], exp["out"], cands, formulas,
+                               rtol)
+            for attr, e in exp.get("attrs", {}).items():
+                p = _problem(f"the attribute self.{attr} after forward", got["attrs"].get(attr), e,
+                             cands.get(attr, []), formulas.get(attr), rtol)
+                if p:
+                    problems.append(p)
+            for i in got.get("mutated", []):
+                problems.append(f"forward modified its input #{i + 1} in place; work on a copy")
+        if not problems and case.get("backward") is not None:
+            if got["backward"] is None:
+                problems.append("backward was not run")
+            else:
+                why = _warned("backward", got["backward"])
+                if why:
+                    problems.append(why)
+                else:
+                    if info["dx_names"]:
+                        problems += _named("backward's", info["dx_names"], got["backward"]["value"], exp["dx"],
+                                           cands, formulas, rtol)
+                    for k, e in exp.get("grads", {}).items():
+                        if k not in got["grads"]:
+                            problems.append(f"backward did not set grads[{k!r}] (store dL/d{k} there)")
+                            continue
+                        p = _problem(f"the gradient d{k} stored in grads[{k!r}]", got["grads"][k], e, cands.get(k, []),
+                                     formulas.get(k), rtol)
+                        if p:
+                            problems.append(p)
+                    for label, g, e in zip(info.get("double_names", []), got.get("double_grads", []),
+                                           exp.get("double_grads", []), strict=False):
+                        p = _problem(label, g, e, cands.get(label, []), None, rtol)
+                        if p:
+                            problems.append(p)
+        if problems:
+            head = f"{name} does not match dlcore's {ref} {context} [case {ci + 1} of {len(rec['cases'])}]:"
+            body = "\n".join("- " + p.replace("\n", "\n  ") for p in problems[:4])
+            return Verdict(False, message=f"{head}\n{body}")
+        for k, e in exp.get("grads", {}).items():
+            g = got["grads"].get(k)
+            if isinstance(g, np.ndarray) and g.shape == np.shape(e):
+                worst = max(worst, float(np.max(np.abs(g - e)) / (np.max(np.abs(e)) + 1e-300)))
+    parts = ["forward"] + (["backward"] if plan.inputs["cases"] and plan.inputs["cases"][0].get("backward") is not None
+                           else [])
+    return Verdict(True, summary=(f"{name}: {' and '.join(parts)} match dlcore's {ref} on "
+                                  f"{len(rec['cases'])} case(s) (worst rel. error of a gradient {worst:.1e})"),
+                   worst=worst)
+
+
+# --------------------------------------------------------------------------- one recurrent step
+
+_LSTM_GATES = "fgio"
+
+
+def _lstm_permuted(params: dict, order: str, hdim: int) -> dict:
+    """Parameters under which dlcore's LSTM (order f, g, i, o) computes what a student reading ``order`` computes."""
+    out = {}
+    for k, v in params.items():
+        blocks = [v[..., j * hdim:(j + 1) * hdim] for j in range(4)]
+        out[k] = np.concatenate([blocks[order.index(g)] for g in _LSTM_GATES], axis=-1)
+    return out
+
+
+def _order_text(order: str) -> str:
+    known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}
+    return (f"the four column blocks of A are used as the gates {', '.join(order)}{known.get(order, '')}; this course "
+            "(and dlcore) uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
+
+
+def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, run: Any) -> dict:
+    """For every other gate order: what the reference gives with the columns read in that order."""
+    cands: dict[str, list] = {}
+    for perm in itertools.permutations(_LSTM_GATES):
+        order = "".join(perm)
+        if order == _LSTM_GATES:
+            continue
+        outs = run(_ref(reference, args, {}, _lstm_permuted(params, order, hdim)))
+        for n, v in outs.items():
+            cands.setdefault(n, []).append((v, _order_text(order)))
+    return cands
+
+
+def plan_rnn_step(reference: str, *, args: Any, batches: Any = (3,), seed: int = 0) -> Plan:
+    """One step of RNNCell (forward(x, h_prev) -> h_next; backward(dh_next) -> (dx, dh_prev)) or LSTMCell
+    (forward(x, h_prev, c_prev) -> (h_next, c_next); backward(dh_next, dc_next) -> (dx, dh_prev, dc_prev))."""
+    rng = _rng(seed)
+    d, h = int(args[0]), int(args[1])
+    lstm = reference == "LSTMCell"
+    params = _random_params(reference, args, {}, rng)
+    cases, expected = [], []
+    for n in batches:
+        ins = [_away(rng.standard_normal((n, d))), rng.standard_normal((n, h)) * 0.8]
+        if lstm:
+            ins.append(rng.standard_normal((n, h)))
+        dys = [rng.standard_normal((n, h)) for _ in range(2 if lstm else 1)]
+        layer = _ref(reference, args, {}, params)
+        out = layer.forward(*[a.copy() for a in ins])
+        back = layer.backward(*[g.copy() for g in dys])
+        grads = {k: np.asarray(v) for k, v in layer.grads.items()}
+        cand: dict[str, list] = {}
+        p = params
+        if lstm:
+            f = layer.cache[3][0]
+
+            def run(ref: Any, _ins: list = ins) -> dict:
+                hn, cn = ref.forward(*[a.copy() for a in _ins])
+                return {"h_next": hn, "c_next": cn}
+
+            cand = _lstm_order_candidates(reference, args, params, h, run)
+            a = ins[0] @ p["Wx"] + ins[1] @ p["Wh"] + p["b"]
+            sig = 1 / (1 + np.exp(-a))
+            c_nof = ins[2] + np.tanh(a[:, h:2 * h]) * sig[:, 2 * h:3 * h]
+            cand.setdefault("c_next", []).append((c_nof, "the forget gate is missing: c_next = f ⊙ c_prev + g ⊙ i"))
+            cand.setdefault("dc_prev", []).append(
+                (back[2] / f, "dc_prev is missing the factor f: "
+                              "dc_prev = (dc_next + dh_next ⊙ o ⊙ (1 − tanh²c_next)) ⊙ f"))
+        else:
+            da = dys[0]
+            msg = "the tanh derivative is missing: use da = dh_next ⊙ (1 − h_next²) before the products"
+            cand = {"dx": [(da @ p["Wx"].T, msg)], "dh_prev": [(da @ p["Wh"].T, msg)], "Wx": [(ins[0].T @ da, msg)],
+                    "Wh": [(ins[1].T @ da, msg), (out.T @ back_da(out, dys[0]), "dWh uses h_next; it is h_prevᵀ da")]}
+        cases.append({"forward": ins, "backward": dys})
+        expected.append({"out": tuple(np.asarray(o) for o in _tup(out)) if lstm else np.asarray(out),
+                         "dx": tuple(np.asarray(b) for b in back), "grads": grads, "cand": cand})
+    info = {"ref_name": reference, "seed": seed,
+            "out_names": ["h_next", "c_next"] if lstm else ["h_next"],
+            "dx_names": ["dx", "dh_prev", "dc_prev"] if lstm else ["dx", "dh_prev"]}
+    return _layer_plan("rnn_step", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
+                       info=info)
+
+
+def back_da(h_next: np.ndarray, dh: np.ndarray) -> np.ndarray:
+    """da = dh ⊙ (1 − h²) of a tanh unit."""
+    return dh * (1 - h_next * h_next)
+
+
+def judge_rnn_step(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- backpropagation through time
+
+
+def _cell_steps(reference: str, args: Any, params: dict, xs: np.ndarray, dhs: np.ndarray, *, carry_h: bool = True,
+                carry_c: bool = True) -> tuple[list, np.ndarray]:
+    """Per-step parameter gradients and dxs of a sequence, by stepping dlcore's cell (what BPTT sums)."""
+    lstm = reference == "LSTM"
+    cell_name = "LSTMCell" if lstm else "RNNCell"
+    n, t_len, _ = xs.shape
+    h = np.zeros((n, int(args[1])))
+    c = np.zeros_like(h)
+    cells = []
+    for t in range(t_len):
+        cell = _ref(cell_name, args, {}, params)
+        if lstm:
+            h, c = cell.forward(xs[:, t], h, c)
+        else:
+            h = cell.forward(xs[:, t], h)
+        cells.append(cell)
+    dh, dc = np.zeros_like(h), np.zeros_like(h)
+    per_step, dxs = [None] * t_len, np.zeros(xs.shape)
+    for t in reversed(range(t_len)):
+        dh_in = dhs[:, t] + (dh if carry_h else 0.0)
+        if lstm:
+            dxs[:, t], dh, dc = cells[t].backward(dh_in, dc if carry_c else None)
+        else:
+            dxs[:, t], dh = cells[t].backward(dh_in)
+        per_step[t] = {k: np.asarray(v) for k, v in cells[t].grads.items()}
+    return per_step, dxs
+
+
+def plan_bptt(reference: str, *, args: Any, shapes: Any = ((2, 5, 3),), seed: int = 0) -> Plan:
+    """A whole-sequence RNN or LSTM: forward(xs) -> hs (N, T, H), backward(dhs) -> dxs, grads summed over time."""
+    rng = _rng(seed)
+    params = _random_params(reference, args, {}, rng)
+    hdim = int(args[1])
+    cases, expected = [], []
+    for shape in shapes:
+        xs = _away(rng.standard_normal(tuple(shape)))
+        dhs = rng.standard_normal((shape[0], shape[1], hdim))
+        layer = _ref(reference, args, {}, params)
+        hs = np.asarray(layer.forward(xs.copy()))
+        dxs = np.asarray(layer.backward(dhs.copy()))
+        grads = {k: np.asarray(v) for k, v in layer.grads.items()}
+        per_step, _ = _cell_steps(reference, args, params, xs, dhs)
+        cand: dict[str, list] = {}
+        for k in grads:
+            cand[k] = [(per_step[0][k], f"d{k} holds only the contribution of the first time step: the gradients of "
+                                        f"the weights must be accumulated (+=) over every step, d{k} = Σ_t …"),
+                       (per_step[-1][k], f"d{k} holds only the contribution of the last time step: accumulate (+=) "
+                                         "over every step instead of overwriting")]
+        steps_noh, dxs_noh = _cell_steps(reference, args, params, xs, dhs, carry_h=False)
+        msg = ("the gradient does not flow back through time: dL/dh_{t−1} from step t (da_t Whᵀ) must be added to "
+               "dhs[:, t−1] before step t−1 is processed")
+        cand["dxs"] = [(dxs_noh, msg)]
+        for k in grads:
+            cand[k].append((sum(s[k] for s in steps_noh), msg))
+        if reference == "LSTM":
+            steps_noc, dxs_noc = _cell_steps(reference, args, params, xs, dhs, carry_c=False)
+            msg = "the cell-state gradient dc does not flow back through time: carry dc_prev = dc ⊙ f to step t−1"
+            cand["dxs"].append((dxs_noc, msg))
+            for k in grads:
+                cand[k].append((sum(s[k] for s in steps_noc), msg))
+
+            def run(ref: Any, _xs: np.ndarray = xs) -> dict:
+                return {"hs": ref.forward(_xs.copy())}
+
+            cand.update(_lstm_order_candidates(reference, args, params, hdim, run))
+        cases.append({"forward": [xs], "backward": [dhs]})
+        expected.append({"out": hs, "dx": dxs, "grads": grads, "cand": cand})
+    info = {"ref_name": reference, "seed": seed, "out_names": ["hs"], "dx_names": ["dxs"]}
+    return _layer_plan("bptt", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
+                       info=info)
+
+
+def judge_bptt(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- bidirectional wrapper
+
+
+def plan_bidirectional(reference: str = "Bidirectional", *, sizes: Any = (3, 4, 2), shapes: Any = ((2, 5, 3),),
+                       seed: int = 0) -> Plan:
+    """Bidirectional(layer_fwd, layer_bwd) on two test-double recurrent layers (h_t = ½ h_{t−1} + x_t W)."""
+    from dlcore.nn import Bidirectional
+
+    rng = _rng(seed)
+    d, hf, hb = (int(s) for s in sizes)
+    doubles = [{"input_size": d, "hidden_size": hf, "decay": 0.5, "W": rng.standard_normal((d, hf))},
+               {"input_size": d, "hidden_size": hb, "decay": 0.5, "W": rng.standard_normal((d, hb))}]
+
+    def make() -> list:
+        out = []
+        for spec in doubles:
+            lay = LeakyIntegrator(spec["input_size"], spec["hidden_size"], spec["decay"])
+            lay.params["W"] = spec["W"].copy()
+            out.append(lay)
+        return out
+
+    cases, expected = [], []
+    for shape in shapes:
+        xs = rng.standard_normal(tuple(shape))
+        dhs = rng.standard_normal((shape[0], shape[1], hf + hb))
+        f, b = make()
+        bi = Bidirectional(f, b)
+        hs = bi.forward(xs.copy())
+        dxs = bi.backward(dhs.copy())
+        f2, b2 = make()
+        hs_f, hs_b = f2.forward(xs), b2.forward(xs[:, ::-1])
+        hs_noflip = np.concatenate([hs_f, hs_b], axis=-1)
+        hs_same = np.concatenate([hs_f, b2.forward(xs)], axis=-1)
+        dxs_noflip = f2.backward(dhs[:, :, :hf]) + b2.backward(dhs[:, :, hf:])
+        cand = {"hs": [(hs_noflip, "the backward layer's outputs are not flipped back: h←_t must be aligned with x_t "
+                                   "(flip hs_bwd along the time axis before concatenating)"),
+                       (hs_same, "the backward layer reads the sequence forwards; give it xs[:, ::-1]")],
+                "dxs": [(dxs_noflip, "the gradient of the backward layer is not flipped: flip dhs[:, :, H_f:] before "
+                                     "its backward, and flip the dxs it returns")]}
+        cases.append({"forward": [xs], "backward": [dhs]})
+        expected.append({"out": hs, "dx": dxs, "grads": {}, "cand": cand,
+                         "double_grads": [f.grads["W"], b.grads["W"]]})
+    info = {"ref_name": "Bidirectional", "seed": seed, "out_names": ["hs"], "dx_names": ["dxs"],
+            "double_names": ["the forward layer's dW (after your backward)",
+                             "the backward layer's dW (after your backward)"]}
+    return _layer_plan("bidirectional", reference, args=[], kwargs={}, params={}, cases=cases, expected=expected,
+                       info=info, doubles=doubles)
+
+
+def judge_bidirectional(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def plan_embedding(reference: str = "Embedding", *, args: Any = (5, 3), shapes: Any = ((2, 6),), seed: int = 0) -> Plan:
+    """Embedding(V, D): forward(ids) -> W[ids]; backward(dy) stores dW (repeated ids add up)."""
+    rng = _rng(seed)
+    v, d = int(args[0]), int(args[1])
+    params = {"W": rng.standard_normal((v, d))}
+    cases, expected = [], []
+    for shape in shapes:
+        ids = rng.integers(0, v, tuple(shape)).astype("int64")
+        ids.flat[-1] = ids.flat[0]                       # at least one repeated id
+        dy = rng.standard_normal(tuple(shape) + (d,))
+        layer = _ref(reference, args, {}, params)
+        out = np.asarray(layer.forward(ids.copy()))
+        layer.backward(dy.copy())
+        over = np.zeros((v, d))
+        over[ids.reshape(-1)] = dy.reshape(-1, d)
+        cand = {"W": [(over, "repeated ids overwrite each other: dW[ids] = dy keeps only the last occurrence; add them "
+                             "up with np.add.at(dW, ids, dy)")]}
+        cases.append({"forward": [ids], "backward": [dy]})
+        expected.append({"out": out, "dx": None, "grads": {"W": np.asarray(layer.grads["W"])}, "cand": cand})
+    info = {"ref_name": "Embedding", "seed": seed, "out_names": ["output"], "dx_names": []}
+    return _layer_plan("embedding", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
+                       info=info)
+
+
+def judge_embedding(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- time-distributed loss
+
+
+def plan_time_loss(reference: str = "TimeSoftmaxCrossEntropy", *, shapes: Any = ((3, 5, 4),), seed: int = 0) -> Plan:
+    """Mean softmax cross-entropy over the non-padding positions (target −1 = padding); backward() -> dscores."""
+    rng = _rng(seed)
+    cases, expected = [], []
+    for shape in shapes:
+        n, t, v = (int(s) for s in shape)
+        scores = rng.standard_normal((n, t, v)) * 2
+        ts = rng.integers(0, v, (n, t)).astype("int64")
+        lengths = rng.integers(max(1, t // 2), t + 1, n)
+        lengths[0] = t
+        if n > 1:
+            lengths[-1] = max(1, t - 2)
+        for row, k in enumerate(lengths):
+            ts[row, k:] = -1
+        layer = _ref(reference)
+        loss = float(layer.forward(scores.copy(), ts.copy()))
+        ds = np.asarray(layer.backward())
+        mask = ts >= 0
+        count = int(mask.sum())
+        logp = scores - scores.max(-1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+        p = np.exp(logp)
+        onehot = np.eye(v)[np.where(mask, ts, 0)] * mask[..., None]
+        picked = -np.sum(onehot * logp)
+        raw = np.take_along_axis(logp, ts[..., None] % v, axis=-1)[..., 0]   # −1 read as the last class
+        cand = {"loss": [(picked / (n * t), f"divided by N·T = {n * t}, counting the padding; divide by the number of "
+                                           f"real positions |V| = {count}"),
+                         (picked / n, f"divided by N = {n}; the mean is over the {count} real positions"),
+                         (-raw.mean(), "the padding positions (target −1) were not masked out"),
+                         (-raw.sum() / count, "the padding positions (target −1) were not masked out")],
+                "dscores": [(ds * count / (n * t), f"divided by N·T = {n * t}; divide by the number of real positions "
+                                                   f"{count}"),
+                            ((p - onehot) / count, "the gradient is not zero at the padding positions")]}
+        cases.append({"forward": [scores, ts], "backward": []})
+        expected.append({"out": loss, "dx": ds, "grads": {}, "cand": cand})
+    info = {"ref_name": "TimeSoftmaxCrossEntropy", "seed": seed, "out_names": ["loss"], "dx_names": ["dscores"]}
+    return _layer_plan("time_loss", reference, args=[], kwargs={}, params={}, cases=cases, expected=expected, info=info)
+
+
+def judge_time_loss(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record, rtol=1e-7)
+
+
+# --------------------------------------------------------------------------- Bahdanau attention
+
+
+def _padding_mask(rng: np.random.Generator, n: int, t: int) -> np.ndarray:
+    lengths = rng.integers(max(1, t // 2), t + 1, n)
+    lengths[0] = max(1, t - 2)
+    return np.arange(t)[None, :] < lengths[:, None]
+
+
+def plan_attention(reference: str = "AdditiveAttention", *, args: Any = (4, 3, 5), shapes: Any = ((2, 6, 4), (2, 3)),
+                   mask: bool = False, seed: int = 0) -> Plan:
+    """Bahdanau attention: forward(hs_enc, h_dec[, mask]) -> context and self.weights;
+    backward(dcontext) -> (dhs_enc, dh_dec)."""
+    rng = _rng(seed)
+    params = _random_params(reference, args, {}, rng, scale=0.8)
+    hs = rng.standard_normal(tuple(shapes[0]))
+    q = rng.standard_normal(tuple(shapes[1]))
+    fkw = {"mask": _padding_mask(rng, hs.shape[0], hs.shape[1])} if mask else {}
+    layer = _ref(reference, args, {}, params)
+    ctx = np.asarray(layer.forward(hs.copy(), q.copy(), **fkw))
+    weights = np.asarray(layer.weights)
+    dctx = rng.standard_normal(ctx.shape)
+    dhs, dq = layer.backward(dctx.copy())
+    cand: dict[str, list] = {}
+    if mask:
+        plain_layer = _ref(reference, args, {}, params)
+        c2 = plain_layer.forward(hs.copy(), q.copy())
+        why = "the mask is not applied: padding steps must get weight 0 (set their scores to −inf before the softmax)"
+        cand = {"context": [(c2, why)], "weights": [(plain_layer.weights, why)]}
+    case = {"forward": [hs, q], "fkw": fkw, "backward": [dctx], "attrs": ["weights"]}
+    exp = {"out": ctx, "dx": (np.asarray(dhs), np.asarray(dq)), "attrs": {"weights": weights},
+           "grads": {k: np.asarray(v) for k, v in layer.grads.items()}, "cand": cand}
+    info = {"ref_name": reference, "seed": seed, "out_names": ["context"], "dx_names": ["dhs_enc", "dh_dec"]}
+    return _layer_plan("attention", reference, args=args, kwargs={}, params=params, cases=[case], expected=[exp],
+                       info=info)
+
+
+def judge_attention(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- scaled dot-product attention
+
+
+def _sdpa(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool, *, scale: bool = True,
+          mask: bool = True, upper: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    from dlcore.nn.functional import softmax
+
+    s = q @ np.swapaxes(k, -1, -2)
+    if scale:
+        s = s / math.sqrt(q.shape[-1])
+    if causal and mask:
+        tq, tk = s.shape[-2], s.shape[-1]
+        allowed = np.arange(tk)[None, :] <= np.arange(tq)[:, None] + (tk - tq)
+        s = np.where(allowed.T if upper else allowed, s, -np.inf)
+    a = np.asarray(softmax(s))
+    return a @ v, a
+
+
+def plan_sdpa(reference: str = "scaled_dot_product_attention", *, shapes: Any = ((2, 4, 3), (2, 4, 3), (2, 4, 5)),
+              causal: bool = False, seed: int = 0) -> Plan:
+    """attention(q, k, v, causal=...) -> (out, weights): softmax(q kᵀ / √d_k) v, step t seeing steps ≤ t when causal."""
+    rng = _rng(seed)
+    q, k, v = (rng.standard_normal(tuple(s)) * 1.5 for s in shapes)
+    out, a = _sdpa(q, k, v, causal)
+    cands = [(_sdpa(q, k, v, causal, scale=False), f"the 1/√d_k scaling is missing (d_k = {q.shape[-1]}): "
+                                                   "scores = q kᵀ / √d_k")]
+    if causal:
+        cands.append((_sdpa(q, k, v, causal, mask=False), "the causal mask is not applied: step t may only attend to "
+                                                           "steps ≤ t (scores above the diagonal = −inf)"))
+        cands.append((_sdpa(q, k, v, causal, upper=True), "the mask hides the past instead of the future: keep "
+                                                           "j ≤ t, i.e. np.tril, not np.triu"))
+    else:
+        cands.append((_sdpa(q, k, v, True), "the causal mask is applied although causal=False"))
+    plan = Plan("sdpa", reference, {"cases": [{"args": [q, k, v], "causal": bool(causal)}]},
+                {"cases": [{"out": (out, a), "cand": cands}]}, {"seed": seed})
+    return plan
+
+
+def judge_sdpa(plan: Plan, record: dict) -> Verdict:
+    name = str(record.get("name") or "attention")
+    for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], record.get("cases", []), strict=False):
+        where = (f"{name}(q, k, v, causal={case['causal']}) with q, k, v of shapes {_shape_text(case['args'])} "
+                 f"(seed {plan.info['seed']})")
+        why = _warned(where, got["out"])
+        if why:
+            return Verdict(False, message=why)
+        value = got["out"]["value"]
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            return Verdict(False, message=f"{where}: expected the pair (out, weights), got "
+                                          f"{'None' if value is None else type(value).__name__}")
+        out_e, a_e = exp["out"]
+        for label, g, e, idx in (("the attention weights", value[1], a_e, 1), ("out", value[0], out_e, 0)):
+            cands = [(c[idx], why) for c, why in exp["cand"]]
+            p = compare(label, g, e, rtol=1e-7, candidates=cands, expect_dtype="float64")
+            if p:
+                return Verdict(False, message=f"{where}:\n- " + p.replace("\n", "\n  ") +
+                               "\n  formula: out = softmax(q kᵀ / √d_k + M) v, M = −inf above the diagonal when causal")
+        if got.get("mutated"):
+            return Verdict(False, message=f"{where}: your function modified q, k or v in place; work on copies")
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=f"{name}: not every test case was recorded, so the exercise cannot be checked")
+    return Verdict(True, summary=f"{name}: out and weights match softmax(q kᵀ/√d_k) v "
+                                 f"(causal={plan.inputs['cases'][0]['causal']})")
+
+
+# --------------------------------------------------------------------------- multi-head attention
+
+
+def plan_mha(reference: str = "MultiHeadAttention", *, args: Any = (8, 2), shapes: Any = ((2, 5, 8),),
+             causal: bool = False, seed: int = 0) -> Plan:
+    """Multi-head self-attention: forward(x, causal=...) -> y; backward(dy) -> dx; grads of Wq..bo; self.weights."""
+    rng = _rng(seed)
+    e, heads = int(args[0]), int(args[1])
+    params = _random_params(reference, args, {}, rng, scale=1.0 / math.sqrt(e) * 1.5)
+    dk = e // heads
+    cases, expected = [], []
+    for shape in shapes:
+        x = rng.standard_normal(tuple(shape))
+        fkw = {"causal": bool(causal)}
+        layer = _ref(reference, args, {}, params)
+        y = np.asarray(layer.forward(x.copy(), **fkw))
+        dy = rng.standard_normal(y.shape)
+        dx = np.asarray(layer.backward(dy.copy()))
+        scaled = dict(params)
+        scaled["Wq"], scaled["bq"] = params["Wq"] * math.sqrt(dk), params["bq"] * math.sqrt(dk)
+        noscale = _ref(reference, args, {}, scaled)
+        cand = {"y": [(noscale.forward(x.copy(), **fkw), f"the 1/√d_k scaling is missing (d_k = E / heads = {dk})")],
+                "weights": [(noscale.weights, f"the 1/√d_k scaling is missing (d_k = {dk})")]}
+        if causal:
+            free = _ref(reference, args, {}, params)
+            cand["y"].append((free.forward(x.copy()),
+                              "the causal mask is not applied: step t may only attend to steps ≤ t"))
+            cand["weights"].append((free.weights, "the causal mask is not applied"))
+        cases.append({"forward": [x], "fkw": fkw, "backward": [dy], "attrs": ["weights"]})
+        expected.append({"out": y, "dx": dx, "attrs": {"weights": np.asarray(layer.weights)},
+                         "grads": {k: np.asarray(v) for k, v in layer.grads.items()}, "cand": cand})
+    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"]}
+    return _layer_plan("mha", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected, info=info)
+
+
+def judge_mha(plan: Plan, record: dict) -> Verdict:
+    return _judge_layer(plan, record)
+
+
+# --------------------------------------------------------------------------- clipping
+
+
+def _norm(grads: dict) -> float:
+    return math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+
+
+def plan_clip(reference: str = "clip_grad_norm", *, shapes: Any = ((3, 4), (4,), (4, 2)), max_norms: Any = (1.0, 100.0),
+              seed: int = 0) -> Plan:
+    """clip(grads, max_norm): scale every gradient by c / max(‖g‖, c) in place, ‖g‖ the global norm; return ‖g‖."""
+    from dlcore.optim import clip_grad_norm
+
+    rng = _rng(seed)
+    cases, expected = [], []
+    for c in max_norms:
+        grads = {f"g{i}": rng.standard_normal(tuple(s)) * 2 for i, s in enumerate(shapes)}
+        ref = {k: v.copy() for k, v in grads.items()}
+        norm = float(clip_grad_norm(ref, float(c)))
+        per = {k: v * (c / max(float(np.linalg.norm(v)), c)) for k, v in grads.items()}
+        cases.append({"grads": grads, "max_norm": float(c)})
+        expected.append({"norm": norm, "after": ref, "per_tensor": per, "before": grads})
+    return Plan("clip", reference, {"cases": cases}, {"cases": expected}, {"seed": seed})
+
+
+def judge_clip(plan: Plan, record: dict) -> Verdict:
+    name = str(record.get("name") or "clip_grads")
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=f"{name}: not every test case was recorded, so the exercise cannot be checked")
+    for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], record["cases"], strict=True):
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in case["grads"].items())
+        where = (f"{name}(grads, max_norm={case['max_norm']:g}) with gradients {{{shapes}}} of global norm "
+                 f"{exp['norm']:.6g} (seed {plan.info['seed']})")
+        why = _warned(where, got["out"])
+        if why:
+            return Verdict(False, message=why)
+        if not got["same_keys"]:
+            return Verdict(False, message=f"{where}: the dict of gradients must keep its keys")
+        for k, e in exp["after"].items():
+            g = got["after"].get(k)
+            cands = [(exp["per_tensor"][k], "each gradient was clipped by its own norm; clipping by global norm scales "
+                                            "every gradient by the same factor c / max(‖g‖, c) with ‖g‖² = Σ_k ‖g_k‖²")]
+            if exp["norm"] > case["max_norm"]:
+                cands.append((exp["before"][k], "the gradients were not changed in place: write grads[key] = g * scale "
+                                                "(or g *= scale) for every key"))
+            p = compare(f"grads[{k!r}] after the call", g, e, rtol=1e-9, candidates=cands, expect_dtype="float64")
+            if p:
+                return Verdict(False, message=f"{where}:\n- " + p.replace("\n", "\n  ") +
+                               "\n  formula: g_k ← g_k · c / max(‖g‖, c), ‖g‖ = sqrt(Σ_k Σ_i g_k,i²)")
+        cands = [(min(exp["norm"], case["max_norm"]), "the norm after clipping was returned; return ‖g‖ before")]
+        p = compare("the returned norm", got["out"]["value"], exp["norm"], rtol=1e-9, candidates=cands)
+        if p:
+            return Verdict(False, message=f"{where}:\n- " + p.replace("\n", "\n  "))
+    return Verdict(True, summary=f"{name}: clips by the global norm and returns ‖g‖ on {len(record['cases'])} cases")
+
+
+# --------------------------------------------------------------------------- Transformer encoder layer (parts: doubles)
+
+_SWAP = {"attn": "mixing", "norm1": "scale", "norm2": "scale"}
+
+
+def _encoder_variant(params: dict, x: np.ndarray, variant: str) -> np.ndarray:
+    """Forward of a miswired encoder layer built from the same stand-ins (for naming the mistake)."""
+    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
+
+    e = x.shape[-1]
+    attn, n1, n2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
+    for part, prefix in ((attn, "attn."), (n1, "norm1."), (n2, "norm2.")):
+        for k in part.params:
+            part.params[k] = params[prefix + k]
+
+    def ffn(z: np.ndarray, relu: bool = True) -> np.ndarray:
+        u = z @ params["ffn1.W"] + params["ffn1.b"]
+        return (np.maximum(u, 0) if relu else u) @ params["ffn2.W"] + params["ffn2.b"]
+
+    if variant == "prenorm":
+        z = x + attn.forward(n1.forward(x))
+        return z + ffn(n2.forward(z))
+    z = n1.forward(x + attn.forward(x))
+    if variant == "no_residual_ffn":
+        return n2.forward(ffn(z))
+    if variant == "no_residual_attn":
+        return n2.forward(n1.forward(attn.forward(x)) + ffn(n1.forward(attn.forward(x))))
+    if variant == "no_relu":
+        return n2.forward(z + ffn(z, relu=False))
+    raise ValueError(variant)
+
+
+def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any = (8, 2, 16),
+                       shapes: Any = ((2, 5, 8),), seed: int = 0) -> Plan:
+    """TransformerEncoderLayer(E, heads, ffn): post-norm x ← norm1(x + attn(x)); x ← norm2(x + ffn2(ReLU(ffn1(x)))).
+
+    The student's attention and layer norms (``self.parts["attn"]``, ``["norm1"]``, ``["norm2"]``) are replaced
+    by simple stand-ins with the same parameters (grader.kernel.records.sequence.MixingDouble, ScaleDouble), and
+    so are dlcore's: only the wiring of this exercise is graded, not the earlier exercises again.
+    """
+    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
+
+    rng = _rng(seed)
+    e = int(args[0])
+
+    def reference_layer(params: dict | None = None) -> Any:
+        layer = _ref(reference, args, {"dtype": "float64"})
+        layer.attn, layer.norm1, layer.norm2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
+        for k, v in (params or {}).items():
+            layer.params[k] = np.array(v, dtype="float64")
+        return layer
+
+    params = {k: rng.standard_normal(np.shape(v)) * 0.4 for k, v in reference_layer().params.items()}
+    for k in params:
+        if k.endswith("gamma"):
+            params[k] = 1.0 + 0.3 * rng.standard_normal(params[k].shape)
+    cases, expected = [], []
+    for shape in shapes:
+        x = rng.standard_normal(tuple(shape))
+        layer = reference_layer(params)
+        y = np.asarray(layer.forward(x.copy()))
+        dy = rng.standard_normal(y.shape)
+        dx = np.asarray(layer.backward(dy.copy()))
+        variants = {
+            "prenorm": "the layer normalizations are applied before the sub-layers (pre-norm); the paper's layer "
+                       "is post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))",
+            "no_residual_ffn": "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))",
+            "no_residual_attn": "the residual connection around the attention is missing (X + MHA(X))",
+            "no_relu": "the ReLU between ffn1 and ffn2 is missing"}
+        cand = {"y": [(_encoder_variant(params, x, k), why) for k, why in variants.items()]}
+        cases.append({"forward": [x], "backward": [dy]})
+        expected.append({"out": y, "dx": dx, "grads": {k: np.asarray(v) for k, v in layer.grads.items()},
+                         "cand": cand})
+    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"],
+            "note": "your MultiHeadAttention and LayerNorm were replaced by simple stand-ins, "
+                    "so only the wiring counts"}
+    plan = _layer_plan("encoder_layer", reference, args=args, kwargs={}, params=params, cases=cases,
+                       expected=expected, info=info)
+    plan.inputs["swap"] = {k: [v, e] for k, v in _SWAP.items()}
+    return plan
+
+
+def judge_encoder_layer(plan: Plan, record: dict) -> Verdict:
+    v = _judge_layer(plan, record, rtol=1e-7)
+    note = plan.info.get("note")
+    if note:
+        if v.ok:
+            v.summary += f" ({note})"
+        else:
+            v.message += f"\n({note})"
+    return v
+
+
+# --------------------------------------------------------------------------- closing experiments
+
+
+def _closing_fail(what: str, record: dict) -> Verdict | None:
+    name = str(record.get("name") or "your function")
+    if record.get("error"):
+        return Verdict(False, message=f"{what}: {name}: {record['error']}")
+    if record.get("warnings"):
+        return Verdict(False, message=(f"{what}: {name} raised a warning during training or prediction: "
+                                       f"{'; '.join(record['warnings'][:3])} — look for an overflow (exp of a large "
+                                       "number) or a division by zero"))
+    return None
+
+
+def plan_next_symbol(reference: str = "LSTM", *, n_train: int = 1000, n_test: int = 300, seed: int = 0,
+                     options: dict | None = None, minimum: float = 0.99) -> Plan:
+    """The embedded Reber grammar: train(xs, ts, **options) -> model on strings the plan draws; model.forward on
+    fresh test strings must pick a legal next symbol at ≥ ``minimum`` of the real positions."""
+    from dlcore.data.sequences import embedded_reber_strings, next_symbol_data
+
+    gen = _rng(seed)
+    train = next_symbol_data(embedded_reber_strings(int(n_train), gen, max_length=30))
+    test = next_symbol_data(embedded_reber_strings(int(n_test), gen, max_length=30))
+    inputs = {"train": [train.xs, train.ts], "options": dict(options or {}), "test_x": test.xs}
+    return Plan("next_symbol", reference, inputs,
+                {"legal": test.legal, "lengths": test.lengths, "ts": test.ts},
+                {"seed": seed, "minimum": float(minimum), "n_train": int(n_train), "n_test": int(n_test)})
+
+
+def judge_next_symbol(plan: Plan, record: dict) -> Verdict:
+    what = "the embedded Reber grammar"
+    failed = _closing_fail(what, record)
+    if failed:
+        return failed
+    legal, lengths = plan.expected["legal"], plan.expected["lengths"]
+    pred = record.get("scores")
+    n, t, _ = legal.shape
+    if not isinstance(pred, np.ndarray) or pred.shape != (n, t) or pred.dtype.kind not in "iu":
+        shape = getattr(pred, "shape", None)
+        return Verdict(False, message=(f"{what}: model.forward(xs) on {n} test strings padded to {t} steps must return "
+                                       f"scores of shape ({n}, {t}, 7); got {type(pred).__name__} {shape}"))
+    real = np.arange(t)[None, :] < lengths[:, None]
+    if pred.min() < 0 or pred.max() >= legal.shape[2]:
+        return Verdict(False, message=f"{what}: the scores must have 7 columns, one per symbol of 'BTPSXVE'")
+    ok = np.take_along_axis(legal, pred[..., None], axis=-1)[..., 0]
+    rate = float(ok[real].mean())
+    last = np.zeros_like(real)
+    last[np.arange(n), lengths - 2] = True
+    long_rate = float(ok[last].mean())
+    msg = (f"legal next symbol at {rate:.2%} of {int(real.sum())} positions of {n} fresh test strings "
+           f"(the long-range T/P repeat: {long_rate:.1%})")
+    if rate < plan.info["minimum"]:
+        return Verdict(False, message=(f"{what}: {msg}, below the required {plan.info['minimum']:.0%}. Check the LSTM, "
+                                       "embedding and loss exercises first, then the number of steps and the learning "
+                                       "rate"))
+    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
+
+
+def plan_seq2seq(reference: str = "AdditiveAttention", *, n_train: int = 3000, n_test: int = 300, digits: int = 2,
+                 seed: int = 0, options: dict | None = None, minimum: float = 0.5) -> Plan:
+    """Digit addition with an encoder–decoder: train(questions, answers, **options) -> model;
+    model.generate(test questions) -> the answer ids; the fraction of right answer characters ≥ ``minimum``."""
+    from dlcore.data.sequences import addition_data
+
+    gen = _rng(seed)
+    q, a = addition_data(int(n_train), digits=int(digits), rng=gen, reverse=True)
+    qt, at = addition_data(int(n_test), digits=int(digits), rng=gen, reverse=True)
+    inputs = {"train": [q, a], "options": dict(options or {}), "test_x": qt}
+    return Plan("seq2seq", reference, inputs, {"answers": at[:, 1:]},
+                {"seed": seed, "minimum": float(minimum), "digits": int(digits)})
+
+
+def judge_seq2seq(plan: Plan, record: dict) -> Verdict:
+    what = "digit addition with attention"
+    failed = _closing_fail(what, record)
+    if failed:
+        return failed
+    want = plan.expected["answers"]
+    pred = record.get("scores")
+    if not isinstance(pred, np.ndarray) or pred.shape != want.shape or pred.dtype.kind not in "iu":
+        return Verdict(False, message=(f"{what}: model.generate(questions) must return integer ids of shape "
+                                       f"{want.shape}; got {type(pred).__name__} {getattr(pred, 'shape', '')}"))
+    acc = float(np.mean(np.all(pred == want, axis=1)))
+    chars = float(np.mean(pred == want))
+    msg = (f"{chars:.1%} of the answer characters of {len(want)} fresh questions right "
+           f"({acc:.1%} of the answers exactly)")
+    if chars < plan.info["minimum"]:
+        return Verdict(False, message=f"{what}: {msg}, below the required {plan.info['minimum']:.0%}")
+    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
+
+
+def reverse_task(n: int, length: int, rng: np.random.Generator, vocab: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Digit strings (n, length) and their reversals: the target at position t is the input at length − 1 − t."""
+    xs = rng.integers(0, vocab, (n, length)).astype("int64")
+    return xs, xs[:, ::-1].copy()
+
+
+def plan_sequence_training(reference: str = "TransformerEncoderLayer", *, n_train: int = 2000, n_test: int = 300,
+                           length: int = 8, seed: int = 0, options: dict | None = None,
+                           minimum: float = 0.9) -> Plan:
+    """Reversing digit strings: train(xs, ts, **options) -> model; model.forward(test xs) -> scores (N, T, 10);
+    the fraction of right symbols at every position ≥ ``minimum``."""
+    gen = _rng(seed)
+    xs, ts = reverse_task(int(n_train), int(length), gen)
+    xt, tt = reverse_task(int(n_test), int(length), gen)
+    inputs = {"train": [xs, ts], "options": dict(options or {}), "test_x": xt}
+    return Plan("sequence_training", reference, inputs, {"ts": tt}, {"seed": seed, "minimum": float(minimum)})
+
+
+def judge_sequence_training(plan: Plan, record: dict) -> Verdict:
+    what = "reversing digit strings"
+    failed = _closing_fail(what, record)
+    if failed:
+        return failed
+    want = plan.expected["ts"]
+    pred = record.get("scores")
+    if not isinstance(pred, np.ndarray) or pred.shape != want.shape or pred.dtype.kind not in "iu":
+        return Verdict(False, message=(f"{what}: model.forward(xs) must return scores of shape {want.shape + (10,)}; "
+                                       f"got {type(pred).__name__} {getattr(pred, 'shape', '')}"))
+    acc = float(np.mean(pred == want))
+    whole = float(np.mean(np.all(pred == want, axis=1)))
+    msg = f"{acc:.1%} of the symbols of {len(want)} fresh strings right ({whole:.1%} of the strings entirely)"
+    if acc < plan.info["minimum"]:
+        return Verdict(False, message=f"{what}: {msg}, below the required {plan.info['minimum']:.0%}")
+    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
