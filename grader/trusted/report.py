@@ -112,15 +112,14 @@ def format_table(batch: BatchResult) -> str:
         row = [f"{e.score:g}/{e.max_score:g}".rjust(w) for e, w in zip(s.exercises, cols, strict=True)]
         lines.append("  ".join([ids[s.student].ljust(width)] + row + [f"{s.score:g}/{s.max_score:g}".rjust(9)])
                      + flags.get(s.status, ""))
-    details = []
-    for s in batch.students:
-        details += [f"  {ids[s.student]}: {safe_text(note)}" for note in s.notes]
-        if s.status is Outcome.REFUSED:
-            continue                                    # every exercise has the refusal as its reason
-        details += [f"  {ids[s.student]} / {safe_text(e.exercise)} ({e.score:g}/{e.max_score:g}): "
-                    f"{safe_text(e.reason)}" for e in s.exercises if e.reason]
+    # a refused submission's exercises all carry the refusal: it is said once, as a note
+    details = [f"  {ids[s.student]} / {safe_text(e.exercise)} ({e.score:g}/{e.max_score:g}): {safe_text(e.reason)}"
+               for s in batch.students if s.status is not Outcome.REFUSED for e in s.exercises if e.reason]
+    notes = [f"  {ids[s.student]}: {safe_text(note)}" for s in batch.students for note in s.notes]
     if details:
         lines += ["", "Why points were lost:"] + details
+    if notes:  # events of a submission (output cut, a kernel restart, refused): not points lost by themselves
+        lines += ["", "Notes on submissions:"] + notes
     return "\n".join(lines)
 
 
