@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="nbgrader arguments, e.g. db student list")
     p.set_defaults(func=_nbgrader)
 
-    # Instructor workflow on nbgrader's exchange (grader/course/workflow.py): term, roster, exchange-release,
+    # Instructor workflow on nbgrader's exchange (grader/course/cli.py): term, roster, exchange-release,
     # collect, grade-collected, exchange-feedback, export.
-    from grader.course.workflow import add_commands as add_workflow_commands
+    from grader.course.cli import add_commands as add_workflow_commands
     add_workflow_commands(sub)
 
     args = parser.parse_args(argv)
