@@ -56,7 +56,7 @@ def _keep_url(element: str, attribute: str, value: str) -> str | None:
 
 def sanitize_body(html: str) -> str:
     """An HTML fragment with everything that could run removed (see the module docstring)."""
-    import nh3   # the course extra's dependency; imported here so that grading without --feedback needs nothing more
+    import nh3  # the course extra's dependency; imported here so that grading without --feedback needs nothing more
 
     return nh3.clean(html, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes=_ATTRIBUTES,
                      attribute_filter=_keep_url, url_schemes={"http", "https", "mailto", "data"},
