@@ -1,4 +1,7 @@
-"""Run every benchmark: ``python -m benchmarks [name ...]`` (names: mlp, lenet, lstm, rbm)."""
+"""Run every benchmark: ``python -m benchmarks [name ...] [--runs 3] [--contention] [--threads N]``.
+
+Names: mlp, lenet, lstm, rbm (default: all four); the options go to every script (see harness).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ import sys
 NAMES = ["mlp", "lenet", "lstm", "rbm"]
 
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or NAMES
-    for name in chosen:
+    names = [a for a in sys.argv[1:] if a in NAMES]
+    options = [a for a in sys.argv[1:] if a not in NAMES]
+    for name in names or NAMES:
         print(f"\n===== {name} =====")
         try:
-            importlib.import_module(f"benchmarks.bench_{name}").main()
+            module = importlib.import_module(f"benchmarks.bench_{name}")
         except ImportError as exc:  # an optional dependency (scikit-learn, threadpoolctl) is missing
             print(f"[{name}] skipped: {exc}")
+            continue
+        module.main(options)

@@ -2,18 +2,19 @@
 
 conv 5x5x20 on 1x28x28, ReLU, max-pool 2, conv 5x5x50, ReLU, max-pool 2, affine 800 -> 500, ReLU,
 affine 500 -> 10, softmax cross-entropy, SGD; one step = forward + backward + update. Median of 5
-rounds (each the mean of 3 steps) after warm-up. Run:
+rounds (each the mean of 3 steps, dlcore and torch alternating) after warm-up. Run:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks.bench_lenet
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks.bench_lenet [--runs 3] [--contention]
 
 (the OPENBLAS_* variables set on this machine force a slower BLAS kernel; unset them only here).
 PyTorch does not compute a gradient for its input batch, so neither does dlcore's first
-convolution (``Conv2D(..., input_grad=False)``); the step with that gradient computed anyway is
-timed and printed too.
+convolution (``Conv2D(..., input_grad=False)``); ``--with-dx`` times the step with that gradient
+computed anyway too.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from dlcore import nn, optim
 from dlcore.nn.conv import Conv2D
 from dlcore.nn.pooling import MaxPool2D
 
-BATCH, LR, TARGET = 128, 0.01, 1.5
+BATCH, LR, TARGET = 128, 0.01, 1.0   # issue 12: at or below PyTorch CPU
 
 
 def lenet(*, input_grad: bool = False) -> nn.Sequential:
@@ -70,24 +71,32 @@ def torch_step(torch: Any) -> Callable[[], None]:
     return step
 
 
-def main(rounds: int = 5) -> dict:
-    print(f"LeNet (conv5x5x20, pool, conv5x5x50, pool, 800-500-10), batch {BATCH}, float32, one SGD step")
-    print("BLAS:", harness.blas_info())
-    step = dlcore_step()
-    ours = harness.measure("dlcore", step, rounds=rounds, warmup=2, inner=3)
-    peak = harness.traced_peak(step)
-    with_dx = harness.measure("dlcore, conv1 dx computed too", dlcore_step(input_grad=True), rounds=rounds,
-                              warmup=2, inner=3)
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    harness.add_common_arguments(parser, rounds=5)
+    parser.add_argument("--with-dx", action="store_true",
+                        help="also time the step with dL/dx of the first convolution computed")
+    args = parser.parse_args(argv)
     torch = harness.torch_or_none()
-    ref = None
-    if torch is not None:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        ref = harness.measure("torch", torch_step(torch), rounds=rounds, warmup=2, inner=3)
-    print(harness.ratio_line(ours, ref, target=TARGET))
-    print(f"{with_dx}" + (f"  (ratio {with_dx.median_s / ref.median_s:.2f})" if ref is not None else ""))
+    print(f"LeNet (conv5x5x20, pool, conv5x5x50, pool, 800-500-10), batch {BATCH}, float32, one SGD step")
+    with harness.thread_limit(args.threads, torch):
+        print(harness.machine_line())
+        step = dlcore_step()
+        fns = {"dlcore": step}
+        if args.with_dx:
+            fns["dlcore, conv1 dx computed too"] = dlcore_step(input_grad=True)
+        if torch is not None:
+            print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            fns["torch"] = torch_step(torch)
+        else:
+            print("torch not installed: dlcore's time alone (install torch==2.13.0 to compare)")
+        result = harness.compare("lenet", fns, ours="dlcore", ref="torch" if torch is not None else None,
+                                 target=TARGET, rounds=args.rounds, runs=args.runs, contention=args.contention,
+                                 inner=3, ref_label="torch")
+        peak = harness.traced_peak(step)
     print(f"  dlcore peak traced memory per step: {peak / 2**20:.1f} MiB")
-    return {"dlcore_s": ours.median_s, "dlcore_with_dx_s": with_dx.median_s,
-            "torch_s": ref.median_s if ref else None, "peak_bytes": peak}
+    result["peak_bytes"] = peak
+    return result
 
 
 if __name__ == "__main__":

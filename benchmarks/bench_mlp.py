@@ -1,13 +1,18 @@
 """One SGD training step of an MLP 784-1000-1000-10 (ReLU, softmax CE, batch 128, float32).
 
-dlcore versus PyTorch CPU in the same process (median of rounds). Run:
+dlcore versus PyTorch CPU in the same process (median of rounds, the two alternating). Run:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks.bench_mlp
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python -m benchmarks.bench_mlp [--runs 3] [--contention]
+
+``--runs 3`` repeats the comparison three times (spread of the medians); ``--contention`` measures
+again beside a busy CPU-bound process and prints contended / quiet; ``--threads N`` limits both sides.
 
 (the OPENBLAS_* variables set on this machine force a slower BLAS kernel; unset them only here).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -15,6 +20,7 @@ from benchmarks import harness
 from dlcore import nn, optim
 
 BATCH, SIZES, LR = 128, (784, 1000, 1000, 10), 0.01
+TARGET = 1.0  # issue 12: at or below PyTorch CPU
 
 
 def dlcore_step() -> tuple:
@@ -57,20 +63,28 @@ def torch_step(torch) -> object:
     return step
 
 
-def main(rounds: int = 7) -> dict:
-    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, one SGD step")
-    print("BLAS:", harness.blas_info())
-    step, _ = dlcore_step()
-    ours = harness.measure("dlcore", step, rounds=rounds, warmup=2, inner=5)
-    peak = harness.traced_peak(step)
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    harness.add_common_arguments(parser, rounds=7)
+    args = parser.parse_args(argv)
     torch = harness.torch_or_none()
-    ref = None
-    if torch is not None:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-        ref = harness.measure("torch", torch_step(torch), rounds=rounds, warmup=2, inner=5)
-    print(harness.ratio_line(ours, ref, target=1.0))
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float32, one SGD step")
+    with harness.thread_limit(args.threads, torch):
+        print(harness.machine_line())
+        step, _ = dlcore_step()
+        fns = {"dlcore": step}
+        if torch is not None:
+            print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            fns["torch"] = torch_step(torch)
+        else:
+            print("torch not installed: dlcore's time alone (install torch==2.13.0 to compare)")
+        result = harness.compare("mlp", fns, ours="dlcore", ref="torch" if torch is not None else None,
+                                 target=TARGET, rounds=args.rounds, runs=args.runs, contention=args.contention,
+                                 inner=5, ref_label="torch")
+        peak = harness.traced_peak(step)
     print(f"  dlcore peak traced memory per step: {peak / 2**20:.1f} MiB")
-    return {"dlcore_s": ours.median_s, "torch_s": ref.median_s if ref else None, "peak_bytes": peak}
+    result["peak_bytes"] = peak
+    return result
 
 
 if __name__ == "__main__":

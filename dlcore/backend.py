@@ -8,7 +8,10 @@ lives here, with a fast path per backend and a generic fallback:
   :func:`bernoulli`, :func:`permutation`),
 - strided sliding windows (:func:`windows2d`),
 - scatter-add (:func:`scatter_add`),
-- moving arrays between devices (:func:`to_device`, :func:`to_numpy`).
+- moving arrays between devices (:func:`to_device`, :func:`to_numpy`),
+- matrix products with a thread count chosen per size and machine load (:func:`matmul`,
+  see :mod:`dlcore.blas_threads`), and a few fused elementwise kernels that save NumPy
+  passes and temporaries (:func:`relu_forward`, :func:`mask_multiply`, :func:`add_scaled`).
 
 Backends: NumPy (CPU), CuPy (GPU), and any other array-API namespace such as
 ``array_api_strict`` (the CI stand-in for a non-NumPy library).
@@ -23,6 +26,8 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
+
+from dlcore import blas_threads
 
 __all__ = [
     "BackendUnavailableError",
@@ -46,6 +51,15 @@ __all__ = [
     "windows2d",
     "scatter_add",
     "gpu_available",
+    "matmul",
+    "thread_policy",
+    "relu_forward",
+    "mask_multiply",
+    "maximum_",
+    "parallel_rows",
+    "copy_into",
+    "sigmoid_",
+    "add_scaled",
 ]
 
 
@@ -275,7 +289,16 @@ def random(rng: Seed, shape: int | Sequence[int], *, dtype: Any = "float32", xp:
 
 
 def bernoulli(rng: Seed, p: Any) -> Any:
-    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``."""
+    """Binary samples with P(1) = p elementwise, in the namespace and dtype of ``p``: [u < p] with
+    u ~ U[0, 1) drawn as :func:`random` draws it (float64, then cast to p's dtype).
+
+    NumPy: the comparison writes its 0/1 result straight into an array of p's dtype (one pass
+    and one temporary fewer); the same draws, so the same samples."""
+    if type(p) is np.ndarray:
+        u = default_rng(rng).random(p.shape)
+        if u.dtype != p.dtype:
+            u = u.astype(p.dtype)
+        return np.less(u, p, out=np.empty(p.shape, dtype=p.dtype))
     xp = namespace(p)
     u = random(rng, tuple(p.shape), dtype=p.dtype, xp=xp)
     return xp.astype(u < p, p.dtype)
@@ -348,3 +371,174 @@ def scatter_add(target: Any, indices: Any, values: Any) -> Any:
                        target.dtype)
     flat = xp.reshape(values, (values.shape[0], -1))
     return target + xp.reshape(onehot.T @ flat, target.shape)
+
+
+# --------------------------------------------------------------------------- matrix products
+
+
+def _flops(a: Any, b: Any) -> float:
+    """2 m k n of one matrix of the product a @ b (per matrix of a batched product)."""
+    if a.ndim == 0 or b.ndim == 0:
+        return 0.0
+    m = a.shape[-2] if a.ndim >= 2 else 1
+    n = b.shape[-1] if b.ndim >= 2 else 1
+    return 2.0 * m * a.shape[-1] * n
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """a @ b on any backend. On NumPy the BLAS runs with the thread count of
+    :mod:`dlcore.blas_threads` (one thread for small products or when other processes hold the
+    CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
+    ignore ``out`` and return a new array: always use the returned value."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        flops = _flops(a, b)
+        if out is None and flops < blas_threads.POLICY.min_flops and max(a.ndim, b.ndim) == 3:
+            return _batched_matmul(a, b, flops)
+        return blas_threads.POLICY.run(flops, np.matmul, a, b, out=out)
+    xp = namespace(a, b, where="matmul")
+    if out is not None and is_cupy(xp):
+        return xp.matmul(a, b, out=out)
+    return a @ b
+
+
+def _batched_matmul(a: np.ndarray, b: np.ndarray, flops: float) -> np.ndarray:
+    """A stack of small products (one batch axis; one side may be a single matrix): single-threaded
+    BLAS calls, the batch split over the free CPUs by blocks of matrices (identical results)."""
+    batch = a.shape[0] if a.ndim == 3 else b.shape[0]
+    if (a.ndim == 3 and a.shape[0] not in (1, batch)) or (b.ndim == 3 and b.shape[0] not in (1, batch)):
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)        # let NumPy report the mismatch
+    if (a.ndim == 3 and a.shape[0] == 1) or (b.ndim == 3 and b.shape[0] == 1) or a.ndim < 2 or b.ndim < 2:
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)
+    out = np.empty((batch, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+
+    def block(lo: int, hi: int) -> None:
+        blas_threads.POLICY.run(flops, np.matmul, a[lo:hi] if a.ndim == 3 else a, b[lo:hi] if b.ndim == 3 else b,
+                                out=out[lo:hi])
+
+    blas_threads.parallel_chunks(batch, block, int(batch * flops) // 16)
+    return out
+
+
+def thread_policy() -> str:
+    """One line describing how :func:`matmul` picks BLAS threads (see :mod:`dlcore.blas_threads`)."""
+    return blas_threads.describe()
+
+
+# --------------------------------------------------------------------------- fused elementwise kernels
+
+
+def parallel_rows(rows: int, fn: Any, entries: int, xp: ModuleType) -> None:
+    """Run ``fn(lo, hi)`` for row blocks of a batch covering ``range(rows)``: split over threads on NumPy
+    when the pass is large and CPUs are free (:func:`dlcore.blas_threads.parallel_chunks`), one call
+    ``fn(0, rows)`` otherwise and on every other backend. ``fn`` must only write rows lo:hi of its outputs."""
+    if is_numpy(xp):
+        blas_threads.parallel_chunks(rows, fn, entries)
+    else:
+        fn(0, rows)
+
+
+def relu_forward(x: Any) -> tuple[Any, Any]:
+    """(y, mask) with mask = [x > 0] and y = x · mask (NaN stays NaN, as x · 0 does).
+
+    NumPy: the mask is a bool array and the product is one mixed-type pass (two passes instead of
+    three, and a mask of one byte per entry), split over threads for a large batch. Other backends:
+    the mask in x's dtype.
+    """
+    xp = namespace(x)
+    if is_numpy(xp):
+        if x.ndim == 0:
+            mask = np.greater(x, 0)
+            return np.multiply(x, mask, dtype=x.dtype), mask
+        y, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
+
+        def rows(lo: int, hi: int) -> None:
+            np.greater(x[lo:hi], 0, out=mask[lo:hi])
+            np.multiply(x[lo:hi], mask[lo:hi], out=y[lo:hi], dtype=x.dtype)
+
+        blas_threads.parallel_chunks(x.shape[0], rows, x.size)
+        return y, mask
+    mask = xp.astype(x > 0, x.dtype)
+    return x * mask, mask
+
+
+def mask_multiply(dy: Any, mask: Any, out: Any = None) -> Any:
+    """dy · mask for a 0/1 mask, bool (as :func:`relu_forward` makes on NumPy, or a comparison) or in
+    dy's dtype. NumPy: one mixed-type pass (split over threads for a large batch), written into
+    ``out`` when given; other backends ignore ``out`` and return a new array: always use the returned
+    value."""
+    if type(dy) is np.ndarray and type(mask) is np.ndarray:
+        if out is not None or dy.ndim == 0 or dy.shape != mask.shape:
+            return np.multiply(dy, mask, out=out, dtype=dy.dtype)
+        res = np.empty_like(dy)
+
+        def rows(lo: int, hi: int) -> None:
+            np.multiply(dy[lo:hi], mask[lo:hi], out=res[lo:hi], dtype=dy.dtype)
+
+        blas_threads.parallel_chunks(dy.shape[0], rows, dy.size)
+        return res
+    if dtype_name(mask.dtype) == "bool":
+        mask = namespace(mask).astype(mask, dy.dtype)
+    return dy * mask
+
+
+def copy_into(out: Any, view: Any) -> Any:
+    """out[...] = view (same shape), split over threads by rows on NumPy for a large copy; returns out."""
+    if type(out) is np.ndarray and out.ndim > 0:
+        def rows(lo: int, hi: int) -> None:
+            out[lo:hi] = view[lo:hi]
+
+        blas_threads.parallel_chunks(out.shape[0], rows, out.size)
+        return out
+    out[...] = view
+    return out
+
+
+def sigmoid_(z: Any) -> Any:
+    """σ(z) = ½ tanh(z/2) + ½ (as :func:`dlcore.nn.functional.sigmoid_tanh`), computed in place on
+    NumPy/CuPy (z is overwritten and returned: pass a fresh array, such as a product just made);
+    a new array elsewhere. Same operations in the same order, so the same roundings."""
+    xp = namespace(z)
+    if is_numpy(xp) or is_cupy(xp):
+        lib = np if is_numpy(xp) else importlib.import_module("cupy")
+        z *= 0.5
+        lib.tanh(z, out=z)
+        z *= 0.5
+        z += 0.5
+        return z
+    return 0.5 * xp.tanh(0.5 * z) + 0.5
+
+
+def maximum_(a: Any, b: Any, out: Any = None) -> Any:
+    """max(a, b) elementwise into ``out`` (default: a, in place) on NumPy/CuPy, returning it; a new
+    array elsewhere (always use the returned value)."""
+    xp = namespace(a, b)
+    if is_numpy(xp):
+        return np.maximum(a, b, out=a if out is None else out)
+    if is_cupy(xp):
+        return importlib.import_module("cupy").maximum(a, b, out=a if out is None else out)
+    return xp.maximum(a, b)
+
+
+def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
+    """w ← w + alpha · g in place where the backend allows; returns w.
+
+    NumPy: block by block through one small scratch buffer, so neither a w-sized temporary is
+    allocated nor the product alpha · g written to and read back from main memory (same roundings
+    as ``w += alpha * g``). Other backends: ``w + alpha * g`` (in place where supported).
+    """
+    if type(w) is np.ndarray and type(g) is np.ndarray and w.flags.c_contiguous and g.flags.c_contiguous \
+            and w.dtype == g.dtype and w.size > block:
+        wf, gf = w.reshape(-1), g.reshape(-1)
+        scale = w.dtype.type(alpha)
+        buf = np.empty(block, dtype=w.dtype)
+        for start in range(0, wf.size, block):
+            stop = min(start + block, wf.size)
+            tmp = buf[:stop - start]
+            np.multiply(gf[start:stop], scale, out=tmp)
+            wf[start:stop] += tmp
+        return w
+    try:
+        w += alpha * g
+        return w
+    except (TypeError, ValueError, AttributeError):  # a backend without in-place updates
+        return w + alpha * g

@@ -248,6 +248,33 @@ def test_cnn_layer_rejects_dlcores_own_layer():
             shapes=((2, 1, 5, 5),))
 
 
+def test_delegation_to_dlcore_is_seen_in_the_kernel():
+    from dlcore.nn.im2col import col2im as dl_col2im
+    from dlcore.nn.im2col import im2col as dl_im2col
+
+    def im2col(x, kh, kw, stride=1, pad=0):
+        return dl_im2col(x, (kh, kw), stride, pad)
+
+    def col2im(col, x_shape, kh, kw, stride=1, pad=0):
+        return dl_col2im(col, x_shape, (kh, kw), stride, pad)
+
+    rejects("im2col", im2col, "dlcore.nn.im2col.im2col", "calls dlcore's im2col", cases=GEOMETRIES[:2])
+    rejects("col2im", col2im, "dlcore.nn.im2col.col2im", "calls dlcore's col2im", cases=GEOMETRIES[:2])
+
+    class Conv2D:
+        def __init__(self, *args, **kwargs):
+            self.inner = nn.Conv2D(*args, dtype="float64", **kwargs)
+            self.params, self.grads = self.inner.params, self.inner.grads
+
+        def forward(self, x):
+            return self.inner.forward(x)
+
+        def backward(self, dy):
+            return self.inner.backward(dy)
+
+    rejects("cnn_layer", Conv2D, "Conv2D", "calls dlcore's Conv2D", args=(1, 2, 3), shapes=((2, 1, 5, 5),))
+
+
 def test_cnn_layer_reports_warnings():
     warns = solution(conv2d=("self.grads[\"b\"] = dy.sum(axis=(0, 2, 3))",
                              "self.grads[\"b\"] = dy.sum(axis=(0, 2, 3)) + 0 * np.log(np.zeros(1))"))

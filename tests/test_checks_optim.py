@@ -622,3 +622,60 @@ def test_dropout_float32_is_refused():
             return super().forward(x, train).astype(np.float32)
 
     fails("dropout", Float32Dropout, "Dropout", "float32", p=0.3)
+
+
+def test_calls_into_dlcore_are_seen_in_the_kernel():
+    """Written in the notebook, but handing the work to dlcore's reference: zero, with the call named."""
+    import dlcore.optim as optim
+    from dlcore.nn import BatchNorm as DlBatchNorm
+    from dlcore.nn import Dropout as DlDropout
+    from dlcore.nn import init
+
+    class WrapsAdam:
+        def __init__(self, **kwargs):
+            self.inner = optim.Adam(**kwargs)
+
+        def update(self, params, grads):
+            self.inner.update(params, grads)
+
+    class WrapsMaxNorm(RegularizedSGD):
+        def update(self, params, grads):
+            SGD(self.lr).update(params, grads)
+            optim.apply_max_norm(params, self.max_norm)
+
+    class WrapsBatchNorm(BatchNorm):
+        def __init__(self, num_features, eps=1e-5, momentum=0.9):
+            super().__init__(num_features, eps, momentum)
+            self.inner = DlBatchNorm(num_features, eps, momentum, dtype="float64")
+
+        def forward(self, x, train=True):
+            self.inner.params = self.params
+            return self.inner.forward(x, train)
+
+        def backward(self, dout):
+            dx = self.inner.backward(dout)
+            self.grads = self.inner.grads
+            return dx
+
+    class WrapsDropout(Dropout):
+        def __init__(self, p=0.5, rng=None):
+            self.inner = DlDropout(p, rng)
+
+        def forward(self, x, train=True):
+            return self.inner.forward(x, train)
+
+        def backward(self, dout):
+            return self.inner.backward(dout)
+
+    def wraps_xavier(shape, rng=None):
+        return init.xavier_normal(shape, rng, dtype="float64")
+
+    def wraps_linear(t, lr0, alpha, min_lr=0.0):
+        return optim.LinearDecay(lr0, alpha, min_lr)(t)
+
+    fails("optimizer", WrapsAdam, "Adam", "calls dlcore's Adam", kwargs={"lr": 0.01})
+    fails("optimizer", WrapsMaxNorm, "SGD", "calls dlcore's apply_max_norm", kwargs={"lr": 0.1, "max_norm": 1.5})
+    fails("batchnorm", WrapsBatchNorm, "BatchNorm", "calls dlcore's BatchNorm")
+    fails("dropout", WrapsDropout, "Dropout", "calls dlcore's Dropout")
+    fails("initializer", wraps_xavier, "xavier_normal", "calls dlcore's xavier_normal")
+    fails("schedule", wraps_linear, "LinearDecay", "calls dlcore's LinearDecay", kwargs={"lr0": 0.1, "alpha": 0.01})

@@ -26,7 +26,7 @@ from typing import Any
 from dlcore import backend
 from dlcore.nn import init as initializers
 from dlcore.nn.base import Layer, check_array, check_dtype_match
-from dlcore.nn.functional import sigmoid_tanh, softplus
+from dlcore.nn.functional import softplus
 
 __all__ = ["RBM"]
 
@@ -103,10 +103,14 @@ class RBM(Layer):
 
     # -- the model -------------------------------------------------------------------------
     def _ph(self, v: Any) -> Any:
-        return sigmoid_tanh(v @ self.params["W"] + self.params["c"])
+        z = backend.matmul(v, self.params["W"])
+        z += self.params["c"]
+        return backend.sigmoid_(z)                       # σ(vW + c), in place on the fresh product
 
     def _mean_v(self, h: Any) -> Any:
-        return sigmoid_tanh(h @ self.params["W"].T + self.params["b"])
+        z = backend.matmul(h, self.params["W"].T)
+        z += self.params["b"]
+        return backend.sigmoid_(z)                       # σ(hWᵀ + b)
 
     def _sample_v(self, h: Any, rng: Any) -> Any:
         return backend.bernoulli(rng, self._mean_v(h))
@@ -223,11 +227,22 @@ class RBM(Layer):
         return grads
 
     def _cd_step(self, v0: Any, k: int, persistent: Any, gen: Any) -> dict[str, Any]:
-        """One CD/PCD gradient (no input checks; ``fit`` calls this directly)."""
+        """One CD/PCD gradient (no input checks; ``fit`` calls this directly).
+
+        Computed with as few passes as the equations allow: when the chain continues from its stored
+        hidden sample, p(h|v₀) is not needed before the chain's last v_k, so p(h|v₀) and p(h|v_k) come
+        from one product [v₀; v_k] W; and the weight gradient is one product
+
+            dW = [v₀; v_k]ᵀ ([p(h|v₀); p(h|v_k)] ⊙ s),   s = −1/N on the rows of v₀, +1/M on those of v_k,
+
+        the same sum as v_kᵀ p(h|v_k) / M − v₀ᵀ p(h|v₀) / N (up to round-off) in one pass over W's shape.
+        The random draws happen in the same order as in the plain loop, so a seed gives the same chain.
+        """
         xp = backend.namespace(v0)
-        ph0 = self._ph(v0)
         keep = persistent is not None and persistent is not False
-        if persistent is True and self.persistent_hidden is not None:
+        continued = persistent is True and self.persistent_hidden is not None
+        ph0 = None if continued else self._ph(v0)
+        if continued:
             h = self.persistent_hidden
         elif persistent is True and self.persistent_chain is not None:
             h = backend.bernoulli(gen, self._ph(self.persistent_chain))
@@ -235,20 +250,28 @@ class RBM(Layer):
             h = backend.bernoulli(gen, self._ph(persistent))
         else:
             h = backend.bernoulli(gen, ph0)
+        n0 = v0.shape[0]
+        both = None
         for step in range(k):
             vk = self._sample_v(h, gen)
-            phk = self._ph(vk)
+            if ph0 is None and step == k - 1:            # the last step: p(h|v₀) and p(h|v_k) together
+                both = xp.concat([v0, vk], axis=0)
+                p_both = self._ph(both)
+                ph0, phk = p_both[:n0, :], p_both[n0:, :]
+            else:
+                phk = self._ph(vk)
             if keep or step < k - 1:
                 h = backend.bernoulli(gen, phk)
         if keep:
             self.persistent_chain, self.persistent_hidden = vk, h
-        n0, nk = v0.shape[0], vk.shape[0]
-        if n0 == nk:    # one pass fewer over the (n_v, n_h) matrix
-            dW = (vk.T @ phk - v0.T @ ph0) * (1.0 / n0)
-        else:
-            dW = (vk.T @ phk) * (1.0 / nk) - (v0.T @ ph0) * (1.0 / n0)
+        nk = vk.shape[0]
+        if both is None:
+            both, p_both = xp.concat([v0, vk], axis=0), xp.concat([ph0, phk], axis=0)
+        dev = backend.device_of(v0)
+        sign = xp.concat([xp.full((n0, 1), -1.0 / n0, dtype=v0.dtype, device=dev),
+                          xp.full((nk, 1), 1.0 / nk, dtype=v0.dtype, device=dev)], axis=0)
         return {
-            "W": dW,
+            "W": backend.matmul(both.T, p_both * sign),
             "b": xp.mean(vk, axis=0) - xp.mean(v0, axis=0),
             "c": xp.mean(phk, axis=0) - xp.mean(ph0, axis=0),
         }
@@ -323,8 +346,8 @@ class RBM(Layer):
         if optimizer is not None:
             optimizer.update(self.params, grads)
             return
-        for key, g in grads.items():   # in place, as the optimizers do
-            self.params[key] -= lr * g
+        for key, g in grads.items():   # in place, as the optimizers do: θ ← θ − lr g in one fused pass
+            self.params[key] = backend.add_scaled(self.params[key], -lr, g)
 
     # -- exact quantities (tiny models) and AIS (real sizes) --------------------------------
     def log_partition(self) -> float:

@@ -97,13 +97,13 @@ class Conv2D(Layer):
         if self._use_images(ow):
             self.per_image = True
             self.col = im2col_images(x, self.kernel_size, self.stride, self.padding, out=self.col)
-            y = xp.matmul(w_mat, self.col)                                          # Y_n = W_mat col_n
+            y = backend.matmul(w_mat, self.col)                                     # Y_n = W_mat col_n
             if "b" in self.params:
                 y += xp.reshape(self.params["b"], (co, 1))
             return xp.reshape(y, (n, co, oh, ow))
         self.per_image = False
         self.col = im2col(x, self.kernel_size, self.stride, self.padding, channels_last=True, out=self.col)
-        y = self.col @ self._w_rows(xp)                                             # Y = col W_rows
+        y = backend.matmul(self.col, self._w_rows(xp))                              # Y = col W_rows
         if "b" in self.params:
             y += self.params["b"]
         return materialize(xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2)))
@@ -121,11 +121,11 @@ class Conv2D(Layer):
             self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
         if self.per_image:
             d_y = xp.reshape(dy, (n, co, oh * ow))
-            dw_mat = xp.sum(xp.matmul(d_y, xp.permute_dims(self.col, (0, 2, 1))), axis=0)   # Σ_n dY_n col_nᵀ
+            dw_mat = xp.sum(backend.matmul(d_y, xp.permute_dims(self.col, (0, 2, 1))), axis=0)   # Σ_n dY_n col_nᵀ
             self.grads["W"] = xp.reshape(dw_mat, (co, c, kh, kw))
             return self._dx_images(d_y, xp) if self.input_grad else None
         d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, co))               # dY, channels last
-        dw_rows = self.col.T @ d_y                                                   # colᵀ dY: (KH KW C_in, C_out)
+        dw_rows = backend.matmul(self.col.T, d_y)                                    # colᵀ dY: (KH KW C_in, C_out)
         self.grads["W"] = xp.permute_dims(xp.reshape(dw_rows, (kh, kw, c, co)), (3, 2, 0, 1))
         return self._dx_rows(d_y, xp) if self.input_grad else None
 
@@ -142,20 +142,34 @@ class Conv2D(Layer):
                 yield i, j, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
 
     def _dx_rows(self, d_y: Any, xp: Any) -> Any:
-        """dx = col2im(dY W_rowsᵀ), one kernel offset (i, j) at a time (channels last):
+        """dx = col2im(dY W_rowsᵀ), one kernel row i at a time (channels last):
 
-            dx_pad[n, p s_h + i, q s_w + j, :] += (dY W[:, :, i, j])[(n, p, q), :]
+            B_i = dY W_i,   W_i[o, (j, c)] = W[o, c, i, j]                     B_i: (N OH OW, KW C_in)
+            dx_pad[n, p s_h + i, q s_w + j, :] += B_i[(n, p, q), (j, :)]        for j = 0 .. KW-1
 
-        Same sums as :func:`~dlcore.nn.im2col.col2im`, but each offset's (N OH OW, C_in) block is made
-        and added while it is in cache instead of forming dcol (as large as col) first.
+        Same sums as :func:`~dlcore.nn.im2col.col2im`, but each row's block is made and added while it
+        is in cache instead of forming dcol (as large as col) first, and with KH products of width
+        KW C_in rather than KH KW narrow ones of width C_in (a (8192, 50) x (50, 20) product keeps the
+        BLAS far below its speed; (50, 100) is better shaped).
         """
         n, c, h, w = self.x_shape
         _, _, oh, ow = self.y_shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph, pw = self.padding
-        taps = self._taps(xp)
+        co = self.out_channels
+        w_rows = materialize(xp.reshape(xp.permute_dims(self.params["W"], (2, 0, 3, 1)), (kh, co, kw * c)))
         acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
-        for i, j, rows, cols in self._offsets():
-            acc[:, rows, cols, :] += xp.reshape(d_y @ taps[i, j, ...], (n, oh, ow, c))
+        pixels = oh * ow
+
+        def images(lo: int, hi: int) -> None:           # images lo:hi (one thread's block of the batch)
+            d_block = d_y[lo * pixels:hi * pixels, :]
+            for i in range(kh):
+                block = xp.reshape(backend.matmul(d_block, w_rows[i, ...]), (hi - lo, oh, ow, kw, c))
+                rows = slice(i, i + sh * (oh - 1) + 1, sh)
+                for j in range(kw):
+                    acc[lo:hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
+
+        backend.parallel_rows(n, images, n * pixels * kh * kw * c, xp)
         return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
 
     def _dx_images(self, d_y: Any, xp: Any) -> Any:
@@ -166,7 +180,7 @@ class Conv2D(Layer):
         taps_t = xp.permute_dims(self._taps(xp), (0, 1, 3, 2))                      # W[:, :, i, j]ᵀ
         acc = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=d_y.dtype, device=backend.device_of(d_y))
         for i, j, rows, cols in self._offsets():
-            acc[:, :, rows, cols] += xp.reshape(xp.matmul(taps_t[i, j, ...], d_y), (n, c, oh, ow))
+            acc[:, :, rows, cols] += xp.reshape(backend.matmul(taps_t[i, j, ...], d_y), (n, c, oh, ow))
         return acc[:, :, ph:ph + h, pw:pw + w]
 
     def __repr__(self) -> str:

@@ -31,15 +31,17 @@ class Affine(Layer):
         check_dtype_match("Affine", x, self.params)
         backend.namespace(x, self.params["W"], where="Affine.forward")
         self.x = x
-        return x @ self.params["W"] + self.params["b"]
+        y = backend.matmul(x, self.params["W"])
+        y += self.params["b"]                     # in place: no second (N, out) array
+        return y
 
     def backward(self, dy: Any) -> Any:
         if self.x is None:
             raise RuntimeError("Affine: backward called before forward; call forward first (it caches x)")
         xp = backend.namespace(dy)
-        self.grads["W"] = self.x.T @ dy          # dL/dW = X^T dY
-        self.grads["b"] = xp.sum(dy, axis=0)     # dL/db = sum over the batch
-        return dy @ self.params["W"].T           # dL/dX = dY W^T
+        self.grads["W"] = backend.matmul(self.x.T, dy)          # dL/dW = X^T dY
+        self.grads["b"] = xp.sum(dy, axis=0)                     # dL/db = sum over the batch
+        return backend.matmul(dy, self.params["W"].T)           # dL/dX = dY W^T
 
 
 class Flatten(Layer):

@@ -216,7 +216,7 @@ class LSTM(RecurrentBase):
         wh_s = wh * scale
         x_tm = np_.ascontiguousarray(xs.transpose(1, 0, 2)).reshape(t_len * n, d)
         gates = np_.empty((t_len, n, 4 * hdim), dtype=dtype)   # pre-activations, then f, g, i, o
-        np_.matmul(x_tm, wx * scale, out=gates.reshape(t_len * n, 4 * hdim))
+        backend.matmul(x_tm, wx * scale, out=gates.reshape(t_len * n, 4 * hdim))
         gates += b * scale
         hs = np_.empty((t_len + 1, n, hdim), dtype=dtype)       # hs[0] = h0
         cs = np_.empty((t_len + 1, n, hdim), dtype=dtype)       # cs[0] = c0
@@ -226,7 +226,7 @@ class LSTM(RecurrentBase):
         tmp = np_.empty((n, hdim), dtype=dtype)
         for t in range(t_len):
             a = gates[t]
-            np_.matmul(hs[t], wh_s, out=tmp4)
+            backend.matmul(hs[t], wh_s, out=tmp4)
             a += tmp4
             np_.tanh(a, out=a)
             a *= scale
@@ -254,6 +254,7 @@ class LSTM(RecurrentBase):
         dh = np_.zeros((n, hdim), dtype=dtype)
         dc = np_.zeros((n, hdim), dtype=dtype)
         tmp = np_.empty((n, hdim), dtype=dtype)
+        tmp3 = np_.empty((n, 3 * hdim), dtype=dtype)
         for t in reversed(range(t_len)):
             a, da = gates[t], da_all[t]
             f, g, i, o = a[:, :hdim], a[:, hdim:2 * hdim], a[:, 2 * hdim:3 * hdim], a[:, 3 * hdim:]
@@ -270,18 +271,19 @@ class LSTM(RecurrentBase):
             np_.multiply(dc, i, out=dg)
             np_.multiply(dc, g, out=di)
             dc *= f                                      # dc_prev
-            sig = (da[:, :hdim], f), (da[:, 2 * hdim:], a[:, 2 * hdim:])
-            for dgate, gate in sig:                      # σ' = σ(1 - σ)
+            sig = (da[:, :hdim], f, tmp3[:, :hdim]), (da[:, 2 * hdim:], a[:, 2 * hdim:], tmp3[:, hdim:])
+            for dgate, gate, one_minus in sig:           # σ' = σ(1 - σ), no temporaries
+                np_.subtract(1.0, gate, out=one_minus)
                 dgate *= gate
-                dgate -= dgate * gate
+                dgate *= one_minus
             np_.multiply(g, g, out=tmp)                  # tanh' = 1 - g²
             np_.subtract(1.0, tmp, out=tmp)
             dg *= tmp
-            np_.matmul(da, wh_t, out=dh)                 # dh_prev = dA Whᵀ
+            backend.matmul(da, wh_t, out=dh)             # dh_prev = dA Whᵀ
         da2 = da_all.reshape(t_len * n, 4 * hdim)
-        self.grads["Wx"] = cache["x_tm"].T @ da2
-        self.grads["Wh"] = hs[:-1].reshape(t_len * n, hdim).T @ da2
+        self.grads["Wx"] = backend.matmul(cache["x_tm"].T, da2)
+        self.grads["Wh"] = backend.matmul(hs[:-1].reshape(t_len * n, hdim).T, da2)
         self.grads["b"] = np_.sum(da2, axis=0)
         self.dh0, self.dc0 = dh, dc
-        dxs = (da2 @ self.params["Wx"].T).reshape(t_len, n, d)
+        dxs = backend.matmul(da2, self.params["Wx"].T).reshape(t_len, n, d)
         return dxs.transpose(1, 0, 2)

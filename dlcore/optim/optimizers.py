@@ -172,7 +172,7 @@ class Optimizer:
             w, g = params[key], grads[key]
             if self.weight_decay and not self._decoupled and self._decays(w):
                 g = g + self.weight_decay * w                 # ∇(E + λ/2 ||w||²) = g + λ w
-            w += self._step(key, w, g, lr)                     # in place where the backend allows
+            w = self._apply_step(key, w, g, lr)                # w += Δw, in place where the backend allows
             params[key] = w
         self.step_count += 1
         if self.max_norm is not None:
@@ -183,6 +183,11 @@ class Optimizer:
 
     def _decays(self, w: Any) -> bool:
         return self.decay_biases or w.ndim >= 2
+
+    def _apply_step(self, key: Hashable, w: Any, g: Any, lr: float) -> Any:
+        """w ← w + Δw (in place where the backend allows); returns w."""
+        w += self._step(key, w, g, lr)
+        return w
 
     def _step(self, key: Hashable, w: Any, g: Any, lr: float) -> Any:  # pragma: no cover - abstract
         """Δw for parameter ``key`` from its (decayed, clipped) gradient ``g`` at rate ``lr``."""
@@ -268,6 +273,10 @@ class SGD(Optimizer):
 
     def _step(self, key: Hashable, w: Any, g: Any, lr: float) -> Any:
         return -lr * g
+
+    def _apply_step(self, key: Hashable, w: Any, g: Any, lr: float) -> Any:
+        """w ← w − ε g in one fused pass (:func:`dlcore.backend.add_scaled`; same roundings as ``w += -ε g``)."""
+        return backend.add_scaled(w, -lr, g)
 
 
 class Momentum(Optimizer):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,33 @@ def origin(student: Any) -> dict:
         if "dlcore" in parts[:-1]:
             info["dlcore_code"].append(f"{code.co_name} (from dlcore/{os.path.basename(code.co_filename)})")
     return info
+
+
+class Trace:
+    """Within ``with``: record calls into dlcore's code named ``reference`` (its functions, or the methods of its
+    class), so that a solution that hands the work to dlcore's reference is seen (re-entrant, restores the hook)."""
+
+    def __init__(self, reference: str | None, hits: list) -> None:
+        self.reference, self.hits, self.old = reference, hits, None
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        if event != "call":
+            return
+        code = frame.f_code
+        qual = getattr(code, "co_qualname", code.co_name)
+        if (qual.split(".")[0] == self.reference or code.co_name == self.reference) \
+                and "dlcore" in os.path.abspath(code.co_filename).split(os.sep)[:-1] and qual not in self.hits:
+            self.hits.append(qual)
+
+    def __enter__(self) -> Trace:
+        if self.reference:
+            self.old = sys.getprofile()
+            sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.reference:
+            sys.setprofile(self.old)
 
 
 # --------------------------------------------------------------------------- the grader's own layers
@@ -318,26 +346,28 @@ def record_filter2d(student: Any, inputs: dict) -> dict:
 
 
 def record_im2col(student: Any, inputs: dict) -> dict:
-    cases = []
+    cases, info = [], origin(student)
     for case in inputs["cases"]:
         x = np.array(case["x"])
-        out = call(student, x, case["kh"], case["kw"], stride=case["stride"], pad=case["pad"])
+        with Trace(inputs.get("reference"), info["calls_reference"]):
+            out = call(student, x, case["kh"], case["kw"], stride=case["stride"], pad=case["pad"])
         rec = _outcome(out)
         rec["mutated"] = not np.array_equal(x, case["x"])
         cases.append(rec)
-    return {"origin": origin(student), "cases": cases}
+    return {"origin": info, "cases": cases}
 
 
 def record_col2im(student: Any, inputs: dict) -> dict:
-    cases = []
+    cases, info = [], origin(student)
     for case in inputs["cases"]:
         col = np.array(case["col"])
-        out = call(student, col, tuple(case["x_shape"]), case["kh"], case["kw"], stride=case["stride"],
-                   pad=case["pad"])
+        with Trace(inputs.get("reference"), info["calls_reference"]):
+            out = call(student, col, tuple(case["x_shape"]), case["kh"], case["kw"], stride=case["stride"],
+                       pad=case["pad"])
         rec = _outcome(out)
         rec["mutated"] = not np.array_equal(col, case["col"])
         cases.append(rec)
-    return {"origin": origin(student), "cases": cases}
+    return {"origin": info, "cases": cases}
 
 
 def record_translation_invariance(student: Any, inputs: dict) -> dict:
@@ -358,8 +388,10 @@ def record_translation_invariance(student: Any, inputs: dict) -> dict:
 
 def record_cnn_layer(student: Any, inputs: dict) -> dict:
     """A layer class on the plan's parameters and inputs (the fields of grader.checks.LayerRecord)."""
-    with _Substituted(student, inputs.get("helpers", [])) as used:
+    hits: list = []
+    with _Substituted(student, inputs.get("helpers", [])) as used, Trace(inputs.get("reference"), hits):
         rec = _record_layer(student, inputs)
+    rec["provenance"]["calls_reference"] = hits
     rec["substituted"] = list(used)
     return rec
 
@@ -480,7 +512,8 @@ def record_residual_block(student: Any, inputs: dict) -> dict:
     """A residual block built with the grader's layers: conv1 and conv2, forward and backward."""
     rec: dict[str, Any] = {"origin": origin(student), "build_error": None, "configs": [], "layers_error": None,
                            "cases": []}
-    built = call(student, *inputs["args"], layers=dict(LAYERS), rng=0)
+    with Trace(inputs.get("reference"), rec["origin"]["calls_reference"]):
+        built = call(student, *inputs["args"], layers=dict(LAYERS), rng=0)
     if built.error:
         rec["build_error"] = built.error
         return rec
@@ -492,8 +525,9 @@ def record_residual_block(student: Any, inputs: dict) -> dict:
     rec["configs"], rec["layers_error"] = configs, problem
     if problem or configs != inputs["configs"]:
         return rec
-    for case in inputs["cases"]:
-        rec["cases"].append(_run_network(block, convs, inputs["params"], case["x"], case["dy"]))
+    with Trace(inputs.get("reference"), rec["origin"]["calls_reference"]):
+        for case in inputs["cases"]:
+            rec["cases"].append(_run_network(block, convs, inputs["params"], case["x"], case["dy"]))
     return rec
 
 

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import array_or_text, origin, outcome
+from grader.kernel.records._common import Trace, array_or_text, origin, outcome
 from grader.kernel.student import call
 
 
 def record_optimizer(student: Any, inputs: dict) -> dict:
     """Build ``student(**kwargs)``; run ``update(params, grads)`` once per planned gradient set."""
     rec: dict = {"origin": origin(student), "build": None, "steps": []}
-    built = call(student, **dict(inputs["kwargs"]))
+    trace = Trace(inputs.get("trace"), rec["origin"]["calls_reference"])
+    with trace:
+        built = call(student, **dict(inputs["kwargs"]))
     rec["build"] = outcome(built)
     if built.error:
         return rec
@@ -32,7 +34,8 @@ def record_optimizer(student: Any, inputs: dict) -> dict:
         return rec
     for grads_in in inputs["grads"]:
         grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
-        out = call(update, params, grads)
+        with trace:
+            out = call(update, params, grads)
         step = outcome(out)
         step["params"] = {k: array_or_text(params.get(k)) for k in originals}
         step["in_place"] = {k: params.get(k) is originals[k] for k in originals}
@@ -52,7 +55,8 @@ def record_schedule(student: Any, inputs: dict) -> dict:
     """``student(t, **kwargs)`` for every planned t."""
     rec: dict = {"origin": origin(student), "values": []}
     for t in inputs["ts"]:
-        out = call(student, int(t), **dict(inputs["kwargs"]))
+        with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+            out = call(student, int(t), **dict(inputs["kwargs"]))
         value = out.value
         if out.error is None:
             try:
@@ -72,7 +76,8 @@ def record_initializer(student: Any, inputs: dict) -> dict:
         shape, seed = tuple(case["shape"]), int(case["seed"])
         draws = []
         for s in (seed, seed, seed + 1):
-            out = call(student, shape, rng=s)
+            with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+                out = call(student, shape, rng=s)
             draws.append(outcome(out, array_or_text(out.value) if out.error is None else None))
             if out.error:
                 break

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import array_or_text, origin, outcome
+from grader.kernel.records._common import Trace, array_or_text, origin, outcome
 from grader.kernel.student import call
 
 
@@ -31,16 +31,22 @@ def _stat(layer: Any, name: str) -> Any:
 
 def record_batchnorm(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None, "steps": [], "eval": None}
+    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        _batchnorm_steps(student, inputs, rec)
+    return rec
+
+
+def _batchnorm_steps(student: Any, inputs: dict, rec: dict) -> None:
     built = call(student, *inputs["args"], **dict(inputs["kwargs"]))
     rec["build"] = outcome(built)
     if built.error:
-        return rec
+        return
     layer = built.value
     params = getattr(layer, "params", None)
     if not isinstance(params, dict) or set(params) != set(inputs["params"]):
         rec["build"]["error"] = (f"expected self.params with the keys {sorted(inputs['params'])}, got "
                                  f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
-        return rec
+        return
     for k, v in inputs["params"].items():
         params[k] = v.copy()
     for x, dy in zip(inputs["xs"], inputs["dys"], strict=True):
@@ -54,7 +60,7 @@ def record_batchnorm(student: Any, inputs: dict) -> dict:
             step["grads"] = _grads(layer)
         rec["steps"].append(step)
         if fwd.error or step["backward"]["error"]:
-            return rec
+            return
     ev: dict = {}
     fwd = call(layer.forward, inputs["x_eval"].copy(), train=False)
     ev["forward"] = outcome(fwd, array_or_text(fwd.value) if fwd.error is None else None)
@@ -64,15 +70,20 @@ def record_batchnorm(student: Any, inputs: dict) -> dict:
         ev["backward"] = outcome(bwd, array_or_text(bwd.value) if bwd.error is None else None)
         ev["grads"] = _grads(layer)
     rec["eval"] = ev
-    return rec
 
 
 def record_dropout(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None}
+    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        _dropout_steps(student, inputs, rec)
+    return rec
+
+
+def _dropout_steps(student: Any, inputs: dict, rec: dict) -> None:
     built = call(student, inputs["p"], rng=int(inputs["seed"]))
     rec["build"] = outcome(built)
     if built.error:
-        return rec
+        return
     layer = built.value
     x, dy = inputs["x"], inputs["dy"]
     for mode, train in (("train", True), ("eval", False)):
@@ -83,7 +94,6 @@ def record_dropout(student: Any, inputs: dict) -> dict:
             bwd = call(layer.backward, dy.copy())
             part["backward"] = outcome(bwd, array_or_text(bwd.value) if bwd.error is None else None)
         rec[mode] = part
-    return rec
 
 
 def record_transform(student: Any, inputs: dict) -> dict:

@@ -200,7 +200,7 @@ def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2
         planned.append({"x": x, "kh": kh, "kw": kw, "stride": stride, "pad": pad})
         expected.append({"col": col, "last": _im2col_ref(x, kh, kw, stride, pad, channels_last=True), "y": y,
                          "adjoint": float(np.sum(x * _col2im_ref(y, shape, kh, kw, stride, pad)))})
-    return Plan("im2col", reference, {"cases": planned}, {"cases": expected})
+    return Plan("im2col", reference, {"cases": planned, "reference": "im2col"}, {"cases": expected})
 
 
 def judge_im2col(plan: Plan, record: dict) -> Verdict:
@@ -283,7 +283,7 @@ def plan_col2im(reference: str = "dlcore.nn.im2col.col2im", *, cases: Any = (((2
         expected.append({"dx": dx, "padded": padded, "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
                          "last": _col2im_ref(col, shape, kh, kw, stride, pad, channels_last=True), "x": x,
                          "adjoint": float(np.sum(_im2col_ref(x, kh, kw, stride, pad) * col))})
-    return Plan("col2im", reference, {"cases": planned}, {"cases": expected})
+    return Plan("col2im", reference, {"cases": planned, "reference": "col2im"}, {"cases": expected})
 
 
 def judge_col2im(plan: Plan, record: dict) -> Verdict:
@@ -420,7 +420,7 @@ def plan_cnn_layer(reference: str, *, args: Any = (), kwargs: Any = None, shapes
         causes = [_layer_causes(lp.name, lp, case) for case in lp.cases]
     inputs = {"args": list(lp.args), "kwargs": dict(lp.kwargs), "params": {k: v.copy() for k, v in lp.params.items()},
               "cases": [{"inputs": [a.copy() for a in c["inputs"]], "dy": c["dy"].copy()} for c in lp.cases],
-              "helpers": ["im2col", "col2im"] if lp.name == "Conv2D" else []}
+              "helpers": ["im2col", "col2im"] if lp.name == "Conv2D" else [], "reference": lp.name}
     expected = {"layer": dataclasses.asdict(lp),
                 "causes": [{k: [[v, why] for v, why in lst] for k, lst in c.items()} for c in causes]}
     return Plan("cnn_layer", reference, inputs, expected, {"name": lp.name})
@@ -810,7 +810,8 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
             numeric["dL/dW of conv1"] = [0, "W", numerical_gradient(loss_x, w_num)]
             return y, dx, grads, causes, numeric
 
-    return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run, {"args": [c]})
+    return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run,
+                     {"args": [c], "reference": "ResidualBlock"})
 
 
 def judge_residual_block(plan: Plan, record: dict) -> Verdict:

@@ -281,7 +281,8 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
         variants.append({"flag": flag, "why": why, "trajectory": traj})
     info = {"variants": variants, "formula": _FORMULAS[reference],
             "replay": _simulate(reference, kwargs, params, grads, set())}
-    return Plan("optimizer", reference, inputs={"kwargs": kwargs, "params": params, "grads": grads},
+    trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if kwargs.get("max_norm") is not None else [])
+    return Plan("optimizer", reference, inputs={"kwargs": kwargs, "params": params, "grads": grads, "trace": trace},
                 expected={"trajectory": expected}, info=info)
 
 
@@ -291,6 +292,8 @@ def _delegation(origin: dict, reference: str) -> str | None:
         why = f"it is defined in dlcore ({origin['module']}), not in your notebook"
     elif origin.get("dlcore_code"):
         why = f"its code comes from dlcore: {', '.join(origin['dlcore_code'])}"
+    elif origin.get("calls_reference"):
+        why = f"it calls dlcore's {', '.join(origin['calls_reference'][:3])} instead of computing the result"
     if why is None:
         return None
     return (f"{origin.get('name', 'your code')} uses dlcore's reference implementation: {why}. This exercise asks "
@@ -429,7 +432,8 @@ def plan_schedule(reference: str, *, kwargs: dict, steps: int = 30) -> Plan:
                     ([lr0 * gm ** (t // s + 1) for t in ts], "one decay too many: ε_0 = ε0 (γ⁰ = 1)"),
                     ([lr0 * gm * (t // s) if t >= s else lr0 for t in ts],
                      "γ multiplied by the number of steps instead of raised to it: ε_t = ε0 γ^⌊t / s⌋")]
-    return Plan("schedule", reference, inputs={"kwargs": kw, "ts": ts}, expected={"values": expected},
+    return Plan("schedule", reference, inputs={"kwargs": kw, "ts": ts, "trace": [reference]},
+                expected={"values": expected},
                 info={"variants": variants})
 
 
@@ -495,7 +499,8 @@ def plan_initializer(reference: str, *, shapes: Any = ((500, 200),), seed: int =
         if abs(float(ref.std()) / std - 1) > 0.05:  # pragma: no cover - dlcore and the formula disagree
             raise AssertionError(f"grader: dlcore's {reference} does not have the std {std}")
         cases.append({"shape": shape, "seed": seed + i, "std": std, "fans": [fi, fo]})
-    return Plan("initializer", reference, inputs={"cases": [{"shape": c["shape"], "seed": c["seed"]} for c in cases]},
+    return Plan("initializer", reference, inputs={"cases": [{"shape": c["shape"], "seed": c["seed"]} for c in cases],
+                                                  "trace": [reference]},
                 expected={"cases": cases}, info={"formula": _INIT_STD[reference][0]})
 
 

@@ -110,7 +110,7 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
                                              "running_mean": np.array(ref.running_mean),
                                              "running_var": np.array(ref.running_var)}}
     inputs = {"args": list(args), "kwargs": kwargs, "params": params, "xs": xs, "dys": dys, "x_eval": x_eval,
-              "dy_eval": dy_eval}
+              "dy_eval": dy_eval, "trace": ["BatchNorm"]}
     return Plan("batchnorm", reference, inputs=inputs, expected=expected,
                 info={"steps": info_steps, "eval_batch_forward": batch_y, "eps": eps, "momentum": mom})
 
@@ -262,7 +262,7 @@ def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), see
     ref = Dropout(p, rng=seed)
     y = np.array(ref.forward(x.copy(), train=True))
     dx = np.array(ref.backward(dy.copy()))
-    return Plan("dropout", reference, inputs={"p": float(p), "seed": int(seed), "x": x, "dy": dy},
+    return Plan("dropout", reference, inputs={"p": float(p), "seed": int(seed), "x": x, "dy": dy, "trace": ["Dropout"]},
                 expected={"forward": y, "backward": dx}, info={})
 
 
