@@ -9,6 +9,7 @@ feedback. Every case has its exact score and reason.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -81,6 +82,7 @@ def batch(tmp_path_factory):
     (subs / "linked_notebook" / "mini.ipynb").symlink_to(subs / "good" / "mini.ipynb")
     (subs / "dangling").symlink_to(tmp / "does-not-exist")
     (subs / "notes.txt").write_text("a file beside the folders is not a submission\n")
+    os.mkdir(os.fsencode(subs) + b"/bad\xff")                                 # not UTF-8: cannot even be printed
     raising = f"def double(x):\n    raise ValueError({ESC!r})\n"
     H.write(H.fill(release, answers, {"double_impl": raising}), subs / "escapes", "mini.ipynb")
     H.write(_add_cells(H.fill(release, answers), HOSTILE_MARKDOWN, HOSTILE_CODE), subs / "html", "mini.ipynb")
@@ -135,9 +137,9 @@ def test_odd_but_usable_ids_are_graded_and_links_never_grade_the_target(batch):
     # every folder has its row: nothing skipped silently, the plain file beside them is not a student
     escaped_esc_id = safe_text(ESC_ID)
     assert sorted(grades) == sorted(["good", "a b", "学生", "nested", LONG_ID, "...", "..x", escaped_esc_id,
-                                     "linked_student", "linked_chapter", "linked_notebook", "dangling",
+                                     "bad\\udcff", "linked_student", "linked_chapter", "linked_notebook", "dangling",
                                      "escapes", "html"])
-    assert "Autograding mini: 14 submission(s) (6 to grade, 8 refused)" in proc.stdout
+    assert "Autograding mini: 15 submission(s) (6 to grade, 9 refused)" in proc.stdout
 
 
 def test_control_characters_never_reach_the_console_or_the_csv(batch):
@@ -156,6 +158,7 @@ def test_control_characters_never_reach_the_console_or_the_csv(batch):
     assert esc_id == "esc\\x1b]0;title\\x07"
     assert grades[esc_id]["TOTAL"] == (0, 6, "refused: the folder name contains control characters; rename it to "
                                              "the student's id")
+    assert grades["bad\\udcff"]["TOTAL"] == grades[esc_id]["TOTAL"]          # undecodable bytes: escaped, refused
 
 
 class _Tags(HTMLParser):

@@ -3,7 +3,8 @@
 Student ids, exception messages and notes come from student code or student folders. Before they reach
 the instructor's terminal or spreadsheet, :func:`safe_text` escapes every control character (C0, DEL,
 C1 — so no ESC sequence: no window title, no OSC 52 clipboard write, no terminal reset) and the Unicode
-line separators and bidirectional overrides that reorder a line; a line break inside a field becomes
+line separators and bidirectional overrides that reorder a line, and bytes of a file name that are not
+UTF-8 (which could not even be printed); a line break inside a field becomes
 " | ". The CSV also defuses spreadsheet formulas: a text field that starts with ``= + - @`` (or a tab or
 carriage return) gets a leading apostrophe, as OWASP recommends.
 """
@@ -22,7 +23,7 @@ __all__ = ["Outcome", "ExerciseResult", "StudentResult", "BatchResult", "safe_te
            "write_csv"]
 
 _BREAK = re.compile(r"\r\n|\r|\n")
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
