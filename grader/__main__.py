@@ -37,7 +37,9 @@ def _check_sync(args: argparse.Namespace) -> int:
         print(f"check-sync failed: {exc}", file=sys.stderr)
         return 1
     if problems:
-        print("course/ is out of sync with solutions/ (regenerate with `python -m grader release`):")
+        print("course/ is out of sync with solutions/. Student work lives in work/, which a release never touches; "
+              "if you edited course/ itself, run `python3 tasks.py lab` once first (it copies those edits into work/). "
+              "Then regenerate course/ with `python -m grader release`:")
         for line in problems:
             print(f"  {line}")
         return 1
