@@ -56,6 +56,8 @@ __all__ = [
     "relu_forward",
     "mask_multiply",
     "maximum_",
+    "parallel_rows",
+    "copy_into",
     "sigmoid_",
     "add_scaled",
 ]
@@ -389,11 +391,32 @@ def matmul(a: Any, b: Any, out: Any = None) -> Any:
     CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
     ignore ``out`` and return a new array: always use the returned value."""
     if type(a) is np.ndarray and type(b) is np.ndarray:
-        return blas_threads.POLICY.run(_flops(a, b), np.matmul, a, b, out=out)
+        flops = _flops(a, b)
+        if out is None and flops < blas_threads.POLICY.min_flops and max(a.ndim, b.ndim) == 3:
+            return _batched_matmul(a, b, flops)
+        return blas_threads.POLICY.run(flops, np.matmul, a, b, out=out)
     xp = namespace(a, b, where="matmul")
     if out is not None and is_cupy(xp):
         return xp.matmul(a, b, out=out)
     return a @ b
+
+
+def _batched_matmul(a: np.ndarray, b: np.ndarray, flops: float) -> np.ndarray:
+    """A stack of small products (one batch axis; one side may be a single matrix): single-threaded
+    BLAS calls, the batch split over the free CPUs by blocks of matrices (identical results)."""
+    batch = a.shape[0] if a.ndim == 3 else b.shape[0]
+    if (a.ndim == 3 and a.shape[0] not in (1, batch)) or (b.ndim == 3 and b.shape[0] not in (1, batch)):
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)        # let NumPy report the mismatch
+    if (a.ndim == 3 and a.shape[0] == 1) or (b.ndim == 3 and b.shape[0] == 1) or a.ndim < 2 or b.ndim < 2:
+        return blas_threads.POLICY.run(flops, np.matmul, a, b)
+    out = np.empty((batch, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+
+    def block(lo: int, hi: int) -> None:
+        blas_threads.POLICY.run(flops, np.matmul, a[lo:hi] if a.ndim == 3 else a, b[lo:hi] if b.ndim == 3 else b,
+                                out=out[lo:hi])
+
+    blas_threads.parallel_chunks(batch, block, int(batch * flops) // 16)
+    return out
 
 
 def thread_policy() -> str:
@@ -404,30 +427,70 @@ def thread_policy() -> str:
 # --------------------------------------------------------------------------- fused elementwise kernels
 
 
+def parallel_rows(rows: int, fn: Any, entries: int, xp: ModuleType) -> None:
+    """Run ``fn(lo, hi)`` for row blocks of a batch covering ``range(rows)``: split over threads on NumPy
+    when the pass is large and CPUs are free (:func:`dlcore.blas_threads.parallel_chunks`), one call
+    ``fn(0, rows)`` otherwise and on every other backend. ``fn`` must only write rows lo:hi of its outputs."""
+    if is_numpy(xp):
+        blas_threads.parallel_chunks(rows, fn, entries)
+    else:
+        fn(0, rows)
+
+
 def relu_forward(x: Any) -> tuple[Any, Any]:
     """(y, mask) with mask = [x > 0] and y = x · mask (NaN stays NaN, as x · 0 does).
 
     NumPy: the mask is a bool array and the product is one mixed-type pass (two passes instead of
-    three, and a mask of one byte per entry). Other backends: the mask in x's dtype.
+    three, and a mask of one byte per entry), split over threads for a large batch. Other backends:
+    the mask in x's dtype.
     """
     xp = namespace(x)
     if is_numpy(xp):
-        mask = np.greater(x, 0)
-        return np.multiply(x, mask, dtype=x.dtype), mask
+        if x.ndim == 0:
+            mask = np.greater(x, 0)
+            return np.multiply(x, mask, dtype=x.dtype), mask
+        y, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
+
+        def rows(lo: int, hi: int) -> None:
+            np.greater(x[lo:hi], 0, out=mask[lo:hi])
+            np.multiply(x[lo:hi], mask[lo:hi], out=y[lo:hi], dtype=x.dtype)
+
+        blas_threads.parallel_chunks(x.shape[0], rows, x.size)
+        return y, mask
     mask = xp.astype(x > 0, x.dtype)
     return x * mask, mask
 
 
 def mask_multiply(dy: Any, mask: Any, out: Any = None) -> Any:
     """dy · mask for a 0/1 mask, bool (as :func:`relu_forward` makes on NumPy, or a comparison) or in
-    dy's dtype. NumPy: one mixed-type pass, written into ``out`` when given (a view works: the
-    share of a pooling window goes straight into dx); other backends ignore ``out`` and return a
-    new array: always use the returned value."""
+    dy's dtype. NumPy: one mixed-type pass (split over threads for a large batch), written into
+    ``out`` when given; other backends ignore ``out`` and return a new array: always use the returned
+    value."""
     if type(dy) is np.ndarray and type(mask) is np.ndarray:
-        return np.multiply(dy, mask, out=out, dtype=dy.dtype)
+        if out is not None or dy.ndim == 0 or dy.shape != mask.shape:
+            return np.multiply(dy, mask, out=out, dtype=dy.dtype)
+        res = np.empty_like(dy)
+
+        def rows(lo: int, hi: int) -> None:
+            np.multiply(dy[lo:hi], mask[lo:hi], out=res[lo:hi], dtype=dy.dtype)
+
+        blas_threads.parallel_chunks(dy.shape[0], rows, dy.size)
+        return res
     if dtype_name(mask.dtype) == "bool":
         mask = namespace(mask).astype(mask, dy.dtype)
     return dy * mask
+
+
+def copy_into(out: Any, view: Any) -> Any:
+    """out[...] = view (same shape), split over threads by rows on NumPy for a large copy; returns out."""
+    if type(out) is np.ndarray and out.ndim > 0:
+        def rows(lo: int, hi: int) -> None:
+            out[lo:hi] = view[lo:hi]
+
+        blas_threads.parallel_chunks(out.shape[0], rows, out.size)
+        return out
+    out[...] = view
+    return out
 
 
 def sigmoid_(z: Any) -> Any:
@@ -445,13 +508,14 @@ def sigmoid_(z: Any) -> Any:
     return 0.5 * xp.tanh(0.5 * z) + 0.5
 
 
-def maximum_(a: Any, b: Any) -> Any:
-    """a ← max(a, b) elementwise, in place on NumPy/CuPy (returns a); a new array elsewhere."""
+def maximum_(a: Any, b: Any, out: Any = None) -> Any:
+    """max(a, b) elementwise into ``out`` (default: a, in place) on NumPy/CuPy, returning it; a new
+    array elsewhere (always use the returned value)."""
     xp = namespace(a, b)
     if is_numpy(xp):
-        return np.maximum(a, b, out=a)
+        return np.maximum(a, b, out=a if out is None else out)
     if is_cupy(xp):
-        return importlib.import_module("cupy").maximum(a, b, out=a)
+        return importlib.import_module("cupy").maximum(a, b, out=a if out is None else out)
     return xp.maximum(a, b)
 
 

@@ -25,6 +25,14 @@ most, so results agree to round-off.
 
 Threads are set through ``threadpoolctl`` (a dependency of the library). Without it, or with a BLAS it
 cannot control (Apple Accelerate), products run with the BLAS's own setting.
+
+Large elementwise passes over a batch (a ReLU or a pooling over 1.5 million entries, an im2col copy)
+are split the same way: :func:`parallel_chunks` runs ``fn(lo, hi)`` on row blocks of the batch in
+``min(ceiling, free CPUs)`` threads (NumPy releases the GIL inside its loops) when the pass touches
+at least ``min_entries`` entries, with the BLAS set to one thread inside (each block's products are
+then single-threaded, and two blocks run side by side). Every block computes exactly what the whole
+pass would for its rows, so the results are identical, not only close. The BLAS's own thread count
+is the ceiling for these threads too: with ``OPENBLAS_NUM_THREADS=1`` dlcore uses one core.
 """
 
 from __future__ import annotations
@@ -32,14 +40,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["ThreadPolicy", "POLICY", "configure", "describe"]
+__all__ = ["ThreadPolicy", "POLICY", "configure", "describe", "parallel_chunks"]
 
 #: Products below this many floating-point operations (2 m k n) run on one thread.
 DEFAULT_MIN_FLOPS = 4_000_000
 #: Seconds between two readings of the machine's load.
 DEFAULT_WINDOW = 0.25
+#: Elementwise passes touching fewer entries than this stay on one thread.
+DEFAULT_MIN_ENTRIES = 1 << 18
+
+_clock = time.monotonic
 
 
 def _numpy_blas_controllers() -> list[Any]:
@@ -75,8 +89,12 @@ class ThreadPolicy:
     """The rule of the module docstring; one instance, :data:`POLICY`, is used by dlcore."""
 
     def __init__(self, min_flops: float = DEFAULT_MIN_FLOPS, adaptive: bool = True,
-                 window: float = DEFAULT_WINDOW) -> None:
+                 window: float = DEFAULT_WINDOW, min_entries: int = DEFAULT_MIN_ENTRIES) -> None:
         self.min_flops, self.adaptive, self.window = float(min_flops), bool(adaptive), float(window)
+        self.min_entries = int(min_entries)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._busy = False                               # a parallel pass is running (no nesting)
         self._controllers: list[Any] | None = None
         self._cpus = os.cpu_count() or 1
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -105,7 +123,7 @@ class ThreadPolicy:
         """CPUs left over by other processes over the last window (all CPUs when that cannot be read)."""
         if not self.adaptive:
             return float(self._cpus)
-        now = time.monotonic()
+        now = _clock()
         last = self._last
         if last is not None and now - last[0] < self.window:
             return self._free
@@ -143,6 +161,48 @@ class ThreadPolicy:
         finally:
             self._set(ceiling)
 
+    def chunk_threads(self, rows: int, entries: int) -> int:
+        """Threads for an elementwise pass over ``rows`` batch rows touching ``entries`` entries."""
+        if self._busy or rows < 2 or entries < self.min_entries:
+            return 1
+        ceiling = self.ceiling()
+        if ceiling <= 1:
+            return 1
+        return max(1, min(rows, ceiling, int(self.free_cpus() + 0.5)))
+
+    def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
+        """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads."""
+        threads = self.chunk_threads(rows, entries)
+        if threads <= 1:
+            fn(0, rows)
+            return
+        bounds = [(rows * k // threads, rows * (k + 1) // threads) for k in range(threads)]
+        with self._lock:
+            if self._busy:                               # another thread got here first: run serially
+                threads = 0
+            else:
+                self._busy = True
+                if self._pool is None or self._pool_size < threads - 1:
+                    self._pool_size = max(threads - 1, self._cpus - 1)
+                    self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="dlcore")
+        if threads == 0:
+            fn(0, rows)
+            return
+        ceiling = self.ceiling()
+        self._set(1)
+        try:
+            futures = [self._pool.submit(fn, lo, hi) for lo, hi in bounds[1:]]
+            try:
+                fn(*bounds[0])
+            finally:
+                errors = [f.exception() for f in futures]    # wait for every block, even after an error
+            for error in errors:
+                if error is not None:
+                    raise error
+        finally:
+            self._set(ceiling)
+            self._busy = False
+
     def describe(self) -> str:
         ctl = self.controllers
         if not ctl:
@@ -150,15 +210,34 @@ class ThreadPolicy:
         load = ("adaptive to other processes' load (Linux /proc)" if self.adaptive
                 else "not adaptive to load")
         return (f"1 thread below {self.min_flops:.3g} flop per product, else up to {self.ceiling()} "
-                f"(the BLAS setting), {load}; {self.free_cpus():.1f} of {self._cpus} CPUs free now")
+                f"(the BLAS setting); elementwise passes over >= {self.min_entries} entries split likewise; "
+                f"{load}; {self.free_cpus():.1f} of {self._cpus} CPUs free now")
 
 
 POLICY = ThreadPolicy()
 
 
-def configure(*, min_flops: float | None = None, adaptive: bool | None = None, window: float | None = None) -> None:
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing, a grading worker) inherits the pool object but none of its threads:
+    start afresh, or its first split pass would wait forever for threads that do not exist."""
+    POLICY._pool, POLICY._pool_size, POLICY._busy = None, 0, False
+    POLICY._lock = threading.Lock()
+    POLICY._last, POLICY._free = None, float(POLICY._cpus)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def configure(*, min_flops: float | None = None, adaptive: bool | None = None, window: float | None = None,
+              min_entries: int | None = None) -> None:
     """Change the rule: the size threshold (``min_flops``; 0 lets every product use the BLAS's threads),
-    whether the load of other processes is watched (``adaptive``), and how often (``window`` seconds)."""
+    whether the load of other processes is watched (``adaptive``), and how often (``window`` seconds),
+    and the size from which elementwise passes are split (``min_entries``; a huge number turns it off)."""
+    if min_entries is not None:
+        if min_entries < 0:
+            raise ValueError(f"blas_threads.configure: expected min_entries >= 0, got {min_entries}")
+        POLICY.min_entries = int(min_entries)
     if min_flops is not None:
         if min_flops < 0:
             raise ValueError(f"blas_threads.configure: expected min_flops >= 0, got {min_flops}")
@@ -175,3 +254,9 @@ def configure(*, min_flops: float | None = None, adaptive: bool | None = None, w
 def describe() -> str:
     """One line: the rule in force and the CPUs it sees free now."""
     return POLICY.describe()
+
+
+def parallel_chunks(rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
+    """Run ``fn(lo, hi)`` over row blocks covering ``range(rows)`` (see the module docstring); serially
+    (``fn(0, rows)``) for small passes, a single CPU, a BLAS limited to one thread, or a busy machine."""
+    POLICY.parallel(rows, fn, entries)

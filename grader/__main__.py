@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _release(args: argparse.Namespace) -> int:
-    from grader.release import NbgraderError, release
+    from grader.course.release import NbgraderError, release
 
     try:
         written = release(args.chapter or None, source_root=Path(args.course_root))
@@ -29,7 +29,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _check_sync(args: argparse.Namespace) -> int:
-    from grader.release import NbgraderError, check_sync
+    from grader.course.release import NbgraderError, check_sync
 
     try:
         problems = check_sync(source_root=Path(args.course_root))
@@ -37,7 +37,9 @@ def _check_sync(args: argparse.Namespace) -> int:
         print(f"check-sync failed: {exc}", file=sys.stderr)
         return 1
     if problems:
-        print("course/ is out of sync with solutions/ (regenerate with `python -m grader release`):")
+        print("course/ is out of sync with solutions/. Student work lives in work/, which a release never touches; "
+              "if you edited course/ itself, run `python3 tasks.py lab` once first (it copies those edits into work/). "
+              "Then regenerate course/ with `python -m grader release`:")
         for line in problems:
             print(f"  {line}")
         return 1
@@ -46,9 +48,9 @@ def _check_sync(args: argparse.Namespace) -> int:
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from grader.autograde import autograde
-    from grader.release import NbgraderError
+    from grader.course.release import NbgraderError
     from grader.sandbox import Limits
+    from grader.trusted.autograde import Outcome, autograde
 
     limits = Limits(memory_mb=args.memory_mb, file_mb=args.file_mb, processes=args.processes,
                     output_cell_kb=args.output_kb, cpu_seconds=args.cpu_seconds)
@@ -57,16 +59,17 @@ def _autograde(args: argparse.Namespace) -> int:
                           timeout=args.timeout, notebook_timeout=args.notebook_timeout,
                           workdir=Path(args.workdir) if args.workdir else None, feedback=args.feedback,
                           csv_path=Path(args.csv) if args.csv else None, workers=args.workers,
-                          regrade=args.regrade, show_hidden=args.show_hidden, limits=limits)
+                          regrade=args.regrade, show_hidden=args.show_hidden, limits=limits,
+                          mathjax_url=args.mathjax_url)
     except (ValueError, NbgraderError) as exc:
         print(f"autograde failed: {exc}", file=sys.stderr)
         return 1
-    return 2 if any(s.status == "error" for s in batch.students) else 0
+    return 2 if any(s.status is Outcome.ERROR for s in batch.students) else 0
 
 
 def _lab(args: argparse.Namespace) -> int:
     """JupyterLab for the instructor: course root = the repository, nbgrader configured by grader/."""
-    from grader.release import REPO_ROOT, ensure_scripts_on_path
+    from grader.course.release import REPO_ROOT, ensure_scripts_on_path
 
     ensure_scripts_on_path()
     env = dict(os.environ)
@@ -81,14 +84,14 @@ def _lab(args: argparse.Namespace) -> int:
 
 def _nbgrader(args: argparse.Namespace) -> int:
     """Any nbgrader command with the course's configuration."""
-    from grader.release import REPO_ROOT, nbgrader_command, nbgrader_env
+    from grader.course.release import REPO_ROOT, nbgrader_command, nbgrader_env
 
     rest = [a for a in args.rest if a != "--"]
     return subprocess.call(nbgrader_command(*rest), cwd=REPO_ROOT, env=nbgrader_env(REPO_ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from grader.release import REPO_ROOT
+    from grader.course.release import REPO_ROOT
 
     root_help = "course root holding solutions/ and course/ (default: this repository)"
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
@@ -103,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
     p.set_defaults(func=_check_sync)
 
-    p = sub.add_parser("autograde", help="autograde a folder of submissions (one sub-folder per student)")
+    p = sub.add_parser("autograde", help="autograde a folder of submissions (one sub-folder per student)",
+                       description="Autograde SUBMISSIONS/<student>/<notebook>.ipynb in sandboxed kernels "
+                                   "(see grader/README.md).")
     p.add_argument("chapter", help="chapter (assignment) name, e.g. 02_backprop")
     p.add_argument("submissions", help="SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb")
     p.add_argument("--timeout", type=int, default=60, help="time limit per cell in seconds (default 60)")
@@ -123,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file-mb", type=int, default=64, help="largest file a submission may write (MB)")
     p.add_argument("--processes", type=int, default=64, help="processes and threads a submission may have")
     p.add_argument("--output-kb", type=int, default=256, help="output kept per cell (kB)")
+    p.add_argument("--mathjax-url", default="", help="load MathJax from this URL in the feedback HTML "
+                                                     "(default: a CDN; offline the feedback says so)")
     p.add_argument("--course-root", default=str(REPO_ROOT), help=root_help)
     p.set_defaults(func=_autograde)
 
@@ -134,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="nbgrader arguments, e.g. db student list")
     p.set_defaults(func=_nbgrader)
 
-    # Instructor workflow on nbgrader's exchange (grader/workflow.py): term, roster, exchange-release,
+    # Instructor workflow on nbgrader's exchange (grader/course/cli.py): term, roster, exchange-release,
     # collect, grade-collected, exchange-feedback, export.
-    from grader.workflow import add_commands as add_workflow_commands
+    from grader.course.cli import add_commands as add_workflow_commands
     add_workflow_commands(sub)
 
     args = parser.parse_args(argv)

@@ -57,3 +57,8 @@ c.Autograde.autograde_preprocessors = [
 c.RobustExecute.notebook_timeout = 600
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
+
+# --- feedback ------------------------------------------------------------------------------------
+# Feedback HTML through the sanitizing exporter (no script, event handler or javascript: URL from
+# student content), also for the Formgrader's "Generate Feedback" button and plain nbgrader.
+c.GenerateFeedback.exporter_class = "grader.trusted.feedback.SafeFeedbackExporter"

@@ -11,5 +11,7 @@ def test_course_is_the_release_of_solutions():
     if not chapters():
         pytest.skip("solutions/ holds no chapter notebooks yet, so there is nothing to release")
     problems = check_sync()
-    assert problems == [], ("course/ differs from a fresh release of solutions/; run `python -m grader release` "
-                            "and commit course/:\n  " + "\n  ".join(problems))
+    assert problems == [], (
+        "course/ differs from a fresh release of solutions/. Student work lives in work/ (a release never "
+        "touches it); if you edited course/ itself, run `python3 tasks.py lab` once first, which copies those "
+        "edits into work/. Then run `python -m grader release` and commit course/:\n  " + "\n  ".join(problems))

@@ -11,14 +11,15 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
+import nbformat
 import pytest
+import waiting as W
 
-from grader import autograde as ag
-from grader.release import REPO_ROOT
+from grader.course.release import REPO_ROOT
+from grader.trusted import autograde as ag
 
 MINI = Path(__file__).parent / "fixtures" / "mini_course"
 SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
@@ -51,40 +52,37 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
                    capture_output=True, cwd=REPO_ROOT)
     release = course / "course" / "mini" / "mini.ipynb"
     answers = H.student_answers(SOURCE_NB)
-    slow = answers["square_impl"] + "\nimport time\ntime.sleep(4)\n"
+    # c_slow's square cell sleeps 12 s: the grader is killed as soon as the journal shows that cell started (an
+    # event), so c_slow cannot have finished yet unless this process stalls for 12 s between two statements.
+    slow = answers["square_impl"] + "\nimport time\ntime.sleep(12)\n"
     wrong = {"relu_impl": answers["relu_impl"].replace("return np.where(self.mask, dy, 0.0)", "return dy")}
     subs, ws = tmp_path / "submissions", tmp_path / "work"
     for name, over in {"a_correct": {}, "b_wrong": wrong, "c_slow": {"square_impl": slow}, "d_correct": {}}.items():
         H.write(H.fill(release, answers, over), subs / name, "mini.ipynb")
+    square = next(i for i, c in enumerate(nbformat.read(str(SOURCE_NB), as_version=4).cells)
+                  if H.grade_id(c) == "square_impl")
 
     proc = subprocess.Popen([sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root",
-                             str(MINI), "--workers", "1", "--timeout", "20", "--workdir", str(ws)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ledger = ws / "ledger.jsonl"
-        running_c = ws / "journal" / "c_slow" / "mini" / "mini.jsonl"
-        if ledger.exists() and len(ledger.read_text().splitlines()) >= 2 and running_c.exists():
-            break
-        assert proc.poll() is None, proc.stdout.read().decode()
-        time.sleep(0.05)
+                             str(MINI), "--workers", "1", "--timeout", "60", "--workdir", str(ws)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT)
+    running_c = ws / "journal" / "c_slow" / "mini" / "mini.jsonl"
+    W.wait_for(lambda: any(e.get("event") == "run" and e.get("index") == square for e in W.journal_events(running_c)),
+               what="c_slow's slow cell to start", alive=proc)
     proc.kill()  # SIGKILL: no cleanup, no chance to finish anything
     proc.wait()
-    proc.stdout.close()
     recorded = _grade_rows(ws)
     assert sorted(recorded) == ["a_correct", "b_wrong"], "exactly the two finished submissions are recorded"
     # the worker that was grading c_slow finishes its submission and writes its result, then exits
     result_c = ws / "results" / "c_slow.json"
-    deadline = time.monotonic() + 60
-    while not result_c.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    W.wait_for(result_c.exists, what="c_slow's result")
     assert json.loads(result_c.read_text())["status"] == "ok"
 
     lines: list[str] = []
-    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, workdir=ws, workers=2, echo=lines.append,
                          progress=False)
     status = {s.student: s.status for s in batch.students}
-    assert status == {"a_correct": "skipped", "b_wrong": "skipped", "c_slow": "recovered", "d_correct": "graded"}
+    assert status == {"a_correct": ag.Outcome.SKIPPED, "b_wrong": ag.Outcome.SKIPPED, "c_slow": ag.Outcome.RECOVERED,
+                      "d_correct": ag.Outcome.GRADED}
     after = _grade_rows(ws)
     assert {s: after[s] for s in ("a_correct", "b_wrong")} == recorded  # untouched
     totals = {s.student: s.score for s in batch.students}
@@ -93,18 +91,18 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
 
     # a resubmission is a new submission: only it is graded again
     H.write(H.fill(release, answers, wrong), subs / "d_correct", "mini.ipynb")
-    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, workdir=ws, workers=2, echo=lines.append,
                          progress=False)
-    assert {s.student: s.status for s in batch.students}["d_correct"] == "graded"
-    assert sum(s.status == "skipped" for s in batch.students) == 3
+    assert {s.student: s.status for s in batch.students}["d_correct"] is ag.Outcome.GRADED
+    assert sum(s.status is ag.Outcome.SKIPPED for s in batch.students) == 3
     assert batch.by_student()["d_correct"].score == 4
     assert _grade_rows(ws)["a_correct"] == recorded["a_correct"]
 
     # --regrade grades everything again, with the same results; --show-hidden puts the hidden tests into
     # the feedback (by default they are removed)
-    batch = ag.autograde("mini", subs, source_root=MINI, timeout=20, workdir=ws, workers=2, echo=lines.append,
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, workdir=ws, workers=2, echo=lines.append,
                          progress=False, regrade=True, feedback=True, show_hidden=True)
-    assert all(s.status == "graded" for s in batch.students)
+    assert all(s.status is ag.Outcome.GRADED for s in batch.students)
     assert {s.student: s.score for s in batch.students} == {"a_correct": 6, "b_wrong": 4, "c_slow": 6,
                                                             "d_correct": 4}
     html = (ws / "feedback" / "b_wrong" / "mini" / "mini.html").read_text(encoding="utf-8")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
 
-from grader import workflow as wf
+from grader.course import workflow as wf
+from grader.course.release import REPO_ROOT, ensure_scripts_on_path
+from grader.course.roster import RosterError, import_roster, list_students, read_roster, validate_student_id
 from grader.plugins import GradesCsvExport, LatePenalty
-from grader.release import REPO_ROOT, ensure_scripts_on_path
-from grader.roster import RosterError, import_roster, list_students, read_roster, validate_student_id
 
 GOOD = ("student_id,first_name,last_name,email\n"
         "ada,Ada,Lovelace,ada@example.org\n"
@@ -188,3 +190,39 @@ def test_one_workflow_command_at_a_time(tmp_path):
                 pass
     with wf.locked(term):                                        # released again
         pass
+
+
+GUIDE = REPO_ROOT / "docs" / "instructor-workflow.md"
+
+
+def _guide_commands() -> list[str]:
+    """The instructor's `python -m grader` command lines in the guide's code blocks (continuations joined)."""
+    text, commands, in_block = GUIDE.read_text(encoding="utf-8"), [], False
+    for line in re.sub(r"\\\n\s*", " ", GUIDE.read_text(encoding="utf-8")).splitlines():
+        if line.lstrip().startswith("```"):
+            in_block = not in_block
+        elif in_block and "-m grader " in line:
+            commands.append(line.strip())
+    assert text and commands
+    return commands
+
+
+def test_instructor_guide_commands_need_no_activated_environment_and_exist():
+    from grader.__main__ import main
+
+    for line in _guide_commands():
+        assert ".venv/bin/python -m grader " in line, line            # runs without an activated .venv
+        words = shlex.split(line.split(".venv/bin/python -m grader ", 1)[1].split("#")[0])
+        command = words[:2] if words[0] in ("term", "roster") else words[:1]
+        with pytest.raises(SystemExit) as info:                        # the (sub)command exists
+            main([*command, "--help"])
+        assert info.value.code == 0, line
+
+
+def test_instructor_guide_due_date_is_in_the_future():
+    lines = [c for c in _guide_commands() if " term duedate " in c]
+    assert lines
+    for line in lines:
+        words = subprocess.run(["bash", "-c", "printf '%s\\n' " + line.split(" term duedate ", 1)[1].split("#")[0]],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        assert wf.parse_duedate(words[1], "Asia/Tokyo") > datetime.now(UTC).replace(tzinfo=None), line

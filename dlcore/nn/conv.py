@@ -159,11 +159,17 @@ class Conv2D(Layer):
         co = self.out_channels
         w_rows = materialize(xp.reshape(xp.permute_dims(self.params["W"], (2, 0, 3, 1)), (kh, co, kw * c)))
         acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
-        for i in range(kh):
-            block = xp.reshape(backend.matmul(d_y, w_rows[i, ...]), (n, oh, ow, kw, c))
-            rows = slice(i, i + sh * (oh - 1) + 1, sh)
-            for j in range(kw):
-                acc[:, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
+        pixels = oh * ow
+
+        def images(lo: int, hi: int) -> None:           # images lo:hi (one thread's block of the batch)
+            d_block = d_y[lo * pixels:hi * pixels, :]
+            for i in range(kh):
+                block = xp.reshape(backend.matmul(d_block, w_rows[i, ...]), (hi - lo, oh, ow, kw, c))
+                rows = slice(i, i + sh * (oh - 1) + 1, sh)
+                for j in range(kw):
+                    acc[lo:hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
+
+        backend.parallel_rows(n, images, n * pixels * kh * kw * c, xp)
         return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
 
     def _dx_images(self, d_y: Any, xp: Any) -> Any:

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.release import REPO_ROOT
+from grader.course.release import REPO_ROOT
 
 __all__ = ["Limits", "Capabilities", "probe", "describe", "Sandbox", "SandboxKernelManager", "build_library",
            "kill_uid", "sweep_all", "LAUNCHER"]

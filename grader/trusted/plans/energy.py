@@ -725,8 +725,9 @@ def judge_dbn_training(plan: Plan, rec: dict) -> Verdict:
     acc = float(np.mean(pred == t))
     if acc < minimum:
         return Verdict(False, message=(
-            f"fine-tuned DBN {where}: test accuracy {acc:.2%} is below the required {minimum:.0%}. Check the "
-            "earlier exercises first (cd_gradient, pretrain_dbn), then the conversion to an MLP (W and the hidden "
-            "bias c of every RBM, sigmoid units) and the fine-tuning settings."))
+            f"fine-tuned DBN {where}: test accuracy {acc:.2%} is below the required {minimum:.0%}. The RBMs came "
+            "from dlcore's reference through train_layer, so check the conversion to an MLP (W and the HIDDEN bias "
+            "c of every RBM copied into the Affine layers, sigmoid units, a fresh output layer), that the weights "
+            "are used in the order pretrain_dbn returns them, and the fine-tuning settings of the exercise."))
     return Verdict(True, summary=f"fine-tuned DBN on digits the grader drew {where}: test accuracy {acc:.2%} ≥ "
                                  f"{minimum:.0%}")

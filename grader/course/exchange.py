@@ -4,7 +4,7 @@ The exchange is nbgrader's own (``nbgrader.exchange.default``): a directory ever
 ``<exchange>/<course_id>/outbound/<chapter>/`` (released assignments),
 ``<exchange>/<course_id>/inbound/<student>+<chapter>+<timestamp>+<random>/`` (submissions) and
 ``<exchange>/<course_id>/feedback/<hash>.html`` (released feedback). The instructor's side is in
-grader/workflow.py (``python -m grader exchange-release | collect | exchange-feedback``).
+grader/course/workflow.py (``python -m grader exchange-release | collect | exchange-feedback``).
 
 On JupyterHub every student is a Unix user and nbgrader names a submission after that user. To
 rehearse a term with several students as one Unix user (and in the tests), :class:`StudentClient`

@@ -159,7 +159,7 @@ def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") ->
     """Add or update every student of the roster in the gradebook ``db_url``; all or nothing."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from grader.release import ensure_scripts_on_path
+    from grader.course.release import ensure_scripts_on_path
 
     rows = read_roster(path)
     ensure_scripts_on_path()
@@ -200,7 +200,7 @@ def list_students(db_url: str, course_id: str = "dlcourse") -> list[RosterRow]:
     """The gradebook's students, sorted by id (line numbers are 0)."""
     from nbgrader.api import Gradebook
 
-    from grader.release import ensure_scripts_on_path
+    from grader.course.release import ensure_scripts_on_path
 
     ensure_scripts_on_path()
     with Gradebook(db_url, course_id) as gb:

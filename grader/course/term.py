@@ -1,0 +1,260 @@
+"""A term directory: the nbgrader course root of one term, its settings, due dates and late-penalty rule.
+
+``python -m grader term init TERM --exchange DIR`` makes TERM the batch autograder's work directory (a
+copy of the solutions, the release, the gradebook with every chapter) and writes ``dlcourse-term.json``
+(this module's settings: exchange, source root, late-penalty policy, time zone) and ``nbgrader_config.py``
+(the same for nbgrader commands run in TERM). Due dates are nbgrader's, kept in UTC in the gradebook and
+read and shown in the term's time zone. The workflow steps on a term are in grader/course/workflow.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from grader.course.exchange import COURSE_ID
+from grader.course.release import REPO_ROOT, NbgraderError, chapters, ensure_scripts_on_path
+from grader.trusted.autograde import autograde
+
+__all__ = ["Term", "TermError", "TERM_FILE", "COLLECTED", "STATE_DIR", "init_term", "load_term", "term_root",
+           "parse_late_penalty", "parse_duedate", "set_duedate", "locked", "check_chapter", "duedates", "show_utc",
+           "atomic_write"]
+
+TERM_FILE = "dlcourse-term.json"
+COLLECTED = "collected"
+STATE_DIR = "workflow"
+_PENALTY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%(?:\s*/\s*day)?\s*$")
+
+
+class TermError(ValueError):
+    """A workflow step cannot run (not a term directory, unknown chapter, nothing collected, ...)."""
+
+
+# --------------------------------------------------------------------------- the term directory
+
+
+@dataclass
+class Term:
+    root: Path
+    exchange: Path
+    source_root: Path = REPO_ROOT
+    late_penalty: str = "none"             # "none" | "zero" | "<p>%" (per started day)
+    timezone: str = "UTC"                  # for due dates typed without a time zone, and for display
+    course_id: str = COURSE_ID
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def settings(self) -> dict:
+        data = asdict(self)
+        data.pop("root")
+        return {k: str(v) for k, v in data.items()}
+
+    def save(self) -> None:
+        atomic_write(self.root / TERM_FILE, json.dumps(self.settings(), indent=1, sort_keys=True) + "\n")
+        atomic_write(self.root / "nbgrader_config.py", self.nbgrader_config())
+
+    def nbgrader_config(self) -> str:
+        lines = [
+            '"""This term\'s nbgrader settings, written by `python -m grader term init` from dlcourse-term.json.',
+            "",
+            "nbgrader loads this file (the course root's nbgrader_config.py) after grader/nbgrader_config.py.",
+            '"""',
+            "",
+            "c = get_config()  # noqa: F821",
+            f"c.Exchange.root = {str(self.exchange)!r}",
+            'c.AssignLatePenalties.plugin_class = "grader.plugins.LatePenalty"',
+        ]
+        method, percent = parse_late_penalty(self.late_penalty)
+        lines.append(f"c.LatePenalty.penalty_method = {method!r}")
+        lines.append(f"c.LatePenalty.percent_per_day = {percent!r}")
+        return "\n".join(lines) + "\n"
+
+    def nbgrader_overrides(self):
+        """This term's late-penalty rule as nbgrader configuration (what nbgrader_config.py says, for autograde)."""
+        from traitlets.config import Config
+
+        method, percent = parse_late_penalty(self.late_penalty)
+        c = Config()
+        c.AssignLatePenalties.plugin_class = "grader.plugins.LatePenalty"
+        c.LatePenalty.penalty_method = method
+        c.LatePenalty.percent_per_day = percent
+        return c
+
+    def late_plugin(self):
+        """The term's :class:`grader.plugins.LatePenalty`."""
+        from grader.plugins import LatePenalty
+
+        method, percent = parse_late_penalty(self.late_penalty)
+        return LatePenalty(penalty_method=method, percent_per_day=percent)
+
+    def chapters(self) -> list[str]:
+        return chapters(self.source_root)
+
+
+def parse_late_penalty(text: str) -> tuple[str, float]:
+    """'none' → ('none', 0), 'zero' → ('zero', 0), '10%' or '10%/day' → ('none', 10.0)."""
+    value = str(text).strip().lower()
+    if value in ("none", "zero"):
+        return value, 0.0
+    m = _PENALTY.match(value)
+    if m and 0 < float(m.group(1)) <= 100:
+        return "none", float(m.group(1))
+    raise TermError(f"late penalty {text!r}: expected none (flag late submissions only), zero (a late submission "
+                    "scores 0) or a percentage per started day late such as 10%")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(term: Term):
+    """One workflow command at a time on a term (collect, grade-collected and exchange-feedback write to it)."""
+    with open(term.root / ".workflow.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TermError(f"another workflow command is running on {term.root}; try again when it has "
+                            "finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def term_root(value: str | Path | None) -> Path:
+    """``--term`` or, when absent, the environment variable DLCOURSE_TERM."""
+    value = value or os.environ.get("DLCOURSE_TERM")
+    if not value:
+        raise TermError("no term directory: pass --term TERM or set DLCOURSE_TERM "
+                        "(create one with `python -m grader term init TERM --exchange DIR`)")
+    return Path(value).expanduser().resolve()
+
+
+def load_term(root: str | Path | None) -> Term:
+    root = term_root(root)
+    path = root / TERM_FILE
+    if not path.is_file():
+        raise TermError(f"{root} is not a term directory (no {TERM_FILE}); "
+                        f"create it with `python -m grader term init {root} --exchange DIR`")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Term(root=root, exchange=Path(data["exchange"]), source_root=Path(data["source_root"]),
+                late_penalty=data.get("late_penalty", "none"), timezone=data.get("timezone", "UTC"),
+                course_id=data.get("course_id", COURSE_ID))
+
+
+def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path = REPO_ROOT,
+              chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC",
+              echo: Callable[[str], None] = print) -> Term:
+    """Create (or update the settings of) a term directory; every chapter gets its assignment in the gradebook."""
+    from dateutil.tz import gettz
+
+    root = Path(root).expanduser().resolve()
+    source_root = Path(source_root).resolve()
+    exchange = Path(exchange).expanduser().resolve()
+    parse_late_penalty(late_penalty)
+    if gettz(timezone) is None:
+        raise TermError(f"unknown time zone {timezone!r} (use a name such as UTC or Asia/Tokyo)")
+    if root == REPO_ROOT or REPO_ROOT in root.parents:
+        raise TermError(f"the term directory {root} is inside the repository; use a directory outside it")
+    known = chapters(source_root)
+    names = list(chapter_names) if chapter_names else known
+    for name in names:
+        if name not in known:
+            raise TermError(f"no chapter {name!r} under {source_root / 'solutions'} (known: {', '.join(known)})")
+    existing = (root / TERM_FILE).is_file()
+    with tempfile.TemporaryDirectory(prefix="dlcourse-term-") as empty:
+        for name in names:
+            # The batch autograder makes the directory its own work directory (copy of the solutions,
+            # release, gradebook with the chapter's assignment); with no submissions that is all it does.
+            try:
+                autograde(name, Path(empty), source_root=source_root, workdir=root, echo=lambda _: None,
+                          progress=False)
+            except (ValueError, NbgraderError) as exc:
+                raise TermError(f"preparing {name} in {root} failed: {exc}") from None
+            echo(f"  {name}: assignment ready in {root / 'gradebook.db'}")
+    exchange.mkdir(parents=True, exist_ok=True)
+    term = Term(root, exchange, source_root, late_penalty, timezone)
+    term.save()
+    (root / COLLECTED).mkdir(exist_ok=True)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    (root / "exports").mkdir(exist_ok=True)
+    echo(f"{'Updated' if existing else 'Created'} term {root} (exchange {exchange}, late penalty {late_penalty}, "
+         f"time zone {timezone})")
+    return term
+
+
+# --------------------------------------------------------------------------- due dates
+
+
+def parse_duedate(text: str, timezone: str = "UTC") -> datetime:
+    """A due date as nbgrader stores it (naive UTC); text without a time zone is read in ``timezone``.
+
+    Accepts '2025-06-01 23:59', '2025-06-01T23:59:00+09:00' and nbgrader's '2025-06-01 23:59:00 Asia/Tokyo'.
+    """
+    from dateutil import parser as dparser
+    from dateutil.tz import gettz
+    from nbgrader.utils import parse_utc
+
+    parts = text.split()
+    try:
+        if len(parts) == 3 and parts[2][:1].isalpha() and gettz(parts[2]) is not None:
+            return parse_utc(text)                      # nbgrader's own format with a named zone
+        value = dparser.parse(text)
+    except (ValueError, OverflowError):
+        raise TermError(f"cannot read the due date {text!r}; write e.g. '2025-06-01 23:59' "
+                        "or '2025-06-01 23:59:00 Asia/Tokyo'") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=gettz(timezone))
+    return parse_utc(value)
+
+
+def set_duedate(term: Term, chapter: str, when: str | datetime | None) -> datetime | None:
+    """Set (or with None clear) the chapter's due date in the term's gradebook; returns it in naive UTC."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    check_chapter(term, chapter)
+    due = None if when is None else (parse_utc(when) if isinstance(when, datetime) else
+                                     parse_duedate(when, term.timezone))
+    ensure_scripts_on_path()
+    with Gradebook(term.db_url, term.course_id) as gb:
+        assignment = gb.update_or_create_assignment(chapter)
+        assignment.duedate = due
+        gb.db.commit()
+    return due
+
+
+def check_chapter(term: Term, chapter: str) -> None:
+    if chapter not in term.chapters():
+        raise TermError(f"no chapter {chapter!r} under {term.source_root / 'solutions'} "
+                        f"(known: {', '.join(term.chapters())})")
+
+
+def show_utc(value: datetime | None, timezone: str) -> str:
+    if value is None:
+        return "none"
+    from dateutil.tz import UTC, gettz
+
+    local = value.replace(tzinfo=UTC).astimezone(gettz(timezone))
+    text = local.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return text if timezone == "UTC" else f"{text} ({value:%Y-%m-%d %H:%M:%S} UTC)"
+
+def duedates(term: Term) -> dict[str, datetime | None]:
+    from nbgrader.api import Gradebook
+
+    ensure_scripts_on_path()
+    with Gradebook(term.db_url, term.course_id) as gb:
+        return {a.name: a.duedate for a in gb.assignments}

@@ -1,0 +1,602 @@
+"""Batch autograding: every submission of one chapter, in parallel, each in its own sandbox.
+
+    python -m grader autograde CHAPTER SUBMISSIONS_DIR [--workers N] [--timeout 60] [--notebook-timeout 600]
+                               [--csv grades.csv] [--feedback] [--show-hidden] [--workdir DIR] [--regrade]
+                               [--memory-mb 2048] [--cpu-seconds S] [--file-mb 64] [--processes 64]
+                               [--output-kb 256] [--mathjax-url URL]
+
+SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's <student_id>/<CHAPTER>/<notebook>.ipynb).
+Which folders are submissions, and which are refused with a reason (links, ids nbgrader cannot use):
+grader/trusted/staging.py.
+
+Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
+kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
+``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, results/,
+records/, journal/, logs/ and feedback/. The repository is never written to.
+
+- Each submission is graded by its own worker process (grader/worker.py), at most ``--workers`` at a
+  time (default: the machine's cores); each worker runs the student's notebooks in a sandbox and
+  computes the verdicts itself from what the kernel recorded.
+- This process is the gradebook's only writer: when a worker finishes, its result file is written into
+  the gradebook (nbgrader's own SaveAutoGrades / AssignLatePenalties on the autograded notebook, with
+  the caller's nbgrader configuration, e.g. a term's late-penalty rule) in one go, then noted in
+  ``ledger.jsonl``. A worker that exceeds its wall-clock limit is killed and the submission is scored
+  from its journal (the cells that finished keep their points); one that fails is retried that way too.
+- A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
+  left alone, results finished after a crash of this process are recorded without grading again, the
+  rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
+- At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
+  max_score, reason), ``--feedback`` HTML per student (grader/trusted/feedback.py: sanitized, hidden
+  tests removed unless ``--show-hidden``). Student text is made inert on the console and in the CSV
+  (grader/trusted/report.py). Each submission's :class:`Outcome` says what happened to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.course.release import REPO_ROOT, chapters, ensure_scripts_on_path, nbgrader
+from grader.trusted import staging
+from grader.trusted.feedback import generate_feedback
+from grader.trusted.report import (
+    BatchResult,
+    ExerciseResult,
+    Outcome,
+    StudentResult,
+    format_table,
+    safe_echo,
+    write_csv,
+)
+
+__all__ = ["autograde", "BatchResult", "StudentResult", "ExerciseResult", "Outcome", "format_table", "write_csv",
+           "default_workers", "STARTUP_GRACE"]
+
+_MARKER = ".dlcourse-grading"
+#: Seconds a worker gets beyond the notebooks' limits (interpreter, kernel start, the trusted replay).
+STARTUP_GRACE = 120.0
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- scratch course root
+
+
+def _workdir(chapter: str, workdir: Path | None) -> Path:
+    if workdir is None:
+        ws = Path(tempfile.mkdtemp(prefix=f"dlcourse-autograde-{chapter}-"))
+    else:
+        ws = Path(workdir).resolve()
+        if ws.exists() and any(ws.iterdir()) and not (ws / _MARKER).exists():
+            raise ValueError(f"--workdir {ws} exists and is not an autograding directory; give an empty or new one")
+        if ws.is_relative_to(REPO_ROOT):
+            raise ValueError(f"--workdir {ws} is inside the repository; use a directory outside it")
+        ws.mkdir(parents=True, exist_ok=True)
+    os.chmod(ws, 0o700)  # hidden tests, the gradebook and every submission live here
+    (ws / _MARKER).write_text("scratch course root made by `python -m grader autograde`\n")
+    return ws
+
+
+def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
+    src = source_root / "solutions" / chapter
+    dst = ws / "solutions" / chapter
+    fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
+    shutil.copytree(src, fresh / chapter, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    changed = not dst.exists() or _tree_digest(fresh / chapter) != _tree_digest(dst) or \
+        not (ws / "gradebook.db").exists() or not (ws / "course" / chapter).is_dir()
+    if changed:
+        if dst.exists():
+            shutil.rmtree(dst)
+        dst.parent.mkdir(exist_ok=True)
+        shutil.move(str(fresh / chapter), str(dst))
+    shutil.rmtree(fresh, ignore_errors=True)
+    for sub in ("logs", "journal", "results", "records", "jobs", "autograded", "submitted"):
+        (ws / sub).mkdir(exist_ok=True)
+    if changed:
+        nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
+    return ws
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _grade_cells(ws: Path, chapter: str) -> dict[str, list[tuple[str, float]]]:
+    """notebook -> [(grade_id, points)] in notebook order, from the release."""
+    cells: dict[str, list[tuple[str, float]]] = {}
+    for path in sorted((ws / "course" / chapter).glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        cells[path.stem] = [(c.metadata.nbgrader["grade_id"], float(c.metadata.nbgrader.get("points", 0)))
+                            for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    return cells
+
+
+# --------------------------------------------------------------------------- the gradebook (one writer)
+
+
+def _ledger(ws: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    path = ws / "ledger.jsonl"
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                found[entry["student"]] = entry["hash"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+def _nbgrader_config(ws: Path) -> Any:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from grader.course.release import CONFIG
+    old = os.environ.get("DLCOURSE_COURSE_ROOT")
+    os.environ["DLCOURSE_COURSE_ROOT"] = str(ws)
+    try:
+        return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
+    finally:
+        if old is None:
+            os.environ.pop("DLCOURSE_COURSE_ROOT", None)
+        else:
+            os.environ["DLCOURSE_COURSE_ROOT"] = old
+
+
+def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
+    """Write one worker's result into the gradebook (this process is its only writer), then the ledger."""
+
+    import warnings
+
+    student = result["student"]
+    db_url = f"sqlite:///{ws / 'gradebook.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
+        _record_quietly(ws, chapter, result, config, student, db_url)
+
+
+def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: str, db_url: str) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from nbgrader.utils import parse_utc
+
+    stamp_path = ws / "submitted" / student / chapter / "timestamp.txt"
+    timestamp = None
+    if stamp_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            text = stamp_path.read_text(encoding="utf-8").strip()
+            timestamp = parse_utc(text) if text else None
+    with Gradebook(db_url, "dlcourse") as gb:
+        gb.update_or_create_student(student)
+        if timestamp is not None:
+            gb.update_or_create_submission(chapter, student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(chapter, student)
+    for name, entry in result.get("notebooks", {}).items():
+        resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student, "db_url": db_url}}
+        path = Path(entry.get("autograded", ""))
+        if entry.get("submitted") and path.exists():
+            nb = nbformat.read(str(path), as_version=4)
+            SaveAutoGrades(config=config).preprocess(nb, resources)
+            AssignLatePenalties(config=config).preprocess(nb, resources)
+        else:
+            with Gradebook(db_url, "dlcourse") as gb:
+                try:
+                    sub = gb.find_submission_notebook(name, chapter, student)
+                except MissingEntry:
+                    continue
+                for grade in sub.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+    with open(ws / "ledger.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"student": student, "hash": result.get("hash", ""), "time": time.time()}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                            if p])
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1",
+               MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+class _Slot:
+    """One long-lived worker process (``python -m grader.worker --serve``) and the job it is grading."""
+
+    def __init__(self, ws: Path, index: int) -> None:
+        self.ws, self.index = ws, index
+        log = open(ws / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115 - inherited by the child
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.worker", "--serve"], cwd=ws,
+                                         env=_worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, start_new_session=True)
+        finally:
+            log.close()
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+        self.student: str | None = None
+        self.salvage = ""
+        self.started = self.deadline = 0.0
+        self.wall = 0.0
+        self.kernel_started = False
+
+    def send(self, job: dict, wall: float) -> None:
+        path = self.ws / "jobs" / f"{job['student']}.json"
+        path.write_text(json.dumps(job), encoding="utf-8")
+        self.student, self.salvage = job["student"], job.get("salvage", "")
+        self.started = time.monotonic()
+        # The wall-clock limit counts from the first kernel start (the worker's own start-up and
+        # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
+        self.wall, self.kernel_started = wall, bool(self.salvage)
+        self.deadline = self.started + wall + (0 if self.salvage else STARTUP_GRACE)
+        self.proc.stdin.write(f"{path}\n".encode())
+        self.proc.stdin.flush()
+
+    def check_kernel_started(self, ws: Path, chapter: str) -> None:
+        if not self.kernel_started and self.student is not None:
+            folder = ws / "journal" / self.student / chapter
+            if folder.is_dir() and any(folder.glob("*.jsonl")):
+                self.kernel_started = True
+                self.deadline = time.monotonic() + self.wall
+
+    def finished(self) -> int | None:
+        """The job's exit status once the worker reports it done, else None."""
+        try:
+            chunk = self.proc.stdout.read()
+        except (OSError, ValueError):
+            chunk = None
+        if chunk:
+            self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            head, _, rc = line.decode(errors="replace").rpartition(" ")   # "done <job path> <status>"
+            if head.startswith("done ") and rc.lstrip("-").isdigit():
+                return int(rc)
+        return None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        from grader.execute import kill_process_tree
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        kill_process_tree(self.proc.pid)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def _world_readable(path: Path) -> bool:
+    """Can any user list ``path`` (every ancestor searchable by others, the directory readable by others)?"""
+    try:
+        path = path.resolve()
+        if not path.exists() or not path.stat().st_mode & 0o004:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in path.parents)
+    except OSError:
+        return False
+
+
+def _keep_records(ws: Path, chapter: str, student: str, notebooks: list[str]) -> None:
+    """After killing a worker: copy what its kernels recorded, before the sandbox is swept away."""
+    for name in notebooks:
+        state = ws / "journal" / student / chapter / f"{name}.records"
+        dest = ws / "records" / student / chapter / f"{name}.jsonl"
+        if state.exists() and not dest.exists():
+            with contextlib.suppress(OSError):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(state.read_text(encoding="utf-8").strip(), "rb") as src, open(dest, "wb") as out:
+                    out.write(src.read(256 * 2**20))
+
+
+def _read_result(ws: Path, student: str, digest: str) -> dict | None:
+    path = ws / "results" / f"{student}.json"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if result.get("hash") == digest else None
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT, timeout: int = 60,
+              notebook_timeout: int = 600, workdir: Path | None = None, feedback: bool = False,
+              csv_path: Path | None = None, wall_limit: float | None = None,
+              echo: Callable[[str], None] = print, workers: int | None = None, regrade: bool = False,
+              show_hidden: bool = False, limits: Any = None, progress: bool | None = None,
+              nbgrader_config: Any = None, mathjax_url: str = "") -> BatchResult:
+    """Autograde every submission in ``submissions`` (one folder per student); see the module docstring.
+
+    ``nbgrader_config`` (a traitlets ``Config``) is merged over grader/nbgrader_config.py when grades are
+    recorded, e.g. a term's ``AssignLatePenalties.plugin_class`` and ``LatePenalty`` settings.
+    """
+    from grader import sandbox
+
+    echo = safe_echo(echo)
+    source_root = Path(source_root).resolve()
+    submissions = Path(submissions).resolve()
+    if chapter not in chapters(source_root):
+        raise ValueError(f"no chapter {chapter!r} under {source_root / 'solutions'} "
+                         f"(known: {', '.join(chapters(source_root)) or 'none'})")
+    if not submissions.is_dir():
+        raise ValueError(f"{submissions} is not a directory of submissions (one folder per student)")
+    found = staging.find_submissions(submissions, chapter)
+    workers = max(1, workers or default_workers())
+    limits = limits or sandbox.Limits()
+    limits.cell_timeout, limits.notebook_timeout = timeout, notebook_timeout
+    ws = _workdir(chapter, workdir)
+    lock = open(ws / ".lock", "w")  # noqa: SIM115 - held for the whole batch
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
+    try:
+        _prepare_workdir(chapter, source_root, ws)
+        config = _nbgrader_config(ws)
+        if nbgrader_config is not None:
+            config.merge(nbgrader_config)
+        batch = _batch(chapter, submissions, found, ws, source_root, limits, workers, wall_limit, regrade, config,
+                       echo, progress)
+    finally:
+        lock.close()
+    if feedback:
+        generate_feedback(ws, chapter, show_hidden=show_hidden, mathjax_url=mathjax_url, echo=echo)
+        for res in batch.students:
+            res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html")) \
+                if res.status is not Outcome.REFUSED else []
+    echo(format_table(batch))
+    if csv_path is not None:
+        batch.csv_path = write_csv(batch, Path(csv_path))
+        echo(f"CSV written to {batch.csv_path}")
+    if feedback:
+        echo(f"Feedback HTML: {ws / 'feedback'}/<student>/{chapter}/" + (" (hidden tests included)"
+                                                                          if show_hidden else ""))
+    return batch
+
+
+def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws: Path, source_root: Path,
+           limits: Any, workers: int, wall_limit: float | None, regrade: bool, config: Any,
+           echo: Callable[[str], None], progress: bool | None) -> BatchResult:
+    from grader import sandbox
+
+    caps = sandbox.probe()
+    sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
+    header = sandbox.describe(caps, limits)
+    cells = _grade_cells(ws, chapter)
+    notebooks = list(cells)
+    ledger = _ledger(ws)
+    subs = {sub.student: sub for sub in found}
+    digests = {s: sub.digest for s, sub in subs.items()}
+    status: dict[str, Outcome] = {s: Outcome.REFUSED for s, sub in subs.items() if sub.refused}
+    refused: dict[str, str] = {s: sub.refused for s, sub in subs.items() if sub.refused}
+    results: dict[str, dict] = {}
+    todo = []
+    for s in (s for s in subs if s not in refused):
+        if not regrade and ledger.get(s) == digests[s] and (res := _read_result(ws, s, digests[s])):
+            status[s], results[s] = Outcome.SKIPPED, res
+            continue
+        res = _read_result(ws, s, digests[s]) if not regrade else None
+        if res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
+            _record(ws, chapter, res, config)  # finished before a crash of the grader: record, do not regrade
+            status[s], results[s] = Outcome.RECOVERED, res
+            continue
+        todo.append(s)
+    graded_before = len(subs) - len(todo) - len(refused)
+    echo(f"Autograding {chapter}: {len(subs)} submission(s) ({len(todo)} to grade"
+         + (f", {graded_before} already graded" if graded_before else "")
+         + (f", {len(refused)} refused" if refused else "")
+         + f"), {sum(len(v) for v in cells.values())} graded cells, {workers} worker(s); work directory {ws}")
+    for s, why in refused.items():
+        echo(f"  refused {s}: {why}")
+    echo(header)
+    if not caps.mountns:
+        exposed = sorted({str(p) for p in (source_root / "solutions", REPO_ROOT / "solutions") if _world_readable(p)})
+        if exposed:
+            echo(f"WARNING: without mount namespaces the kernels can read {', '.join(exposed)} (readable by every "
+                 "user): make it private (chmod 700) or grade from a copy in a private directory")
+    library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}",
+                                    strip=sandbox.chapter_references(ws / "solutions" / chapter)) \
+        if caps.drop_uid or caps.mountns else None
+    cover = sorted({str(REPO_ROOT), str(source_root), str(ws), str(submissions)}
+                   | {p for p in os.environ.get("DLCOURSE_SANDBOX_HIDE", "").split(os.pathsep) if p})
+    wall = wall_limit if wall_limit is not None else limits.notebook_timeout * max(len(notebooks), 1) + STARTUP_GRACE
+
+    def job(student: str, salvage: str = "") -> dict:
+        return {"student": student, "chapter": chapter, "workdir": str(ws), "notebooks": notebooks,
+                "limits": asdict(limits), "caps": caps.to_dict(), "library": str(library) if library else None,
+                "cover": cover, "salvage": salvage, "submission_hash": digests[student]}
+
+    def stage(student: str) -> bool:
+        """Copy the submission into submitted/; False (and refused) when it changed into something refused."""
+        try:
+            digest = staging.stage(subs[student], ws / "submitted" / student / chapter)
+        except OSError as exc:
+            digest, why = "", f"the submission changed while it was being copied ({exc.strerror or exc})"
+        else:
+            why = "" if digest == digests[student] else "the submission changed while it was being graded"
+        for old in (ws / "journal" / student, ws / "records" / student):
+            shutil.rmtree(old, ignore_errors=True)
+        (ws / "results" / f"{student}.json").unlink(missing_ok=True)
+        if why:
+            shutil.rmtree(ws / "submitted" / student, ignore_errors=True)
+            status[student], refused[student] = Outcome.REFUSED, why + "; grade it again"
+        return not why
+
+    pending: list[tuple[str, str]] = [(s, "") for s in todo]
+    slots: list[_Slot] = []
+    bar = _progress(len(todo), progress)
+    say = safe_echo(bar.write) if bar is not None else echo
+    done = 0
+
+    def finish(slot: _Slot, outcome: str | None) -> None:
+        """outcome None: the worker reported the job done; else why it did not."""
+        nonlocal done
+        student, salvage, started = slot.student, slot.salvage, slot.started
+        slot.student = None
+        assert student is not None
+        res = _read_result(ws, student, digests[student])
+        if outcome is None and res is not None and res.get("status") == "ok":
+            _record(ws, chapter, res, config)
+            status[student] = Outcome.GRADED
+        elif res is not None and res.get("status") == "error":
+            # the grader itself failed (not the submission): nothing is recorded, a rerun tries again
+            status[student] = Outcome.ERROR
+        elif not salvage:
+            # score what finished from the journal and the records, without executing anything again
+            pending.insert(0, (student, outcome or (res or {}).get("notes", ["the grader failed"])[0]))
+            return
+        else:
+            res = res if res is not None and res.get("status") == "ok" else {
+                "student": student, "status": "error", "hash": digests[student], "notebooks": {},
+                "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
+            if res.get("status") == "ok":
+                _record(ws, chapter, res, config)
+                status[student] = Outcome.GRADED
+            else:
+                status[student] = Outcome.ERROR
+        results[student] = res
+        done += 1
+        first = (res.get("notes") or [""])[0]
+        say(f"  [{done}/{len(todo)}] {student}: {status[student]} in {time.monotonic() - started:.1f} s"
+            + (f" — {first}" if first else ""))
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        slots = [_Slot(ws, k) for k in range(min(workers, len(todo)))]
+        while pending or any(slot.student for slot in slots):
+            for k, slot in enumerate(slots):
+                while slot.student is None and pending:
+                    student, salvage = pending.pop(0)
+                    if not salvage and not stage(student):
+                        done += 1
+                        say(f"  [{done}/{len(todo)}] {student}: refused — {refused[student]}")
+                        continue
+                    if not slot.alive():
+                        slots[k] = slot = _Slot(ws, k)
+                    slot.send(job(student, salvage), 300.0 + STARTUP_GRACE if salvage else wall)
+            time.sleep(0.05)
+            for k, slot in enumerate(slots):
+                if slot.student is None:
+                    continue
+                slot.check_kernel_started(ws, chapter)
+                rc = slot.finished()
+                if rc is not None:
+                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "
+                                                      f"logs/worker-{k}.log in the work directory)")
+                elif not slot.alive():
+                    _keep_records(ws, chapter, slot.student, notebooks)    # before a sweep removes them
+                    finish(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
+                                 f"logs/worker-{k}.log in the work directory)")
+                elif time.monotonic() >= slot.deadline:
+                    slot.kill()
+                    _keep_records(ws, chapter, slot.student, notebooks)
+                    finish(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
+    finally:
+        if bar is not None:
+            bar.close()
+        for slot in slots:  # interrupted (Ctrl-C) or done: nothing half-written reaches the gradebook
+            if slot.student is not None:
+                slot.kill()
+            else:
+                slot.close()
+        if library is not None:
+            shutil.rmtree(library, ignore_errors=True)
+        sandbox.sweep_all()
+    return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells),
+                       sandbox=header)
+
+
+def _progress(total: int, progress: bool | None) -> Any:
+    if progress is False or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc="grading", unit="submission", file=sys.stderr,
+                disable=None if progress is None else not progress)
+
+
+def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dict], status: dict[str, Outcome],
+             refused: dict[str, str], cells: dict[str, list[tuple[str, float]]]) -> list[StudentResult]:
+    """Scores from the gradebook (read after every write), reasons from the workers' results."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    ensure_scripts_on_path()
+    out = []
+    multi = len(cells) > 1
+    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+        for student in students:
+            res = results.get(student, {})
+            outcome = status.get(student, Outcome.ERROR)
+            notes = [f"refused: {refused[student]}"] if outcome is Outcome.REFUSED else list(res.get("notes", []))
+            sr = StudentResult(student, notes=notes, seconds=float(res.get("seconds", 0.0)), status=outcome)
+            out.append(sr)
+            for notebook, grade_cells in cells.items():
+                rows = {r["grade_id"]: r for r in res.get("notebooks", {}).get(notebook, {}).get("cells", [])}
+                for grade_id, points in grade_cells:
+                    score, max_score = None, points
+                    if outcome.recorded:
+                        try:
+                            grade = gb.find_grade(grade_id, notebook, chapter, student)
+                            score, max_score = grade.score, grade.max_score
+                        except MissingEntry:
+                            pass
+                    row = rows.get(grade_id, {})
+                    reason = row.get("reason", "")
+                    if outcome is Outcome.ERROR:
+                        reason = (sr.notes or ["the grader failed on this submission"])[0]
+                    elif outcome is Outcome.REFUSED:
+                        reason = f"not graded: {refused[student]}"
+                    score = float(score or 0.0)
+                    if score >= max_score:
+                        reason = ""
+                    elif not reason:
+                        reason = "needs manual grading" if row.get("manual") else "partial credit"
+                    name = f"{notebook}:{grade_id}" if multi else grade_id
+                    sr.exercises.append(ExerciseResult(name, score, float(max_score), reason))
+    return out

@@ -1,0 +1,204 @@
+"""Which folders of a submissions directory are submissions, and copying one into the work directory.
+
+``SUBMISSIONS/<student>/<notebook>.ipynb`` or nbgrader's ``SUBMISSIONS/<student>/<chapter>/<notebook>.ipynb``
+(with an optional ``timestamp.txt`` beside the notebooks). Every entry of SUBMISSIONS that is a folder
+or a link is one :class:`Submission`: graded, or refused with a reason that the table and the CSV show
+(0 points); plain files beside the folders are not submissions and are left alone.
+
+Links are never followed, at any level: a student folder, a chapter folder or a notebook (or
+``timestamp.txt``) that is a symbolic link refuses that student — a link to another student's folder
+would otherwise be graded as this student's work. Every file is opened relative to its folder's
+descriptor with ``O_NOFOLLOW``, so a link swapped in after the check is refused by the kernel too
+(``ELOOP``) instead of being read. Other links beside the notebooks are not copied (the grader does not
+use files a student submits next to the notebook anyway).
+
+A folder name is a student id in the gradebook and part of file names in the work directory. Names
+that nbgrader or the file system cannot carry are refused one by one: control characters, a leading
+``.`` (nbgrader skips hidden folders: no feedback, no Formgrader row), glob characters ``* ? [ ]``
+(nbgrader globs paths built from the id) and names over :data:`MAX_ID_BYTES` bytes of UTF-8
+(results/<id>.json must fit the 255-byte file-name limit). Spaces and non-ASCII letters are graded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.trusted.report import safe_text
+
+__all__ = ["Submission", "find_submissions", "check_id", "stage", "MAX_ID_BYTES"]
+
+MAX_ID_BYTES = 128
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One entry of the submissions directory: ``refused`` is '' when it is graded."""
+
+    student: str
+    root: Path                          # the submissions directory
+    path: tuple[str, ...]               # (student,) or (student, chapter): the folder holding the notebooks
+    files: tuple[str, ...] = ()         # regular files to stage (notebooks, timestamp.txt, others)
+    refused: str = ""                   # why it is not graded
+    digest: str = ""                    # of the staged files' names and contents
+
+    @property
+    def folder(self) -> Path:
+        return self.root.joinpath(*self.path)
+
+    @property
+    def notebooks(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".ipynb")]
+
+
+def check_id(name: str) -> str:
+    """Why the folder name ``name`` cannot be a student id here ('' when it can)."""
+    if any(not ch.isprintable() for ch in name):
+        return "the folder name contains control characters; rename it to the student's id"
+    if name.startswith("."):
+        return ("the folder name starts with '.' (nbgrader skips hidden folders: no feedback, no Formgrader "
+                "row); rename it to the student's id")
+    glob = sorted({ch for ch in name if ch in "*?[]"})
+    if glob:
+        return (f"the folder name contains {' '.join(glob)} (nbgrader reads the gradebook's paths as glob "
+                "patterns); rename it to the student's id")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_ID_BYTES:
+        return (f"the folder name is longer than {MAX_ID_BYTES} bytes (it becomes part of file names in the "
+                "work directory); rename it to the student's id")
+    return ""
+
+
+def find_submissions(submissions: Path, chapter: str) -> list[Submission]:
+    """Every folder (or link) in ``submissions``, sorted by name, graded or refused with the reason."""
+    found = []
+    root_fd = os.open(submissions, _DIR_FLAGS & ~os.O_NOFOLLOW)    # the instructor's own path may be a link
+    try:
+        for entry in sorted(os.scandir(root_fd), key=lambda e: e.name):
+            if entry.is_file(follow_symlinks=False):
+                continue                                             # a file beside the folders: not a student
+            found.append(_submission(root_fd, submissions, entry.name, chapter))
+    finally:
+        os.close(root_fd)
+    return found
+
+
+def _submission(root_fd: int, root: Path, name: str, chapter: str) -> Submission:
+    why = check_id(name)
+    if why:
+        return Submission(name, root, (name,), refused=why)
+    try:
+        student_fd = os.open(name, _DIR_FLAGS, dir_fd=root_fd)
+    except OSError as exc:
+        return Submission(name, root, (name,), refused=_link_reason(root_fd, name, "the student folder", exc))
+    try:
+        base_fd, path = student_fd, (name,)
+        with contextlib.suppress(FileNotFoundError):
+            info = os.stat(chapter, dir_fd=student_fd, follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                return Submission(name, root, path, refused=_link_reason(
+                    student_fd, chapter, f"the chapter folder {name}/{chapter}", None))
+            if stat.S_ISDIR(info.st_mode):
+                base_fd, path = os.open(chapter, _DIR_FLAGS, dir_fd=student_fd), (name, chapter)
+        try:
+            return _files(name, root, path, base_fd)
+        finally:
+            if base_fd != student_fd:
+                os.close(base_fd)
+    finally:
+        os.close(student_fd)
+
+
+def _files(name: str, root: Path, path: tuple[str, ...], base_fd: int) -> Submission:
+    files = []
+    for entry in sorted(os.scandir(base_fd), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        used = entry.name.endswith(".ipynb") or entry.name == "timestamp.txt"
+        if entry.is_symlink():
+            if used:
+                return Submission(name, root, path, refused=_link_reason(base_fd, entry.name, entry.name, None))
+            continue                                                 # never followed, never copied
+        if entry.is_file(follow_symlinks=False):
+            files.append(entry.name)
+        elif used and not entry.is_dir(follow_symlinks=False):
+            return Submission(name, root, path, refused=f"{safe_text(entry.name)} is not a regular file")
+    h = hashlib.sha256()
+    try:
+        for fname in files:
+            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
+            for block in _read(base_fd, fname):
+                h.update(block)
+    except OSError as exc:
+        return Submission(name, root, path, refused=f"{safe_text(fname)} could not be read "
+                                                    f"({exc.strerror or exc})")
+    return Submission(name, root, path, tuple(files), digest=h.hexdigest())
+
+
+def _link_reason(dir_fd: int, name: str, what: str, exc: OSError | None) -> str:
+    try:
+        target = os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        if exc is not None:
+            return f"{what} could not be opened ({exc.strerror or exc})"
+        target = "?"
+    return (f"{safe_text(what)} is a symbolic link (to {safe_text(target)}); links are never followed, "
+            "submit the files themselves")
+
+
+def _read(dir_fd: int, name: str) -> Iterator[bytes]:
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        os.set_blocking(fd, True)
+        while block := os.read(fd, _BLOCK):
+            yield block
+    finally:
+        os.close(fd)
+
+
+def _open_path(root: Path, path: tuple[str, ...]) -> int:
+    """A descriptor of root/path[0]/path[1]/..., each component opened without following a link."""
+    fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for part in path:
+            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def stage(sub: Submission, dest: Path) -> str:
+    """Copy the submission's files into ``dest`` (replaced), without following links; returns their digest.
+
+    A file that became a link or vanished since :func:`find_submissions` raises ``OSError``.
+    """
+    if sub.refused:
+        raise ValueError(f"{sub.student} is refused: {sub.refused}")
+    if dest.exists():
+        import shutil
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    h = hashlib.sha256()
+    base_fd = _open_path(sub.root, sub.path)
+    try:
+        for fname in sub.files:
+            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
+            with open(dest / fname, "wb") as out:
+                for block in _read(base_fd, fname):
+                    h.update(block)
+                    out.write(block)
+    finally:
+        os.close(base_fd)
+    return h.hexdigest()

@@ -1,0 +1,298 @@
+"""dlcore.backend's fast paths (matmul with a per-product thread count, fused elementwise kernels) and
+dlcore.blas_threads' rule: the fast paths give the numbers of the plain formulas they replace, on every
+backend, and the thread rule picks, sets and restores thread counts as its docstring says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlcore import backend, blas_threads
+from dlcore.nn.functional import sigmoid_tanh
+
+
+def _arr(a, xp):
+    return backend.to_device(np.asarray(a), xp)
+
+
+def _np(a):
+    return backend.to_numpy(a)
+
+
+# --------------------------------------------------------------------------- matmul
+
+
+@pytest.mark.parametrize("shapes", [((5, 7), (7, 3)), ((4, 5, 6), (4, 6, 2)), ((3, 6), (6,)), ((2, 3, 4), (4, 5))])
+def test_matmul_equals_the_operator(xp, rng, shapes):
+    a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    got = backend.matmul(_arr(a, xp), _arr(b, xp))
+    np.testing.assert_allclose(_np(got), a @ b, rtol=1e-5, atol=1e-6)
+
+
+def test_matmul_writes_into_out_on_numpy(rng):
+    a, b = rng.standard_normal((300, 200)).astype("float32"), rng.standard_normal((200, 100)).astype("float32")
+    out = np.empty((300, 100), dtype="float32")
+    assert backend.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-4)
+
+
+class _FakeBlas:
+    """A stand-in for a threadpoolctl controller that records every thread count set."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.history = threads, []
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, n: int) -> None:
+        self.threads = n
+        self.history.append(n)
+
+
+def _policy(ceiling: int, *, free: float, min_flops: float = 1e6) -> tuple[blas_threads.ThreadPolicy, _FakeBlas]:
+    policy = blas_threads.ThreadPolicy(min_flops=min_flops, adaptive=False)
+    fake = _FakeBlas(ceiling)
+    policy._controllers = [fake]
+    policy.free_cpus = lambda: free
+    return policy, fake
+
+
+def test_small_products_run_on_one_thread_and_the_setting_is_restored():
+    policy, fake = _policy(4, free=4.0)
+    seen = []
+    policy.run(0.5e6, lambda: seen.append(fake.threads))
+    assert seen == [1] and fake.threads == 4 and fake.history == [1, 4]
+
+
+def test_large_products_use_the_free_cpus_never_more_than_the_ceiling():
+    policy, fake = _policy(4, free=4.0)
+    seen = []
+    policy.run(5e6, lambda: seen.append(fake.threads))
+    assert seen == [4] and fake.history == []          # nothing to change
+    policy.free_cpus = lambda: 2.2                      # another process holds ~1.8 CPUs
+    policy.run(5e6, lambda: seen.append(fake.threads))
+    assert seen == [4, 2] and fake.threads == 4
+    policy.free_cpus = lambda: 16.0                     # more CPUs free than the BLAS is allowed
+    policy.run(5e6, lambda: seen.append(fake.threads))
+    assert seen == [4, 2, 4]
+
+
+def test_a_limit_set_by_the_user_is_never_exceeded():
+    policy, fake = _policy(1, free=8.0)                 # e.g. OPENBLAS_NUM_THREADS=1 or threadpool_limits(1)
+    seen = []
+    policy.run(1e9, lambda: seen.append(fake.threads))
+    assert seen == [1] and fake.history == []
+
+
+def test_the_setting_is_restored_when_the_product_raises():
+    policy, fake = _policy(2, free=2.0)
+
+    def boom():
+        raise ValueError("shapes")
+
+    with pytest.raises(ValueError, match="shapes"):
+        policy.run(10.0, boom)
+    assert fake.threads == 2
+
+
+def test_free_cpus_counts_other_processes_from_proc(monkeypatch):
+    policy = blas_threads.ThreadPolicy(adaptive=True, window=0.0)
+    policy._cpus, policy._tick = 2, 100
+    readings = iter([(1000, 500), (1000 + 150, 500 + 50)])   # 150 busy ticks, 50 of them ours
+    clock = iter([10.0, 11.0])
+    monkeypatch.setattr(blas_threads, "_read_cpu_ticks", lambda: next(readings))
+    monkeypatch.setattr(blas_threads, "_clock", lambda: next(clock))
+    assert policy.free_cpus() == 2.0                   # first reading: nothing to compare with yet
+    assert policy.free_cpus() == pytest.approx(1.0)    # others used 100 ticks = 1 CPU over 1 s
+    monkeypatch.setattr(blas_threads, "_clock", lambda: 11.5)
+    policy.window = 10.0                                # within the window: the last reading is reused
+    assert policy.threads_for(1e9, 2) == 1
+    assert policy.threads_for(1e3, 2) == 1
+
+
+def test_without_proc_the_rule_falls_back_to_sizes(monkeypatch):
+    policy = blas_threads.ThreadPolicy(adaptive=True, window=0.0)
+    monkeypatch.setattr(blas_threads, "_read_cpu_ticks", lambda: None)
+    assert policy.free_cpus() == float(policy._cpus) and policy.adaptive is False
+
+
+def test_configure_checks_its_arguments():
+    with pytest.raises(ValueError, match="min_flops >= 0"):
+        blas_threads.configure(min_flops=-1)
+    with pytest.raises(ValueError, match="window > 0"):
+        blas_threads.configure(window=0)
+
+
+def test_describe_names_the_rule():
+    text = backend.thread_policy()
+    assert "thread" in text
+
+
+# --------------------------------------------------------------------------- fused elementwise kernels
+
+
+def test_relu_forward_and_mask_multiply_match_the_formula(xp, rng):
+    x = rng.standard_normal((6, 7)).astype("float32")
+    x[0, 0], x[1, 1] = np.nan, 0.0
+    dy = rng.standard_normal((6, 7)).astype("float32")
+    y, mask = backend.relu_forward(_arr(x, xp))
+    want_mask = (x > 0).astype("float32")
+    np.testing.assert_array_equal(_np(y), x * want_mask)            # NaN stays NaN, 0 at x = 0
+    np.testing.assert_array_equal(_np(backend.mask_multiply(_arr(dy, xp), mask)), dy * want_mask)
+
+
+def test_mask_multiply_accepts_a_bool_mask_on_every_backend(xp, rng):
+    dy = rng.standard_normal((4, 5))
+    m = rng.random((4, 5)) < 0.5
+    np.testing.assert_array_equal(_np(backend.mask_multiply(_arr(dy, xp), _arr(m, xp))), dy * m)
+
+
+@pytest.mark.parametrize("size", [10, 100_003])
+def test_add_scaled_has_the_roundings_of_the_plain_update(xp, rng, size):
+    w = rng.standard_normal(size).astype("float32")
+    g = rng.standard_normal(size).astype("float32")
+    want = w.copy()
+    want += -0.01 * g
+    got = backend.add_scaled(_arr(w, xp), -0.01, _arr(g, xp))
+    np.testing.assert_array_equal(_np(got), want)
+
+
+def test_add_scaled_updates_numpy_arrays_in_place(rng):
+    w = rng.standard_normal((300, 400)).astype("float32")
+    g = rng.standard_normal((300, 400)).astype("float32")
+    assert backend.add_scaled(w, 0.5, g) is w
+
+
+def test_sigmoid_in_place_has_the_roundings_of_sigmoid_tanh(xp, rng):
+    z = (rng.standard_normal((5, 9)) * 10).astype("float32")
+    want = _np(sigmoid_tanh(_arr(z, xp)))
+    np.testing.assert_array_equal(_np(backend.sigmoid_(_arr(z.copy(), xp))), want)
+
+
+def test_maximum_in_place(xp, rng):
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(_np(backend.maximum_(_arr(a.copy(), xp), _arr(b, xp))), np.maximum(a, b))
+
+
+def test_bernoulli_draws_the_same_samples_as_the_plain_comparison(xp):
+    p = np.random.default_rng(3).random((50, 40)).astype("float32")
+    u = np.random.default_rng(7).random((50, 40)).astype("float32")
+    got = backend.bernoulli(np.random.default_rng(7), _arr(p, xp))
+    assert backend.dtype_name(got.dtype) == "float32"
+    np.testing.assert_array_equal(_np(got), (u < p).astype("float32"))
+
+
+# --------------------------------------------------------------------------- the fused RBM step
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_rbm_step_equals_the_plain_formulas(xp, persistent):
+    """The fused PCD/CD step (one product for p(h|v0) and p(h|vk), one for dW) against the textbook formulas,
+    with the same random draws, in float64."""
+    from dlcore.energy import RBM
+
+    rng = np.random.default_rng(0)
+    v0 = _arr((rng.random((6, 9)) < 0.5).astype("float64"), xp)
+    rbm = RBM(9, 4, rng=1, dtype="float64").to(xp)
+    p = {k: _np(v) for k, v in rbm.params.items()}
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))  # noqa: E731
+    if persistent:
+        rbm.cd_gradient(v0, persistent=True, rng=2)            # starts the chains
+        p = {k: _np(v) for k, v in rbm.params.items()}
+        h = _np(rbm.persistent_hidden)
+        gen = np.random.default_rng(3)
+        grads = rbm.cd_gradient(v0, persistent=True, rng=np.random.default_rng(3))
+    else:
+        gen = np.random.default_rng(3)
+        h = _np(backend.bernoulli(gen, _arr(sig(_np(v0) @ p["W"] + p["c"]), np)))
+        grads = rbm.cd_gradient(v0, rng=np.random.default_rng(3))
+    vk = _np(backend.bernoulli(gen, sig(h @ p["W"].T + p["b"])))
+    v0n = _np(v0)
+    ph0, phk = sig(v0n @ p["W"] + p["c"]), sig(vk @ p["W"] + p["c"])
+    np.testing.assert_allclose(_np(grads["W"]), vk.T @ phk / len(vk) - v0n.T @ ph0 / len(v0n), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(_np(grads["b"]), vk.mean(0) - v0n.mean(0), atol=1e-12)
+    np.testing.assert_allclose(_np(grads["c"]), phk.mean(0) - ph0.mean(0), atol=1e-12)
+
+
+# --------------------------------------------------------------------------- passes split over threads
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """dlcore's policy as on an idle 2-CPU machine with a 2-thread BLAS (a stand-in controller), splitting
+    every pass; yields the stand-in, whose history shows the BLAS set to 1 thread inside a split pass."""
+    fake = _FakeBlas(2)
+    monkeypatch.setattr(blas_threads.POLICY, "_controllers", [fake])
+    monkeypatch.setattr(blas_threads.POLICY, "free_cpus", lambda: 2.0)
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)
+    return fake
+
+
+def _layer_results(rng):
+    from dlcore.nn.conv import Conv2D
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = np.maximum(rng.standard_normal((6, 3, 12, 12)), 0.0).astype("float32")    # ties: zeros after ReLU
+    conv, pool = Conv2D(3, 4, 3, rng=1, layout="rows"), MaxPool2D(2)
+    y, mask = backend.relu_forward(conv.forward(x))
+    p = pool.forward(y)
+    dp = rng.standard_normal(p.shape).astype("float32")
+    dy = backend.mask_multiply(pool.backward(dp), mask)
+    per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
+    z = per_image.forward(x)
+    dz = per_image.backward(np.ones_like(z))
+    return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x), z, dz,
+            per_image.grads["W"]]
+
+
+def test_split_passes_give_identical_results(two_threads, monkeypatch):
+    splits = []
+    chunk_threads = blas_threads.POLICY.chunk_threads
+    monkeypatch.setattr(blas_threads.POLICY, "chunk_threads", lambda *a: splits.append(chunk_threads(*a)) or splits[-1])
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 10**12)            # nothing split
+    serial = _layer_results(np.random.default_rng(5))
+    assert splits and set(splits) == {1}
+    n_serial = len(splits)
+    monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)                 # everything split
+    parallel = _layer_results(np.random.default_rng(5))
+    # passes were split (those nested inside a block run serially) and the BLAS setting is back
+    assert splits[n_serial:].count(2) >= 5 and two_threads.threads == 2
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):
+    done = []
+
+    def fn(lo, hi):
+        done.append((lo, hi))
+        if lo > 0:
+            raise RuntimeError("block failed")
+
+    with pytest.raises(RuntimeError, match="block failed"):
+        blas_threads.parallel_chunks(10, fn, 10**9)
+    assert sorted(done) == [(0, 5), (5, 10)] and two_threads.threads == 2
+    blas_threads.parallel_chunks(4, lambda lo, hi: done.append((lo, hi)), 10**9)   # usable again
+    assert sorted(done[2:]) == [(0, 2), (2, 4)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_can_split_passes(two_threads):
+    import os
+
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)          # the parent's pool exists now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                                          # the child: split a pass, report
+        try:
+            out = []
+            blas_threads.parallel_chunks(4, lambda lo, hi: out.append((lo, hi)), 10**9)
+            os.write(write, repr(sorted(out)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert report == "[(0, 2), (2, 4)]"
