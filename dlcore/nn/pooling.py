@@ -129,21 +129,23 @@ class MaxPool2D(_Pool2D):
         offsets = list(self._offsets(oh, ow))
 
         def rows_of(lo: int, hi: int) -> None:
-            left = dy[lo:hi, ...]                        # gradient of each window not yet given to an entry
+            g, ys = dy[lo:hi, ...], y[lo:hi, ...]
+            taken = None                                 # windows whose argmax was found at an earlier offset
             for k, (rows, cols) in enumerate(offsets):
+                first = x_pad[lo:hi, :, rows, cols] == ys
+                if taken is not None:
+                    first = first & ~taken               # the first maximal entry in row-major order wins
+                if k < len(offsets) - 1:
+                    taken = first if taken is None else taken | first
                 # multiply by the 0/1 mask rather than xp.where: NumPy's where branches per element
                 # and is ~20x slower on a random mask; the bool mask goes in as it is (no cast pass).
                 # (Writing the product straight into the strided dx slice measured 2x slower than
                 # a contiguous product and a strided copy.)
-                share = backend.mask_multiply(left, x_pad[lo:hi, :, rows, cols] == y[lo:hi, ...])
+                share = backend.mask_multiply(g, first)
                 if overlapping:
                     dx_pad[lo:hi, :, rows, cols] += share
                 else:
                     dx_pad[lo:hi, :, rows, cols] = share
-                if k == 0 and len(offsets) > 1:
-                    left = left - share                  # the first maximal entry took it all
-                elif k < len(offsets) - 1:
-                    left -= share                        # our own array now: in place
 
         backend.parallel_rows(dy.shape[0], rows_of, int(x_pad.shape[0] * x_pad.shape[1]) * oh * ow * len(offsets), xp)
         return self._unpad(dx_pad)
