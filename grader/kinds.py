@@ -16,9 +16,12 @@ name, and judges the record outside the kernel: the kernel never sees ``expected
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import io
 import pkgutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,23 +81,72 @@ def find(kind: str) -> Kind | None:
     return Kind(kind, plan, record, judge)
 
 
-def run(kind: str, student: Any, reference: str, **options: Any) -> None:
-    """Plan, record and judge one check in this process; print "✔ …" or raise AssertionError."""
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """No warnings, floating-point reports, stdout or stderr from trusted code running in a notebook."""
+    import numpy as np
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _split(options: dict) -> tuple[dict, dict]:
+    """Literal options (for the plan) and student objects passed by name (for the record, by their name)."""
+    literal, objects = {}, {}
+    for key, value in options.items():
+        if callable(value) and not isinstance(value, (str, bytes)):
+            objects[key] = value
+            literal[key] = getattr(value, "__name__", key)
+        else:
+            literal[key] = value
+    return literal, objects
+
+
+def judge(kind: str, plan: Plan, record: Any) -> Any:
+    """The verdict on one record: also when the record says the student's object is missing or broke."""
+    from grader.checks import Verdict
+
+    if not isinstance(record, dict):
+        return Verdict(False, message="the grader found no result of this check (the test did not run)")
+    if "__missing__" in record:
+        return Verdict(False, message=str(record["__missing__"]))
+    if "__error__" in record:
+        return Verdict(False, message=f"checking your code failed: {record['__error__']}")
+    k = find(kind)
+    try:
+        return k.judge(plan, record)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a malformed (forged) record
+        return Verdict(False, message=f"the record of this check is malformed ({type(exc).__name__}), so it cannot "
+                                      "count")
+
+
+def run(kind: str, student: Any, reference: str = "", **options: Any) -> None:
+    """Plan, record and judge one check in this process; print "✔ …" or raise CheckFailed.
+
+    The record sees ``plan.inputs`` after a trip through the wire format, exactly as in batch grading.
+    """
     __tracebackhide__ = True
-    from grader import checks
+    from grader.kernel import wire
+    from grader.trusted.messages import CheckFailed
 
     k = find(kind)
     if k is None:
         raise ValueError(f"grader: there is no check kind {kind!r} (a bug in the notebook's test cell)")
-    try:  # the dlcore object the delegation checks look for; a kind may name something dlcore lacks
-        ref_obj = checks.resolve_reference(reference)
-    except (ValueError, ImportError, AttributeError):
-        ref_obj = None
-    with checks._quiet():
-        plan = k.plan(reference, **options)
-        checks._run_check(kind, plan, ref_obj, lambda p: p.inputs,
-                          lambda: Record(k.record(student, plan.inputs)),
-                          lambda p, r: k.judge(p, r.data))
+    literal, objects = _split(options)
+    with _quiet():  # the reference's own warnings and prints are not the student's
+        plan = k.plan(reference, **literal) if reference else k.plan(**literal)
+    inputs = {**wire.decode(wire.encode(plan.inputs)), **objects}
+    try:
+        record = wire.decode(wire.encode(k.record(student, inputs)))
+    except Exception as exc:  # a bug of the record function, not of the student
+        record = {"__error__": f"{type(exc).__name__}: {exc}"}
+    with _quiet():
+        verdict = judge(kind, plan, record)
+    if not verdict.ok:
+        raise CheckFailed(verdict.message)
+    print(verdict.text())
 
 
 def helper(kind: str) -> Callable[..., None] | None:
@@ -103,7 +155,7 @@ def helper(kind: str) -> Callable[..., None] | None:
     if k is None:
         return None
 
-    def check(student: Any, reference: str, **options: Any) -> None:
+    def check(student: Any, reference: str = "", **options: Any) -> None:
         __tracebackhide__ = True
         run(kind, student, reference, **options)
 

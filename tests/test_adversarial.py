@@ -85,6 +85,34 @@ try:
 finally:
     print("started", started)
 """
+SNOOP = """import linecache, traceback
+
+def double(x):
+    print("IN:", In)
+    print("STACK:", traceback.format_stack())
+    print("LINES:", [linecache.getline(f, n) for f, n, *_ in traceback.extract_stack()])
+    return 2 * x
+"""
+WALK = """import os
+found = []
+for top in ("/", "/work", "/root", "/home", "/tmp", "/srv", "/opt"):
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if (root != "/" or d not in ("proc", "sys", "dev")) and d != "site-packages"]
+        for f in files:
+            if f.endswith(".ipynb") or "solutions" in root:
+                try:
+                    found.append((os.path.join(root, f), open(os.path.join(root, f), errors="replace").read()))
+                except OSError:
+                    pass
+print("WALK:", [p for p, _ in found])
+print("CONTENT:", [c for _, c in found])
+"""
+OBFUSCATED = """import sys
+import dlcore.nn
+
+getattr(sys, "setpro" + "file")(None)
+ReLU = getattr(dlcore.nn, "Re" + "LU")
+"""
 NETWORK = """import socket
 try:
     s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
@@ -233,6 +261,10 @@ def batch(tmp_path_factory):
         "forges_records": _nb_with({"relu_impl": "class ReLU:\n    pass\n"}, {"relu_impl": [
             "import grader.recorder as r\nr._state['fh'].write('{\"site\": 4}\\n')"]}),
         "network": _nb_with(after={"double_impl": [NETWORK.format(port=listener.port)]}),
+        "hidden_via_history": _nb_with({"double_impl": SNOOP}, {"relu_impl": [
+            "print('IN:', In)\n%history -n\nimport traceback\nprint(traceback.format_stack())"]}),
+        "solutions_walk": _nb_with(after={"square_impl": [WALK]}),
+        "obfuscated_delegation": _nb_with({"relu_impl": OBFUSCATED}),
         "blank": H.fill(_nb_with.release, {}),
     }
     for name, nb in cases.items():
@@ -271,7 +303,7 @@ FULL = {"double_test": 1, "relu_test": 2, "square_test": 3}
 
 def test_batch_completed_for_everyone(batch):
     res = batch["result"].by_student()
-    assert len(res) == len(batch["grades"]) == 31
+    assert len(res) == len(batch["grades"]) == 34
     assert all(s.status == "graded" for s in res.values()), {s: r.status for s, r in res.items()}
     assert _scores(batch, "correct") == (FULL, 6)
     assert _scores(batch, "blank")[1] == 0
@@ -405,7 +437,8 @@ def test_modifying_sys_modules_and_patching_the_grader(batch):
 
 def test_patching_the_grader_unseen_cannot_fake_a_pass(batch):
     assert _scores(batch, "patch_check_helpers_hidden") == ({"double_test": 1, "relu_test": 0, "square_test": 3}, 4)
-    assert "did not run in your notebook" in batch["grades"]["patch_check_helpers_hidden"]["relu_test"][2]
+    # the test cells do not call the helpers in the kernel any more: the record runs the student's (empty) class
+    assert "forward raised AttributeError" in batch["grades"]["patch_check_helpers_hidden"]["relu_test"][2]
 
 
 def test_detecting_the_grading_environment_does_not_help(batch):
@@ -441,14 +474,56 @@ def test_reasons_reach_the_feedback_and_the_gradebook_is_right_for_everyone(batc
     with Gradebook(f"sqlite:///{batch['work'] / 'gradebook.db'}", "dlcourse") as gb:
         stored = {student: {cell: gb.find_grade(cell, "mini", "mini", student).auto_score for cell in FULL}
                   for student in batch["grades"]}
-    assert stored["correct"] == FULL and len(stored) == 31
+    assert stored["correct"] == FULL and len(stored) == 34
     for student, g in batch["grades"].items():
         assert {k: v[0] for k, v in g.items() if k != "TOTAL"} == stored[student], student
 
 
 def test_feedback_shows_visible_tests_and_results_never_hidden_source(batch):
     html = (batch["work"] / "feedback" / "patch_numpy_hidden" / "mini" / "mini.html").read_text(encoding="utf-8")
-    assert "square of three random numbers" in html  # the visible test's source
+    assert "numpy.square" in html                    # the visible test's source
     assert "does not match" in html                   # the student's result
     assert "HIDDEN-MARKER" not in html and "BEGIN HIDDEN TESTS" not in html
-    assert "_y = _r.normal(size=(2, 2))" not in html   # a hidden test's source line
+    assert "&quot;seed&quot;: 6" not in html and '"seed": 6' not in html  # a hidden test's source line
+
+
+def _feedback_and_outputs(batch, student):
+    html = (batch["work"] / "feedback" / student / "mini" / "mini.html").read_text(encoding="utf-8")
+    return html + _outputs_text(_autograded(batch, student)) + batch["grades"][student]["TOTAL"][2]
+
+
+def _assert_no_hidden_line(text):
+    for gid, lines in H.secret_lines(SOURCE_NB).items():
+        for line in lines:
+            if "BEGIN SOLUTION" in line or "return" in line or "self." in line or "def " in line:
+                continue  # solution lines: the student's own code may well contain them
+            assert line not in text, (gid, line)
+    assert "HIDDEN-MARKER" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert '"seed": 6' not in text and "&quot;seed&quot;: 6" not in text
+
+
+def test_hidden_tests_never_enter_the_kernel(batch):
+    """Hole 2a: In, %history, the stack and linecache inside the student's own code show no test source."""
+    assert _scores(batch, "hidden_via_history") == (FULL, 6)
+    text = _feedback_and_outputs(batch, "hidden_via_history")
+    assert "__dlc_tests__" in text  # what the kernel executed for a test cell: a data-only call
+    _assert_no_hidden_line(text)
+
+
+def test_a_file_walk_finds_no_solutions(batch):
+    """Hole 2b: the sandbox root is an allow-list: no checkout, course root or work directory exists inside."""
+    assert _scores(batch, "solutions_walk") == (FULL, 6)
+    text = _outputs_text(_autograded(batch, "solutions_walk"))
+    walked = eval(text.split("WALK:", 1)[1].splitlines()[0])  # noqa: S307 - the probe's own output
+    if CAPS.mountns:
+        assert walked == []
+    _assert_no_hidden_line(_feedback_and_outputs(batch, "solutions_walk"))
+
+
+def test_obfuscated_delegation_finds_no_reference(batch):
+    """Hole 3: getattr(dlcore.nn, "Re" + "LU") with the profiler switched off: the kernel's dlcore has no ReLU."""
+    assert _scores(batch, "obfuscated_delegation") == ({"double_test": 1, "relu_test": 0, "square_test": 3}, 4)
+    reason = batch["grades"]["obfuscated_delegation"]["relu_test"][2]
+    # the kernel's ReLU is the stub that raises "not available while grading"; it is still dlcore's class
+    assert "ReLU uses dlcore's reference implementation: ReLU is defined in dlcore (dlcore.nn.activations)" in reason
+    _assert_no_hidden_line(_feedback_and_outputs(batch, "obfuscated_delegation"))

@@ -6,7 +6,6 @@ the diagnosis (quantity, error, likely cause), so a regression in the messages s
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 
@@ -112,16 +111,15 @@ class SoftmaxCENoMean(SoftmaxCE):
 
 
 class NoisySigmoid:
-    """Correct, but naive: exp overflows and it warns and prints to stderr."""
+    """Correct, but chatty: it warns (UserWarning) and prints to stderr."""
 
     def __init__(self):
         self.params, self.grads = {}, {}
 
     def forward(self, x):
-        warnings.warn("student warning", RuntimeWarning, stacklevel=1)
+        warnings.warn("student warning", UserWarning, stacklevel=1)
         print("debug output on stderr", file=sys.stderr)
-        self.y = 1.0 / (1.0 + np.exp(-x * 1000.0)) if False else 1.0 / (1.0 + np.exp(-x))
-        np.exp(np.array([1000.0]))  # overflow warning
+        self.y = 1.0 / (1.0 + np.exp(-x))
         return self.y
 
     def backward(self, dy):
@@ -259,8 +257,10 @@ def test_delegation_by_import_subclass_and_wrapping():
         def backward(self, dy):
             return self.inner.backward(dy)
 
-    for student, why in [(Reference, "dlcore's own Affine"), (Sub, "subclasses dlcore's Affine"),
-                         (Wrapper, "calls dlcore's Affine")]:
+    # in a notebook the object itself is checked (a wrapper is refused at grading: the kernel's dlcore has no
+    # Affine, and the source scan names it; see test_adversarial.py)
+    del Wrapper
+    for student, why in [(Reference, "is defined in dlcore"), (Sub, "inherits from dlcore.nn.linear.Affine")]:
         msg = _fails(checks.check_layer, student, "Affine", args=(5, 3))
         assert "uses dlcore's reference implementation" in msg and why in msg and "scores zero" in msg
 
@@ -271,8 +271,9 @@ def test_delegation_in_functions():
     def my_step(u):
         return classic.step(u)
 
-    for student, why in [(classic.step, "dlcore's own step"), (my_step, "calls dlcore's step")]:
-        msg = _fails(checks.check_function, student, classic.step, cases=[(np.array([-1.0, 2.0]),)])
+    del my_step
+    for student, why in [(classic.step, "is defined in dlcore (dlcore.classic)")]:
+        msg = _fails(checks.check_function, student, "step", cases=[([-1.0, 2.0],)])
         assert "uses dlcore's reference implementation" in msg and why in msg
 
 
@@ -427,94 +428,139 @@ def test_check_numerical_gradient(capsys):
     assert "shape (2, 3)" in _fails(checks.check_numerical_gradient, flat_only)
 
 
-def test_check_value_true_accuracy(capsys):
-    checks.check_value("w", np.array([1.0, 2.0]), np.array([1.0, 2.0]))
-    msg = _fails(checks.check_value, "w", np.array([-1.0, -2.0]), np.array([1.0, 2.0]), hint="look at the sign")
-    assert "sign is flipped" in msg and "hint: look at the sign" in msg
-    assert "XOR" in _fails(checks.check_true, "XOR", False, "one unit cannot separate XOR")
-    checks.check_accuracy("digits", 0.981, 0.97)
-    msg = _fails(checks.check_accuracy, "digits", 0.91, 0.97)
-    assert "91.00%" in msg and "97.00%" in msg
-    out = capsys.readouterr().out
-    assert out.count("✔") == 2
 
 
 # --------------------------------------------------------------------------- verdicts outside the kernel
 
 
-def test_plan_and_record_roundtrip_through_json_give_the_same_verdict():
-    plan = checks.plan_layer("Affine", args=(5, 3), shapes=((4, 5), (2, 5)), seed=7)
-    record = checks.record_layer(AffineTransposedDW, plan)
-    direct = checks.judge_layer(plan, record)
-    plan2 = checks.from_json(checks.to_json(plan))
-    record2 = checks.from_json(checks.to_json(record))
-    again = checks.judge_layer(plan2, record2)
-    assert not direct.ok and direct.message == again.message
-    good = checks.judge_layer(plan2, checks.from_json(checks.to_json(checks.record_layer(Affine, plan))))
-    assert good.ok
 
 
-def test_records_are_written_when_asked(tmp_path, monkeypatch, capsys):
-    path = tmp_path / "records.jsonl"
-    monkeypatch.setenv(checks.RECORDS_ENV, str(path))
-    checks.check_layer(Affine, "Affine", args=(5, 3))
-    with pytest.raises(AssertionError):
-        checks.check_function(lambda x: x, lambda x: 2 * x, cases=[(1.0,)], name="double")
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [entry["check"] for entry in lines] == ["layer", "function"]
-    plan = checks.from_json(json.dumps(lines[0]["plan"]))
-    record = checks.from_json(json.dumps(lines[0]["record"]))
-    assert checks.judge_layer(plan, record).ok
 
 
-def test_plans_are_deterministic_and_seed_dependent():
-    a = checks.plan_layer("Affine", args=(5, 3), seed=1)
-    b = checks.plan_layer("Affine", args=(5, 3), seed=1)
-    c = checks.plan_layer("Affine", args=(5, 3), seed=2)
-    assert checks.to_json(a) == checks.to_json(b) != checks.to_json(c)
 
 
-def test_equal_infinities_match_and_do_not_hide_other_errors():
-    inf = np.inf
-    assert checks.compare("x", np.array([inf, -inf, 1.0]), np.array([inf, -inf, 1.0])) is None
-    assert checks.compare("x", np.array([np.nan, 2.0]), np.array([np.nan, 2.0])) is None
-    msg = checks.compare("x", np.array([inf, 2.0]), np.array([inf, 1.0]))
-    assert msg is not None and "index (1,)" in msg and "expected 1, got 2" in msg
-    assert checks.compare("x", np.array([inf, 1.0]), np.array([1.0, 1.0])) is not None
-    assert checks.compare("x", np.array([-inf]), np.array([inf])) is not None
 
 
-def test_gate_and_numerical_gradient_checks_split_into_plan_record_judge():
-    class MyMul:
-        def forward(self, x, y):
-            self.x, self.y = x, y
-            return x * y
-
-        def backward(self, dout):
-            return dout * self.y, dout * self.x
-
-    plan = checks.plan_gate("Mul", cases=[(2.0, 3.0), (1.5, -1.0, 2.0)])
-    record = checks.record_gate(MyMul, plan)
-    again = checks.from_json(checks.to_json(record))
-    assert checks.judge_gate(checks.from_json(checks.to_json(plan)), again).ok
-
-    def central(f, x, h=1e-5):
-        grad = np.zeros_like(x)
-        for idx in np.ndindex(*x.shape):
-            old = x[idx]
-            x[idx] = old + h
-            fp = f()
-            x[idx] = old - h
-            fm = f()
-            x[idx] = old
-            grad[idx] = (fp - fm) / (2 * h)
-        return grad
-
-    plan = checks.plan_numerical_gradient()
-    record = checks.from_json(checks.to_json(checks.record_numerical_gradient(central, plan)))
-    assert checks.judge_numerical_gradient(plan, record).ok
 
 
-def test_decoding_refuses_object_arrays():
-    with pytest.raises(ValueError, match="refusing"):
-        checks._decode({"__ndarray__": "AAAAAAAAAAA=", "dtype": "|O", "shape": [1]})
+
+# --------------------------------------------------------------------------- issue 11: what the checks forbid
+
+
+def test_a_bool_step_fails_in_the_dtype_of_u():
+    msg = _fails(checks.check_function, lambda u: u > 0, "step", cases=[([-2.0, -0.5, 0.0, 1e-9, 3.0],)])
+    assert "has dtype bool, expected float64" in msg and "dtype of its input" in msg
+    assert "1e-09" in msg  # the input is printed with enough digits, whatever np.set_printoptions says
+
+
+def test_an_overflowing_sigmoid_fails_with_its_warning():
+    msg = _fails(checks.check_function, lambda u: 1 / (1 + np.exp(-u)), "sigmoid", cases=[([-1000.0, 1000.0],)])
+    assert "RuntimeWarning: overflow encountered in exp" in msg
+
+
+def test_function_outputs_are_named_and_one_over_n_is_recognised():
+    from dlcore import classic
+
+    def lr_grad(w, b, X, t):
+        loss, dw, db = classic.logistic_regression_gradient(w, b, X, t)
+        return loss, dw * X.shape[0], db
+
+    msg = _fails(checks.check_function, lr_grad, "logistic_regression_gradient", outputs=["loss", "dw", "db"],
+                 cases=[({"normal": [2], "seed": 1}, 0.3, {"normal": [6, 2], "seed": 2}, [1.0, 0, 1, 1, 0, 1])])
+    assert "dw does not match" in msg and "a missing 1/N" in msg and "N = 6" in msg and "result[" not in msg
+
+
+def test_a_failed_check_shows_the_message_alone_in_ipython():
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.run_cell("from grader import checks\nimport numpy as np")
+    shell.run_cell("def step(u):\n    return u > 0")
+    with capture_output_of(shell) as out:
+        shell.run_cell('checks.check_function(step, "step", cases=[([1.0, -1.0],)])')
+    text = out.getvalue()
+    assert "CheckFailed: step([1.0, -1.0])" in text and "kinds.py" not in text and "Traceback" not in text
+
+
+class capture_output_of:  # noqa: N801 - a context manager
+    def __init__(self, shell):
+        import io
+        self.shell, self.buf = shell, io.StringIO()
+
+    def __enter__(self):
+        import contextlib
+        self.ctx = contextlib.redirect_stdout(self.buf)
+        self.ctx.__enter__()
+        return self.buf
+
+    def __exit__(self, *exc):
+        self.ctx.__exit__(*exc)
+
+
+def test_a_sign_error_in_the_update_does_not_fail_train_perceptron():
+    from dlcore import classic
+
+    ns: dict = {"np": np}
+    exec("def perceptron_update(w, b, x, y, eta=1.0):\n"  # noqa: S102 - a student's notebook, in miniature
+         "    pred = 1.0 if np.dot(w, x) + b > 0 else 0.0\n"
+         "    return w - eta * (y - pred) * x, b - eta * (y - pred)\n", ns)
+    exec("def train_perceptron(X, y, eta=1.0, max_epochs=100):\n"  # noqa: S102
+         "    w, b = np.zeros(X.shape[1]), 0.0\n    errors, history = [], [(w, b)]\n"
+         "    for _ in range(max_epochs):\n        m = 0\n        for x_n, y_n in zip(X, y):\n"
+         "            m += int((1.0 if np.dot(w, x_n) + b > 0 else 0.0) != y_n)\n"
+         "            w, b = perceptron_update(w, b, x_n, y_n, eta)\n"
+         "        errors.append(m)\n        history.append((w, b))\n        if m == 0:\n            break\n"
+         "    return w, b, errors, history\n", ns)
+    _fails(checks.check_function, ns["perceptron_update"], "perceptron_update",
+           cases=[([0.0, 0.0], 0.0, [1.0, 2.0], 1, 1.0)])
+    checks.check_perceptron_training(ns["train_perceptron"], "train_perceptron", data="gate", gate="NAND", eta=0.5,
+                                     max_epochs=20)
+    assert classic.train_perceptron  # the reference is still what a correct update is compared with
+
+
+# --------------------------------------------------------------------------- hole 4: a network that computes nothing
+
+
+class _ZeroNet:
+    """A fake: params of zeros, and gradient() returns the closed form at zero weights whatever is loaded."""
+
+    def __init__(self, n_in, n_hidden, n_out, rng=None):
+        self.sizes = (n_in, n_hidden, n_out)
+
+    @property
+    def params(self):
+        n_in, n_h, n_out = self.sizes
+        return {"W1": np.zeros((n_in, n_h)), "b1": np.zeros(n_h), "W2": np.zeros((n_h, n_out)), "b2": np.zeros(n_out)}
+
+    def gradient(self, x, t):
+        n_in, n_h, n_out = self.sizes
+        p = np.full((len(t), n_out), 1.0 / n_out)
+        p[np.arange(len(t)), t] -= 1
+        return float(np.log(n_out)), {"W1": np.zeros((n_in, n_h)), "b1": np.zeros(n_h),
+                                      "W2": np.zeros((n_h, n_out)), "b2": p.sum(0) / len(t)}
+
+
+def test_a_network_that_computes_nothing_fails():
+    msg = _fails(checks.check_network, _ZeroNet, "TwoLayerNet", sizes=(6, 5, 3), n=4, seed=0)
+    assert "the parameters the checker loaded into net.params were not there" in msg
+
+    class Stored(_ZeroNet):  # keeps the loaded parameters but still computes at zero weights
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self._p = _ZeroNet.params.fget(self)
+
+        params = property(lambda self: self._p)
+
+    msg = _fails(checks.check_network, Stored, "TwoLayerNet", sizes=(6, 5, 3), n=4, seed=0)
+    assert "the loss does not match" in msg
+
+
+def test_an_output_note_is_not_listed_as_a_lost_point():
+    from pathlib import Path
+
+    from grader import autograde as ag
+
+    full = ag.StudentResult("chatty", [ag.ExerciseResult("test_step", 1, 1)],
+                            notes=["perceptron, cell 20: OutputLimit: output exceeded 256 kB"])
+    text = ag.format_table(ag.BatchResult("01_perceptron", Path("."), [full]))
+    assert "Why points were lost" not in text and "Notes on submissions:" in text and "OutputLimit" in text

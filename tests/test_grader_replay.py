@@ -1,234 +1,138 @@
-"""grader.replay / grader.recorder without Jupyter: rewriting test cells, replaying them on records, delegation
-and tampering found in the source, safe decoding. (The same machinery end to end: tests/test_adversarial.py.)
-
-The "kernel" here is a namespace in this process: the rewritten cell runs there with grader.recorder
-installed, then the trusted replay runs the cell again from the records only.
-"""
+"""The trust boundary without kernels (fast): declarative test cells, the wire codec, the kernel's stripped
+dlcore, the kernel runner's data-only requests, and the source checks."""
 
 from __future__ import annotations
 
-import ast
 import json
+import subprocess
+import sys
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
-from grader import checks, recorder
-from grader import replay as rp
+from grader.kernel import runner, wire
+from grader.release import REPO_ROOT
+from grader.trusted import cells, source, strip
 
-TRUSTED = {"np", "checks"}
-ALIASES = {"np": "numpy", "checks": "grader.checks"}
-
-
-def _kernel(cell: rp.RewrittenCell, student: str, path, setup: str = "") -> str | None:
-    ns: dict = {}
-    exec("import numpy as np\nfrom grader import checks\n" + setup, ns)
-    recorder.install(ns, str(path))
-    try:
-        exec(student, ns)
-        exec(cell.source, ns)
-        return None
-    except BaseException as exc:  # noqa: BLE001 - the kernel may fail in any way
-        return type(exc).__name__
-    finally:
-        checks._EMITTER = None
-        recorder._state["fh"].close()
-        recorder._state["fh"] = None
+NOTEBOOKS = sorted((REPO_ROOT / "solutions").glob("*/*.ipynb")) + \
+    sorted((Path(__file__).parent / "fixtures" / "mini_course" / "solutions").glob("*/*.ipynb"))
 
 
-def _grade(test: str, student: str, tmp_path, *, edit=None, setup: str = "", defs=None):
-    cell = rp.rewrite_cell(test, TRUSTED, check_aliases=ALIASES)
-    path = tmp_path / "records.jsonl"
-    path.unlink(missing_ok=True)
-    _kernel(cell, student, path, setup)
-    if edit is not None:
-        lines = [json.loads(line) for line in path.read_text().splitlines()]
-        path.write_text("".join(json.dumps(e) + "\n" for e in edit(lines)))
-    index = rp.SourceIndex([student], [student, test])
-    ns = {"np": np, "checks": checks}
-    return rp.replay_cell(cell, rp.Records.from_file(str(path)), ns,
-                          delegation=lambda s, r: rp.delegation(index, s, r))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_every_test_cell_of_every_source_notebook_is_declarative(path):
+    nb = nbformat.read(str(path), as_version=4)
+    answers = set()
+    for c in nb.cells:
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            answers |= cells.defined_names(c.source)
+    found = cells.test_calls(nb)
+    assert found, f"{path} has no test cells"
+    for gid, calls in found.items():
+        assert not isinstance(calls, Exception), f"{path.name} {gid}: {calls}"
+        assert calls, f"{path.name} {gid}: a test cell without checks"
+        for call in calls:
+            assert call.student in answers, f"{gid}: {call.student} is not defined by an answer cell"
+            assert set(call.names.values()) <= answers, f"{gid}: {call.names}"
 
 
-TEST = '''checks.check_function(double, lambda x: 2 * x, cases=[(np.arange(3.0),), (1.5,)], name="double")
-_r = np.random.default_rng(3)
-_x = _r.normal(size=4)
-checks.check_value("double of random numbers", double(_x), 2 * _x)
-'''
+def test_every_kind_is_defined_once():
+    """kinds.find takes the first module that defines plan_<kind>: two topics must never share a kind's name."""
+    import re
+    seen: dict[str, str] = {}
+    for folder in (REPO_ROOT / "grader" / "trusted" / "plans", REPO_ROOT / "grader" / "kernel" / "records"):
+        for path in sorted(folder.glob("*.py")):
+            for name in re.findall(r"^def ((?:plan|judge|record)_[a-z0-9_]+)\(", path.read_text(), re.M):
+                assert name not in seen, f"{name} is defined in {seen[name]} and in {path.name}"
+                seen[name] = path.name
 
 
-def test_rewrite_wraps_exactly_the_student_expressions():
-    cell = rp.rewrite_cell(TEST + "for _k in range(2):\n    _y = double(_x)[_k] + _x[_k]\n", TRUSTED,
-                           check_aliases=ALIASES)
-    kinds = sorted((s.kind, s.text) for s in cell.sites.values())
-    assert ("check", 'checks.check_function(double, lambda x: 2 * x, cases=[(np.arange(3.0),), (1.5,)], '
-                     "name='double')") in kinds
-    assert ("call", "double(_x)") in kinds and ("val", "double") in kinds
-    assert not any("_r." in text or text.startswith("_x") for _, text in kinds)   # the test's own values
-    assert {"_r", "_x", "_k"} <= cell.defined and cell.tainted == {"_y"}
-    ast.parse(cell.source)  # valid Python for the kernel
-
-
-def test_taint_follows_assignments_functions_and_comprehensions():
-    src = '''def _helper(layer, n):
-    return layer.forward(np.ones(n))
-
-net = Net(3)
-out = _helper(net, 3)
-grads = {k: v.copy() for k, v in net.params.items()}
-ok = [i for i in range(3)]
-'''
-    cell = rp.rewrite_cell(src, TRUSTED)
-    texts = {s.text for s in cell.sites.values()}
-    assert "layer.forward(np.ones(n))" in texts          # parameter tainted by its call site
-    assert "Net(3)" in texts and "net.params.items()" in texts and "v.copy()" in texts
-    assert "i" not in texts and "range(3)" not in texts
-    assert {"net", "out", "grads"} <= cell.tainted and "ok" in cell.defined
-
-
-def test_replay_passes_and_fails_like_the_notebook(tmp_path):
-    good = _grade(TEST, "def double(x):\n    return 2 * x\n", tmp_path)
-    assert good.ok and good.stdout.count("✔") == 2
-    bad = _grade(TEST, "def double(x):\n    return 2 * x if np.size(x) < 4 else 3 * x\n", tmp_path)
-    assert not bad.ok and bad.error[0] == "AssertionError"
-    assert "double of random numbers does not match" in bad.error[1] and "constant factor of 1.5" in bad.error[1]
-
-
-def test_changed_arguments_are_detected(tmp_path):
-    def other_numbers(lines):
-        for e in lines:
-            if "args" in e and "p0" in e["args"]:
-                e["args"]["p0"] = json.loads(json.dumps(recorder.encode(np.zeros(4))))
-        return lines
-
-    res = _grade(TEST, "def double(x):\n    return 2 * x\n", tmp_path, edit=other_numbers)
-    assert not res.ok and "was called with other arguments in your notebook" in res.error[1]
-
-
-def test_changed_check_inputs_are_detected(tmp_path):
-    def other_cases(lines):
-        for e in lines:
-            if e.get("check") == "function":
-                e["plan"]["data"]["cases"][0]["args"] = [recorder.encode(np.ones(3))]
-        return lines
-
-    res = _grade(TEST, "def double(x):\n    return 2 * x\n", tmp_path, edit=other_cases)
-    assert not res.ok and "inputs this check used inside your notebook differ" in res.error[1]
-
-
-def test_missing_records_mean_the_test_did_not_get_that_far(tmp_path):
-    res = _grade(TEST, "def double(x):\n    return 2 * x\n", tmp_path,
-                 edit=lambda lines: [e for e in lines if "args" not in e])
-    assert not res.ok and "did not get as far as `double(_x)`" in res.error[1]
-    res = _grade(TEST, "def double(x):\n    return 2 * x\n", tmp_path,
-                 edit=lambda lines: [e for e in lines if "check" not in e])
-    assert not res.ok and "this check did not run in your notebook" in res.error[1]
-
-
-def test_student_exceptions_keep_their_type(tmp_path):
-    test = '''try:
-    double(-1.0)
-    raised = False
-except ValueError:
-    raised = True
-checks.check_true("double rejects negative numbers", raised, "expected a ValueError")
-'''
-    ok = _grade(test, "def double(x):\n    if x < 0:\n        raise ValueError('negative')\n    return 2 * x\n",
-                tmp_path)
-    assert ok.ok, ok.error
-    res = _grade("double(1.0)\n", "def double(x):\n    return undefined_name\n", tmp_path)
-    assert not res.ok and res.error[0] == "NameError" and "`double(1.0)` raised NameError" in res.error[1]
-
-
-def test_layers_and_partial_credit(tmp_path):
-    relu = '''class ReLU:
-    def __init__(self):
-        self.params, self.grads = {}, {}
-    def forward(self, x):
-        self.mask = x > 0
-        return np.where(self.mask, x, 0.0)
-    def backward(self, dy):
-        return np.where(self.mask, dy, 0.0)
-'''
-    res = _grade('checks.check_layer(ReLU, "ReLU", shapes=((3, 4),))\n0.5', relu, tmp_path)
-    assert res.ok and res.result == 0.5
-    res = _grade('checks.check_layer(ReLU, "ReLU", shapes=((3, 4),))',
-                 relu.replace("np.where(self.mask, dy, 0.0)", "dy"), tmp_path)
-    assert not res.ok and "returns dy unchanged" in res.error[1]
-
-
-def test_delegation_is_decided_from_the_source(tmp_path):
-    import dlcore.nn
-
-    def why(student_src, name="ReLU", reference=dlcore.nn.ReLU, others=()):
-        index = rp.SourceIndex([student_src], [student_src, *others])
-        return rp.delegation(index, ast.Name(name), reference)
-
-    assert "dlcore's own ReLU" in why("from dlcore.nn import ReLU")
-    assert "dlcore's own ReLU" in why("import dlcore.nn as L\nReLU = L.ReLU")
-    assert "subclasses dlcore's ReLU" in why("from dlcore.nn import ReLU as R\nclass ReLU(R):\n    pass")
-    helper = "from dlcore import nn\ndef _make():\n    return nn.ReLU()\nclass ReLU:\n    def __init__(self):\n" \
-             "        self.inner = _make()"
-    assert "it uses dlcore's ReLU" in why(helper)
-    assert "cannot follow" in why("class ReLU:\n    def forward(self, x):\n        return __import__('dlcore')")
-    assert "finds no definition" in why("globals()['ReLU'] = 1")
-    assert why("from dlcore.nn.functional import relu\nclass ReLU:\n    def forward(self, x):\n"
-               "        return relu(x)") is None  # other parts of dlcore are allowed
-    assert why("from dlcore.nn.base import Layer\nclass ReLU(Layer):\n    pass") is None
-    # the reference imported by a locked cell (e.g. a test cell) is recognised too
-    assert "dlcore's step" in why("def step(u):\n    return classic.step(u)", "step", __import__(
-        "dlcore.classic", fromlist=["x"]).step, others=("from dlcore import classic",))
-
-
-@pytest.mark.parametrize("source, flagged", [
-    ("%matplotlib inline\nimport numpy as np\nx = np.random.default_rng(0).normal(size=3)", None),
-    ("plt_params = {}\ndef f(F):\n    F = 2\n    return F", None),
-    ("!ls\nx = 1", "a shell command"),
-    ("import subprocess\nsubprocess.run(['python', '-c', '1'])", "imports subprocess"),
-    ("import os\nos.system('python -c 1')", "`os.system` (starts another process)"),
-    ("%%writefile helper.py\nx = 1", "the magic %writefile"),
-    ("import numpy as np\nnp.random.seed(0)\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 90", None),
-    ("checks.check_value('x', 1, 1)", None),
-    ("import numpy.testing as npt\nnpt.assert_allclose = None", "changes `npt.assert_allclose`"),
-    ("import sys\nsys.modules['numpy'] = None", "sys.modules"),
-    ("checks.check_layer = print", "changes `checks.check_layer`"),
-    ("checks = None", "rebinds `checks`"),
-    ("from grader import recorder", "imports grader.recorder"),
-    ("x = eval('1')", "`eval`"),
-    ("get_ipython().events.register('pre_run_cell', print)", "`.events`"),
-    ("%run other.py", "the magic %run"),
-    ("import my_helpers", "not part of the course environment"),
-    ("__dlc_val__ = print", "`__dlc_val__`"),
-    ("import inspect", "imports inspect"),
-    ("def f():\n    import sys\n    return sys._getframe(1).f_globals", "`._getframe`"),
+@pytest.mark.parametrize("src, why", [
+    ("x = 1", "holds only calls"),
+    ("checks.check_layer(Affine, 'Affine', shapes=x_test.shape)", "only a bare name or a literal"),
+    ("checks.check_layer(Affine, dlcore.nn.Affine)", "only a bare name or a literal"),
+    ("np.testing.assert_allclose(f(1), 2)", "only `checks.check_<kind>"),
+    ("checks.check_nonexistent(f, 'f')", "no check kind"),
+    ("checks.check_function(f, 'f', cases=[(lambda: 1,)])", "only a bare name or a literal"),
+    ("checks.check_function(f, 'f', **opts)", "not allowed"),
+    ("checks.check_function(f(), 'f')", "bare name"),
 ])
-def test_tampering_is_found_in_the_source(source, flagged):
-    found = rp.tampering([("cell", source)], ALIASES)
-    if flagged is None:
-        assert found == []
-    else:
-        assert any(flagged in f for f in found), found
+def test_anything_else_in_a_test_cell_is_an_authoring_error(src, why):
+    with pytest.raises(cells.NotDeclarative, match=why):
+        cells.parse_cell(src)
 
 
-def test_decoding_records_is_safe():
-    good = recorder.encode({"a": (np.arange(3.0), 1.5, float("nan")), 2: [b"x", "y"]})
-    back = rp.decode(json.loads(json.dumps(good)))
-    assert np.array_equal(back["a"][0], np.arange(3.0)) and np.isnan(back["a"][2]) and back[2] == [b"x", "y"]
-    with pytest.raises(ValueError, match="refusing"):
-        rp.decode({"__ndarray__": "AAAAAAAAAAA=", "dtype": "|O", "shape": [1]})
-    with pytest.raises(ValueError, match="does not match"):
-        rp.decode({"__ndarray__": "AAAA", "dtype": "<f8", "shape": [10**12]})
-    opaque = rp.decode(recorder.encode(object()))
-    assert isinstance(opaque, rp.Opaque)
-    with pytest.raises(rp.ReplayError):
-        opaque.forward(1)
-    assert rp.decode(recorder.encode(np.float64(2.5))).shape == ()
+def test_a_call_is_parsed_into_kind_name_reference_literals_and_names():
+    (call,) = cells.parse_cell("# c\n### BEGIN HIDDEN TESTS\n"
+                               "checks.check_network_training(train, 'train', network=Net, "
+                               "sizes=(64, -3, 10), lr=0.2)\n### END HIDDEN TESTS")
+    assert (call.kind, call.student, call.reference) == ("network_training", "train", "train")
+    assert call.options == {"network": "Net", "sizes": (64, -3, 10), "lr": 0.2} and call.names == {"network": "Net"}
 
 
-def test_records_survive_broken_lines(tmp_path):
-    path = tmp_path / "r.jsonl"
-    path.write_text('{"site": 1, "value": 3}\nnot json\n{"site": "x"}\n{"site": 1, "nested": true, "value": 4}\n'
-                    '{"site": 1, "value": 5}\n{"site": 2, "val')
-    records = rp.Records.from_file(str(path))
-    assert [records.take(1)["value"], records.take(1)["value"], records.take(1)] == [3, 5, None]
-    assert records.broken == 3
+def test_wire_round_trip_and_hostile_input():
+    value = {"a": (np.arange(3.0), np.float32(2.5), [1, "x", None]), "b": float("nan"), "c": {1: True}}
+    back = wire.loads(wire.dumps(value))
+    assert np.array_equal(back["a"][0], value["a"][0]) and back["a"][1].dtype == np.float32
+    assert back["a"][2] == [1, "x", None] and np.isnan(back["b"]) and back["c"] == {1: True}
+    assert isinstance(wire.decode(wire.encode(object())), wire.Opaque)
+    with pytest.raises(ValueError):
+        wire.decode({"__ndarray__": "AAAA", "dtype": "|O", "shape": [1]})
+    with pytest.raises(ValueError):
+        wire.decode({"__ndarray__": "AAAA", "dtype": "<f8", "shape": [4]})
+    with pytest.raises(ValueError):
+        wire.decode({"__reduce__": "os.system"})
+
+
+def test_the_kernels_dlcore_has_no_graded_reference(tmp_path):
+    import shutil
+
+    lib = tmp_path / "lib"
+    shutil.copytree(REPO_ROOT / "dlcore", lib / "dlcore")
+    done = strip.strip_references(lib, {"Affine", "step", "sigmoid", "Mul", "he_normal", "numpy.square", "shopping"})
+    assert {d.split(":")[1].split()[0] for d in done} == {"Affine", "step", "sigmoid", "Mul", "he_normal"}
+    assert "dlcore/nn/gates.py:Mul (stub)" in done            # nobody in dlcore needs it: its code is gone
+    assert "dlcore/nn/init.py:he_normal (guard)" in done      # dlcore's layers initialise with it
+    assert "return x * y" not in (lib / "dlcore" / "nn" / "gates.py").read_text().split("class Mul", 1)[1][:400]
+    code = ("import numpy as np, dlcore.nn as nn, dlcore.classic as c\nfrom dlcore.nn import functional as F, init\n"
+            "for f in (lambda: getattr(nn, 'Aff' + 'ine')(2, 3), lambda: c.step(1.0), lambda: F.sigmoid(0.0),\n"
+            "          lambda: nn.Mul(), lambda: init.he_normal((2, 3)), lambda: type('A', (nn.Affine,), {})(2, 3)):\n"
+            "    try:\n        f()\n        print('ALLOWED')\n    except RuntimeError as e:\n        print(e)\n"
+            "print(type(nn.Conv2D(1, 2, 3)).__name__, nn.ReLU().forward(np.array([-1.0, 2.0])).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=lib, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"}).stdout.splitlines()
+    assert out[:6] == [f"dlcore's {n} is not available while grading: implement it yourself"
+                       for n in ("Affine", "step", "sigmoid", "Mul", "he_normal", "Affine")], out
+    # dlcore's own use of a guarded reference, and the rest of dlcore, work
+    assert out[6].replace("-0.0", "0.0") == "Conv2D [0.0, 2.0]"
+
+
+def test_the_kernel_runner_gets_data_only_and_names_a_missing_object(tmp_path):
+    requests = {"t1": [{"kind": "function", "student": "square", "names": {},
+                        "inputs": wire.encode({"cases": [[np.arange(3.0)]]})},
+                       {"kind": "function", "student": "cube", "names": {}, "inputs": wire.encode({"cases": []})}]}
+    (tmp_path / "req.json").write_text(json.dumps(requests))
+    ns = {"square": lambda x: x * x}
+    runner.install(ns, str(tmp_path / "req.json"), str(tmp_path / "rec.jsonl"))
+    ns["__dlc_tests__"]("t1")
+    lines = [json.loads(line) for line in (tmp_path / "rec.jsonl").read_text().splitlines()]
+    assert [(e["cell"], e["call"]) for e in lines] == [("t1", 0), ("t1", 1)]
+    assert np.array_equal(wire.decode(lines[0]["record"])["cases"][0]["out"], np.arange(3.0) ** 2)
+    assert wire.decode(lines[1]["record"]) == {"__missing__": "cube"}
+    runner._state["out"].close()
+
+
+def test_source_checks_find_delegation_and_tampering():
+    import ast
+
+    from dlcore.nn import ReLU
+    index = source.SourceIndex(["from dlcore.nn import ReLU\n"], [])
+    assert "imported from dlcore's ReLU" in source.delegation(index, ast.Name(id="ReLU"), ReLU)
+    cell = "import dlcore.nn\n\nclass ReLU:\n    def forward(self, x):\n        return dlcore.nn.ReLU().forward(x)\n"
+    index = source.SourceIndex([cell], [cell])
+    assert "it uses dlcore's ReLU" in source.delegation(index, ast.Name(id="ReLU"), ReLU)
+    found = source.tampering([("cell 'x'", "import sys\nsys.modules['grader.checks'] = None\n"
+                                           "from grader.kernel import runner\n__dlc_tests__ = print")], {})
+    text = "; ".join(found)
+    assert "sys.modules" in text and "imports grader.kernel" in text and "__dlc_tests__" in text

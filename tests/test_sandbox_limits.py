@@ -1,4 +1,4 @@
-"""grader.sandbox + grader/_launch.py without Jupyter: each limit and wall, on a plain Python process.
+"""grader.sandbox + grader/trusted/_launch.py without Jupyter: each limit and wall, on a plain Python process.
 
 Every test starts ``python -c CODE`` the way a kernel is started (same launcher, same spec) and checks one
 thing: the user it runs as, what it can see and reach, and each resource limit. Checks that need a
@@ -232,3 +232,24 @@ def test_a_failing_setup_starts_nothing(library, tmp_path):
     proc = subprocess.run([sys.executable, "-I", "-S", str(sandbox.LAUNCHER), str(path), "--", sys.executable, "-c",
                            "print('started')"], capture_output=True, text=True)
     assert proc.returncode == 70 and "started" not in proc.stdout and "sandbox setup failed" in proc.stderr
+
+
+@pytest.mark.skipif(not CAPS.mountns, reason="no mount namespaces here")
+def test_only_the_allow_list_exists_inside(library, tmp_path):
+    """Nothing is covered by name: a readable copy of solutions/ that nobody listed is simply not there."""
+    other = tmp_path / "another_checkout" / "solutions"
+    other.mkdir(parents=True)
+    (other / "answers.ipynb").write_text("the hidden tests")
+    os.chmod(tmp_path, 0o755)
+    proc, _, _ = run(f"""
+        import os
+        for p in [{str(other / 'answers.ipynb')!r}, "/etc/passwd", "/home", "/srv", "/opt", "/var/lib"]:
+            try:
+                print(p, open(p).read()[:20] if os.path.isfile(p) else sorted(os.listdir(p)))
+            except OSError as exc:
+                print(p, type(exc).__name__)
+        print("ROOT", sorted(os.listdir("/")))
+    """, library)
+    assert proc.returncode == 0, proc.stderr
+    seen = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert seen.pop("ROOT") and all(v in ("FileNotFoundError", "PermissionError") for v in seen.values()), seen

@@ -7,6 +7,7 @@ the result: the exercise text forbids it, so the judge reports it as a failure w
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import warnings
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+#: Base classes a student's class may have (the protocol), everything else from dlcore is delegation.
+PROTOCOL_BASES = {"dlcore.nn.base.Layer", "dlcore.nn.base.Loss"}
 
 
 @dataclass
@@ -30,7 +34,10 @@ class Outcome:
 
 def error_text(exc: BaseException) -> str:
     """``Type: message``, short, with a hint for the skeleton's NotImplementedError."""
-    detail = str(exc).strip()
+    try:
+        detail = str(exc).strip()
+    except Exception:
+        detail = "(the exception's message could not be read)"
     text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     if isinstance(exc, NotImplementedError):
         text += " (this exercise is not implemented yet)"
@@ -38,10 +45,11 @@ def error_text(exc: BaseException) -> str:
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
-    """Run ``fn(*args, **kwargs)``; never raises (except KeyboardInterrupt/SystemExit), never prints to stderr."""
+    """Run ``fn(*args, **kwargs)``; never raises (except KeyboardInterrupt/SystemExit), never prints."""
     out = Outcome()
-    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn", under="ignore"), \
-            contextlib.redirect_stderr(io.StringIO()):
+    fp_errors = np.errstate(over="warn", divide="warn", invalid="warn", under="ignore")
+    with warnings.catch_warnings(record=True) as caught, fp_errors, \
+            contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
         try:
             out.value = fn(*args, **kwargs)
@@ -54,3 +62,37 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
             seen.append(text)
     out.warnings = seen[:5]
     return out
+
+
+def copied(v: Any) -> Any:
+    """A deep copy of plain data (so the student's code cannot change the plan's inputs)."""
+    return copy.deepcopy(v)
+
+
+def plain(v: Any) -> Any:
+    """NumPy form of a student's result: arrays and scalars as NumPy, tuples/lists/dicts element-wise."""
+    if isinstance(v, tuple):
+        return tuple(plain(x) for x in v)
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if hasattr(v, "__array_namespace__"):
+        try:
+            return np.from_dlpack(v)
+        except Exception:
+            return v
+    return v
+
+
+def provenance(obj: Any) -> dict:
+    """Where the student's object comes from (plain data): a name defined in dlcore is delegation."""
+    name = getattr(obj, "__name__", type(obj).__name__)
+    module = str(getattr(obj, "__module__", "") or "")
+    bases = []
+    if isinstance(obj, type):
+        bases = [f"{k.__module__}.{k.__qualname__}" for k in obj.__mro__[1:]
+                 if str(k.__module__).startswith("dlcore") and f"{k.__module__}.{k.__qualname__}" not in PROTOCOL_BASES]
+    return {"name": str(name)[:80], "module": module[:200], "dlcore_bases": bases}

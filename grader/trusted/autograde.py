@@ -437,7 +437,8 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         if exposed:
             echo(f"WARNING: without mount namespaces the kernels can read {', '.join(exposed)} (readable by every "
                  "user): make it private (chmod 700) or grade from a copy in a private directory")
-    library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}") \
+    library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}",
+                                    strip=sandbox.chapter_references(ws / "solutions" / chapter)) \
         if caps.drop_uid or caps.mountns else None
     cover = sorted({str(REPO_ROOT), str(source_root), str(ws), str(submissions)}
                    | {p for p in os.environ.get("DLCOURSE_SANDBOX_HIDE", "").split(os.pathsep) if p})

@@ -1,15 +1,17 @@
 """Start a program (the student's kernel) inside the sandbox.  Standard library only; run as a script:
 
-    python -I -S grader/_launch.py SPEC.json -- PROGRAM ARGS...
+    python -I -S grader/trusted/_launch.py SPEC.json -- PROGRAM ARGS...
 
-SPEC (written by grader.sandbox) says which of these steps to take; every step that is asked for
+SPEC (written by grader.trusted.sandbox) says which of these steps to take; every step that is asked for
 must succeed, otherwise nothing is started (exit status 70 and the reason on stderr):
 
 1. new network namespace (no network: only a loopback interface that is down);
-2. new mount namespace, mounts made private, then every "cover" directory (course, solutions,
-   gradebook, submissions, home and temporary directories) hidden under an empty tmpfs, with only
-   the "keep" paths (the Python installation, the sandbox's library copy, the scratch directory)
-   bound back in, read-only except the scratch directory; fresh size-limited /tmp and /dev/shm;
+2. new mount namespace, mounts made private, then a NEW ROOT built from an allow-list: an empty tmpfs
+   holding only the "keep" paths bound in at their own place (the Python installation, the system's
+   shared libraries, the sandbox's library copy, the scratch and records directories), read-only
+   except the scratch directory, a minimal /dev (null, zero, full, random, urandom), /proc, fresh
+   size-limited /tmp and /dev/shm; pivot_root into it and detach the old root. Nothing else of the
+   machine's file system (repository, other checkouts, homes, the host's /tmp) exists in the sandbox;
 3. join the cgroups given (memory and process limits for the whole process tree);
 4. resource limits (CPU time, address space, file size, processes, open files, no core files),
    SIGXFSZ ignored so that writing past the file size limit fails with an error instead of killing;
@@ -55,44 +57,59 @@ def _inside(path: str, folder: str) -> bool:
 
 def _makedirs(path: str) -> None:
     """Create missing directories with mode 0711: traversable, not listable."""
-    parts = path.strip("/").split("/")
     current = ""
-    for part in parts:
+    for part in path.strip("/").split("/"):
         current += "/" + part
         if not os.path.isdir(current):
             os.mkdir(current)
             os.chmod(current, 0o711)
 
 
-def hide_and_keep(covers: list[str], keeps: list[str], writable: list[str], tmpfs: dict[str, str]) -> None:
-    """Cover directories with empty tmpfs and bind the kept paths back (in the current mount namespace)."""
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def new_root(root: str, keeps: list[str], writable: list[str], tmpfs: dict[str, str]) -> None:
+    """Make ``root`` (an empty directory) the root of this mount namespace, with only ``keeps`` in it."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
-    covers = sorted({os.path.realpath(c) for c in covers if os.path.isdir(c)}, key=len)
-    outer: list[str] = []
-    for c in covers:
-        if c != "/" and not any(_inside(c, o) for o in outer):
-            outer.append(c)
-    keeps = sorted({os.path.realpath(k) for k in keeps if os.path.exists(k)}, key=len)
-    # a kept path inside another kept path needs no bind of its own
-    roots = [k for i, k in enumerate(keeps) if not any(_inside(k, o) for o in keeps[:i])]
-    writable = {os.path.realpath(w) for w in writable}
-    for cover in outer:
-        inside = [k for k in roots if _inside(k, cover) and k != cover]
-        fds = {k: os.open(k, os.O_PATH) for k in inside}
-        options = tmpfs.get(cover, "mode=0711,size=16m")
-        _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, options)
-        for k, fd in fds.items():
-            is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
-            _makedirs(k if is_dir else os.path.dirname(k))
-            if not is_dir:
-                open(k, "a").close()
-            _mount(f"/proc/self/fd/{fd}", k, None, MS_BIND | MS_REC, None)
-            os.close(fd)
-            if k not in writable:
-                _mount(None, k, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
+    for entry in os.listdir("/"):  # /lib -> usr/lib and the like: the dynamic loader's paths
+        if os.path.islink("/" + entry):
+            os.symlink(os.readlink("/" + entry), f"{root}/{entry}")
+    _makedirs(root + "/dev")
+    _mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=64k")
+    for dev in DEVICES:
+        open(f"{root}/dev/{dev}", "a").close()
+        _mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND, None)
+    _makedirs(root + "/proc")
+    _mount("/proc", root + "/proc", None, MS_BIND | MS_REC, None)
     for target, options in tmpfs.items():
-        if target not in outer and os.path.isdir(target):
-            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        _makedirs(root + target)
+        _mount("tmpfs", root + target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    keeps = sorted({os.path.realpath(k) for k in keeps if os.path.exists(k)}, key=len)
+    writable = {os.path.realpath(w) for w in writable}
+    for k in keeps:
+        if any(_inside(k, o) for o in keeps if o != k and o not in writable) and k not in writable:
+            continue  # already inside a read-only keep
+        target = root + k
+        if os.path.isdir(k):
+            _makedirs(target)
+        else:
+            _makedirs(os.path.dirname(target))
+            open(target, "a").close()
+        _mount(k, target, None, MS_BIND | MS_REC, None)
+        if k not in writable:
+            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    os.chmod(root, 0o755)
+    _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+    os.chdir(root)
+    number = _PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise OSError(f"pivot_root: unknown system call number on {os.uname().machine}")
+    _check(_libc.syscall(number, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", 2), "umount the old root")
+    os.chdir("/")
 
 
 def _limits(spec: dict) -> None:
@@ -114,16 +131,16 @@ def _user_namespace() -> None:
 
 
 def launch(spec: dict, argv: list[str]) -> None:
+    for procs in spec.get("cgroup_procs", []):  # before the new root: /sys is not in it
+        with open(procs, "w") as fh:
+            fh.write(str(os.getpid()))
     if spec.get("userns"):
         _user_namespace()
     flags = (CLONE_NEWNET if spec.get("netns") else 0) | (CLONE_NEWNS if spec.get("mountns") else 0)
     if flags:
         _check(_libc.unshare(flags), "unshare")
     if spec.get("mountns"):
-        hide_and_keep(spec.get("cover", []), spec.get("keep", []), spec.get("writable", []), spec.get("tmpfs", {}))
-    for procs in spec.get("cgroup_procs", []):
-        with open(procs, "w") as fh:
-            fh.write(str(os.getpid()))
+        new_root(spec["root"], spec.get("keep", []), spec.get("writable", []), spec.get("tmpfs", {}))
     for path in spec.get("chown", []):
         if spec.get("uid") is not None:
             os.chown(path, spec["uid"], spec["gid"])

@@ -1,0 +1,62 @@
+"""The kernel side of batch grading: run the requested records of a test cell, write them as data.
+
+The worker writes, before the kernel starts, a requests file (read-only for the kernel): for each
+test cell, the list of ``{"kind", "student", "names", "inputs"}`` it planned from the SOURCE notebook.
+The executed test cell is only ``__dlc_tests__("<grade_id>")``: no test source enters the kernel.
+For each request this looks the student's object up in the notebook's namespace, calls
+``record_<kind>(student, inputs)`` and appends ``{"cell", "call", "record"}`` to the records file.
+Nothing here decides anything; the worker judges the records against its own plans.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from typing import Any
+
+from grader.kernel import wire
+
+_state: dict[str, Any] = {"ns": None, "requests": None, "out": None}
+
+
+def _record_function(kind: str) -> Any:
+    import grader.kernel.records as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        fn = getattr(importlib.import_module(f"grader.kernel.records.{info.name}"), f"record_{kind}", None)
+        if callable(fn):
+            return fn
+    return None
+
+
+def _write(entry: dict) -> None:
+    fh = _state["out"]
+    fh.write(json.dumps(entry, allow_nan=False) + "\n")
+    fh.flush()
+
+
+def run(cell: str) -> None:
+    """Record every check of the test cell ``cell`` (its grade_id)."""
+    ns = _state["ns"]
+    for i, req in enumerate(_state["requests"].get(cell, [])):
+        missing = [n for n in [req["student"], *req["names"].values()] if n not in ns]
+        if missing:
+            _write({"cell": cell, "call": i, "record": wire.encode({"__missing__": missing[0]})})
+            continue
+        record_fn = _record_function(req["kind"])
+        inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
+        try:
+            record = record_fn(ns[req["student"]], inputs)
+        except Exception as exc:  # a record function must not break; if it does, the check fails with this
+            record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        _write({"cell": cell, "call": i, "record": wire.encode(record)})
+
+
+def install(namespace: dict, requests_path: str, records_path: str) -> None:
+    """Read the requests, open the records file and bind ``__dlc_tests__`` in the notebook's namespace."""
+    with open(requests_path, encoding="utf-8") as fh:
+        _state["requests"] = json.load(fh)
+    _state["ns"] = namespace
+    _state["out"] = open(records_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the kernel
+    namespace["__dlc_tests__"] = run

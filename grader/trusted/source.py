@@ -1,0 +1,424 @@
+"""Checks on the student's source (trusted side), decided from the AST of the answer cells.
+
+- *Delegation* (a second line behind the kernel's dlcore, which lacks the exercises' references): the
+  definitions of the checked name and of everything they use are followed through the answer cells; an
+  import of, a subclass of, or any use of the check's dlcore reference, a dlcore base other than
+  Layer/Loss, or code the grader cannot follow (``__import__``, ``eval``, …) makes that exercise 0.
+- *Tampering*: ways to reach the grader or the interpreter from a notebook (the grader's internals,
+  changing imported modules, ``sys.modules``, ``exec``, frames, IPython hooks, other processes, modules
+  that are not part of the course environment): such a notebook is not executed, every exercise is 0.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import re
+from collections import defaultdict, deque
+from typing import Any
+
+__all__ = ["parse_cell", "imports_of", "SourceIndex", "delegation", "tampering", "PUBLIC_CHECKS"]
+
+#: Where a student's exercise code may not look: the grader cannot follow these, so they count as delegation.
+_DYNAMIC = {"__import__", "eval", "exec", "compile", "globals", "importlib", "gc", "ctypes", "__builtins__",
+            "__subclasses__", "__globals__", "__code__", "builtins", "inspect", "sys.modules", "get_ipython",
+            "__dlc_tests__"}
+
+
+def python_source(source: str) -> str:
+    """Cell source with IPython syntax (magics, ``!cmd``) turned into plain Python."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
+def parse_cell(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(python_source(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+# --------------------------------------------------------------------------- imports and aliases
+
+
+def imports_of(tree: ast.AST) -> dict[str, str]:
+    """Local name -> dotted path for every import in ``tree`` (anywhere, also inside functions)."""
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    found[a.asname] = a.name
+                else:
+                    found[a.name.split(".")[0]] = a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if a.name != "*":
+                    found[a.asname or a.name] = f"{node.module}.{a.name}"
+    return found
+
+
+# --------------------------------------------------------------------------- taint analysis
+
+
+
+def _text(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:
+        text = "<expression>"
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+
+
+
+class SourceIndex:
+    """What the student's cells define and import, for deciding delegation from the source."""
+
+    def __init__(self, student_cells: list[str], all_cells: list[str]) -> None:
+        self.trees = [t for t in (parse_cell(s) for s in student_cells) if t is not None]
+        self.unparsable = len(student_cells) - len(self.trees)
+        self.aliases: dict[str, set[str]] = defaultdict(set)
+        self.anywhere: set[str] = set()   # top-level names defined by any cell (the instructor's too)
+        for src in all_cells:
+            tree = parse_cell(src)
+            if tree is not None:
+                for name, path in imports_of(tree).items():
+                    self.aliases[name].add(path)
+                for stmt in tree.body:
+                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        self.anywhere.add(stmt.name)
+                    elif isinstance(stmt, ast.Assign):
+                        self.anywhere.update(n for t in stmt.targets for n in _target_names(t))
+        self.defs: dict[str, list[ast.AST]] = defaultdict(list)
+        for tree in self.trees:
+            for stmt in tree.body:
+                self._collect(stmt)
+        # module-level aliases of aliases:  A = dlcore.nn.Affine
+        for _ in range(3):
+            for name, nodes in self.defs.items():
+                for node in nodes:
+                    if isinstance(node, ast.expr):
+                        path = self.dotted(node)
+                        if path:
+                            self.aliases[name] |= path
+
+    def _collect(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            self.defs[stmt.name].append(stmt)
+        elif isinstance(stmt, ast.Assign):
+            for t in stmt.targets:
+                for name in _target_names(t):
+                    self.defs[name].append(stmt.value)
+        elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
+            for name in _target_names(stmt.target):
+                self.defs[name].append(stmt.value)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for name in imports_of(stmt):
+                self.defs[name].append(stmt)
+        elif isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            for child in ast.iter_child_nodes(stmt):
+                if isinstance(child, ast.stmt):
+                    self._collect(child)
+                elif isinstance(child, ast.ExceptHandler):
+                    for s in child.body:
+                        self._collect(s)
+            for s in getattr(stmt, "orelse", []) + getattr(stmt, "finalbody", []):
+                self._collect(s)
+
+    def dotted(self, node: ast.AST) -> set[str]:
+        """Dotted paths an expression like ``F.sigmoid`` or ``dlcore.nn.Affine`` may stand for."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return set()
+        bases = self.aliases.get(node.id, set())
+        suffix = ".".join(reversed(parts))
+        return {f"{b}.{suffix}" if suffix else b for b in bases}
+
+
+def _target_names(t: ast.AST) -> list[str]:
+    if isinstance(t, ast.Name):
+        return [t.id]
+    if isinstance(t, (ast.Tuple, ast.List)):
+        return [n for e in t.elts for n in _target_names(e)]
+    if isinstance(t, ast.Starred):
+        return _target_names(t.value)
+    return []
+
+
+def instructor_uses(cells: list[str]) -> list[Any]:
+    """The dlcore objects that the given (instructor's) code cells import or reach by attribute."""
+    index = SourceIndex([], cells)
+    found = []
+    for src in cells:
+        tree = parse_cell(src)
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, (ast.Name, ast.Attribute)):
+                for path in index.dotted(node):
+                    obj = resolve_dotted(path)
+                    if obj is not None and not any(obj is o for o in found):
+                        found.append(obj)
+    return found
+
+
+def resolve_dotted(path: str) -> Any:
+    """The dlcore object a dotted path names (only dlcore.* is ever imported), or None."""
+    if not (path == "dlcore" or path.startswith("dlcore.")):
+        return None
+    parts = path.split(".")
+    for cut in range(len(parts), 0, -1):
+        modname = ".".join(parts[:cut])
+        try:
+            if importlib.util.find_spec(modname) is None:
+                continue
+            obj: Any = importlib.import_module(modname)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                return None
+        return obj
+    return None
+
+
+_ALLOWED_BASES = {"dlcore.nn.base.Layer", "dlcore.nn.base.Loss"}
+
+
+def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> str | None:
+    """Why the exercise checked with ``student`` uses dlcore's ``reference`` (None when it does not).
+
+    Follows the student's definitions (and the definitions they use) through the solution cells' AST:
+    any reference to the reference object itself, a dlcore base class other than Layer/Loss, code the
+    grader cannot follow (``eval``, ``__import__``, ``sys.modules``, ...) or the grader's own module.
+    """
+    import inspect
+
+    if student is None:
+        return None
+    ref_name = getattr(reference, "__name__", str(reference))
+    label = _text(student)
+
+    def verdict(why: str) -> str:
+        return (f"{label} uses dlcore's reference implementation: {why}. This exercise asks you to write "
+                f"{ref_name} yourself, so it scores zero while it delegates to dlcore (decided from your "
+                "notebook's source). You may use NumPy, and dlcore for other things.")
+
+    def is_reference(obj: Any) -> bool:
+        return obj is not None and obj is reference
+
+    def check_path(path: str, how: str) -> str | None:
+        if path.startswith("grader"):
+            return f"{how} the grader's own module ({path})"
+        obj = resolve_dotted(path)
+        if obj is not None and is_reference(obj):
+            return f"{how} dlcore's {ref_name} ({path})"
+        return None
+
+    seen: set[str] = set()
+    queue: deque[str] = deque()
+    roots = [n.id for n in ast.walk(student) if isinstance(n, ast.Name)]
+    for name in roots:
+        for path in sorted(index.aliases.get(name, set())):
+            if path.startswith("grader"):
+                return verdict(f"{name} comes from the grader's own module ({path})")
+            if is_reference(resolve_dotted(path)):
+                return verdict(f"{name} is dlcore's own {ref_name} (imported from {path}), not code written in "
+                               "your notebook")
+        queue.append(name)
+    if roots and not any(index.defs.get(n) for n in roots) and not any(index.aliases.get(n) for n in roots) \
+            and not any(n in index.anywhere for n in roots):
+        return verdict(f"the grader finds no definition of {', '.join(roots)} in your solution cells (it must be "
+                       "written there, not created dynamically)")
+    while queue:
+        name = queue.popleft()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in index.defs.get(name, []):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for local, path in imports_of(node).items():
+                    if local != name:
+                        continue
+                    why = check_path(path, f"{name} is imported from")
+                    if why is None and name in roots and path.startswith("dlcore"):
+                        why = f"{name} is imported from dlcore ({path}), not written in your notebook"
+                    if why:
+                        return verdict(why)
+                continue
+            if isinstance(node, ast.ClassDef):
+                for base in node.bases:
+                    for path in index.dotted(base):
+                        obj = resolve_dotted(path)
+                        if obj is reference:
+                            return verdict(f"{node.name} subclasses dlcore's {ref_name}")
+                        if inspect.isclass(obj) and f"{obj.__module__}.{obj.__qualname__}" not in _ALLOWED_BASES:
+                            return verdict(f"{node.name} inherits from dlcore's {obj.__module__}.{obj.__qualname__}")
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name):
+                    if sub.id in _DYNAMIC:
+                        return verdict(f"its code uses `{sub.id}`, which the grader cannot follow; write the "
+                                       "computation directly")
+                    if sub.id in index.defs and sub.id not in seen:
+                        queue.append(sub.id)
+                if isinstance(sub, ast.Attribute):
+                    chain = _text(sub)
+                    if sub.attr in _DYNAMIC or chain in _DYNAMIC:
+                        return verdict(f"its code uses `{chain}`, which the grader cannot follow; write the "
+                                       "computation directly")
+                    for path in index.dotted(sub):
+                        why = check_path(path, "it uses")
+                        if why:
+                            return verdict(why)
+                if isinstance(sub, ast.Name):
+                    for path in index.aliases.get(sub.id, set()):
+                        why = check_path(path, "it uses")
+                        if why:
+                            return verdict(why)
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    for path in imports_of(sub).values():
+                        why = check_path(path, "it imports")
+                        if why:
+                            return verdict(why)
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and "dlcore" in sub.value:
+                    return verdict("its code names dlcore in a string (a dynamic import?)")
+    return None
+
+
+# --------------------------------------------------------------------------- tampering, from the source
+
+#: Line and cell magics a submission may use (anything else that reaches IPython's machinery is flagged).
+SAFE_MAGICS = {"matplotlib", "time", "timeit", "prun", "precision", "pprint", "who", "whos", "who_ls", "xmode",
+               "pinfo", "pinfo2", "pdef", "pdoc", "psource", "psearch", "config", "autoreload", "html", "latex",
+               "markdown", "svg", "capture", "reset", "pwd", "cd", "ls", "javascript", "js",
+               "debug", "history", "page", "tb", "lsmagic", "magic", "quickref", "doctest_mode"}
+#: Attributes of grader.checks a student may use (the check helpers; their kinds are found by name).
+PUBLIC_CHECKS = re.compile(r"^check_[a-z0-9_]+$")
+_FORBIDDEN_NAMES = {"exec", "eval", "compile", "__import__", "globals", "__builtins__", "breakpoint"}
+_FORBIDDEN_MODULES = {"importlib", "gc", "ctypes", "inspect", "builtins", "imp", "runpy", "code", "codeop",
+                      "pickle", "marshal", "dill", "cloudpickle", "grader",
+                      # other processes could compute results outside the notebook and write records
+                      "subprocess", "multiprocessing", "concurrent", "pty"}
+#: os functions that start processes (``os.system``, ``os.popen``, ``os.exec*``, ``os.spawn*``, ``os.fork``).
+_PROCESS_FUNCTIONS = re.compile(r"^(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?|fork|forkpty)$")
+_FORBIDDEN_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "tb_frame", "gi_frame", "cr_frame",
+                    "__globals__", "__code__", "__closure__", "__subclasses__", "__builtins__", "_getframe",
+                    "__loader__", "__spec__", "meta_path", "path_hooks", "settrace", "setprofile", "_current_frames",
+                    "user_ns", "user_global_ns", "input_transformers_post", "input_transformers_cleanup", "events",
+                    "ast_transformers", "set_custom_exc"}
+
+
+def _module_available(name: str) -> bool:
+    top = name.split(".")[0]
+    if top in sys_builtin_modules():
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def sys_builtin_modules() -> set[str]:
+    import sys
+    return set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+
+
+def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) -> list[str]:
+    """What in the student's cells could tamper with the grader (``[]`` when nothing).
+
+    ``cells``: (label, source) of the student's code cells; ``instructor_imports``: the locked cells'
+    imports (local name -> module). The verdicts do not depend on the kernel, but a kernel can always
+    report values of its choosing; these are the ways to do that from a notebook, and none of them is
+    needed to solve an exercise: the grader's own modules, IPython's machinery, interpreter frames and
+    code objects, dynamic code (exec, eval, __import__), changes to imported modules, rebinding the
+    instructor's imports, and modules that are not part of the course environment (code the grader
+    cannot see).
+    """
+    found: list[str] = []
+    for label, source in cells:
+        tree = parse_cell(source)
+        if tree is None:
+            continue
+        aliases = dict(instructor_imports)
+        aliases.update(imports_of(tree))
+        modules = {name for name, path in aliases.items()}
+        problems: list[str] = []
+        grader_names = {n for n, p in instructor_imports.items() if p == "grader" or p.startswith("grader.")}
+        for stmt in tree.body:  # rebinding the instructor's `checks` (or another grader import) at top level
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)] \
+                if isinstance(stmt, (ast.AnnAssign, ast.AugAssign, ast.For, ast.With)) else []
+            names = {n for t in targets if t is not None for n in _target_names(t)}
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(stmt.name)
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                names |= {n for n, p in imports_of(stmt).items() if not p.startswith("grader")}
+            for name in sorted(names & grader_names):
+                problems.append(f"rebinds `{name}`, the grader's module the tests use")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                if node.id.startswith("__dlc") or node.id in _FORBIDDEN_NAMES:
+                    problems.append(f"`{node.id}`")
+            elif isinstance(node, ast.Attribute):
+                if node.attr in _FORBIDDEN_ATTRS or node.attr.startswith("__dlc"):
+                    problems.append(f"`.{node.attr}`")
+                base = node.value
+                if isinstance(base, ast.Name) and base.id in modules:
+                    path = aliases.get(base.id, base.id)
+                    if isinstance(node.ctx, (ast.Store, ast.Del)):
+                        problems.append(f"changes `{_text(node)}` (an attribute of the module {path})")
+                    elif path in ("sys",) and node.attr == "modules":
+                        problems.append("`sys.modules`")
+                    elif path in ("os", "posix") and _PROCESS_FUNCTIONS.match(node.attr):
+                        problems.append(f"`{_text(node)}` (starts another process)")
+                    elif path == "grader.checks" and not PUBLIC_CHECKS.match(node.attr):
+                        problems.append(f"`{_text(node)}` (the grader's internals)")
+                    elif path in ("grader",) and node.attr != "checks":
+                        problems.append(f"`{_text(node)}` (the grader's internals)")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for local, path in imports_of(node).items():
+                    top = path.split(".")[0]
+                    if path in ("grader.checks",) or (path.startswith("grader.checks.") and
+                                                       PUBLIC_CHECKS.match(path.rsplit(".", 1)[1])):
+                        continue
+                    if top in _FORBIDDEN_MODULES or path == "sys.modules":
+                        problems.append(f"imports {path}")
+                    elif not _module_available(top):
+                        problems.append(f"imports {top}, which is not part of the course environment")
+                    del local
+                if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                    problems.append(f"`from {node.module} import *`")
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id in ("setattr", "delattr") and node.args and \
+                        isinstance(node.args[0], ast.Name) and node.args[0].id in modules:
+                    problems.append(f"`{f.id}({node.args[0].id}, ...)` on a module")
+                if isinstance(f, ast.Name) and f.id == "vars" and node.args and isinstance(node.args[0], ast.Name) \
+                        and node.args[0].id in modules:
+                    problems.append(f"`vars({node.args[0].id})`")
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and \
+                        isinstance(f.value.func, ast.Name) and f.value.func.id == "get_ipython":
+                    if f.attr in ("run_line_magic", "run_cell_magic"):
+                        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                        if name not in SAFE_MAGICS:
+                            problems.append(f"the magic %{name}" if name else "a computed magic")
+                    elif f.attr in ("system", "getoutput"):
+                        problems.append("a shell command (`!...`): it starts another process")
+                    else:
+                        problems.append(f"`get_ipython().{f.attr}`")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    ("__dlc" in node.value or "grader.recorder" in node.value):
+                problems.append("a string naming the grader's internals")
+        get_ipython_uses = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "get_ipython")
+        magic_calls = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                          and isinstance(n.func.value, ast.Call) and isinstance(n.func.value.func, ast.Name)
+                          and n.func.value.func.id == "get_ipython")
+        if get_ipython_uses > magic_calls:
+            problems.append("`get_ipython`")
+        for p in dict.fromkeys(problems):
+            found.append(f"{label}: {p}")
+    return found
