@@ -123,6 +123,21 @@ def test_conv_reuses_its_im2col_buffer_without_changing_results():
         np.testing.assert_array_equal(conv.grads["W"], fresh.grads["W"])
 
 
+@pytest.mark.parametrize("layout", ["rows", "images"])
+def test_conv_called_twice_when_the_columns_are_the_input_itself(layout):
+    """A 1x1 kernel without padding: im2col of a contiguous input is the input itself; the next forward
+    must neither write into it (read-only view, or worse the caller's x) nor fail."""
+    rng = np.random.default_rng(6)
+    x1, x2 = rng.normal(size=(2, 1, 4, 4)), rng.normal(size=(2, 1, 4, 4))
+    keep1, keep2 = x1.copy(), x2.copy()
+    conv = Conv2D(1, 1, 1, rng=0, dtype="float64", layout=layout)
+    conv.forward(x1)
+    y2 = conv.forward(x2)
+    np.testing.assert_array_equal(x1, keep1)
+    np.testing.assert_array_equal(x2, keep2)
+    np.testing.assert_allclose(y2, Conv2D(1, 1, 1, rng=0, dtype="float64", layout=layout).forward(x2), rtol=1e-15)
+
+
 # --------------------------------------------------------------------------- Conv2D forward
 
 

@@ -97,7 +97,11 @@ def materialize(view: Any, out: Any = None) -> Any:
     """
     xp = backend.namespace(view)
     reusable = (out is not None and (backend.is_numpy(xp) or backend.is_cupy(xp))
-                and tuple(out.shape) == tuple(view.shape) and out.dtype == view.dtype)
+                and tuple(out.shape) == tuple(view.shape) and out.dtype == view.dtype
+                # an earlier result that was the input itself (a contiguous view comes back as is) is
+                # neither ours to overwrite nor, for a strided NumPy view, writeable
+                and getattr(getattr(out, "flags", None), "writeable", True)
+                and not xp.may_share_memory(out, view))
     if not reusable:
         return xp.reshape(xp.reshape(view, (-1,)), tuple(view.shape))   # flattening copies in C order
     return backend.copy_into(out, view)          # by row blocks on several threads for a large batch
