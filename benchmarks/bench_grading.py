@@ -4,7 +4,7 @@
                                        [--workdir DIR] [--out results.json]
 
 1. Releases ``solutions/02_backprop`` into a temporary directory the way ``python -m grader release``
-   does (``grader.release.release``), and generates ``--n`` submissions from it, in a fixed,
+   does (``grader.course.release.release``), and generates ``--n`` submissions from it, in a fixed,
    interleaved mix (per block of 20: 8 correct, 6 partly wrong, 3 blank, 3 misbehaving):
 
    - correct: every answer cell holds the solution code;
@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from grader.release import REPO_ROOT, nbgrader_env, release  # noqa: E402
+from grader.course.release import REPO_ROOT, nbgrader_env, release  # noqa: E402
 
 CHAPTER = "02_backprop"
 NOTEBOOK = "backprop.ipynb"

@@ -49,8 +49,8 @@ def _check_sync(args: argparse.Namespace) -> int:
 
 def _autograde(args: argparse.Namespace) -> int:
     from grader.course.release import NbgraderError
-    from grader.sandbox import Limits
     from grader.trusted.autograde import Outcome, autograde
+    from grader.trusted.sandbox import Limits
 
     limits = Limits(memory_mb=args.memory_mb, file_mb=args.file_mb, processes=args.processes,
                     output_cell_kb=args.output_kb, cpu_seconds=args.cpu_seconds)

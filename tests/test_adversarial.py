@@ -20,9 +20,9 @@ import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
-from grader import autograde as ag
-from grader import sandbox
-from grader.release import REPO_ROOT
+from grader.course.release import REPO_ROOT
+from grader.trusted import autograde as ag
+from grader.trusted import sandbox
 
 MINI = Path(__file__).parent / "fixtures" / "mini_course"
 SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
@@ -468,7 +468,7 @@ def test_reasons_reach_the_feedback_and_the_gradebook_is_right_for_everyone(batc
         assert words in html or words.replace("&#39;", "'") in html, student
     from nbgrader.api import Gradebook
 
-    from grader.release import ensure_scripts_on_path
+    from grader.course.release import ensure_scripts_on_path
 
     ensure_scripts_on_path()
     with Gradebook(f"sqlite:///{batch['work'] / 'gradebook.db'}", "dlcourse") as gb:

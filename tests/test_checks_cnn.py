@@ -14,8 +14,8 @@ import pytest
 
 from dlcore import nn
 from grader import checks, kinds
+from grader.course.release import REPO_ROOT
 from grader.kernel.records import cnn as records
-from grader.release import REPO_ROOT
 from grader.trusted.plans import cnn as plans
 
 NOTEBOOK = REPO_ROOT / "solutions" / "04_cnn" / "cnn.ipynb"

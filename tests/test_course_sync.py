@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.release import chapters, check_sync
+from grader.course.release import chapters, check_sync
 
 
 def test_course_is_the_release_of_solutions():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from grader.release import CONFIG, REPO_ROOT
+from grader.course.release import CONFIG, REPO_ROOT
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BIN = Path(sys.executable).parent

@@ -12,8 +12,8 @@ import nbformat
 import numpy as np
 import pytest
 
+from grader.course.release import REPO_ROOT
 from grader.kernel import runner, wire
-from grader.release import REPO_ROOT
 from grader.trusted import cells, source, strip
 
 NOTEBOOKS = sorted((REPO_ROOT / "solutions").glob("*/*.ipynb")) + \

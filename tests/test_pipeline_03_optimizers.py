@@ -21,7 +21,7 @@ import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
-from grader.release import REPO_ROOT, release
+from grader.course.release import REPO_ROOT, release
 
 CHAPTER = "03_optimizers"
 NOTEBOOK = "optimizers.ipynb"

@@ -20,7 +20,7 @@ import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
-from grader.release import REPO_ROOT, release
+from grader.course.release import REPO_ROOT, release
 
 CHAPTER = "05_rbm_dbn"
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
-from grader.release import REPO_ROOT, release
+from grader.course.release import REPO_ROOT, release
 
 CHAPTER = "06_rnn"
 pytestmark = pytest.mark.slow

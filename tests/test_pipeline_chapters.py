@@ -21,7 +21,7 @@ import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
 import nbformat
 import pytest
 
-from grader.release import REPO_ROOT, release
+from grader.course.release import REPO_ROOT, release
 
 CHAPTERS = ["01_perceptron", "02_backprop"]
 pytestmark = pytest.mark.slow

@@ -196,7 +196,7 @@ def test_killed_worker_is_scored_from_its_journal(tmp_path):
     events = W.wait_for(lambda: [e for e in W.journal_events(journal) if e.get("event") == "run"
                                  and e.get("index") == stuck], what="the stuck cell to start", alive=runner)
     assert any(e.get("event") == "cell" and e["index"] == graded for e in W.journal_events(journal)), events
-    workers = W.children("grader.worker")
+    workers = W.children("grader.trusted.worker")
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)
     runner.join(timeout=900)

@@ -1,4 +1,4 @@
-"""grader.sandbox + grader/trusted/_launch.py without Jupyter: each limit and wall, on a plain Python process.
+"""grader.trusted.sandbox + grader/trusted/_launch.py without Jupyter: each limit and wall, on a plain Python process.
 
 Every test starts ``python -c CODE`` the way a kernel is started (same launcher, same spec) and checks one
 thing: the user it runs as, what it can see and reach, and each resource limit. Checks that need a
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
-from grader.release import REPO_ROOT
+from grader.course.release import REPO_ROOT
+from grader.trusted import sandbox
 
 CAPS = sandbox.probe()
 needs_uid = pytest.mark.skipif(not CAPS.drop_uid, reason="the kernel cannot run as another user here")

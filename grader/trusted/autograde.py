@@ -14,7 +14,7 @@ kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the
 ``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, results/,
 records/, journal/, logs/ and feedback/. The repository is never written to.
 
-- Each submission is graded by its own worker process (grader/worker.py), at most ``--workers`` at a
+- Each submission is graded by its own worker process (grader/trusted/worker.py), at most ``--workers`` at a
   time (default: the machine's cores); each worker runs the student's notebooks in a sandbox and
   computes the verdicts itself from what the kernel recorded.
 - This process is the gradebook's only writer: when a worker finishes, its result file is written into
@@ -233,13 +233,13 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Slot:
-    """One long-lived worker process (``python -m grader.worker --serve``) and the job it is grading."""
+    """One long-lived worker process (``python -m grader.trusted.worker --serve``) and the job it is grading."""
 
     def __init__(self, ws: Path, index: int) -> None:
         self.ws, self.index = ws, index
         log = open(ws / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115 - inherited by the child
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "grader.worker", "--serve"], cwd=ws,
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker", "--serve"], cwd=ws,
                                          env=_worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=log, start_new_session=True)
         finally:
@@ -352,7 +352,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     ``nbgrader_config`` (a traitlets ``Config``) is merged over grader/nbgrader_config.py when grades are
     recorded, e.g. a term's ``AssignLatePenalties.plugin_class`` and ``LatePenalty`` settings.
     """
-    from grader import sandbox
+    from grader.trusted import sandbox
 
     echo = safe_echo(echo)
     source_root = Path(source_root).resolve()
@@ -400,7 +400,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
 def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws: Path, source_root: Path,
            limits: Any, workers: int, wall_limit: float | None, regrade: bool, config: Any,
            echo: Callable[[str], None], progress: bool | None) -> BatchResult:
-    from grader import sandbox
+    from grader.trusted import sandbox
 
     caps = sandbox.probe()
     sandbox.sweep_all()  # what killed graders left behind (their uids are free again)

@@ -1,4 +1,4 @@
-"""Grade ONE submission (run by the batch grader as ``python -m grader.worker --serve``, one process each).
+"""Grade ONE submission (run by the batch grader as ``python -m grader.trusted.worker --serve``, one process each).
 
 For each notebook of the chapter:
 
