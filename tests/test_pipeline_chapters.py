@@ -1,130 +1,184 @@
-"""The real chapters through the real pipeline: release, then autograde a class of three.
+"""The six chapters through the real pipeline: release, then one ``python -m grader autograde --workers 1`` batch.
 
-Per chapter, one batch (``python -m grader autograde``, so the command line is what is tested):
-- the solution (the released notebook filled with the solution cells) scores full marks and runs
-  without a single error;
-- the released notebook as is runs to its last cell without crashing and scores 0;
-- chapter 2: a submission whose Affine layer stores a transposed weight gradient loses exactly
-  the exercises that depend on that layer (the Affine test, the two-layer network, the training
-  run), and its feedback HTML carries the checker's diagnosis.
-The release itself contains no solution code and no hidden tests.
+Per chapter (the steps are written once in tests/fixtures/grading_helpers.py; what differs is data below):
+- the release, and the committed course/ notebooks, contain no solution code and no hidden tests;
+- the solution (the release filled with the solution cells) scores full marks with no error output in any cell
+  and no OutputLimit note (the grading time is printed, never asserted: no test depends on the machine's speed);
+- the released notebook as is runs to its last cell (every code cell executed, kernel alive) and scores 0;
+- each prepared wrong submission loses EXACTLY the exercises its mistake touches, each scored 0, with the cause
+  named in the CSV reason; the later exercises that build on a wrong one keep their points (they are graded with
+  the grader's own reference for the earlier part).
+
+The mistakes:
+- 02: Affine stores dL/dW transposed, grads["W"] = (X^T dY).T: loses the Affine test, the two-layer network and the
+  training run, and the feedback HTML carries the checker's diagnosis;
+- 03: Adam without bias correction; momentum with the sign of the lecture's gradient term flipped (Δw ← μΔw + εg);
+  BatchNorm's backward without the mean term; dropout that does not rescale the kept units. The closing
+  experiment's check trains with the grader's own gradient step, so none of these costs its points;
+- 04: Conv2D's dW with its channel axes swapped; convolve2d without the kernel flip (the correlation); MaxPool2D's
+  backward routing dL/dy to every cell of the window; col2im returning the padded array;
+- 05: swapped CD phases; a CD that forgets the hidden bias; a free energy with log(1 + exp(x)) (overflows on the
+  hidden test); a DBN loop that passes binary samples up instead of probabilities (the closing experiment pretrains
+  through dlcore's reference RBMs, the DBN loop is graded with a stand-in train_rbm, CD with injected uniforms);
+- 06: RNN weight gradients overwritten instead of summed over time; LSTM gates read in PyTorch's order; scaled
+  dot-product attention without 1/√d_k together with clipping per tensor instead of by the global norm.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
-import nbformat
 import pytest
 
 from grader.course.release import REPO_ROOT, release
 
-CHAPTERS = ["01_perceptron", "02_backprop"]
 pytestmark = pytest.mark.slow
 
-_W_GRAD = re.compile(r"""(self\.grads\[(["'])W\2\]\s*=\s*)([^\n#]+?)(\s*(#.*)?)$""", re.MULTILINE)
+#: chapter -> its notebooks (stems), and optionally: the solution's exact total points, its exact or minimum
+#: number of graded exercises, --feedback and the phrases the feedback HTML of a student must carry
+CHAPTERS = {
+    "01_perceptron": {"notebooks": {"perceptron"}, "feedback": True},
+    "02_backprop": {"notebooks": {"backprop"}, "feedback": True,
+                    "feedback_html": {"wrong_affine": ["transposed", "dL/dW = Xᵀ dY"]}},
+    "03_optimizers": {"notebooks": {"optimizers"}, "min_exercises": 10},
+    "04_cnn": {"notebooks": {"cnn"}, "points": 24, "exercises": 12},
+    "05_rbm_dbn": {"notebooks": {"rbm_dbn"}, "min_exercises": 9},
+    "06_rnn": {"notebooks": {"rnn_lstm", "attention_transformer"}, "min_exercises": 10},
+}
+
+#: chapter -> student -> [(answer cell: grade_id, or notebook_stem:grade_id with several notebooks,
+#:                         text in the solution, replacement)]
+MISTAKES: dict[str, dict[str, list[tuple[str, str, str]]]] = {
+    "01_perceptron": {},
+    "02_backprop": {
+        "wrong_affine": [("affine", 'self.grads["W"] = self.x.T @ dout', 'self.grads["W"] = (self.x.T @ dout).T')],
+    },
+    "03_optimizers": {
+        "wrong_adam": [("adam", "            m_hat = self.m[key] / (1 - self.beta1 ** self.t)\n"
+                                "            v_hat = self.v[key] / (1 - self.beta2 ** self.t)\n",
+                        "            m_hat = self.m[key]\n            v_hat = self.v[key]\n")],
+        "wrong_momentum": [("momentum", "self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]",
+                            "self.v[key] = self.momentum * self.v[key] + self.lr * grads[key]")],
+        "wrong_batchnorm": [("batchnorm",
+                             "return (m * dxhat - dxhat.sum(axis=0) - self.xhat * np.sum(dxhat * self.xhat, axis=0)) "
+                             "/ (m * self.std)",
+                             "return (m * dxhat - self.xhat * np.sum(dxhat * self.xhat, axis=0)) / (m * self.std)")],
+        "wrong_dropout": [("dropout", "self.mask = (self.rng.random(x.shape) >= self.p) / (1.0 - self.p)",
+                           "self.mask = (self.rng.random(x.shape) >= self.p) * 1.0")],
+    },
+    "04_cnn": {
+        "conv_dw_transposed": [("conv2d", 'self.grads["W"] = (dy_mat.T @ self.col).reshape(w.shape)',
+                                'self.grads["W"] = (dy_mat.T @ self.col).reshape(w.shape).transpose(1, 0, 2, 3)')],
+        "conv_unflipped": [("convolve2d", "return correlate2d(x, h[::-1, ::-1])", "return correlate2d(x, h)")],
+        "maxpool_every_cell": [("maxpool2d", "share = np.where(self.x_pad[:, :, rows, cols] == self.y, left, 0.0)",
+                                "share = dy")],
+        "col2im_padded": [("col2im", "return dx[:, :, pad:pad + h, pad:pad + w]", "return dx")],
+    },
+    "05_rbm_dbn": {
+        "swapped_phases": [("cd_gradient", 'return {"W": (vk.T @ phk - v0.T @ ph0) / n,\n'
+                            '            "b": vk.mean(axis=0) - v0.mean(axis=0),\n'
+                            '            "c": phk.mean(axis=0) - ph0.mean(axis=0)}',
+                            'return {"W": (v0.T @ ph0 - vk.T @ phk) / n,\n'
+                            '            "b": v0.mean(axis=0) - vk.mean(axis=0),\n'
+                            '            "c": ph0.mean(axis=0) - phk.mean(axis=0)}')],
+        "no_hidden_bias": [("cd_gradient", "p_h_given_v(v0, W, c)", "p_h_given_v(v0, W, 0.0 * c)"),
+                           ("cd_gradient", "p_h_given_v(vk, W, c)", "p_h_given_v(vk, W, 0.0 * c)")],
+        "naive_free_energy": [("free_energy", "np.sum(softplus(c + v @ W), axis=1)",
+                               "np.sum(np.log(1.0 + np.exp(c + v @ W)), axis=1)")],
+        "dbn_samples": [("pretrain_dbn", "x = p_h_given_v(x, W, c)",
+                         "x = (np.random.default_rng(0).random((len(x), n_hidden)) < p_h_given_v(x, W, c))"
+                         ".astype(float)")],
+    },
+    "06_rnn": {
+        "wrong_bptt": [("rnn_lstm:rnn", "            dwx += xs[:, t].T @ da\n", "            dwx = xs[:, t].T @ da\n")],
+        "wrong_lstm_gates": [("rnn_lstm:lstm_cell",
+                              "f, g, i, o = sigmoid(a[:, :H]), np.tanh(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H]), "
+                              "sigmoid(a[:, 3 * H:])",
+                              "i, f, g, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), "
+                              "sigmoid(a[:, 3 * H:])")],
+        "wrong_scale_and_clip": [
+            ("attention_transformer:sdpa", "s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])",
+             "s = q @ np.swapaxes(k, -1, -2)"),
+            ("rnn_lstm:clip_grads",
+             "    scale = max_norm / max(norm, max_norm)\n"
+             "    for key in grads:\n        grads[key] = grads[key] * scale",
+             "    for key in grads:\n"
+             "        grads[key] = grads[key] * (max_norm / max(float(np.linalg.norm(grads[key])), max_norm))"),
+        ],
+    },
+}
+
+#: chapter -> student -> {exercise: a phrase (or several) its CSV reason must contain}; the student loses exactly
+#: these exercises
+EXPECTED: dict[str, dict[str, dict[str, str | tuple[str, ...]]]] = {
+    "01_perceptron": {},
+    "02_backprop": {
+        "wrong_affine": {"test_affine": ("dW", "transposed"), "test_two_layer_net": (), "test_train": ()},
+    },
+    "03_optimizers": {
+        "wrong_adam": {"test_adam": "the bias correction is missing"},
+        "wrong_momentum": {"test_momentum": "the sign of the gradient term is flipped"},
+        "wrong_batchnorm": {"test_batchnorm": "the mean term is missing"},
+        "wrong_dropout": {"test_dropout": "the kept units are not scaled"},
+    },
+    "04_cnn": {
+        "conv_dw_transposed": {"test_conv2d": "channel axes swapped"},
+        "conv_unflipped": {"test_convolve2d": "kernel is not flipped"},
+        "maxpool_every_cell": {"test_maxpool2d": "every cell of the window"},
+        "col2im_padded": {"test_col2im": "padding is not removed"},
+    },
+    "05_rbm_dbn": {
+        "swapped_phases": {"test_cd_gradient": "phases are swapped"},
+        "no_hidden_bias": {"test_cd_gradient": "hidden bias c is missing"},
+        "naive_free_energy": {"test_free_energy": ("overflow", "softplus")},
+        "dbn_samples": {"test_pretrain_dbn": ("RBM 2", "binary samples were passed")},
+    },
+    "06_rnn": {
+        "wrong_bptt": {"rnn_lstm:test_rnn": "accumulated"},
+        "wrong_lstm_gates": {"rnn_lstm:test_lstm_cell": "PyTorch's order"},
+        "wrong_scale_and_clip": {"attention_transformer:test_sdpa": "1/√d_k",
+                                 "rnn_lstm:test_clip_grads": "clipped by its own norm"},
+    },
+}
 
 
-def _source_notebooks(chapter: str) -> list[Path]:
-    notebooks = sorted((REPO_ROOT / "solutions" / chapter).glob("*.ipynb"))
-    if not notebooks:
-        pytest.skip(f"solutions/{chapter}/ has no notebook yet (the chapter is still being written)")
-    return notebooks
+def test_tables_agree():
+    """Every chapter has its notebooks, mistakes and expectations, and every wrong submission has what it loses."""
+    assert set(CHAPTERS) == set(MISTAKES) == set(EXPECTED)
+    for chapter in CHAPTERS:
+        assert set(MISTAKES[chapter]) == set(EXPECTED[chapter]), chapter
+        assert all(EXPECTED[chapter].values()), chapter
 
 
-def _check_release_is_clean(source: Path, released: Path) -> None:
-    text = released.read_text(encoding="utf-8")
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-        assert marker not in text, f"{released.name}: '{marker}' left in the release"
-    cells = {H.grade_id(c): c.source for c in nbformat.reads(text, as_version=4).cells}
-    for gid, lines in H.secret_lines(source).items():
-        for line in lines:
-            assert line not in cells.get(gid, ""), f"{released.name}, cell {gid}: leaked solution/hidden line {line!r}"
-
-
-def _affine_bug(answers: dict[str, str]) -> dict[str, str]:
-    """The chapter-2 mistake: dL/dW stored transposed, grads["W"] = (X^T dY).T."""
-    for gid, code in answers.items():
-        if "class Affine" in code and _W_GRAD.search(code):
-            return {gid: _W_GRAD.sub(r"\1(\3).T\4", code, count=1)}
-    raise AssertionError("no solution cell with `class Affine` and `self.grads['W'] = ...` found in chapter 2")
-
-
-def _test_cells(source: Path) -> dict[str, str]:
-    nb = nbformat.read(str(source), as_version=4)
-    return {H.grade_id(c): c.source for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
-
-
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
 def test_chapter_release_and_autograde(chapter, tmp_path):
-    sources = _source_notebooks(chapter)
+    spec = CHAPTERS[chapter]
+    sources = sorted((REPO_ROOT / "solutions" / chapter).glob("*.ipynb"))
+    assert {p.stem for p in sources} == spec["notebooks"], sources
     release([chapter], release_dir=tmp_path / "release")
+    for source in sources:
+        H.check_release_is_clean(source, tmp_path / "release" / chapter / source.name)
+        H.check_release_is_clean(source, REPO_ROOT / "course" / chapter / source.name)
+
     subs = tmp_path / "submissions"
-    wrong: dict[str, str] = {}
-    for source in sources:
-        released = tmp_path / "release" / chapter / source.name
-        _check_release_is_clean(source, released)
-        committed = REPO_ROOT / "course" / chapter / source.name
-        if committed.exists():
-            _check_release_is_clean(source, committed)
-        answers = H.student_answers(source)
-        H.write(H.fill(released, answers), subs / "solution", source.name)
-        H.write(nbformat.read(str(released), as_version=4), subs / "released", source.name)
-        if chapter == "02_backprop":
-            bug = _affine_bug(answers) if any("class Affine" in a for a in answers.values()) else {}
-            wrong.update(bug)
-            H.write(H.fill(released, answers, bug), subs / "wrong_affine", source.name)
+    H.build_submissions(sources, tmp_path / "release" / chapter, subs, MISTAKES[chapter])
+    grades, workdir, log = H.autograde(chapter, subs, tmp_path, feedback=spec.get("feedback", False))
 
-    workdir, csv_path = tmp_path / "work", tmp_path / "grades.csv"
-    proc = subprocess.run(
-        [sys.executable, "-m", "grader", "autograde", chapter, str(subs), "--timeout", "300",
-         "--notebook-timeout", "600", "--csv", str(csv_path), "--feedback", "--workdir", str(workdir)],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=1500)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    print(proc.stdout)
-    grades = H.read_grades(csv_path)
-    multi = len(sources) > 1
+    sol = H.assert_solution_full_marks(grades, workdir, chapter, sources, log)
+    graded = [ex for ex in sol if ex != "TOTAL"]
+    if "points" in spec:
+        assert sol["TOTAL"][1] == spec["points"], sol["TOTAL"]
+    if "exercises" in spec:
+        assert len(graded) == spec["exercises"], graded
+    assert len(graded) >= spec.get("min_exercises", 1), graded
+    if len(sources) > 1:  # the grader names each exercise after its notebook
+        assert {ex.partition(":")[0] for ex in graded} == spec["notebooks"], graded
 
-    # the solution: full marks, no error anywhere, every exercise has points
-    sol = grades["solution"]
-    assert sol["TOTAL"][0] == sol["TOTAL"][1] > 0, proc.stdout
-    assert all(mx > 0 for ex, (_, mx, _) in sol.items() if ex != "TOTAL")
-    for source in sources:
-        autograded = nbformat.read(str(workdir / "autograded" / "solution" / chapter / source.name), as_version=4)
-        errors = [(i, o.get("ename")) for i, c in enumerate(autograded.cells) if c.cell_type == "code"
-                  for o in c.get("outputs", []) if o.get("output_type") == "error"]
-        assert errors == [], f"the solution of {source.name} raised in cells {errors}"
+    H.assert_released_scores_zero(grades, workdir, chapter, sources, log)
 
-    # the release as is: runs to the end (every code cell executed, kernel alive) and scores 0
-    rel = grades["released"]
-    assert rel["TOTAL"][0] == 0, proc.stdout
-    assert rel["TOTAL"][2] == "" or not re.search(r"KernelDied|did not stop|wall-clock|not run", rel["TOTAL"][2])
-    for source in sources:
-        autograded = nbformat.read(str(workdir / "autograded" / "released" / chapter / source.name), as_version=4)
-        skipped = [i for i, c in enumerate(autograded.cells)
-                   if c.cell_type == "code" and c.source.strip() and c.get("execution_count") is None]
-        assert skipped == [], f"released {source.name}: cells {skipped} did not run"
+    for student, causes in EXPECTED[chapter].items():
+        H.assert_loses_exactly(grades, sol, student, causes, log)
 
-    if chapter == "02_backprop":
-        bad = grades["wrong_affine"]
-        tests = {}
-        for source in sources:
-            for gid, src in _test_cells(source).items():
-                tests[f"{source.stem}:{gid}" if multi else gid] = src
-        affine_test = [g for g, s in tests.items() if re.search(r"check_layer\(\s*Affine\b", s)]
-        net_test = [g for g, s in tests.items() if "TwoLayerNet" in s or "net.gradient" in s]
-        train_test = [g for g, s in tests.items() if "check_accuracy" in s or "check_network_training" in s]
-        assert affine_test and net_test and train_test, f"could not identify the Affine-dependent tests in {tests}"
-        affected = set(affine_test + net_test + train_test)
-        lost = {ex for ex, (score, mx, _) in bad.items() if ex != "TOTAL" and score < mx}
-        assert lost == affected, f"expected to lose exactly {sorted(affected)}, lost {sorted(lost)}\n{proc.stdout}"
-        assert all(bad[ex][0] == 0 for ex in affected)
-        reason = bad[affine_test[0]][2]
-        assert "dW" in reason and "transposed" in reason, reason
-        html = "".join(p.read_text(encoding="utf-8")
-                       for p in (workdir / "feedback" / "wrong_affine" / chapter).glob("*.html"))
-        assert "transposed" in html and "dL/dW = Xᵀ dY" in html
+    for student, phrases in spec.get("feedback_html", {}).items():
+        html = "".join(p.read_text(encoding="utf-8") for p in (workdir / "feedback" / student / chapter).glob("*.html"))
+        for phrase in phrases:
+            assert phrase in html, f"{student}: {phrase!r} not in the feedback HTML"
