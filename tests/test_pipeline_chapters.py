@@ -10,8 +10,10 @@ Per chapter (the steps are written once in tests/fixtures/grading_helpers.py; wh
   the grader's own reference for the earlier part).
 
 The mistakes:
-- 02: Affine stores dL/dW transposed, grads["W"] = (X^T dY).T: loses the Affine test, the two-layer network and the
-  training run, and the feedback HTML carries the checker's diagnosis;
+- 01: the perceptron update with the sign of its weight step flipped: loses that exercise only (train_perceptron is
+  graded following the student's own update results);
+- 02: Affine stores dL/dW transposed, grads["W"] = (X^T dY).T: loses the Affine test only (the two-layer network and
+  the training run are built from the grader's correct layers), and the feedback HTML carries the diagnosis;
 - 03: Adam without bias correction; momentum with the sign of the lecture's gradient term flipped (Δw ← μΔw + εg);
   BatchNorm's backward without the mean term; dropout that does not rescale the kept units. The closing
   experiment's check trains with the grader's own gradient step, so none of these costs its points;
@@ -48,7 +50,10 @@ CHAPTERS = {
 #: chapter -> student -> [(answer cell: grade_id, or notebook_stem:grade_id with several notebooks,
 #:                         text in the solution, replacement)]
 MISTAKES: dict[str, dict[str, list[tuple[str, str, str]]]] = {
-    "01_perceptron": {},
+    "01_perceptron": {
+        "wrong_update_sign": [("perceptron_update", "w_new = w + eta * (y - y_hat) * x",
+                               "w_new = w - eta * (y - y_hat) * x")],
+    },
     "02_backprop": {
         "wrong_affine": [("affine", 'self.grads["W"] = self.x.T @ dout', 'self.grads["W"] = (self.x.T @ dout).T')],
     },
@@ -110,9 +115,11 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str, str]]]] = {
 #: chapter -> student -> {exercise: a phrase (or several) its CSV reason must contain}; the student loses exactly
 #: these exercises
 EXPECTED: dict[str, dict[str, dict[str, str | tuple[str, ...]]]] = {
-    "01_perceptron": {},
+    "01_perceptron": {
+        "wrong_update_sign": {"test_perceptron_update": ("w does not match", "the sign is flipped")},
+    },
     "02_backprop": {
-        "wrong_affine": {"test_affine": ("dW", "transposed"), "test_two_layer_net": (), "test_train": ()},
+        "wrong_affine": {"test_affine": ("dW", "transposed")},
     },
     "03_optimizers": {
         "wrong_adam": {"test_adam": "the bias correction is missing"},

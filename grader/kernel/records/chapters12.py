@@ -59,11 +59,82 @@ def record_softmax_fit(student: Any, inputs: dict) -> dict:
     return {"provenance": provenance(student), "out": plain(got.value), "error": got.error, "warnings": got.warnings}
 
 
+class _Affine:
+    """Y = X W + b, He-initialised from the generator the network passes (the skeleton's __init__)."""
+
+    def __init__(self, n_in: int, n_out: int, rng: Any = None) -> None:
+        r = np.random.default_rng(rng)
+        self.params = {"W": r.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out)), "b": np.zeros(n_out)}
+        self.grads: dict = {}
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout: Any) -> Any:
+        self.grads["W"] = self.x.T @ dout          # dL/dW = Xᵀ dY
+        self.grads["b"] = np.sum(dout, axis=0)     # dL/db = Σₙ dYₙ
+        return dout @ self.params["W"].T           # dL/dX = dY Wᵀ
+
+
+class _ReLU:
+    """y = max(0, x)."""
+
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.grads: dict = {}
+
+    def forward(self, x: Any) -> Any:
+        self.mask = x > 0
+        return np.where(self.mask, x, 0.0)
+
+    def backward(self, dout: Any) -> Any:
+        return np.where(self.mask, dout, 0.0)
+
+
+class _SoftmaxWithLoss:
+    """L = −(1/N) Σₙ log p[n, tₙ];  dL/dx = (p − one_hot(t)) / N."""
+
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.grads: dict = {}
+
+    def forward(self, x: Any, t: Any) -> Any:
+        z = x - np.max(x, axis=1, keepdims=True)
+        log_p = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+        self.p, self.t = np.exp(log_p), t
+        return -np.sum(log_p[np.arange(x.shape[0]), t]) / x.shape[0]
+
+    def backward(self, dout: Any = 1.0) -> Any:
+        dx = self.p.copy()
+        dx[np.arange(dx.shape[0]), self.t] -= 1.0
+        return dout * dx / dx.shape[0]
+
+
+#: The earlier exercises a network is built from, by the names the notebook gives them.
+_EARLIER_LAYERS = {"Affine": _Affine, "ReLU": _ReLU, "SoftmaxWithLoss": _SoftmaxWithLoss}
+
+
+def _build_with_correct_layers(network: Any, *args: Any, **kwargs: Any) -> Any:
+    """``network(*args, **kwargs)`` with the notebook's Affine, ReLU and SoftmaxWithLoss replaced by correct
+    ones while it is built, so that a mistake in those exercises costs their own points and not this one's."""
+    namespace = getattr(getattr(network, "__init__", None), "__globals__", None)
+    if not isinstance(namespace, dict):
+        return call(network, *args, **kwargs)
+    saved = {name: namespace[name] for name in _EARLIER_LAYERS if name in namespace}
+    namespace.update({name: _EARLIER_LAYERS[name] for name in saved})
+    try:
+        return call(network, *args, **kwargs)
+    finally:
+        namespace.update(saved)
+
+
 def record_network(student: Any, inputs: dict) -> dict:
-    """Build the student's network, load the plan's parameters into net.params, run gradient(x, t)."""
+    """Build the student's network (from correct layers), load the plan's parameters into net.params, run
+    gradient(x, t): what is graded is the network's own wiring (predict, loss, gradient)."""
     rec: dict[str, Any] = {"provenance": provenance(student), "error": None, "param_shapes": None, "loss": None,
                            "grads": None, "kept": False, "warnings": []}
-    built = call(student, *inputs["sizes"], rng=inputs["seed"])
+    built = _build_with_correct_layers(student, *inputs["sizes"], rng=inputs["seed"])
     if built.error:
         rec["error"] = f"creating the network as {student.__name__}{tuple(inputs['sizes'])} failed with {built.error}"
         return rec
@@ -98,10 +169,11 @@ def record_network(student: Any, inputs: dict) -> dict:
 
 
 def record_network_training(student: Any, inputs: dict) -> dict:
-    """A fresh student network trained with the student's train on the plan's data; predictions on test inputs."""
+    """A fresh student network (from correct layers) trained with the student's train on the plan's data;
+    predictions on test inputs."""
     rec: dict[str, Any] = {"provenance": provenance(student), "error": None, "history": None, "predicted": None,
                            "warnings": []}
-    built = call(inputs["network"], *inputs["sizes"], rng=inputs["net_seed"])
+    built = _build_with_correct_layers(inputs["network"], *inputs["sizes"], rng=inputs["net_seed"])
     if built.error:
         rec["error"] = f"creating the network failed with {built.error}"
         return rec
