@@ -109,7 +109,10 @@ def machine_line() -> str:
             f"dlcore threads: {policy}; load average {load_average()}")
 
 
-_BUSY = "import sys\nsys.stdout.write('ready\\n')\nsys.stdout.flush()\nx = 0\nwhile True:\n    x += 1\n"
+# The loop also ends when its parent is gone (a benchmark killed with SIGKILL never runs its cleanup): it checks
+# every few million additions that the parent that started it is still its parent.
+_BUSY = ("import os, sys\nparent = int(sys.argv[1])\nsys.stdout.write('ready\\n')\nsys.stdout.flush()\nx = 0\n"
+         "while True:\n    x += 1\n    if x % 5_000_000 == 0 and os.getppid() != parent:\n        break\n")
 
 
 @contextlib.contextmanager
@@ -119,7 +122,7 @@ def busy_process(n: int = 1) -> Iterator[list[int]]:
     Each child reports 'ready' once its loop is about to start, and the block begins only after every
     child has said so (no fixed sleep); the children are ended, by their own pids, when the block exits.
     """
-    procs = [subprocess.Popen([sys.executable, "-c", _BUSY], stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", _BUSY, str(os.getpid())], stdout=subprocess.PIPE, text=True)
              for _ in range(n)]
     try:
         for proc in procs:
