@@ -206,16 +206,30 @@ def test_memory_of_the_whole_process_tree(library):
         path.write_text(json.dumps(spec))
         code = textwrap.dedent("""
             import os
-            r, w = os.pipe()   # a barrier: every child holds its memory until the parent closes w
+            # each child touches 150 MB, says so on `ready` and holds it until `release` closes; the parent
+            # opens `release` only when every child has said so or died (the OOM killer): so at least two
+            # children hold 300 MB at once against the 200 MB limit, however the machine schedules them
+            ready_r, ready_w = os.pipe()
+            release_r, release_w = os.pipe()
             for _ in range(4):
                 if os.fork() == 0:
-                    os.close(w)
+                    os.close(ready_r)
+                    os.close(release_w)
                     block = bytearray(150 * 2**20)
                     for i in range(0, len(block), 4096):
                         block[i] = 1
-                    os.read(r, 1)
+                    os.write(ready_w, b"x")
+                    os.close(ready_w)
+                    os.read(release_r, 1)
                     os._exit(0)
-            os.close(w)
+            os.close(ready_w)
+            got = b""
+            while len(got) < 4:
+                chunk = os.read(ready_r, 4)
+                if not chunk:   # every child has written or died
+                    break
+                got += chunk
+            os.close(release_w)
             for _ in range(4):
                 os.wait()
             print("done")

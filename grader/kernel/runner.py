@@ -17,17 +17,23 @@ from typing import Any
 
 from grader.kernel import wire
 
-_state: dict[str, Any] = {"ns": None, "requests": None, "out": None}
+_state: dict[str, Any] = {"ns": None, "requests": None, "out": None, "modules": None}
+
+
+def _record_modules() -> list[Any]:
+    """Every module of grader.kernel.records, imported (once, when the kernel starts: see :func:`install`)."""
+    import grader.kernel.records as pkg
+
+    return [importlib.import_module(f"grader.kernel.records.{info.name}")
+            for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)]
 
 
 def _record_function(kind: str) -> Any:
-    import grader.kernel.records as pkg
-
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        fn = getattr(importlib.import_module(f"grader.kernel.records.{info.name}"), f"record_{kind}", None)
+    for module in _state["modules"] or _record_modules():
+        fn = getattr(module, f"record_{kind}", None)
         if callable(fn):
             return fn
-    return None
+    raise LookupError(f"the kernel has no record_{kind}")
 
 
 def _write(entry: dict) -> None:
@@ -44,10 +50,9 @@ def run(cell: str) -> None:
         if missing:
             _write({"cell": cell, "call": i, "record": wire.encode({"__missing__": missing[0]})})
             continue
-        record_fn = _record_function(req["kind"])
         inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
         try:
-            record = record_fn(ns[req["student"]], inputs)
+            record = _record_function(req["kind"])(ns[req["student"]], inputs)
         except Exception as exc:  # a record function must not break; if it does, the check fails with this
             record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
         _write({"cell": cell, "call": i, "record": wire.encode(record)})
@@ -58,5 +63,8 @@ def install(namespace: dict, requests_path: str, records_path: str) -> None:
     with open(requests_path, encoding="utf-8") as fh:
         _state["requests"] = json.load(fh)
     _state["ns"] = namespace
+    # every record module now, while the library copy is certainly there: a grader that starts while this
+    # kernel runs may clean up the copy of an earlier, killed batch (this kernel's, if its worker outlived it)
+    _state["modules"] = _record_modules()
     _state["out"] = open(records_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the kernel
     namespace["__dlc_tests__"] = run
