@@ -18,6 +18,8 @@ must succeed, otherwise nothing is started (exit status 70 and the reason on std
 5. drop to an unprivileged user and group (no supplementary groups), no new privileges, die with
    the parent;
 6. change to the scratch directory, umask 077, replace the environment, exec PROGRAM.
+
+grader.trusted.sandbox imports it too, to probe these steps with the same code.
 """
 
 from __future__ import annotations
@@ -33,36 +35,27 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _check(result: int, what: str) -> None:
+def check(result: int, what: str) -> None:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     def enc(s: str | None) -> bytes | None:
         return s.encode() if s is not None else None
 
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _makedirs(path: str) -> None:
-    """Create missing directories with mode 0711: traversable, not listable."""
-    current = ""
-    for part in path.strip("/").split("/"):
-        current += "/" + part
-        if not os.path.isdir(current):
-            os.mkdir(current)
-            os.chmod(current, 0o711)
 
 
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
@@ -71,63 +64,52 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 
 def new_root(root: str, keeps: list[str], writable: list[str], tmpfs: dict[str, str]) -> None:
     """Make ``root`` (an empty directory) the root of this mount namespace, with only ``keeps`` in it."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    os.umask(0o066)  # every directory made below (and its missing parents) is 0711: traversable, not listable
+    mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     os.makedirs(root, mode=0o700, exist_ok=True)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
     for entry in os.listdir("/"):  # /lib -> usr/lib and the like: the dynamic loader's paths
         if os.path.islink("/" + entry):
             os.symlink(os.readlink("/" + entry), f"{root}/{entry}")
-    _makedirs(root + "/dev")
-    _mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=64k")
+    os.makedirs(root + "/dev", mode=0o711, exist_ok=True)
+    mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=64k")
     for dev in DEVICES:
         open(f"{root}/dev/{dev}", "a").close()
-        _mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND, None)
-    _makedirs(root + "/proc")
-    _mount("/proc", root + "/proc", None, MS_BIND | MS_REC, None)
+        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND, None)
+    os.makedirs(root + "/proc", mode=0o711, exist_ok=True)
+    mount("/proc", root + "/proc", None, MS_BIND | MS_REC, None)
     for target, options in tmpfs.items():
-        _makedirs(root + target)
-        _mount("tmpfs", root + target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        os.makedirs(root + target, mode=0o711, exist_ok=True)
+        mount("tmpfs", root + target, "tmpfs", MS_NOSUID | MS_NODEV, options)
     keeps = sorted({os.path.realpath(k) for k in keeps if os.path.exists(k)}, key=len)
     writable = {os.path.realpath(w) for w in writable}
     for k in keeps:
-        if any(_inside(k, o) for o in keeps if o != k and o not in writable) and k not in writable:
+        if k not in writable and any(_inside(k, o) for o in keeps if o != k and o not in writable):
             continue  # already inside a read-only keep
         target = root + k
-        if os.path.isdir(k):
-            _makedirs(target)
-        else:
-            _makedirs(os.path.dirname(target))
+        os.makedirs(target if os.path.isdir(k) else os.path.dirname(target), mode=0o711, exist_ok=True)
+        if not os.path.isdir(k):
             open(target, "a").close()
-        _mount(k, target, None, MS_BIND | MS_REC, None)
+        mount(k, target, None, MS_BIND | MS_REC, None)
         if k not in writable:
-            _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
-    os.chmod(root, 0o755)
-    _mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+            mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
     os.chdir(root)
     number = _PIVOT_ROOT.get(os.uname().machine)
     if number is None:
         raise OSError(f"pivot_root: unknown system call number on {os.uname().machine}")
-    _check(_libc.syscall(number, b".", b"."), "pivot_root")
-    _check(_libc.umount2(b".", 2), "umount the old root")
+    check(libc.syscall(number, b".", b"."), "pivot_root")
+    check(libc.umount2(b".", MNT_DETACH), "umount the old root")
     os.chdir("/")
 
 
-def _limits(spec: dict) -> None:
-    names = {"cpu": resource.RLIMIT_CPU, "as": resource.RLIMIT_AS, "fsize": resource.RLIMIT_FSIZE,
-             "nproc": resource.RLIMIT_NPROC, "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
-    for key, (soft, hard) in spec.items():
-        resource.setrlimit(names[key], (int(soft), int(hard)))
-
-
-def _user_namespace() -> None:
+def user_namespace() -> None:
+    """A new user namespace in which this process is root (mapped to its own uid and gid outside)."""
     uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER), "unshare(user)")
-    with open("/proc/self/setgroups", "w") as fh:
-        fh.write("deny")
-    with open("/proc/self/uid_map", "w") as fh:
-        fh.write(f"0 {uid} 1")
-    with open("/proc/self/gid_map", "w") as fh:
-        fh.write(f"0 {gid} 1")
+    check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
 
 
 def launch(spec: dict, argv: list[str]) -> None:
@@ -135,25 +117,27 @@ def launch(spec: dict, argv: list[str]) -> None:
         with open(procs, "w") as fh:
             fh.write(str(os.getpid()))
     if spec.get("userns"):
-        _user_namespace()
+        user_namespace()
     flags = (CLONE_NEWNET if spec.get("netns") else 0) | (CLONE_NEWNS if spec.get("mountns") else 0)
     if flags:
-        _check(_libc.unshare(flags), "unshare")
+        check(libc.unshare(flags), "unshare")
     if spec.get("mountns"):
         new_root(spec["root"], spec.get("keep", []), spec.get("writable", []), spec.get("tmpfs", {}))
-    for path in spec.get("chown", []):
-        if spec.get("uid") is not None:
-            os.chown(path, spec["uid"], spec["gid"])
-    _limits(spec.get("rlimits", {}))
+    uid = spec.get("uid")
+    if uid is not None:
+        for path in spec.get("chown", []):  # the connection file (0600): the kernel must read it
+            os.chown(path, uid, spec["gid"])
+    for name, (soft, hard) in spec.get("rlimits", {}).items():  # "cpu" -> RLIMIT_CPU, ...
+        resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (int(soft), int(hard)))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    if spec.get("uid") is not None:
+    if uid is not None:
         os.setgroups([])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
-        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
-        if os.getuid() != spec["uid"] or os.geteuid() != spec["uid"]:
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
             raise OSError("could not drop privileges")
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(pdeathsig)")
     if os.getppid() != spec.get("parent", os.getppid()):  # the parent died before the line above
         os._exit(70)
     os.chdir(spec["cwd"])

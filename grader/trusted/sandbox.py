@@ -7,9 +7,9 @@ One submission = one kernel process tree, started through grader/trusted/_launch
   every process left behind is found and killed by uid;
 - a scratch directory (owned by that uid, mode 0700, a size-limited tmpfs when possible) holding only the
   submission's copy of the chapter's data files; the kernel's working directory and home;
-- a private mount namespace (when possible) in which the course, the solutions, the gradebook, the
-  submissions, home and temporary directories are hidden under empty tmpfs mounts, only the Python
-  installation and a copy of dlcore and the grader's kernel-side modules bound back read-only;
+- a private mount namespace (when possible) whose root holds only an allow-list: the Python installation,
+  the system's shared libraries, the library copy (dlcore without the graded references, the grader's
+  kernel side), the scratch and records directories; nothing else of the machine exists in it;
 - no network (a new network namespace) when possible; the kernel talks to the grader over Unix sockets;
 - rlimits: CPU seconds, address space, file size, processes, open files, no core dumps; cgroups for the
   memory and number of processes of the whole tree when the machine has them;
@@ -22,9 +22,9 @@ One submission = one kernel process tree, started through grader/trusted/_launch
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -33,22 +33,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+
 from grader.course.release import REPO_ROOT
+from grader.trusted import _launch
 
 __all__ = ["Limits", "Capabilities", "probe", "describe", "Sandbox", "SandboxKernelManager", "build_library",
-           "kill_uid", "sweep_all", "LAUNCHER"]
+           "chapter_references", "base_dir", "kill_uid", "sweep_all", "LAUNCHER"]
 
-LAUNCHER = Path(__file__).resolve().parent / "_launch.py"
+LAUNCHER = Path(_launch.__file__).resolve()
 UID_BASE = int(os.environ.get("DLCOURSE_SANDBOX_UID_BASE", "61000"))
 UID_COUNT = 64
-MS_NOSUID, MS_NODEV = 2, 4
-MNT_DETACH = 2
 #: What the interpreter needs of the system besides its own installation (shared libraries, the loader's cache).
 SYSTEM_PATHS = ["/usr/lib", "/usr/lib64", "/usr/lib32", "/etc/ld.so.cache", "/etc/localtime"]
+#: The kernel's configuration directories (environment variable -> folder of the scratch directory).
+HOME_DIRS = {"MPLCONFIGDIR": ".config/matplotlib", "IPYTHONDIR": ".ipython", "JUPYTER_CONFIG_DIR": ".jupyter",
+             "JUPYTER_DATA_DIR": ".local", "JUPYTER_RUNTIME_DIR": ".runtime"}
 
 
 @dataclass
@@ -75,80 +82,77 @@ class Limits:
 class Capabilities:
     """What this machine lets the grader enforce (found by :func:`probe`)."""
 
-    root: bool = False
-    drop_uid: bool = False          # run the kernel as an unprivileged uid
+    drop_uid: bool = False          # run the kernel as an unprivileged uid (the grader is root)
     userns: bool = False            # not root: a user namespace gives mount/net namespaces instead
     netns: bool = False
-    mountns: bool = False
-    scratch_tmpfs: bool = False
-    cgroup: dict = field(default_factory=dict)   # {"memory": dir, "pids": dir, "version": 1|2}
+    mountns: bool = False           # the allow-list root (and, as root, a tmpfs scratch directory)
+    cgroup: dict = field(default_factory=dict)   # {"memory": dir, "pids": dir, "version": 1|2 (memory's)}
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# --------------------------------------------------------------------------- probing
-
-
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _base_dir() -> Path:
-    env = os.environ.get("DLCOURSE_SANDBOX_DIR")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/tmp/dlcourse-sandbox")
-    return Path(tempfile.gettempdir()) / f"dlcourse-sandbox-{os.geteuid()}"
-
-
 def base_dir() -> Path:
-    base = _base_dir()
+    """Where scratch, records, library copies and uid locks live (``DLCOURSE_SANDBOX_DIR`` to choose)."""
+    root = os.geteuid() == 0
+    default = "/tmp/dlcourse-sandbox" if root else f"{tempfile.gettempdir()}/dlcourse-sandbox-{os.geteuid()}"
+    base = Path(os.environ.get("DLCOURSE_SANDBOX_DIR") or default)
     base.mkdir(mode=0o711, parents=True, exist_ok=True)
-    if os.geteuid() == 0:
+    if root:
         os.chown(base, 0, 0)
         os.chmod(base, 0o711)
     (base / "uids").mkdir(mode=0o700, exist_ok=True)
     return base
 
 
+# --------------------------------------------------------------------------- probing
+
+
 def _own_cgroup(controller: str) -> tuple[Path, int] | None:
-    """The directory of this process's cgroup for ``controller`` (v1), or of its unified cgroup (v2)."""
+    """The directory of this process's cgroup for ``controller`` and its version (1, or 2: the unified one)."""
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
+        groups = [line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines()]
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
     except OSError:
         return None
-    v1 = {}
-    unified = None
-    for line in lines:
-        hid, ctrls, path = line.split(":", 2)
-        if hid == "0":
-            unified = path
-        for c in ctrls.split(","):
-            v1[c] = path
-    for m in mounts:
-        parts = m.split()
-        if len(parts) < 4:
-            continue
-        mnt, fstype, opts = parts[1], parts[2], parts[3].split(",")
-        if fstype == "cgroup" and controller in opts and controller in v1:
+    v1 = {c: path for _, ctrls, path in groups for c in ctrls.split(",")}
+    unified = next((path for hid, _, path in groups if hid == "0"), None)
+    for _, mnt, fstype, opts, *_ in mounts:
+        if fstype == "cgroup" and controller in opts.split(",") and controller in v1:
             return Path(mnt) / v1[controller].lstrip("/"), 1
-    for m in mounts:
-        parts = m.split()
-        if len(parts) >= 3 and parts[2] == "cgroup2" and unified is not None:
-            d = Path(parts[1]) / unified.lstrip("/")
-            try:
+    for _, mnt, fstype, *_ in mounts:
+        if fstype == "cgroup2" and unified is not None:
+            d = Path(mnt) / unified.lstrip("/")
+            with contextlib.suppress(OSError):
                 if controller in (d / "cgroup.subtree_control").read_text().split():
                     return d, 2
-            except OSError:
-                continue
     return None
 
 
-def _probe_child(fn: Any) -> bool:
+def _make_cgroup(d: Path, controller: str, version: int, limits: Limits) -> bool:
+    """Create cgroup ``d`` bounding the processes, or the memory (+256 MB for the kernel itself), of its
+    members; False (and nothing left) when this machine refuses."""
+    try:
+        d.mkdir()
+        if controller == "pids":
+            (d / "pids.max").write_text(str(limits.processes))
+            return True
+        memory = str((limits.memory_mb + 256) * 2**20)
+        (d / ("memory.limit_in_bytes" if version == 1 else "memory.max")).write_text(memory)
+        with contextlib.suppress(OSError):  # swap is not accounted everywhere
+            if version == 1:
+                (d / "memory.memsw.limit_in_bytes").write_text(memory)
+            else:
+                (d / "memory.swap.max").write_text("0")
+        return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+        return False
+
+
+def _probe_child(fn: Callable[[], Any]) -> bool:
     """Run ``fn`` in a forked child; True when it returns without raising."""
     pid = os.fork()
     if pid == 0:
@@ -161,60 +165,43 @@ def _probe_child(fn: Any) -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-_PROBED: Capabilities | None = None
+def _enabled(feature: str) -> bool:
+    """False for a feature ``DLCOURSE_SANDBOX_DISABLE=netns,mountns,drop_uid,cgroup`` lists (to rehearse a
+    machine without it)."""
+    return feature not in os.environ.get("DLCOURSE_SANDBOX_DISABLE", "").replace(" ", "").split(",")
 
 
-def probe(refresh: bool = False) -> Capabilities:
-    """Which isolation mechanisms work here (cached).
+def _unshare(flags: int) -> None:
+    _launch.check(_launch.libc.unshare(flags), "unshare")
 
-    ``DLCOURSE_SANDBOX=off`` uses none of them; ``DLCOURSE_SANDBOX_DISABLE=netns,mountns,cgroup,...`` leaves
-    out some (to rehearse a machine that lacks them).
-    """
-    global _PROBED
-    if _PROBED is not None and not refresh:
-        return _PROBED
-    caps = Capabilities(root=os.geteuid() == 0)
-    if os.environ.get("DLCOURSE_SANDBOX", "").lower() in ("off", "0", "no"):
-        caps.notes.append("sandboxing switched off (DLCOURSE_SANDBOX=off): limits and the scratch directory only")
-        _PROBED = caps
-        return caps
+
+@functools.cache
+def probe() -> Capabilities:
+    """Which isolation mechanisms work here (found once, each by trying it)."""
+    caps = Capabilities()
     if sys.platform != "linux":
         caps.notes.append("not Linux: only rlimits and the scratch directory are used")
-        _PROBED = caps
         return caps
-    libc = _libc()
-    base = base_dir()
-    if caps.root:
-        caps.netns = _probe_child(lambda: _ok(libc.unshare(0x40000000)))
-        probe_dir = Path(tempfile.mkdtemp(dir=base))
-        try:
-            def mount_test() -> None:
-                _ok(libc.unshare(0x00020000))
-                _ok(libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None))
-                _ok(libc.mount(b"tmpfs", str(probe_dir).encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
-                               b"mode=0755,size=1m"))
-            caps.mountns = _probe_child(mount_test)
-            caps.scratch_tmpfs = caps.mountns and _probe_child(lambda: _scratch_tmpfs_test(libc, probe_dir))
-        finally:
-            shutil.rmtree(probe_dir, ignore_errors=True)
-        disabled = os.environ.get("DLCOURSE_SANDBOX_DISABLE", "").replace(" ", "").split(",")
-        for feature in ("netns", "mountns", "scratch_tmpfs"):
-            if feature in disabled:
-                setattr(caps, feature, False)
-        caps.drop_uid = "drop_uid" not in disabled and _probe_uid(caps)
+    if os.geteuid() == 0:
+        def mount_test() -> None:  # a tmpfs over the sandbox's directory, seen by this child only
+            _unshare(_launch.CLONE_NEWNS)
+            _launch.mount(None, "/", None, _launch.MS_REC | _launch.MS_PRIVATE, None)
+            _launch.mount("tmpfs", str(base_dir()), "tmpfs", _launch.MS_NOSUID | _launch.MS_NODEV, "size=1m")
+
+        caps.netns = _enabled("netns") and _probe_child(lambda: _unshare(_launch.CLONE_NEWNET))
+        caps.mountns = _enabled("mountns") and _probe_child(mount_test)
+        caps.drop_uid = _enabled("drop_uid") and _probe_uid(caps)
         if not caps.drop_uid:
             caps.notes.append("the kernel cannot run as an unprivileged user here (the Python installation is not "
                               "readable by other users and there is no mount namespace to fix that): it runs as "
                               "root, so RLIMIT_NPROC does not bind and file permissions are no wall")
     else:
         def userns_test() -> None:
-            uid, gid = os.getuid(), os.getgid()
-            _ok(libc.unshare(0x10000000 | 0x00020000 | 0x40000000))
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+            _launch.user_namespace()
+            _unshare(_launch.CLONE_NEWNS | _launch.CLONE_NEWNET)
+
         caps.userns = _probe_child(userns_test)
-        caps.netns = caps.mountns = caps.userns
+        caps.netns, caps.mountns = caps.userns and _enabled("netns"), caps.userns and _enabled("mountns")
         caps.notes.append("the grader does not run as root: the kernel runs as the grader's own user (file "
                           "permissions are no wall between them)"
                           + ("; hidden directories and no network come from a user namespace" if caps.userns else
@@ -224,51 +211,20 @@ def probe(refresh: bool = False) -> Capabilities:
     if not caps.mountns:
         caps.notes.append("directories are not hidden by mounts (no mount namespaces here); only file permissions "
                           "(the work directory is 0700) keep the kernel out")
-    if caps.root:
-        caps.cgroup = _probe_cgroups() if "cgroup" not in os.environ.get("DLCOURSE_SANDBOX_DISABLE", "") else {}
+    if os.geteuid() == 0:
+        caps.cgroup = _probe_cgroups() if _enabled("cgroup") else {}
         if not caps.cgroup:
             caps.notes.append("no writable cgroups: memory is limited per process (RLIMIT_AS) and processes per "
                               "sandbox user (RLIMIT_NPROC), not for the process tree as a whole")
-    _PROBED = caps
     return caps
 
 
-def _ok(result: int) -> None:
-    if result != 0:
-        raise OSError(ctypes.get_errno(), "failed")
-
-
-def _scratch_tmpfs_test(libc: Any, d: Path) -> None:
-    target = d / "t"
-    target.mkdir()
-    _ok(libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV), b"size=1m"))
-    _ok(libc.umount2(str(target).encode(), MNT_DETACH))
-
-
 def _probe_uid(caps: Capabilities) -> bool:
-    """Can a kernel start as an unprivileged uid (with the mounts the sandbox would use)?"""
-    with UidLease() as uid:
-        if uid is None:
-            return False
-        scratch = Path(tempfile.mkdtemp(dir=base_dir()))
-        try:
-            os.chown(scratch, uid, uid)
-            os.chmod(scratch, 0o700)
-            spec = _spec(caps, Limits(), uid=uid, scratch=scratch, library=None, cover=[], conn=None, cgroups=[])
-            spec_path = scratch.parent / f"{scratch.name}.json"
-            spec_path.write_text(json.dumps(spec))
-            try:
-                proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), str(spec_path), "--",
-                                       sys.executable, "-c", "import os, numpy; print(os.getuid())"],
-                                      capture_output=True, text=True, timeout=60)
-            finally:
-                spec_path.unlink()
-            return proc.returncode == 0 and proc.stdout.strip() == str(uid)
-        finally:
-            kill_uid(uid)
-            shutil.rmtree(scratch, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                (scratch.parent / f"{scratch.name}.root").rmdir()
+    """Can a kernel start as an unprivileged uid (in the sandbox it would have)?"""
+    with Sandbox(Limits(), replace(caps, drop_uid=True), library=None) as sb:
+        proc = subprocess.run(sb.command(None, [sys.executable, "-c", "import os, numpy; print(os.getuid())"]),
+                              capture_output=True, text=True, timeout=60)
+        return proc.returncode == 0 and proc.stdout.strip() == str(sb.uid)
 
 
 def _probe_cgroups() -> dict:
@@ -277,20 +233,11 @@ def _probe_cgroups() -> dict:
         where = _own_cgroup(controller)
         if where is None:
             continue
-        d, version = where
-        test = d / f"dlcourse-probe-{os.getpid()}"
-        try:
-            test.mkdir()
-            limit = "memory.limit_in_bytes" if (controller == "memory" and version == 1) else (
-                "memory.max" if controller == "memory" else "pids.max")
-            (test / limit).write_text("1073741824" if controller == "memory" else "10")
-            found[controller] = str(d)
-            found["version"] = version
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                test.rmdir()
+        test = where[0] / f"dlcourse-probe-{os.getpid()}"
+        if _make_cgroup(test, controller, where[1], Limits()):
+            _kill_cgroup(test, remove=True)
+            found[controller] = str(where[0])
+            found.setdefault("version", where[1])
     return found
 
 
@@ -309,126 +256,19 @@ def describe(caps: Capabilities, limits: Limits) -> str:
     return "sandbox: " + "; ".join(parts) + ("" if not caps.notes else ". Not possible here: " + "; ".join(caps.notes))
 
 
-# --------------------------------------------------------------------------- uids
+# --------------------------------------------------------------------------- uids and processes
 
 
-class UidLease:
-    """An unprivileged uid for one submission, held through a lock file (free again when the holder dies)."""
-
-    def __init__(self) -> None:
-        self.uid: int | None = None
-        self.fd: int | None = None
-
-    def __enter__(self) -> int | None:
-        if os.geteuid() != 0:
-            return None
-        import pwd
-        locks = base_dir() / "uids"
-        for uid in range(UID_BASE, UID_BASE + UID_COUNT):
-            try:
-                pwd.getpwuid(uid)
-                continue  # a real account: never borrow it
-            except KeyError:
-                pass
-            fd = os.open(locks / f"{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            self.uid, self.fd = uid, fd
-            kill_uid(uid)  # whatever a previous holder left behind
-            sweep_stale(uid)
-            return uid
-        raise RuntimeError(f"no free sandbox uid in {UID_BASE}..{UID_BASE + UID_COUNT - 1}")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.uid is not None:
-            kill_uid(self.uid)
-        if self.fd is not None:
-            os.close(self.fd)
-        self.uid = self.fd = None
-
-
-def sweep_stale(uid: int) -> None:
-    """Remove what a killed holder of ``uid`` left behind: scratch mounts and directories, records, cgroups.
-
-    Called with the uid's lock held, so nobody is using these.
-    """
-    base = _base_dir()
-    libc = _libc()
-    for p in base.glob(f"{uid}-*"):
-        with contextlib.suppress(OSError):
-            if p.name.endswith(".spec.json"):
-                p.unlink()
-            elif p.name.endswith(".rec"):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                libc.umount2(str(p).encode(), MNT_DETACH)
-                shutil.rmtree(p, ignore_errors=True)
-    caps = _PROBED
-    for controller in ("memory", "pids"):
-        where = (caps.cgroup if caps is not None else {}).get(controller)
-        if not where:
-            continue
-        for d in Path(where).glob(f"dlcourse-{uid}-*"):
-            _remove_cgroup(d)
-
-
-def sweep_all() -> None:
-    """Sweep every sandbox uid nobody holds (at the start and end of a batch), and stale library copies."""
-    if os.geteuid() != 0:
-        return
-    base = _base_dir()
-    if not base.is_dir():
-        return
-    busy = _uids_with_processes()
-    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
-        lock = base / "uids" / f"{uid}.lock"
-        if not lock.exists() and uid not in busy and not any(base.glob(f"{uid}-*")):
-            continue
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        try:
-            if uid in busy:
-                kill_uid(uid)
-            sweep_stale(uid)
-        finally:
-            os.close(fd)
-    for lib in base.glob("lib-*-*"):
-        pid = lib.name.split("-")[1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(lib, ignore_errors=True)
-
-
-def _remove_cgroup(d: Path) -> None:
-    for _ in range(40):
-        try:
-            pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
-        except OSError:
-            return
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            d.rmdir()
-            return
-        except OSError as e:
-            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
-                return
-            time.sleep(0.05)
-
-
-def _uids_with_processes() -> set[int]:
-    found = set()
+def _threads_by_uid() -> dict[int, int]:
+    """Real uid -> the threads of its processes that are not zombies (what RLIMIT_NPROC counts), from /proc."""
+    found: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                found.add(entry.stat().st_uid)
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                status = dict(line.partition(":")[::2] for line in Path(entry.path, "status").read_text().splitlines())
+                if not status["State"].strip().startswith("Z"):
+                    uid = int(status["Uid"].split()[0])
+                    found[uid] = found.get(uid, 0) + int(status["Threads"])
     return found
 
 
@@ -437,32 +277,103 @@ def kill_uid(uid: int) -> None:
     if os.geteuid() != 0 or uid < 1000:
         return
     for _ in range(5):
+        if uid not in _threads_by_uid():
+            return
         pid = os.fork()
         if pid == 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
                 os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
             os._exit(0)
         os.waitpid(pid, 0)
-        if not _uid_has_processes(uid):
+        time.sleep(0.05)
+
+
+def _kill_cgroup(d: Path, remove: bool = False) -> None:
+    """SIGKILL the members of cgroup ``d`` until it is empty (and removed, with ``remove``)."""
+    for _ in range(40):
+        try:
+            pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if remove:
+            try:
+                d.rmdir()
+                return
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    return
+        elif not pids:
             return
         time.sleep(0.05)
 
 
-def _uid_has_processes(uid: int) -> bool:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
+def _lock_uid(uid: int) -> int | None:
+    """A file descriptor holding ``uid``'s lock (free again when its holder dies), or None when it is held."""
+    fd = os.open(base_dir() / "uids" / f"{uid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _sweep(uid: int) -> None:
+    """Kill and remove what a killed holder of ``uid`` left behind: processes, scratch mounts and directories,
+    records, cgroups. Called with the uid's lock held, so nobody is using these."""
+    kill_uid(uid)
+    _remove(*base_dir().glob(f"{uid}-*"))
+    for controller in ("memory", "pids"):
+        where = _own_cgroup(controller)
+        for d in where[0].glob(f"dlcourse-{uid}-*") if where else []:
+            _kill_cgroup(d, remove=True)
+
+
+@contextlib.contextmanager
+def _uid_lease() -> Iterator[int]:
+    """An unprivileged uid for one submission (the grader is root); its processes are killed at the end."""
+    import pwd
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+        with contextlib.suppress(KeyError):
+            pwd.getpwuid(uid)
+            continue  # a real account: never borrow it
+        fd = _lock_uid(uid)
+        if fd is None:
+            continue
+        try:
+            _sweep(uid)  # whatever a previous holder left behind
+            yield uid
+        finally:
+            kill_uid(uid)
+            os.close(fd)
+        return
+    raise RuntimeError(f"no free sandbox uid in {UID_BASE}..{UID_BASE + UID_COUNT - 1}")
+
+
+def sweep_all() -> None:
+    """Sweep every sandbox uid nobody holds (at the start and end of a batch), and stale library copies."""
+    if os.geteuid() != 0:
+        return
+    base = base_dir()
+    busy = _threads_by_uid()
+    for uid in range(UID_BASE, UID_BASE + UID_COUNT):
+        if not (base / "uids" / f"{uid}.lock").exists() and uid not in busy and not any(base.glob(f"{uid}-*")):
+            continue
+        fd = _lock_uid(uid)
+        if fd is not None:
             try:
-                if entry.stat().st_uid == uid:
-                    status = Path(f"/proc/{entry.name}/status").read_text()
-                    if "\nState:\tZ" not in status:
-                        return True
-            except OSError:
-                continue
-    return False
+                _sweep(uid)
+            finally:
+                os.close(fd)
+    for lib in base.glob("lib-*-*"):
+        pid = lib.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(lib, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the library copy
@@ -500,132 +411,82 @@ def build_library(dest: Path, strip: set[str] | frozenset[str] = frozenset()) ->
     ``strip``: the references the chapter's test cells name ("Affine", "classic.step"); in the copy each
     of them raises "not available while grading", so the kernel cannot delegate to them.
     """
+    from grader.trusted.strip import strip_references
+
     dest = Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO_ROOT / "dlcore", dest / "dlcore", ignore=ignore)
     shutil.copytree(REPO_ROOT / "grader" / "kernel", dest / "grader" / "kernel", ignore=ignore)
     for name in ("__init__.py", "checks.py"):
         shutil.copy2(REPO_ROOT / "grader" / name, dest / "grader" / name)
-    from grader.trusted.strip import strip_references
     strip_references(dest, strip)
     for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
-    os.chmod(dest, 0o755)
     return dest
 
 
 # --------------------------------------------------------------------------- one submission's sandbox
 
 
-def _python_paths() -> list[str]:
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
-    return sorted(p for p in paths if p)
-
-
-def _spec(caps: Capabilities, limits: Limits, *, uid: int | None, scratch: Path, library: Path | None,
-          cover: list[str], conn: str | None, cgroups: list[str], records: Path | None = None) -> dict:
-    mb = 2**20
-    venv_bin = os.path.dirname(sys.executable)
-    env = {"PATH": os.pathsep.join([venv_bin, "/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(scratch),
-           "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
-           "TMPDIR": "/tmp" if caps.mountns else str(scratch),
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "IPYTHONDIR": str(scratch / ".ipython"),
-           "JUPYTER_CONFIG_DIR": str(scratch / ".jupyter"), "JUPYTER_DATA_DIR": str(scratch / ".local"),
-           "JUPYTER_RUNTIME_DIR": str(scratch / ".runtime"), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    if library is not None:
-        env["PYTHONPATH"] = str(library)
-    spec: dict[str, Any] = {
-        "netns": caps.netns, "mountns": caps.mountns, "userns": caps.userns and not caps.root,
-        "cwd": str(scratch), "env": env, "parent": os.getpid(),
-        "rlimits": {"cpu": [limits.cpu, limits.cpu + 5], "as": [limits.memory_mb * mb] * 2,
-                    "fsize": [limits.file_mb * mb] * 2, "nofile": [limits.open_files] * 2, "core": [0, 0]},
-        "cgroup_procs": cgroups, "chown": [conn] if conn else [],
-    }
-    if uid is not None:
-        spec["uid"], spec["gid"] = uid, uid
-        spec["rlimits"]["nproc"] = [limits.processes] * 2
-    elif not caps.root:
-        spec["rlimits"]["nproc"] = [max(limits.processes, _current_processes() + limits.processes)] * 2
-    if caps.mountns:
-        # the allow-list: the interpreter and its packages, the system's shared libraries, the library copy,
-        # the scratch and records directories; nothing else of the machine exists inside the sandbox
-        spec["root"] = str(scratch.parent / f"{scratch.name}.root")
-        spec["keep"] = _python_paths() + SYSTEM_PATHS + [str(scratch)] + ([str(library)] if library else []) + \
-            ([str(records)] if records else [])
-        spec["writable"] = [str(scratch)] + ([str(records)] if records else [])
-        disk = f"size={limits.disk_mb}m,mode=1777"
-        spec["tmpfs"] = {"/tmp": disk, "/var/tmp": disk, "/dev/shm": "size=64m,mode=1777"}
-    return spec
-
-
-def _current_processes() -> int:
-    uid = os.getuid()
-    n = 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    n += len(os.listdir(f"/proc/{entry.name}/task"))
-    return n
-
-
 class Sandbox:
-    """The sandbox of one submission: uid, scratch directory, cgroups, the launch spec; a context manager."""
+    """The sandbox of one submission: uid, scratch and records directories, cgroups; a context manager.
 
-    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None, cover: list[str],
+    ``cover`` is unused (the allow-list root leaves out whatever it does not keep); ``data_files`` are
+    copied into the scratch directory.
+    """
+
+    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None, cover: Any = (),
                  data_files: list[Path] = ()) -> None:
-        self.limits, self.caps, self.library, self.cover = limits, caps, library, list(cover)
-        self.data_files = list(data_files)
-        self.lease = UidLease()
+        self.limits, self.caps, self.library, self.data_files = limits, caps, library, list(data_files)
         self.uid: int | None = None
-        self.scratch: Path | None = None
         self.cgroups: list[Path] = []
-        self.mounted = False
-        self.records_dir: Path | None = None
 
     def __enter__(self) -> Sandbox:
-        self.uid = self.lease.__enter__() if self.caps.drop_uid else None
+        with contextlib.ExitStack() as cleanup:  # undone here if a step fails, else by __exit__
+            self._enter(cleanup)
+            self._cleanup = cleanup.pop_all()
+        return self
+
+    def _enter(self, cleanup: contextlib.ExitStack) -> None:
+        if self.caps.drop_uid:
+            self.uid = cleanup.enter_context(_uid_lease())
         base = base_dir()
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"{self.uid or 'u'}-", dir=base))
-        if self.caps.scratch_tmpfs:
-            opts = f"size={self.limits.disk_mb}m,mode=0700" + (f",uid={self.uid},gid={self.uid}" if self.uid else "")
-            libc = _libc()
-            if libc.mount(b"tmpfs", str(self.scratch).encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
-                          opts.encode()) == 0:
-                self.mounted = True
+        self.scratch = scratch = Path(tempfile.mkdtemp(prefix=f"{self.uid or 'u'}-", dir=base))
+        cleanup.callback(_remove, scratch, *(scratch.parent / f"{scratch.name}{x}" for x in (".spec.json", ".root")))
+        if self.caps.mountns and os.geteuid() == 0:  # a size-limited tmpfs; a plain directory where refused
+            owner = f",uid={self.uid},gid={self.uid}" if self.uid else ""
+            with contextlib.suppress(OSError):
+                _launch.mount("tmpfs", str(scratch), "tmpfs", _launch.MS_NOSUID | _launch.MS_NODEV,
+                              f"size={self.limits.disk_mb}m,mode=0700{owner}")
         for f in self.data_files:
-            dest = self.scratch / f.name
-            if f.is_dir():
-                shutil.copytree(f, dest)
-            else:
-                shutil.copy2(f, dest)
-        for sub in (".config/matplotlib", ".ipython", ".jupyter", ".local", ".runtime", ".dlc"):
-            (self.scratch / sub).mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if f.is_dir() else shutil.copy2)(f, scratch / f.name)
+        for sub in [*HOME_DIRS.values(), ".dlc"]:
+            (scratch / sub).mkdir(parents=True, exist_ok=True)
         if self.uid is not None:
-            for root, _dirs, files in os.walk(self.scratch):
+            for root, _dirs, files in os.walk(scratch):
                 os.chown(root, self.uid, self.uid)
                 for f in files:
                     os.chown(os.path.join(root, f), self.uid, self.uid)
-        os.chmod(self.scratch, 0o700)
+        os.chmod(scratch, 0o700)
         # The records live next to the scratch directory, in a directory the kernel cannot write to, so
         # it cannot create other files there; it owns its records file and could rewrite it, which is why
         # records are never trusted: they are judged against plans rebuilt from the source notebook, and
         # the source checks refuse code that could write them from elsewhere (other processes, shell).
-        self.records_dir = base / f"{self.scratch.name}.rec"
+        self.records_dir = base / f"{scratch.name}.rec"
         self.records_dir.mkdir(mode=0o711)
-        self._make_cgroups()
-        return self
+        cleanup.callback(_remove, self.records_dir)
+        for controller in ("memory", "pids"):
+            if controller in self.caps.cgroup:
+                d = Path(self.caps.cgroup[controller]) / f"dlcourse-{scratch.name}"
+                if _make_cgroup(d, controller, self.caps.cgroup["version"], self.limits):
+                    self.cgroups.append(d)
+                    cleanup.callback(_kill_cgroup, d, remove=True)
 
     def records_file(self, name: str) -> Path:
-        assert self.records_dir is not None
         path = self.records_dir / f"records-{name}.jsonl"
         path.touch(mode=0o600)
         if self.uid is not None:
@@ -634,159 +495,118 @@ class Sandbox:
 
     def requests_file(self, name: str, text: str) -> Path:
         """The kernel's requests (plain data, written by the worker): readable, not writable by the kernel."""
-        assert self.records_dir is not None
         path = self.records_dir / f"requests-{name}.json"
         path.write_text(text, encoding="utf-8")
         os.chmod(path, 0o644)
         return path
 
-    def _make_cgroups(self) -> None:
-        cg = self.caps.cgroup
-        if not cg:
-            return
-        name = f"dlcourse-{self.scratch.name}"
-        mb = 2**20
-        for controller in ("memory", "pids"):
-            if controller not in cg:
-                continue
-            d = Path(cg[controller]) / name
-            try:
-                d.mkdir()
-                if controller == "memory":
-                    limit = str((self.limits.memory_mb + 256) * mb)
-                    if cg.get("version") == 1:
-                        (d / "memory.limit_in_bytes").write_text(limit)
-                        with contextlib.suppress(OSError):
-                            (d / "memory.memsw.limit_in_bytes").write_text(limit)
-                    else:
-                        (d / "memory.max").write_text(limit)
-                        with contextlib.suppress(OSError):
-                            (d / "memory.swap.max").write_text("0")
-                else:
-                    (d / "pids.max").write_text(str(self.limits.processes))
-                self.cgroups.append(d)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-
     def spec(self, connection_file: str | None) -> dict:
-        assert self.scratch is not None
-        return _spec(self.caps, self.limits, uid=self.uid, scratch=self.scratch, library=self.library,
-                     cover=self.cover, conn=connection_file, cgroups=[str(d / "cgroup.procs") for d in self.cgroups],
-                     records=self.records_dir)
+        """What _launch.py is to do for a program started in this sandbox (see its docstring)."""
+        limits, scratch, mb = self.limits, self.scratch, 2**20
+        env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+               "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+               "TMPDIR": "/tmp" if self.caps.mountns else str(scratch),
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
+               **{name: str(scratch / sub) for name, sub in HOME_DIRS.items()},
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        if self.library is not None:
+            env["PYTHONPATH"] = str(self.library)
+        rlimits = {"cpu": [limits.cpu, limits.cpu + 5], "as": [limits.memory_mb * mb] * 2,
+                   "fsize": [limits.file_mb * mb] * 2, "nofile": [limits.open_files] * 2, "core": [0, 0]}
+        if self.uid is not None:
+            rlimits["nproc"] = [limits.processes] * 2
+        elif os.geteuid() != 0:  # RLIMIT_NPROC counts every process of the grader's own user
+            rlimits["nproc"] = [_threads_by_uid().get(os.getuid(), 0) + limits.processes] * 2
+        spec: dict[str, Any] = {
+            "netns": self.caps.netns, "mountns": self.caps.mountns, "userns": self.caps.userns, "cwd": str(scratch),
+            "env": env, "parent": os.getpid(), "rlimits": rlimits,
+            "cgroup_procs": [str(d / "cgroup.procs") for d in self.cgroups],
+            "chown": [connection_file] if connection_file else []}
+        if self.uid is not None:
+            spec["uid"] = spec["gid"] = self.uid
+        if self.caps.mountns:
+            # the allow-list: the interpreter and its packages, the system's shared libraries, the library copy,
+            # the scratch and records directories; nothing else of the machine exists inside the sandbox
+            writable = [str(scratch), str(self.records_dir)]
+            python = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                      os.path.dirname(os.path.realpath(sys.executable))}
+            disk = f"size={limits.disk_mb}m,mode=1777"
+            spec.update(root=str(scratch.parent / f"{scratch.name}.root"), writable=writable,
+                        keep=sorted(python) + SYSTEM_PATHS + writable + ([str(self.library)] if self.library else []),
+                        tmpfs={"/tmp": disk, "/var/tmp": disk, "/dev/shm": "size=64m,mode=1777"})
+        return spec
+
+    def command(self, connection_file: str | None, argv: list[str]) -> list[str]:
+        """The command that starts ``argv`` in this sandbox (its spec written next to the scratch directory)."""
+        path = self.scratch.parent / f"{self.scratch.name}.spec.json"
+        path.write_text(json.dumps(self.spec(connection_file)), encoding="utf-8")
+        os.chmod(path, 0o600)
+        return [sys.executable, "-I", "-S", str(LAUNCHER), str(path), "--", *argv]
 
     def out_of_memory(self) -> bool:
         """Did the memory cgroup hit its limit (the kernel was OOM-killed)?"""
         for d in self.cgroups:
-            for name, key in (("memory.oom_control", "oom_kill "), ("memory.events", "oom_kill ")):
+            for name in ("memory.oom_control", "memory.events"):  # cgroup v1, v2
                 with contextlib.suppress(OSError, ValueError):
-                    for line in (d / name).read_text().splitlines():
-                        if line.startswith(key) and int(line.split()[1]) > 0:
-                            return True
-            with contextlib.suppress(OSError, ValueError):
-                if int((d / "memory.failcnt").read_text()) > 0 and not (d / "memory.oom_control").exists():
-                    return True
+                    if any(line.startswith("oom_kill ") and int(line.split()[1]) > 0
+                           for line in (d / name).read_text().splitlines()):
+                        return True
         return False
 
     def kill_all(self) -> None:
         if self.uid is not None:
             kill_uid(self.uid)
         for d in self.cgroups:
-            for _ in range(20):
-                try:
-                    pids = [int(p) for p in (d / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                time.sleep(0.05)
+            _kill_cgroup(d)
 
     def __exit__(self, *exc: Any) -> None:
         self.kill_all()
-        for d in self.cgroups:
-            _remove_cgroup(d)
-        if self.scratch is not None:
-            with contextlib.suppress(OSError):
-                (self.scratch.parent / f"{self.scratch.name}.spec.json").unlink()
-            if self.records_dir is not None:
-                shutil.rmtree(self.records_dir, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                (self.scratch.parent / f"{self.scratch.name}.root").rmdir()
-            if self.mounted:
-                _libc().umount2(str(self.scratch).encode(), MNT_DETACH)
-            shutil.rmtree(self.scratch, ignore_errors=True)
-        self.lease.__exit__(*exc)
+        self._cleanup.close()
+
+
+def _remove(*paths: Path) -> None:
+    """Remove files and directory trees that may not exist (unmounting a scratch tmpfs first)."""
+    for path in paths:
+        _launch.libc.umount2(str(path).encode(), _launch.MNT_DETACH)  # fails harmlessly on what is no mount
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the kernel manager
-
-try:
-    from jupyter_client.asynchronous import AsyncKernelClient
-    from jupyter_client.manager import AsyncKernelManager
-except ImportError:  # pragma: no cover - jupyter_client comes with nbclient
-    AsyncKernelClient = AsyncKernelManager = object  # type: ignore[misc,assignment]
 
 #: Messages larger than this are dropped by the sockets (the per-cell output limit handles the rest).
 MAX_MESSAGE_BYTES = 128 * 2**20
 
 
-class SandboxKernelClient(AsyncKernelClient):  # type: ignore[misc,valid-type]
+class SandboxKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse huge messages (the grader's memory is not the student's to fill)."""
 
-    def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> Any:
-        import zmq
-        url = self._make_url(channel)
-        sock = self.context.socket(__import__("jupyter_client.connect", fromlist=["x"]).channel_socket_types[channel])
-        sock.linger = 1000
-        if identity:
-            sock.identity = identity
-        if getattr(self, "curve_publickey", None) is not None:
-            sock.curve_secretkey = self.curve_secretkey
-            sock.curve_publickey = self.curve_publickey
-            sock.curve_serverkey = self.curve_publickey
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        sock.connect(url)
-        return sock
+    def _context_default(self) -> Any:
+        context = super()._context_default()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a default for every socket it creates
+        return context
 
 
-class SandboxKernelManager(AsyncKernelManager):  # type: ignore[misc,valid-type]
+class SandboxKernelManager(AsyncKernelManager):
     """Starts ipykernel through grader/trusted/_launch.py with the sandbox's spec, over Unix sockets."""
 
-    sandbox: Sandbox | None = None
-    kernel_log: str | None = None
+    kernel_log: str | None = None  # where the kernel's stderr goes (the worker sets it)
 
     def __init__(self, sandbox: Sandbox, **kwargs: Any) -> None:
-        scratch = sandbox.scratch
-        assert scratch is not None
-        super().__init__(transport="ipc", ip=str(scratch / ".dlc" / "k"), cache_ports=False,
-                         connection_file=str(scratch / ".dlc" / "kernel.json"),
-                         client_class="grader.trusted.sandbox.SandboxKernelClient", **kwargs)
+        dlc = sandbox.scratch / ".dlc"
+        super().__init__(transport="ipc", ip=str(dlc / "k"), cache_ports=False,
+                         connection_file=str(dlc / "kernel.json"), client_class=f"{__name__}.SandboxKernelClient",
+                         **kwargs)
         self.sandbox = sandbox
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        assert self.sandbox is not None and self.sandbox.scratch is not None
-        spec = self.sandbox.spec(self.connection_file)
-        spec_path = self.sandbox.scratch.parent / f"{self.sandbox.scratch.name}.spec.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        os.chmod(spec_path, 0o600)
-        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
-                  "--HistoryManager.enabled=False"]
-        return [sys.executable, "-I", "-S", str(LAUNCHER), str(spec_path), "--", *kernel]
+        return self.sandbox.command(self.connection_file, [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                                           self.connection_file, "--HistoryManager.enabled=False"])
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-        kw.pop("env", None)
-        kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        kw["stdout"] = subprocess.DEVNULL
-        log = self.kernel_log
-        if log:
-            kw["stderr"] = open(log, "ab")  # noqa: SIM115 - the child inherits it; closed below
-        try:
+        with open(self.kernel_log or os.devnull, "ab") as log:  # the child inherits it
+            kw.update(env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, stdout=subprocess.DEVNULL, stderr=log)
             await super()._async_launch_kernel(kernel_cmd, **kw)
-        finally:
-            if log:
-                kw["stderr"].close()
-
-    _launch_kernel = _async_launch_kernel
