@@ -229,8 +229,9 @@ def test_memory_of_the_whole_process_tree(library):
         assert sb.out_of_memory()
 
 
-def test_a_failing_setup_starts_nothing(library, tmp_path):
-    spec = {"mountns": True, "cover": ["/nonexistent-dir"], "keep": [], "cwd": "/nonexistent-cwd", "env": {}}
+@pytest.mark.parametrize("spec", [{"mountns": True, "root": "/proc/no-such-root", "cwd": "/", "env": {}},  # a mount
+                                  {"cwd": "/nonexistent-cwd", "env": {}}])  # the last step before exec
+def test_a_failing_setup_starts_nothing(tmp_path, spec):
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, "-I", "-S", str(sandbox.LAUNCHER), str(path), "--", sys.executable, "-c",

@@ -48,14 +48,8 @@ def check(result: int, what: str) -> None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    def enc(s: str | None) -> bytes | None:
-        return s.encode() if s is not None else None
-
-    check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
+    source_b, target_b, fstype_b, data_b = (s if s is None else s.encode() for s in (source, target, fstype, data))
+    check(libc.mount(source_b, target_b, fstype_b, ctypes.c_ulong(flags), data_b), f"mount {target}")
 
 
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
@@ -84,7 +78,7 @@ def new_root(root: str, keeps: list[str], writable: list[str], tmpfs: dict[str, 
     keeps = sorted({os.path.realpath(k) for k in keeps if os.path.exists(k)}, key=len)
     writable = {os.path.realpath(w) for w in writable}
     for k in keeps:
-        if k not in writable and any(_inside(k, o) for o in keeps if o != k and o not in writable):
+        if k not in writable and any(k.startswith(o + "/") for o in keeps if o not in writable):
             continue  # already inside a read-only keep
         target = root + k
         os.makedirs(target if os.path.isdir(k) else os.path.dirname(target), mode=0o711, exist_ok=True)

@@ -1,28 +1,22 @@
 """The sandbox each submission's kernel runs in: what this machine allows, and how a kernel is started.
 
-One submission = one kernel process tree, started through grader/trusted/_launch.py with:
+One submission = one kernel process tree, started through grader/trusted/_launch.py (its docstring lists
+the walls: no network, an allow-list root, cgroups, rlimits, another user) with:
 
 - an unprivileged user of its own (a uid leased from a pool, ``DLCOURSE_SANDBOX_UID_BASE``, default
   61000, while the grader runs as root): file permissions are a second wall, RLIMIT_NPROC binds, and
   every process left behind is found and killed by uid;
 - a scratch directory (owned by that uid, mode 0700, a size-limited tmpfs when possible) holding only the
   submission's copy of the chapter's data files; the kernel's working directory and home;
-- a private mount namespace (when possible) whose root holds only an allow-list: the Python installation,
-  the system's shared libraries, the library copy (dlcore without the graded references, the grader's
-  kernel side), the scratch and records directories; nothing else of the machine exists in it;
-- no network (a new network namespace) when possible; the kernel talks to the grader over Unix sockets;
-- rlimits: CPU seconds, address space, file size, processes, open files, no core dumps; cgroups for the
-  memory and number of processes of the whole tree when the machine has them;
 - a clean environment (no grader variables), one BLAS thread.
 
-:func:`probe` finds out once which of these the machine allows (root? namespaces? cgroups?), and
+:func:`probe` finds out once which walls the machine allows (root? namespaces? cgroups?), and
 :func:`describe` says in words what is enforced and what is not.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import json
@@ -39,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
 from grader.course.release import REPO_ROOT
@@ -118,10 +111,9 @@ def _own_cgroup(controller: str) -> tuple[Path, int] | None:
         return None
     v1 = {c: path for _, ctrls, path in groups for c in ctrls.split(",")}
     unified = next((path for hid, _, path in groups if hid == "0"), None)
-    for _, mnt, fstype, opts, *_ in mounts:
+    for _, mnt, fstype, opts, *_ in mounts:  # a controller is bound to one hierarchy at most
         if fstype == "cgroup" and controller in opts.split(",") and controller in v1:
             return Path(mnt) / v1[controller].lstrip("/"), 1
-    for _, mnt, fstype, *_ in mounts:
         if fstype == "cgroup2" and unified is not None:
             d = Path(mnt) / unified.lstrip("/")
             with contextlib.suppress(OSError):
@@ -139,12 +131,10 @@ def _make_cgroup(d: Path, controller: str, version: int, limits: Limits) -> bool
             (d / "pids.max").write_text(str(limits.processes))
             return True
         memory = str((limits.memory_mb + 256) * 2**20)
-        (d / ("memory.limit_in_bytes" if version == 1 else "memory.max")).write_text(memory)
-        with contextlib.suppress(OSError):  # swap is not accounted everywhere
-            if version == 1:
-                (d / "memory.memsw.limit_in_bytes").write_text(memory)
-            else:
-                (d / "memory.swap.max").write_text("0")
+        v1 = version == 1
+        (d / ("memory.limit_in_bytes" if v1 else "memory.max")).write_text(memory)
+        with contextlib.suppress(OSError):  # no swap (v1 bounds memory + swap, v2 swap alone) where it is accounted
+            (d / ("memory.memsw.limit_in_bytes" if v1 else "memory.swap.max")).write_text(memory if v1 else "0")
         return True
     except OSError:
         with contextlib.suppress(OSError):
@@ -300,15 +290,12 @@ def _kill_cgroup(d: Path, remove: bool = False) -> None:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        if remove:
-            try:
+        if not pids:
+            if not remove:
+                return
+            with contextlib.suppress(OSError):  # busy until its last member is really gone
                 d.rmdir()
                 return
-            except OSError as e:
-                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
-                    return
-        elif not pids:
-            return
         time.sleep(0.05)
 
 
@@ -447,44 +434,40 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         with contextlib.ExitStack() as cleanup:  # undone here if a step fails, else by __exit__
-            self._enter(cleanup)
+            if self.caps.drop_uid:
+                self.uid = cleanup.enter_context(_uid_lease())
+            base = base_dir()
+            self.scratch = scratch = Path(tempfile.mkdtemp(prefix=f"{self.uid or 'u'}-", dir=base))
+            cleanup.callback(_remove, scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root")
+            if self.caps.mountns and os.geteuid() == 0:  # a size-limited tmpfs; a plain directory where refused
+                owner = f",uid={self.uid},gid={self.uid}" if self.uid else ""
+                with contextlib.suppress(OSError):
+                    _launch.mount("tmpfs", str(scratch), "tmpfs", _launch.MS_NOSUID | _launch.MS_NODEV,
+                                  f"size={self.limits.disk_mb}m,mode=0700{owner}")
+            for f in self.data_files:
+                (shutil.copytree if f.is_dir() else shutil.copy2)(f, scratch / f.name)
+            for sub in [*HOME_DIRS.values(), ".dlc"]:
+                (scratch / sub).mkdir(parents=True, exist_ok=True)
+            if self.uid is not None:
+                for root, _dirs, files in os.walk(scratch):
+                    os.chown(root, self.uid, self.uid)
+                    for f in files:
+                        os.chown(os.path.join(root, f), self.uid, self.uid)
+            # The records live next to the scratch directory, in a directory the kernel cannot write to, so
+            # it cannot create other files there; it owns its records file and could rewrite it, which is why
+            # records are never trusted: they are judged against plans rebuilt from the source notebook, and
+            # the source checks refuse code that could write them from elsewhere (other processes, shell).
+            self.records_dir = base / f"{scratch.name}.rec"
+            self.records_dir.mkdir(mode=0o711)
+            cleanup.callback(_remove, self.records_dir)
+            for controller in ("memory", "pids"):
+                if controller in self.caps.cgroup:
+                    d = Path(self.caps.cgroup[controller]) / f"dlcourse-{scratch.name}"
+                    if _make_cgroup(d, controller, self.caps.cgroup["version"], self.limits):
+                        self.cgroups.append(d)
+                        cleanup.callback(_kill_cgroup, d, remove=True)
             self._cleanup = cleanup.pop_all()
         return self
-
-    def _enter(self, cleanup: contextlib.ExitStack) -> None:
-        if self.caps.drop_uid:
-            self.uid = cleanup.enter_context(_uid_lease())
-        base = base_dir()
-        self.scratch = scratch = Path(tempfile.mkdtemp(prefix=f"{self.uid or 'u'}-", dir=base))
-        cleanup.callback(_remove, scratch, *(scratch.parent / f"{scratch.name}{x}" for x in (".spec.json", ".root")))
-        if self.caps.mountns and os.geteuid() == 0:  # a size-limited tmpfs; a plain directory where refused
-            owner = f",uid={self.uid},gid={self.uid}" if self.uid else ""
-            with contextlib.suppress(OSError):
-                _launch.mount("tmpfs", str(scratch), "tmpfs", _launch.MS_NOSUID | _launch.MS_NODEV,
-                              f"size={self.limits.disk_mb}m,mode=0700{owner}")
-        for f in self.data_files:
-            (shutil.copytree if f.is_dir() else shutil.copy2)(f, scratch / f.name)
-        for sub in [*HOME_DIRS.values(), ".dlc"]:
-            (scratch / sub).mkdir(parents=True, exist_ok=True)
-        if self.uid is not None:
-            for root, _dirs, files in os.walk(scratch):
-                os.chown(root, self.uid, self.uid)
-                for f in files:
-                    os.chown(os.path.join(root, f), self.uid, self.uid)
-        os.chmod(scratch, 0o700)
-        # The records live next to the scratch directory, in a directory the kernel cannot write to, so
-        # it cannot create other files there; it owns its records file and could rewrite it, which is why
-        # records are never trusted: they are judged against plans rebuilt from the source notebook, and
-        # the source checks refuse code that could write them from elsewhere (other processes, shell).
-        self.records_dir = base / f"{scratch.name}.rec"
-        self.records_dir.mkdir(mode=0o711)
-        cleanup.callback(_remove, self.records_dir)
-        for controller in ("memory", "pids"):
-            if controller in self.caps.cgroup:
-                d = Path(self.caps.cgroup[controller]) / f"dlcourse-{scratch.name}"
-                if _make_cgroup(d, controller, self.caps.cgroup["version"], self.limits):
-                    self.cgroups.append(d)
-                    cleanup.callback(_kill_cgroup, d, remove=True)
 
     def records_file(self, name: str) -> Path:
         path = self.records_dir / f"records-{name}.jsonl"
@@ -500,8 +483,9 @@ class Sandbox:
         os.chmod(path, 0o644)
         return path
 
-    def spec(self, connection_file: str | None) -> dict:
-        """What _launch.py is to do for a program started in this sandbox (see its docstring)."""
+    def command(self, connection_file: str | None, argv: list[str]) -> list[str]:
+        """The command that starts ``argv`` in this sandbox: _launch.py with its spec (what to do; see its
+        docstring), written next to the scratch directory."""
         limits, scratch, mb = self.limits, self.scratch, 2**20
         env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
                "HOME": str(scratch), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
@@ -535,12 +519,8 @@ class Sandbox:
             spec.update(root=str(scratch.parent / f"{scratch.name}.root"), writable=writable,
                         keep=sorted(python) + SYSTEM_PATHS + writable + ([str(self.library)] if self.library else []),
                         tmpfs={"/tmp": disk, "/var/tmp": disk, "/dev/shm": "size=64m,mode=1777"})
-        return spec
-
-    def command(self, connection_file: str | None, argv: list[str]) -> list[str]:
-        """The command that starts ``argv`` in this sandbox (its spec written next to the scratch directory)."""
-        path = self.scratch.parent / f"{self.scratch.name}.spec.json"
-        path.write_text(json.dumps(self.spec(connection_file)), encoding="utf-8")
+        path = scratch.parent / f"{scratch.name}.spec.json"
+        path.write_text(json.dumps(spec), encoding="utf-8")
         os.chmod(path, 0o600)
         return [sys.executable, "-I", "-S", str(LAUNCHER), str(path), "--", *argv]
 
@@ -581,15 +561,6 @@ def _remove(*paths: Path) -> None:
 MAX_MESSAGE_BYTES = 128 * 2**20
 
 
-class SandboxKernelClient(AsyncKernelClient):
-    """A kernel client whose sockets refuse huge messages (the grader's memory is not the student's to fill)."""
-
-    def _context_default(self) -> Any:
-        context = super()._context_default()
-        context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a default for every socket it creates
-        return context
-
-
 class SandboxKernelManager(AsyncKernelManager):
     """Starts ipykernel through grader/trusted/_launch.py with the sandbox's spec, over Unix sockets."""
 
@@ -598,9 +569,14 @@ class SandboxKernelManager(AsyncKernelManager):
     def __init__(self, sandbox: Sandbox, **kwargs: Any) -> None:
         dlc = sandbox.scratch / ".dlc"
         super().__init__(transport="ipc", ip=str(dlc / "k"), cache_ports=False,
-                         connection_file=str(dlc / "kernel.json"), client_class=f"{__name__}.SandboxKernelClient",
-                         **kwargs)
+                         connection_file=str(dlc / "kernel.json"), **kwargs)
         self.sandbox = sandbox
+
+    def client(self, **kwargs: Any) -> Any:
+        """A client whose sockets refuse huge messages (the grader's memory is not the student's to fill)."""
+        kc = super().client(**kwargs)
+        kc.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # a default for every socket it creates
+        return kc
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return self.sandbox.command(self.connection_file, [sys.executable, "-m", "ipykernel_launcher", "-f",

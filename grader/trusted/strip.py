@@ -100,11 +100,9 @@ def _used_elsewhere(library: Path, rel: str, name: str) -> bool:
             text = "\n".join(ast.get_source_segment(text, n) or "" for n in tree.body
                              if not (isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
                              and not isinstance(n, (ast.Import, ast.ImportFrom)))
-            text = re.sub(r"__all__\s*=\s*\[[^\]]*\]", "", text)
         elif path.name == "__init__.py":
             text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("from ", "import ")))
-            text = re.sub(r"__all__\s*=\s*\[[^\]]*\]", "", text, flags=re.S)
-        if word.search(text):
+        if word.search(re.sub(r"__all__\s*=\s*\[[^\]]*\]", "", text)):  # a module's export list is no use
             return True
     return False
 
