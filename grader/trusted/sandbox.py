@@ -548,7 +548,8 @@ class Sandbox:
 def _remove(*paths: Path) -> None:
     """Remove files and directory trees that may not exist (unmounting a scratch tmpfs first)."""
     for path in paths:
-        _launch.libc.umount2(str(path).encode(), _launch.MNT_DETACH)  # fails harmlessly on what is no mount
+        if os.path.ismount(path):
+            _launch.libc.umount2(str(path).encode(), _launch.MNT_DETACH)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
