@@ -1,16 +1,18 @@
 """Records of chapters 1–2's kinds: gate weights, perceptron training, the closing experiments, a network.
 
 Each runs the student's objects on the plan's inputs only (never labels of a test set, never expected
-values) and returns plain data; every call of student code goes through ``student.call``.
+values) and returns plain data; every call of student code goes through ``student.call``. The inputs arrive
+freshly decoded for each record, so a value used once goes to the student's code as it is.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
-from grader.kernel.student import call, copied, plain, provenance
+from grader.kernel.student import call, plain, provenance
 
 MAX_CALLS = 20_000
 
@@ -38,14 +40,14 @@ def record_perceptron_training(student: Any, inputs: dict) -> dict:
     def recording(*args: Any, **kwargs: Any) -> Any:
         result = own(*args, **kwargs)
         if len(calls) < MAX_CALLS:
-            calls.append({"args": plain(copied(list(args))), "kwargs": plain(copied(kwargs)),
-                          "result": plain(copied(result))})
+            calls.append({"args": plain(copy.deepcopy(list(args))), "kwargs": plain(copy.deepcopy(kwargs)),
+                          "result": plain(copy.deepcopy(result))})
         return result
 
     if callable(own):
         ns[name] = recording
     try:
-        got = call(student, copied(inputs["X"]), copied(inputs["y"]), inputs["eta"], inputs["max_epochs"])
+        got = call(student, inputs["X"], inputs["y"], inputs["eta"], inputs["max_epochs"])
     finally:
         if callable(own):
             ns[name] = own
@@ -55,7 +57,7 @@ def record_perceptron_training(student: Any, inputs: dict) -> dict:
 
 def record_softmax_fit(student: Any, inputs: dict) -> dict:
     """W, b, losses = fit(X_train, y_train, n_classes=k, progress=False) (the test set stays trusted)."""
-    got = call(student, copied(inputs["X"]), copied(inputs["y"]), n_classes=inputs["n_classes"], progress=False)
+    got = call(student, inputs["X"], inputs["y"], n_classes=inputs["n_classes"], progress=False)
     return {"provenance": provenance(student), "out": plain(got.value), "error": got.error, "warnings": got.warnings}
 
 
@@ -81,8 +83,7 @@ class _ReLU:
     """y = max(0, x)."""
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params, self.grads = {}, {}
 
     def forward(self, x: Any) -> Any:
         self.mask = x > 0
@@ -96,8 +97,7 @@ class _SoftmaxWithLoss:
     """L = −(1/N) Σₙ log p[n, tₙ];  dL/dx = (p − one_hot(t)) / N."""
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params, self.grads = {}, {}
 
     def forward(self, x: Any, t: Any) -> Any:
         z = x - np.max(x, axis=1, keepdims=True)
@@ -151,7 +151,7 @@ def record_network(student: Any, inputs: dict) -> dict:
         loaded = call(np.copyto, params[key], value)
         if loaded.error:
             params[key] = np.array(value)
-    got = call(lambda: net.gradient(copied(inputs["x"]), copied(inputs["t"])))
+    got = call(lambda: net.gradient(inputs["x"], inputs["t"]))
     rec["warnings"] = got.warnings
     if got.error:
         rec["error"] = f"gradient(x, t) raised {got.error}"
@@ -178,13 +178,13 @@ def record_network_training(student: Any, inputs: dict) -> dict:
         rec["error"] = f"creating the network failed with {built.error}"
         return rec
     net = built.value
-    got = call(student, net, copied(inputs["x"]), copied(inputs["t"]), progress=False, **inputs["options"])
+    got = call(student, net, inputs["x"], inputs["t"], progress=False, **inputs["options"])
     rec["warnings"] = got.warnings
     if got.error:
         rec["error"] = f"train raised {got.error}"
         return rec
     rec["history"] = plain(got.value)
-    scores = call(lambda: net.predict(copied(inputs["x_test"])))
+    scores = call(lambda: net.predict(inputs["x_test"]))
     if scores.error:
         rec["error"] = f"predict raised {scores.error}"
         return rec
