@@ -12,13 +12,15 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
 import inspect
+import pkgutil
 import re
 import sys
 from collections import defaultdict, deque
 from typing import Any
+
+from grader.kernel.student import PROTOCOL_BASES
 
 __all__ = ["parse_cell", "imports_of", "SourceIndex", "delegation", "tampering", "PUBLIC_CHECKS"]
 
@@ -147,24 +149,12 @@ def resolve_dotted(path: str) -> Any:
     """The dlcore object a dotted path names (only dlcore.* is ever imported), or None."""
     if not (path == "dlcore" or path.startswith("dlcore.")):
         return None
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        modname = ".".join(parts[:cut])
-        try:
-            if importlib.util.find_spec(modname) is None:
-                continue
-            obj: Any = importlib.import_module(modname)
-        except (ImportError, ValueError, AttributeError):
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr, None)
-            if obj is None:
-                return None
-        return obj
-    return None
+    try:
+        return pkgutil.resolve_name(path)
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
-_ALLOWED_BASES = {"dlcore.nn.base.Layer", "dlcore.nn.base.Loss"}
 
 
 def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> str | None:
@@ -225,7 +215,7 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
                     obj = resolve_dotted(path)
                     if obj is not None and obj is reference:
                         return verdict(f"{node.name} subclasses dlcore's {ref_name}")
-                    if inspect.isclass(obj) and f"{obj.__module__}.{obj.__qualname__}" not in _ALLOWED_BASES:
+                    if inspect.isclass(obj) and f"{obj.__module__}.{obj.__qualname__}" not in PROTOCOL_BASES:
                         return verdict(f"{node.name} inherits from dlcore's {obj.__module__}.{obj.__qualname__}")
             for sub in ast.walk(node):
                 dynamic = sub.id if isinstance(sub, ast.Name) and sub.id in _DYNAMIC else None
