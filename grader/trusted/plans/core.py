@@ -383,12 +383,6 @@ def _numeric_gradients(cls: Any, args: list, kwargs: dict, params: dict, is_loss
     return numeric
 
 
-def _grad_label(key: str, n_float_inputs: int) -> str:
-    if key.startswith("dx"):
-        return "the gradient returned by backward" + ("" if n_float_inputs == 1 else f" ({key})")
-    return f"the gradient d{key} stored in grads[{key!r}]"
-
-
 def judge_layer(plan: Plan, rec: dict) -> Verdict:
     """Compare a record with the plan; the first failing case is reported with all its problems."""
     name, inp = plan.info["name"], plan.inputs
@@ -478,7 +472,9 @@ def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: i
             expected[k] = (exp["grads"][k], got["grads"][k])
     numeric = exp.get("numeric") or {}
     for key, (e, g) in expected.items():
-        label, n = _grad_label(key, n_float), numeric.get(key)
+        label = f"the gradient d{key} stored in grads[{key!r}]" if not key.startswith("dx") else \
+            "the gradient returned by backward" + ("" if n_float == 1 else f" ({key})")
+        n = numeric.get(key)
         candidates = [] if not key.startswith("dx") or case["dy"] is None else [(
             case["dy"], "backward returns dy unchanged: multiply it by the local derivative (the chain rule "
                         "dL/dx = dL/dy · ∂y/∂x)")]
