@@ -43,26 +43,21 @@ def _record_function(kind: str) -> Any:
     return fn
 
 
-def _write(entry: dict) -> None:
-    fh = _state["out"]
-    fh.write(json.dumps(entry, allow_nan=False) + "\n")
-    fh.flush()
-
-
 def run(cell: str) -> None:
     """Record every check of the test cell ``cell`` (its grade_id)."""
-    ns = _state["ns"]
+    ns, out = _state["ns"], _state["out"]
     for i, req in enumerate(_state["requests"].get(cell, [])):
         missing = [n for n in [req["student"], *req["names"].values()] if n not in ns]
         if missing:
-            _write({"cell": cell, "call": i, "record": wire.encode({"__missing__": missing[0]})})
-            continue
-        inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
-        try:
-            record = _record_function(req["kind"])(ns[req["student"]], inputs)
-        except Exception as exc:  # a record function must not break; if it does, the check fails with this
-            record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        _write({"cell": cell, "call": i, "record": wire.encode(record)})
+            record = {"__missing__": missing[0]}
+        else:
+            inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
+            try:
+                record = _record_function(req["kind"])(ns[req["student"]], inputs)
+            except Exception as exc:  # a record function must not break; if it does, the check fails with this
+                record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        out.write(json.dumps({"cell": cell, "call": i, "record": wire.encode(record)}, allow_nan=False) + "\n")
+        out.flush()
 
 
 def install(namespace: dict, requests_path: str, records_path: str) -> None:

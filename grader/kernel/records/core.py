@@ -33,11 +33,10 @@ def _backward(layer: Any, is_loss: bool, dy: Any) -> Any:
 def record_layer(student: Any, inputs: dict) -> dict:
     """Build the student's layer, load the plan's parameters into ``params``, run forward and backward."""
     rec: dict[str, Any] = {"provenance": provenance(student), "build_error": None, "param_error": None,
-                           "param_shapes": None, "cases": [], "cached_attrs": [], "warnings": []}
+                           "param_shapes": None, "cases": [], "cached_attrs": []}
     planned = inputs["params"]
     for ci, case in enumerate(inputs["cases"]):
         built = call(student, *copy.deepcopy(inputs["args"]), **copy.deepcopy(inputs["kwargs"]))
-        rec["warnings"] += built.warnings
         if built.error:
             rec["build_error"] = built.error
             break
