@@ -51,9 +51,10 @@ def __getattr__(name: str) -> Any:
         except ImportError:  # the kernel's copy of the grader: no plans, no judges
             raise AttributeError(f"checks.{name} is not available while grading: the grader runs the tests "
                                  "itself") from None
-        fn = kinds.helper(name[len("check_"):])
+        kind = name[len("check_"):]
+        fn = kinds.helper(kind)
         if fn is None:
-            raise AttributeError(f"module 'grader.checks' has no attribute {name!r}{kinds.broken(name[6:])}")
+            raise AttributeError(f"module 'grader.checks' has no attribute {name!r}{kinds.broken(kind)}")
         _hide_frames()
         return fn
     raise AttributeError(f"module 'grader.checks' has no attribute {name!r}")

@@ -73,8 +73,8 @@ def find(kind: str) -> Kind | None:
     """The kind called ``kind``, or None when no module defines all three of its functions."""
     if not kind.isidentifier():
         return None
-    plan, record, judge = (_find(package, f"{step}_{kind}") for package, step in
-                           ((TRUSTED_PACKAGE, "plan"), (KERNEL_PACKAGE, "record"), (TRUSTED_PACKAGE, "judge")))
+    plan, judge = _find(TRUSTED_PACKAGE, f"plan_{kind}"), _find(TRUSTED_PACKAGE, f"judge_{kind}")
+    record = _find(KERNEL_PACKAGE, f"record_{kind}")
     return None if plan is None or judge is None or record is None else Kind(kind, plan, record, judge)
 
 
