@@ -447,6 +447,14 @@ def test_a_broken_topic_module_costs_only_its_own_kinds(tmp_path, monkeypatch, c
             cells.parse_cell("checks.check_broken(f, 'f')")
         with pytest.raises(AttributeError, match="has no attribute 'check_nothing'$"):
             checks.check_nothing  # noqa: B018 - a kind no module defines: no module is blamed
+        # the kernel's runner skips a broken record module the same way (its other records still load)
+        import grader.kernel.records as records
+        from grader.kernel import runner
+
+        monkeypatch.setattr(records, "__path__", [*records.__path__, str(tmp_path)])
+        modules, broken = runner.import_modules("grader.kernel.records")
+        assert list(broken) == ["grader.kernel.records.zz_broken"] and "SyntaxError" in broken[list(broken)[0]]
+        assert "grader.kernel.records.core" in {m.__name__ for m in modules}
     finally:
         monkeypatch.undo()
         kinds._modules.cache_clear()
