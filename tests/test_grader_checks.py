@@ -428,20 +428,37 @@ def test_check_numerical_gradient(capsys):
     assert "shape (2, 3)" in _fails(checks.check_numerical_gradient, flat_only)
 
 
+def test_a_broken_topic_module_costs_only_its_own_kinds(tmp_path, monkeypatch, capsys):
+    import grader.trusted.plans as plans
+    from grader import kinds
+    from grader.trusted import cells
 
+    (tmp_path / "zz_broken.py").write_text("def plan_broken(reference):\n    return (\n")  # a syntax error
+    monkeypatch.setattr(plans, "__path__", [*plans.__path__, str(tmp_path)])
+    kinds._modules.cache_clear()
+    kinds.find.cache_clear()
+    try:
+        checks.check_function(lambda u: (u > 0).astype(u.dtype), "step", cases=[([-1.0, 2.0],)])
+        assert capsys.readouterr().out.startswith("✔")
+        why = r"grader\.trusted\.plans\.zz_broken failed to import \(SyntaxError"
+        with pytest.raises(AttributeError, match=why):
+            checks.check_broken  # noqa: B018 - the attribute access is the test
+        with pytest.raises(cells.NotDeclarative, match=f"no check kind 'broken'.*{why}"):
+            cells.parse_cell("checks.check_broken(f, 'f')")
+        with pytest.raises(AttributeError, match="has no attribute 'check_nothing'$"):
+            checks.check_nothing  # noqa: B018 - a kind no module defines: no module is blamed
+        # the kernel's runner skips a broken record module the same way (its other records still load)
+        import grader.kernel.records as records
+        from grader.kernel import runner
 
-# --------------------------------------------------------------------------- verdicts outside the kernel
-
-
-
-
-
-
-
-
-
-
-
+        monkeypatch.setattr(records, "__path__", [*records.__path__, str(tmp_path)])
+        modules, broken = runner.import_modules("grader.kernel.records")
+        assert list(broken) == ["grader.kernel.records.zz_broken"] and "SyntaxError" in broken[list(broken)[0]]
+        assert "grader.kernel.records.core" in {m.__name__ for m in modules}
+    finally:
+        monkeypatch.undo()
+        kinds._modules.cache_clear()
+        kinds.find.cache_clear()
 
 
 # --------------------------------------------------------------------------- issue 11: what the checks forbid

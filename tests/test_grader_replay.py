@@ -132,6 +132,10 @@ def test_source_checks_find_delegation_and_tampering():
     cell = "import dlcore.nn\n\nclass ReLU:\n    def forward(self, x):\n        return dlcore.nn.ReLU().forward(x)\n"
     index = source.SourceIndex([cell], [cell])
     assert "it uses dlcore's ReLU" in source.delegation(index, ast.Name(id="ReLU"), ReLU)
+    # a base class from outside dlcore is no delegation, also where the reference is not in dlcore (None)
+    cell = "from abc import ABC\nclass TwoLayerNet(ABC):\n    pass\n"
+    index = source.SourceIndex([cell], [cell])
+    assert source.delegation(index, ast.Name(id="TwoLayerNet"), None) is None
     found = source.tampering([("cell 'x'", "import sys\nsys.modules['grader.checks'] = None\n"
                                            "from grader.kernel import runner\n__dlc_tests__ = print")], {})
     text = "; ".join(found)

@@ -13,49 +13,51 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+from types import ModuleType
 from typing import Any
 
 from grader.kernel import wire
 
+RECORDS = "grader.kernel.records"
 _state: dict[str, Any] = {"ns": None, "requests": None, "out": None, "modules": None}
 
 
-def _record_modules() -> list[Any]:
-    """Every module of grader.kernel.records, imported (once, when the kernel starts: see :func:`install`)."""
-    import grader.kernel.records as pkg
-
-    return [importlib.import_module(f"grader.kernel.records.{info.name}")
-            for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)]
+def import_modules(package: str) -> tuple[list[ModuleType], dict[str, str]]:
+    """The modules of ``package`` in name order, imported, and those that failed to import (name -> error):
+    a broken module costs only its own kinds, never the others'."""
+    modules, broken = [], {}
+    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
+        try:
+            modules.append(importlib.import_module(f"{package}.{info.name}"))
+        except Exception as exc:  # e.g. a syntax error in one chapter's module
+            broken[f"{package}.{info.name}"] = f"{type(exc).__name__}: {exc}"
+    return modules, broken
 
 
 def _record_function(kind: str) -> Any:
-    for module in _state["modules"] or _record_modules():
-        fn = getattr(module, f"record_{kind}", None)
-        if callable(fn):
-            return fn
-    raise LookupError(f"the kernel has no record_{kind}")
-
-
-def _write(entry: dict) -> None:
-    fh = _state["out"]
-    fh.write(json.dumps(entry, allow_nan=False) + "\n")
-    fh.flush()
+    modules, broken = _state["modules"] or import_modules(RECORDS)
+    fn = next((getattr(m, f"record_{kind}") for m in modules if callable(getattr(m, f"record_{kind}", None))), None)
+    if fn is None:
+        raise LookupError(f"the kernel has no record_{kind}" + "".join(f"; {m} failed to import ({e})"
+                                                                       for m, e in broken.items()))
+    return fn
 
 
 def run(cell: str) -> None:
     """Record every check of the test cell ``cell`` (its grade_id)."""
-    ns = _state["ns"]
+    ns, out = _state["ns"], _state["out"]
     for i, req in enumerate(_state["requests"].get(cell, [])):
         missing = [n for n in [req["student"], *req["names"].values()] if n not in ns]
         if missing:
-            _write({"cell": cell, "call": i, "record": wire.encode({"__missing__": missing[0]})})
-            continue
-        inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
-        try:
-            record = _record_function(req["kind"])(ns[req["student"]], inputs)
-        except Exception as exc:  # a record function must not break; if it does, the check fails with this
-            record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        _write({"cell": cell, "call": i, "record": wire.encode(record)})
+            record = {"__missing__": missing[0]}
+        else:
+            inputs = {**wire.decode(req["inputs"]), **{k: ns[n] for k, n in req["names"].items()}}
+            try:
+                record = _record_function(req["kind"])(ns[req["student"]], inputs)
+            except Exception as exc:  # a record function must not break; if it does, the check fails with this
+                record = {"__error__": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        out.write(json.dumps({"cell": cell, "call": i, "record": wire.encode(record)}, allow_nan=False) + "\n")
+        out.flush()
 
 
 def install(namespace: dict, requests_path: str, records_path: str) -> None:
@@ -65,6 +67,6 @@ def install(namespace: dict, requests_path: str, records_path: str) -> None:
     _state["ns"] = namespace
     # every record module now, while the library copy is certainly there: a grader that starts while this
     # kernel runs may clean up the copy of an earlier, killed batch (this kernel's, if its worker outlived it)
-    _state["modules"] = _record_modules()
+    _state["modules"] = import_modules(RECORDS)
     _state["out"] = open(records_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the kernel
     namespace["__dlc_tests__"] = run

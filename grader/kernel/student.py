@@ -7,7 +7,6 @@ the result: the exercise text forbids it, so the judge reports it as a failure w
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import warnings
 from collections.abc import Callable
@@ -55,18 +54,8 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Outcome:
             out.value = fn(*args, **kwargs)
         except Exception as exc:  # the student's bug is a result, not a crash of the check
             out.error = error_text(exc)
-    seen: list[str] = []
-    for w in caught:
-        text = f"{w.category.__name__}: {w.message}"
-        if text not in seen:
-            seen.append(text)
-    out.warnings = seen[:5]
+    out.warnings = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))[:5]
     return out
-
-
-def copied(v: Any) -> Any:
-    """A deep copy of plain data (so the student's code cannot change the plan's inputs)."""
-    return copy.deepcopy(v)
 
 
 def plain(v: Any) -> Any:

@@ -25,7 +25,6 @@ __all__ = ["encode", "decode", "dumps", "loads", "Opaque"]
 MAX_BYTES = 32 * 2**20     # one message's array data; more is recorded as "too large"
 MAX_DEPTH = 40
 MAX_ITEMS = 200_000
-_SAFE_KINDS = set("biufcSU")
 
 
 class Opaque(str):
@@ -36,9 +35,13 @@ class _TooLarge(Exception):
     pass
 
 
+def _safe(dtype: np.dtype) -> bool:  # numbers and strings only: never object or structured dtypes
+    return dtype.kind in "biufcSU" and not dtype.hasobject and dtype.fields is None
+
+
 def _array(a: Any, budget: list[int]) -> dict:
     a = np.asarray(a)
-    if a.dtype.kind not in _SAFE_KINDS or a.dtype.hasobject or a.dtype.fields is not None:
+    if not _safe(a.dtype):
         return {"__opaque__": f"array of dtype {a.dtype}"}
     budget[0] -= a.nbytes
     if budget[0] < 0:
@@ -70,25 +73,23 @@ def _enc(v: Any, budget: list[int], depth: int) -> Any:
             raise
         except Exception:
             return {"__opaque__": t.__name__[:80]}
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, (list, tuple, dict)):
         if len(v) > MAX_ITEMS:
             raise _TooLarge
+        if isinstance(v, dict):
+            return {"__dict__": [[_enc(k, budget, depth + 1), _enc(x, budget, depth + 1)] for k, x in v.items()]}
         body = [_enc(x, budget, depth + 1) for x in v]
         return {"__tuple__": body} if isinstance(v, tuple) else body
-    if isinstance(v, dict):
-        if len(v) > MAX_ITEMS:
-            raise _TooLarge
-        return {"__dict__": [[_enc(k, budget, depth + 1), _enc(x, budget, depth + 1)] for k, x in v.items()]}
-    if isinstance(v, (bool, int, float, str)):  # subclasses of the plain types: their plain value
-        return _enc((bool if isinstance(v, bool) else int if isinstance(v, int) else
-                     float if isinstance(v, float) else str)(v), budget, depth)
+    for plain in (bool, int, float, str):  # subclasses of the plain types: their plain value
+        if isinstance(v, plain):
+            return _enc(plain(v), budget, depth)
     return {"__opaque__": t.__name__[:80]}
 
 
-def encode(v: Any, max_bytes: int = MAX_BYTES) -> Any:
+def encode(v: Any) -> Any:
     """JSON-able form of ``v`` (never raises: misbehaving objects become opaque)."""
     try:
-        return _enc(v, [max_bytes], 0)
+        return _enc(v, [MAX_BYTES], 0)
     except _TooLarge:
         return {"__opaque__": "a value too large to record"}
     except RecursionError:
@@ -99,7 +100,7 @@ def encode(v: Any, max_bytes: int = MAX_BYTES) -> Any:
 
 def _decode_array(v: dict) -> Any:
     dtype = np.dtype(str(v["dtype"]))
-    if dtype.kind not in _SAFE_KINDS or dtype.hasobject or dtype.fields is not None:
+    if not _safe(dtype):
         raise ValueError(f"refusing to decode an array of dtype {dtype}")
     shape = [int(n) for n in v["shape"]]
     if len(shape) > 32 or any(n < 0 for n in shape):

@@ -29,7 +29,6 @@ class Call:
     reference: str = ""
     options: dict = field(default_factory=dict)
     names: dict = field(default_factory=dict)
-    line: int = 0
 
 
 def _literal(node: ast.expr, where: str) -> Any:
@@ -50,36 +49,29 @@ def parse_cell(source: str) -> list[Call]:
         raise NotDeclarative(f"the test cell is not valid Python ({exc.msg}, line {exc.lineno})") from None
     calls = []
     for stmt in tree.body:
-        where = f"line {stmt.lineno}"
-        if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        where, call = f"line {stmt.lineno}", getattr(stmt, "value", None)
+        if not (isinstance(stmt, ast.Expr) and isinstance(call, ast.Call)):
             raise NotDeclarative(f"{where}: a test cell holds only calls `checks.check_<kind>(...)`, got "
                                  f"`{ast.unparse(stmt)[:80]}`")
-        call = stmt.value
         f = call.func
         if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "checks"
                 and f.attr.startswith("check_")):
             raise NotDeclarative(f"{where}: only `checks.check_<kind>(...)` may be called, got `{ast.unparse(f)}`")
         kind = f.attr[len("check_"):]
         if kinds.find(kind) is None:
-            raise NotDeclarative(f"{where}: there is no check kind {kind!r} (grader/trusted/plans)")
+            raise NotDeclarative(f"{where}: there is no check kind {kind!r} (grader/trusted/plans){kinds.broken(kind)}")
         if not call.args or not isinstance(call.args[0], ast.Name) or len(call.args) > 2:
             raise NotDeclarative(f"{where}: checks.check_{kind} takes the student's object as a bare name, then "
                                  "optionally the reference's name as a string")
-        reference = ""
-        if len(call.args) == 2:
-            reference = _literal(call.args[1], where)
-            if not isinstance(reference, str):
-                raise NotDeclarative(f"{where}: the reference is named by a string, e.g. \"Affine\"")
-        options, names = {}, {}
-        for kw in call.keywords:
-            if kw.arg is None:
-                raise NotDeclarative(f"{where}: `**` is not allowed in a test cell")
-            if isinstance(kw.value, ast.Name):
-                names[kw.arg] = kw.value.id
-                options[kw.arg] = kw.value.id
-            else:
-                options[kw.arg] = _literal(kw.value, f"{where}, {kw.arg}=")
-        calls.append(Call(kind, call.args[0].id, reference, options, names, stmt.lineno))
+        reference = _literal(call.args[1], where) if len(call.args) == 2 else ""
+        if not isinstance(reference, str):
+            raise NotDeclarative(f"{where}: the reference is named by a string, e.g. \"Affine\"")
+        if any(kw.arg is None for kw in call.keywords):
+            raise NotDeclarative(f"{where}: `**` is not allowed in a test cell")
+        names = {kw.arg: kw.value.id for kw in call.keywords if isinstance(kw.value, ast.Name)}
+        options = {kw.arg: names[kw.arg] if kw.arg in names else _literal(kw.value, f"{where}, {kw.arg}=")
+                   for kw in call.keywords}
+        calls.append(Call(kind, call.args[0].id, reference, options, names))
     return calls
 
 

@@ -38,10 +38,6 @@ _FORMULAS: dict[str, dict[str, str]] = {
 }
 
 
-# --------------------------------------------------------------------------- plumbing
-
-
-
 def resolve_reference(ref: Any) -> Any:
     """A dlcore class or function from its name ("Affine", "dlcore.classic.step") or itself."""
     if not isinstance(ref, str):
@@ -52,10 +48,7 @@ def resolve_reference(ref: Any) -> Any:
     for modname in ("dlcore.nn", "dlcore.nn.activations", "dlcore.nn.linear", "dlcore.nn.losses",
                     "dlcore.nn.gates", "dlcore.classic", "dlcore.nn.functional", "dlcore.gradcheck",
                     "dlcore.optim", "dlcore.nn.init", "dlcore.energy"):
-        try:
-            module = importlib.import_module(modname)
-        except ImportError:
-            continue
+        module = importlib.import_module(modname)  # every one of them is part of dlcore
         if hasattr(module, ref):
             return getattr(module, ref)
     raise ValueError(f"grader: dlcore has no reference called {ref!r} (this is a bug in the notebook's test cell)")
@@ -105,9 +98,7 @@ def _as_array(v: Any) -> np.ndarray | None:
         a = np.asarray(v)
     except Exception:
         return None
-    if a.dtype == object:
-        return None
-    return a
+    return None if a.dtype == object else a
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -148,10 +139,9 @@ def likely_cause(got: np.ndarray, expected: np.ndarray, *, batch: int | None = N
                     "keep one row per sample, the sum over the batch belongs to the parameter gradients only")
         return None
     if got.size == 0 or not np.all(np.isfinite(got)):
-        if got.size and not np.all(np.isfinite(got)) and np.all(np.isfinite(expected)):
-            return ("the result contains NaN or inf: an overflow (e.g. exp of a large number) — use a stable "
-                    "formulation such as subtracting the row maximum before exp")
-        return None
+        return ("the result contains NaN or inf: an overflow (e.g. exp of a large number) — use a stable "
+                "formulation such as subtracting the row maximum before exp") \
+            if got.size and np.all(np.isfinite(expected)) else None
     if _close(got, -expected):
         return "the sign is flipped (you computed −(expected)); check the direction of the subtraction"
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, expected.T):
@@ -187,29 +177,23 @@ def compare(what: str, got: Any, expected: Any, *, rtol: float = 1e-7, batch: in
     ``names``: the names of a tuple's elements (``("loss", "dw", "db")``), used instead of ``what[k]``.
     ``exact_dtype``: an array must have the expected dtype (a bool array where floats are expected fails).
     """
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+    if isinstance(expected, (tuple, list, dict)):
+        if isinstance(expected, dict):
+            if not isinstance(got, dict):
+                return f"{what}: expected a dict with the keys {sorted(map(str, expected))}, got {_describe(got)}"
+            if sorted(map(str, got)) != sorted(map(str, expected)):
+                return f"{what}: expected the keys {sorted(map(str, expected))}, got {sorted(map(str, got))}"
+            parts = ((f"{what}[{key!r}]", "", got[key], expected[key]) for key in expected)
+        elif not isinstance(got, (tuple, list)) or len(got) != len(expected):
             shown = f" ({', '.join(names)})" if names and len(names) == len(expected) else ""
             return (f"{what}: expected a {type(expected).__name__} of {len(expected)} values{shown}, "
                     f"got {_describe(got)}")
-        for k, (g, e) in enumerate(zip(got, expected, strict=True)):
-            label = names[k] if names and k < len(names) else f"{what}[{k}]"
-            problem = compare(label, g, e, rtol=rtol, batch=batch, quantity=quantity or label,
-                              expect_dtype=expect_dtype, exact_dtype=exact_dtype)
-            if problem:
-                return problem
-        return None
-    if isinstance(expected, dict):
-        if not isinstance(got, dict):
-            return f"{what}: expected a dict with the keys {sorted(map(str, expected))}, got {_describe(got)}"
-        if sorted(map(str, got)) != sorted(map(str, expected)):
-            return f"{what}: expected the keys {sorted(map(str, expected))}, got {sorted(map(str, got))}"
-        for key in expected:
-            problem = compare(f"{what}[{key!r}]", got[key], expected[key], rtol=rtol, batch=batch,
-                              expect_dtype=expect_dtype, exact_dtype=exact_dtype)
-            if problem:
-                return problem
-        return None
+        else:
+            labels = [names[k] if names and k < len(names) else f"{what}[{k}]" for k in range(len(expected))]
+            parts = ((label, quantity or label, g, e) for label, g, e in zip(labels, got, expected, strict=True))
+        return next((problem for label, q, g, e in parts
+                     if (problem := compare(label, g, e, rtol=rtol, batch=batch, quantity=q, expect_dtype=expect_dtype,
+                                            exact_dtype=exact_dtype))), None)
     if got is None and expected is not None:
         return f"{what} is None — did you forget a `return`?"
     e = _as_array(expected)

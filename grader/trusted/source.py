@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
+import inspect
+import pkgutil
 import re
+import sys
 from collections import defaultdict, deque
 from typing import Any
+
+from grader.kernel.student import PROTOCOL_BASES
 
 __all__ = ["parse_cell", "imports_of", "SourceIndex", "delegation", "tampering", "PUBLIC_CHECKS"]
 
@@ -26,15 +30,12 @@ _DYNAMIC = {"__import__", "eval", "exec", "compile", "globals", "importlib", "gc
             "__dlc_tests__"}
 
 
-def python_source(source: str) -> str:
-    """Cell source with IPython syntax (magics, ``!cmd``) turned into plain Python."""
-    from IPython.core.inputtransformer2 import TransformerManager
-    return TransformerManager().transform_cell(source)
-
-
 def parse_cell(source: str) -> ast.Module | None:
+    """The AST of a cell, IPython syntax (magics, ``!cmd``) turned into plain Python; None when it does not parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
     try:
-        return ast.parse(python_source(source))
+        return ast.parse(TransformerManager().transform_cell(source))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
@@ -59,10 +60,6 @@ def imports_of(tree: ast.AST) -> dict[str, str]:
     return found
 
 
-# --------------------------------------------------------------------------- taint analysis
-
-
-
 def _text(node: ast.AST) -> str:
     try:
         text = ast.unparse(node)
@@ -71,62 +68,45 @@ def _text(node: ast.AST) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
-
-
-
 class SourceIndex:
     """What the student's cells define and import, for deciding delegation from the source."""
 
     def __init__(self, student_cells: list[str], all_cells: list[str]) -> None:
-        self.trees = [t for t in (parse_cell(s) for s in student_cells) if t is not None]
-        self.unparsable = len(student_cells) - len(self.trees)
         self.aliases: dict[str, set[str]] = defaultdict(set)
         self.anywhere: set[str] = set()   # top-level names defined by any cell (the instructor's too)
-        for src in all_cells:
-            tree = parse_cell(src)
-            if tree is not None:
-                for name, path in imports_of(tree).items():
-                    self.aliases[name].add(path)
-                for stmt in tree.body:
-                    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                        self.anywhere.add(stmt.name)
-                    elif isinstance(stmt, ast.Assign):
-                        self.anywhere.update(n for t in stmt.targets for n in _target_names(t))
+        for tree in filter(None, map(parse_cell, all_cells)):
+            for name, path in imports_of(tree).items():
+                self.aliases[name].add(path)
+            for stmt in tree.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    self.anywhere.add(stmt.name)
+                elif isinstance(stmt, ast.Assign):
+                    self.anywhere.update(n for t in stmt.targets for n in _target_names(t))
         self.defs: dict[str, list[ast.AST]] = defaultdict(list)
-        for tree in self.trees:
+        for tree in filter(None, map(parse_cell, student_cells)):
             for stmt in tree.body:
                 self._collect(stmt)
-        # module-level aliases of aliases:  A = dlcore.nn.Affine
-        for _ in range(3):
+        for _ in range(3):  # module-level aliases of aliases:  A = dlcore.nn.Affine
             for name, nodes in self.defs.items():
                 for node in nodes:
                     if isinstance(node, ast.expr):
-                        path = self.dotted(node)
-                        if path:
-                            self.aliases[name] |= path
+                        self.aliases[name] |= self.dotted(node)
 
     def _collect(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.defs[stmt.name].append(stmt)
-        elif isinstance(stmt, ast.Assign):
-            for t in stmt.targets:
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
+            for t in getattr(stmt, "targets", None) or [stmt.target]:
                 for name in _target_names(t):
                     self.defs[name].append(stmt.value)
-        elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
-            for name in _target_names(stmt.target):
-                self.defs[name].append(stmt.value)
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
             for name in imports_of(stmt):
                 self.defs[name].append(stmt)
-        elif isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+        elif isinstance(stmt, (ast.If, ast.Try, ast.With, ast.For, ast.While)):  # their bodies, else and finally
             for child in ast.iter_child_nodes(stmt):
-                if isinstance(child, ast.stmt):
-                    self._collect(child)
-                elif isinstance(child, ast.ExceptHandler):
-                    for s in child.body:
+                for s in child.body if isinstance(child, ast.ExceptHandler) else [child]:
+                    if isinstance(s, ast.stmt):
                         self._collect(s)
-            for s in getattr(stmt, "orelse", []) + getattr(stmt, "finalbody", []):
-                self._collect(s)
 
     def dotted(self, node: ast.AST) -> set[str]:
         """Dotted paths an expression like ``F.sigmoid`` or ``dlcore.nn.Affine`` may stand for."""
@@ -136,9 +116,8 @@ class SourceIndex:
             node = node.value
         if not isinstance(node, ast.Name):
             return set()
-        bases = self.aliases.get(node.id, set())
         suffix = ".".join(reversed(parts))
-        return {f"{b}.{suffix}" if suffix else b for b in bases}
+        return {f"{b}.{suffix}" if suffix else b for b in self.aliases.get(node.id, set())}
 
 
 def _target_names(t: ast.AST) -> list[str]:
@@ -170,24 +149,12 @@ def resolve_dotted(path: str) -> Any:
     """The dlcore object a dotted path names (only dlcore.* is ever imported), or None."""
     if not (path == "dlcore" or path.startswith("dlcore.")):
         return None
-    parts = path.split(".")
-    for cut in range(len(parts), 0, -1):
-        modname = ".".join(parts[:cut])
-        try:
-            if importlib.util.find_spec(modname) is None:
-                continue
-            obj: Any = importlib.import_module(modname)
-        except (ImportError, ValueError, AttributeError):
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr, None)
-            if obj is None:
-                return None
-        return obj
-    return None
+    try:
+        return pkgutil.resolve_name(path)
+    except (ImportError, ValueError, AttributeError):
+        return None
 
 
-_ALLOWED_BASES = {"dlcore.nn.base.Layer", "dlcore.nn.base.Loss"}
 
 
 def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> str | None:
@@ -197,8 +164,6 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
     any reference to the reference object itself, a dlcore base class other than Layer/Loss, code the
     grader cannot follow (``eval``, ``__import__``, ``sys.modules``, ...) or the grader's own module.
     """
-    import inspect
-
     if student is None:
         return None
     ref_name = getattr(reference, "__name__", str(reference))
@@ -209,32 +174,28 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
                 f"{ref_name} yourself, so it scores zero while it delegates to dlcore (decided from your "
                 "notebook's source). You may use NumPy, and dlcore for other things.")
 
-    def is_reference(obj: Any) -> bool:
+    def is_reference(path: str) -> bool:
+        obj = resolve_dotted(path)
         return obj is not None and obj is reference
 
     def check_path(path: str, how: str) -> str | None:
         if path.startswith("grader"):
             return f"{how} the grader's own module ({path})"
-        obj = resolve_dotted(path)
-        if obj is not None and is_reference(obj):
-            return f"{how} dlcore's {ref_name} ({path})"
-        return None
+        return f"{how} dlcore's {ref_name} ({path})" if is_reference(path) else None
 
     seen: set[str] = set()
-    queue: deque[str] = deque()
     roots = [n.id for n in ast.walk(student) if isinstance(n, ast.Name)]
     for name in roots:
         for path in sorted(index.aliases.get(name, set())):
             if path.startswith("grader"):
                 return verdict(f"{name} comes from the grader's own module ({path})")
-            if is_reference(resolve_dotted(path)):
+            if is_reference(path):
                 return verdict(f"{name} is dlcore's own {ref_name} (imported from {path}), not code written in "
                                "your notebook")
-        queue.append(name)
-    if roots and not any(index.defs.get(n) for n in roots) and not any(index.aliases.get(n) for n in roots) \
-            and not any(n in index.anywhere for n in roots):
+    if roots and not any(index.defs.get(n) or index.aliases.get(n) or n in index.anywhere for n in roots):
         return verdict(f"the grader finds no definition of {', '.join(roots)} in your solution cells (it must be "
                        "written there, not created dynamically)")
+    queue = deque(roots)
     while queue:
         name = queue.popleft()
         if name in seen:
@@ -242,49 +203,35 @@ def delegation(index: SourceIndex, student: ast.expr | None, reference: Any) -> 
         seen.add(name)
         for node in index.defs.get(name, []):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                for local, path in imports_of(node).items():
-                    if local != name:
-                        continue
+                for path in (p for local, p in imports_of(node).items() if local == name):
                     why = check_path(path, f"{name} is imported from")
                     if why is None and name in roots and path.startswith("dlcore"):
                         why = f"{name} is imported from dlcore ({path}), not written in your notebook"
                     if why:
                         return verdict(why)
                 continue
-            if isinstance(node, ast.ClassDef):
-                for base in node.bases:
-                    for path in index.dotted(base):
-                        obj = resolve_dotted(path)
-                        if obj is reference:
-                            return verdict(f"{node.name} subclasses dlcore's {ref_name}")
-                        if inspect.isclass(obj) and f"{obj.__module__}.{obj.__qualname__}" not in _ALLOWED_BASES:
-                            return verdict(f"{node.name} inherits from dlcore's {obj.__module__}.{obj.__qualname__}")
+            for base in node.bases if isinstance(node, ast.ClassDef) else ():
+                for path in index.dotted(base):
+                    obj = resolve_dotted(path)
+                    if obj is not None and obj is reference:
+                        return verdict(f"{node.name} subclasses dlcore's {ref_name}")
+                    if inspect.isclass(obj) and f"{obj.__module__}.{obj.__qualname__}" not in PROTOCOL_BASES:
+                        return verdict(f"{node.name} inherits from dlcore's {obj.__module__}.{obj.__qualname__}")
             for sub in ast.walk(node):
-                if isinstance(sub, ast.Name):
-                    if sub.id in _DYNAMIC:
-                        return verdict(f"its code uses `{sub.id}`, which the grader cannot follow; write the "
-                                       "computation directly")
-                    if sub.id in index.defs and sub.id not in seen:
-                        queue.append(sub.id)
-                if isinstance(sub, ast.Attribute):
-                    chain = _text(sub)
-                    if sub.attr in _DYNAMIC or chain in _DYNAMIC:
-                        return verdict(f"its code uses `{chain}`, which the grader cannot follow; write the "
-                                       "computation directly")
-                    for path in index.dotted(sub):
-                        why = check_path(path, "it uses")
-                        if why:
-                            return verdict(why)
-                if isinstance(sub, ast.Name):
-                    for path in index.aliases.get(sub.id, set()):
-                        why = check_path(path, "it uses")
-                        if why:
-                            return verdict(why)
-                if isinstance(sub, (ast.Import, ast.ImportFrom)):
-                    for path in imports_of(sub).values():
-                        why = check_path(path, "it imports")
-                        if why:
-                            return verdict(why)
+                dynamic = sub.id if isinstance(sub, ast.Name) and sub.id in _DYNAMIC else None
+                if isinstance(sub, ast.Attribute) and (sub.attr in _DYNAMIC or _text(sub) in _DYNAMIC):
+                    dynamic = _text(sub)
+                if dynamic:
+                    return verdict(f"its code uses `{dynamic}`, which the grader cannot follow; write the "
+                                   "computation directly")
+                if isinstance(sub, ast.Name) and sub.id in index.defs and sub.id not in seen:
+                    queue.append(sub.id)
+                paths = index.dotted(sub) if isinstance(sub, (ast.Name, ast.Attribute)) else \
+                    imports_of(sub).values() if isinstance(sub, (ast.Import, ast.ImportFrom)) else ()
+                for path in paths:
+                    if why := check_path(path, "it imports" if isinstance(sub, (ast.Import, ast.ImportFrom))
+                                         else "it uses"):
+                        return verdict(why)
                 if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and "dlcore" in sub.value:
                     return verdict("its code names dlcore in a string (a dynamic import?)")
     return None
@@ -315,7 +262,7 @@ _FORBIDDEN_ATTRS = {"f_globals", "f_locals", "f_back", "f_builtins", "f_code", "
 
 def _module_available(name: str) -> bool:
     top = name.split(".")[0]
-    if top in sys_builtin_modules():
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
         return True
     try:
         return importlib.util.find_spec(top) is not None
@@ -323,9 +270,8 @@ def _module_available(name: str) -> bool:
         return False
 
 
-def sys_builtin_modules() -> set[str]:
-    import sys
-    return set(sys.builtin_module_names) | set(getattr(sys, "stdlib_module_names", ()))
+def _is_get_ipython_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "get_ipython"
 
 
 def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) -> list[str]:
@@ -340,15 +286,12 @@ def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) 
     cannot see).
     """
     found: list[str] = []
-    for label, source in cells:
-        tree = parse_cell(source)
+    grader_names = {n for n, p in instructor_imports.items() if p == "grader" or p.startswith("grader.")}
+    for label, tree in ((label, parse_cell(source)) for label, source in cells):
         if tree is None:
             continue
-        aliases = dict(instructor_imports)
-        aliases.update(imports_of(tree))
-        modules = {name for name, path in aliases.items()}
+        aliases = {**instructor_imports, **imports_of(tree)}
         problems: list[str] = []
-        grader_names = {n for n, p in instructor_imports.items() if p == "grader" or p.startswith("grader.")}
         for stmt in tree.body:  # rebinding the instructor's `checks` (or another grader import) at top level
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)] \
                 if isinstance(stmt, (ast.AnnAssign, ast.AugAssign, ast.For, ast.With)) else []
@@ -357,53 +300,50 @@ def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) 
                 names.add(stmt.name)
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 names |= {n for n, p in imports_of(stmt).items() if not p.startswith("grader")}
-            for name in sorted(names & grader_names):
-                problems.append(f"rebinds `{name}`, the grader's module the tests use")
+            problems += [f"rebinds `{n}`, the grader's module the tests use" for n in sorted(names & grader_names)]
+        get_ipython_uses = 0  # beyond get_ipython().<method>(...) calls, checked below
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
+                get_ipython_uses += node.id == "get_ipython"
                 if node.id.startswith("__dlc") or node.id in _FORBIDDEN_NAMES:
                     problems.append(f"`{node.id}`")
             elif isinstance(node, ast.Attribute):
                 if node.attr in _FORBIDDEN_ATTRS or node.attr.startswith("__dlc"):
                     problems.append(f"`.{node.attr}`")
                 base = node.value
-                if isinstance(base, ast.Name) and base.id in modules:
-                    path = aliases.get(base.id, base.id)
+                if isinstance(base, ast.Name) and base.id in aliases:
+                    path = aliases[base.id]
                     if isinstance(node.ctx, (ast.Store, ast.Del)):
                         problems.append(f"changes `{_text(node)}` (an attribute of the module {path})")
-                    elif path in ("sys",) and node.attr == "modules":
+                    elif path == "sys" and node.attr == "modules":
                         problems.append("`sys.modules`")
                     elif path in ("os", "posix") and _PROCESS_FUNCTIONS.match(node.attr):
                         problems.append(f"`{_text(node)}` (starts another process)")
-                    elif path == "grader.checks" and not PUBLIC_CHECKS.match(node.attr):
-                        problems.append(f"`{_text(node)}` (the grader's internals)")
-                    elif path in ("grader",) and node.attr != "checks":
+                    elif (path == "grader.checks" and not PUBLIC_CHECKS.match(node.attr)) or \
+                            (path == "grader" and node.attr != "checks"):
                         problems.append(f"`{_text(node)}` (the grader's internals)")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                for local, path in imports_of(node).items():
+                for path in imports_of(node).values():
                     top = path.split(".")[0]
-                    if path in ("grader.checks",) or (path.startswith("grader.checks.") and
-                                                       PUBLIC_CHECKS.match(path.rsplit(".", 1)[1])):
+                    if path == "grader.checks" or (path.startswith("grader.checks.") and
+                                                   PUBLIC_CHECKS.match(path.rsplit(".", 1)[1])):
                         continue
                     if top in _FORBIDDEN_MODULES or path == "sys.modules":
                         problems.append(f"imports {path}")
                     elif not _module_available(top):
                         problems.append(f"imports {top}, which is not part of the course environment")
-                    del local
                 if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
                     problems.append(f"`from {node.module} import *`")
             elif isinstance(node, ast.Call):
-                f = node.func
-                if isinstance(f, ast.Name) and f.id in ("setattr", "delattr") and node.args and \
-                        isinstance(node.args[0], ast.Name) and node.args[0].id in modules:
-                    problems.append(f"`{f.id}({node.args[0].id}, ...)` on a module")
-                if isinstance(f, ast.Name) and f.id == "vars" and node.args and isinstance(node.args[0], ast.Name) \
-                        and node.args[0].id in modules:
-                    problems.append(f"`vars({node.args[0].id})`")
-                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and \
-                        isinstance(f.value.func, ast.Name) and f.value.func.id == "get_ipython":
+                f, first = node.func, node.args[0] if node.args else None
+                if isinstance(f, ast.Name) and f.id in ("setattr", "delattr", "vars") and \
+                        isinstance(first, ast.Name) and first.id in aliases:
+                    problems.append(f"`vars({first.id})`" if f.id == "vars" else
+                                    f"`{f.id}({first.id}, ...)` on a module")
+                if isinstance(f, ast.Attribute) and _is_get_ipython_call(f.value):
+                    get_ipython_uses -= 1
                     if f.attr in ("run_line_magic", "run_cell_magic"):
-                        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                        name = first.value if isinstance(first, ast.Constant) else None
                         if name not in SAFE_MAGICS:
                             problems.append(f"the magic %{name}" if name else "a computed magic")
                     elif f.attr in ("system", "getoutput"):
@@ -413,12 +353,7 @@ def tampering(cells: list[tuple[str, str]], instructor_imports: dict[str, str]) 
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                     ("__dlc" in node.value or "grader.recorder" in node.value):
                 problems.append("a string naming the grader's internals")
-        get_ipython_uses = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "get_ipython")
-        magic_calls = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                          and isinstance(n.func.value, ast.Call) and isinstance(n.func.value.func, ast.Name)
-                          and n.func.value.func.id == "get_ipython")
-        if get_ipython_uses > magic_calls:
+        if get_ipython_uses > 0:
             problems.append("`get_ipython`")
-        for p in dict.fromkeys(problems):
-            found.append(f"{label}: {p}")
+        found += [f"{label}: {p}" for p in dict.fromkeys(problems)]
     return found

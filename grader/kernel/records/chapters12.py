@@ -1,16 +1,18 @@
 """Records of chapters 1–2's kinds: gate weights, perceptron training, the closing experiments, a network.
 
 Each runs the student's objects on the plan's inputs only (never labels of a test set, never expected
-values) and returns plain data; every call of student code goes through ``student.call``.
+values) and returns plain data; every call of student code goes through ``student.call``. The inputs arrive
+freshly decoded for each record, so a value used once goes to the student's code as it is.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
-from grader.kernel.student import call, copied, plain, provenance
+from grader.kernel.student import call, plain, provenance
 
 MAX_CALLS = 20_000
 
@@ -38,14 +40,14 @@ def record_perceptron_training(student: Any, inputs: dict) -> dict:
     def recording(*args: Any, **kwargs: Any) -> Any:
         result = own(*args, **kwargs)
         if len(calls) < MAX_CALLS:
-            calls.append({"args": plain(copied(list(args))), "kwargs": plain(copied(kwargs)),
-                          "result": plain(copied(result))})
+            calls.append({"args": plain(copy.deepcopy(list(args))), "kwargs": plain(copy.deepcopy(kwargs)),
+                          "result": plain(copy.deepcopy(result))})
         return result
 
     if callable(own):
         ns[name] = recording
     try:
-        got = call(student, copied(inputs["X"]), copied(inputs["y"]), inputs["eta"], inputs["max_epochs"])
+        got = call(student, inputs["X"], inputs["y"], inputs["eta"], inputs["max_epochs"])
     finally:
         if callable(own):
             ns[name] = own
@@ -55,7 +57,7 @@ def record_perceptron_training(student: Any, inputs: dict) -> dict:
 
 def record_softmax_fit(student: Any, inputs: dict) -> dict:
     """W, b, losses = fit(X_train, y_train, n_classes=k, progress=False) (the test set stays trusted)."""
-    got = call(student, copied(inputs["X"]), copied(inputs["y"]), n_classes=inputs["n_classes"], progress=False)
+    got = call(student, inputs["X"], inputs["y"], n_classes=inputs["n_classes"], progress=False)
     return {"provenance": provenance(student), "out": plain(got.value), "error": got.error, "warnings": got.warnings}
 
 
@@ -81,8 +83,7 @@ class _ReLU:
     """y = max(0, x)."""
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params, self.grads = {}, {}
 
     def forward(self, x: Any) -> Any:
         self.mask = x > 0
@@ -96,8 +97,7 @@ class _SoftmaxWithLoss:
     """L = −(1/N) Σₙ log p[n, tₙ];  dL/dx = (p − one_hot(t)) / N."""
 
     def __init__(self) -> None:
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params, self.grads = {}, {}
 
     def forward(self, x: Any, t: Any) -> Any:
         z = x - np.max(x, axis=1, keepdims=True)
@@ -119,8 +119,7 @@ def _build_with_correct_layers(network: Any, *args: Any, **kwargs: Any) -> Any:
     """``network(*args, **kwargs)`` with the notebook's Affine, ReLU and SoftmaxWithLoss replaced by correct
     ones while it is built, so that a mistake in those exercises costs their own points and not this one's."""
     namespace = getattr(getattr(network, "__init__", None), "__globals__", None)
-    if not isinstance(namespace, dict):
-        return call(network, *args, **kwargs)
+    namespace = namespace if isinstance(namespace, dict) else {}
     saved = {name: namespace[name] for name in _EARLIER_LAYERS if name in namespace}
     namespace.update({name: _EARLIER_LAYERS[name] for name in saved})
     try:
@@ -136,13 +135,12 @@ def record_network(student: Any, inputs: dict) -> dict:
                            "grads": None, "kept": False, "warnings": []}
     built = _build_with_correct_layers(student, *inputs["sizes"], rng=inputs["seed"])
     if built.error:
-        rec["error"] = f"creating the network as {student.__name__}{tuple(inputs['sizes'])} failed with {built.error}"
-        return rec
+        return {**rec, "error": f"creating the network as {student.__name__}{tuple(inputs['sizes'])} failed with "
+                                f"{built.error}"}
     net = built.value
     params = getattr(net, "params", None)
     if not isinstance(params, dict):
-        rec["error"] = "the network has no params dict (self.params = {'W1': ..., 'b1': ..., ...})"
-        return rec
+        return {**rec, "error": "the network has no params dict (self.params = {'W1': ..., 'b1': ..., ...})"}
     rec["param_shapes"] = {str(k): list(np.shape(v)) for k, v in params.items()}
     if set(params) != set(inputs["params"]) or any(np.shape(params[k]) != np.shape(v)
                                                    for k, v in inputs["params"].items()):
@@ -151,16 +149,12 @@ def record_network(student: Any, inputs: dict) -> dict:
         loaded = call(np.copyto, params[key], value)
         if loaded.error:
             params[key] = np.array(value)
-    got = call(lambda: net.gradient(copied(inputs["x"]), copied(inputs["t"])))
+    got = call(lambda: net.gradient(inputs["x"], inputs["t"]))
     rec["warnings"] = got.warnings
     if got.error:
-        rec["error"] = f"gradient(x, t) raised {got.error}"
-        return rec
-    value = got.value
-    if isinstance(value, tuple) and len(value) == 2:
-        rec["loss"], rec["grads"] = plain(value[0]), plain(value[1])
-    else:
-        rec["loss"] = plain(value)
+        return {**rec, "error": f"gradient(x, t) raised {got.error}"}
+    loss, grads = got.value if isinstance(got.value, tuple) and len(got.value) == 2 else (got.value, None)
+    rec["loss"], rec["grads"] = plain(loss), plain(grads)
     now = getattr(net, "params", None)
     rec["kept"] = isinstance(now, dict) and all(
         k in now and np.shape(now[k]) == np.shape(v) and np.array_equal(np.asarray(now[k]), v)
@@ -175,19 +169,16 @@ def record_network_training(student: Any, inputs: dict) -> dict:
                            "warnings": []}
     built = _build_with_correct_layers(inputs["network"], *inputs["sizes"], rng=inputs["net_seed"])
     if built.error:
-        rec["error"] = f"creating the network failed with {built.error}"
-        return rec
+        return {**rec, "error": f"creating the network failed with {built.error}"}
     net = built.value
-    got = call(student, net, copied(inputs["x"]), copied(inputs["t"]), progress=False, **inputs["options"])
+    got = call(student, net, inputs["x"], inputs["t"], progress=False, **inputs["options"])
     rec["warnings"] = got.warnings
     if got.error:
-        rec["error"] = f"train raised {got.error}"
-        return rec
+        return {**rec, "error": f"train raised {got.error}"}
     rec["history"] = plain(got.value)
-    scores = call(lambda: net.predict(copied(inputs["x_test"])))
+    scores = call(lambda: net.predict(inputs["x_test"]))
     if scores.error:
-        rec["error"] = f"predict raised {scores.error}"
-        return rec
+        return {**rec, "error": f"predict raised {scores.error}"}
     rec["predicted"] = np.argmax(np.asarray(scores.value), axis=-1) if np.ndim(scores.value) == 2 else \
         plain(scores.value)
     return rec

@@ -6,11 +6,12 @@ returns plain data; every call of student code goes through :func:`grader.kernel
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
-from grader.kernel.student import call, copied, plain, provenance
+from grader.kernel.student import call, plain, provenance
 
 
 def _arr(v: Any) -> Any:
@@ -32,11 +33,10 @@ def _backward(layer: Any, is_loss: bool, dy: Any) -> Any:
 def record_layer(student: Any, inputs: dict) -> dict:
     """Build the student's layer, load the plan's parameters into ``params``, run forward and backward."""
     rec: dict[str, Any] = {"provenance": provenance(student), "build_error": None, "param_error": None,
-                           "param_shapes": None, "cases": [], "cached_attrs": [], "warnings": []}
+                           "param_shapes": None, "cases": [], "cached_attrs": []}
     planned = inputs["params"]
     for ci, case in enumerate(inputs["cases"]):
-        built = call(student, *copied(inputs["args"]), **copied(inputs["kwargs"]))
-        rec["warnings"] += built.warnings
+        built = call(student, *copy.deepcopy(inputs["args"]), **copy.deepcopy(inputs["kwargs"]))
         if built.error:
             rec["build_error"] = built.error
             break
@@ -59,7 +59,7 @@ def record_layer(student: Any, inputs: dict) -> dict:
         out: dict[str, Any] = {"forward": None, "forward_error": None, "mutated": [], "backward": None,
                                "backward_error": None, "dy_mutated": False, "grads": {}, "warnings": []}
         rec["cases"].append(out)
-        ins = copied(case["inputs"])
+        ins = copy.deepcopy(case["inputs"])
         fwd = call(lambda layer=layer, ins=ins: layer.forward(*ins))
         out["warnings"] += fwd.warnings
         if fwd.error:
@@ -68,7 +68,7 @@ def record_layer(student: Any, inputs: dict) -> dict:
         out["forward"] = _arr(fwd.value)
         out["mutated"] = [i for i, (a, b) in enumerate(zip(ins, case["inputs"], strict=True))
                           if np.shape(a) != np.shape(b) or not np.array_equal(a, b)]
-        dy = copied(case["dy"])
+        dy = copy.deepcopy(case["dy"])
         bwd = call(_backward, layer, inputs["is_loss"], dy)
         out["warnings"] += bwd.warnings
         if bwd.error:
@@ -89,7 +89,7 @@ def record_function(student: Any, inputs: dict) -> dict:
         rec["not_callable"] = type(student).__name__
         return rec
     for args in inputs["cases"]:
-        given = copied(args)
+        given = copy.deepcopy(args)
         got = call(student, *given)
         rec["cases"].append({"out": plain(got.value), "args_after": plain(given), "error": got.error,
                              "warnings": got.warnings})
@@ -136,6 +136,5 @@ def record_numerical_gradient(student: Any, inputs: dict) -> dict:
     return rec
 
 
-def record_examples(student: Any, inputs: dict) -> dict:
-    """Worked examples: the student's function on each argument tuple (the expected values stay trusted)."""
-    return record_function(student, inputs)
+#: Worked examples: the student's function on each argument tuple (the expected values stay trusted).
+record_examples = record_function

@@ -15,13 +15,10 @@ from grader.trusted.messages import Verdict, _describe, compare, delegation, num
 
 
 def _failed(rec: dict, reference: str, what: str) -> Verdict | None:
-    why = delegation(rec.get("provenance") or {}, reference)
-    if why:
-        return Verdict(False, message=why)
-    if rec.get("error"):
-        return Verdict(False, message=f"{what} raised {rec['error']}")
-    warned = numpy_warning(what, rec.get("warnings") or [])
-    return Verdict(False, message=warned) if warned else None
+    """The failure when the record shows delegation to dlcore, an error or a NumPy warning (None otherwise)."""
+    why = delegation(rec.get("provenance") or {}, reference) or (f"{what} raised {rec['error']}" if rec.get("error")
+                                                                 else numpy_warning(what, rec.get("warnings") or []))
+    return Verdict(False, message=why) if why else None
 
 
 # --------------------------------------------------------------------------- chapter 1
@@ -114,8 +111,7 @@ def _follow(plan: Plan, calls: list) -> tuple[dict | None, str | None]:
 
 def judge_perceptron_training(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    bad = _failed(rec, plan.reference, what)
-    if bad:
+    if bad := _failed(rec, plan.reference, what):
         return bad
     expected, note = plan.expected, ""
     if rec["calls"] and not rec.get("truncated"):
@@ -175,8 +171,7 @@ def _halves(what: str, losses: Any) -> Verdict | None:
 
 def judge_softmax_fit(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    bad = _failed(rec, plan.reference, what)
-    if bad:
+    if bad := _failed(rec, plan.reference, what):
         return bad
     out = rec["out"]
     if not isinstance(out, (tuple, list)) or len(out) != 3:
@@ -188,10 +183,8 @@ def judge_softmax_fit(plan: Plan, rec: dict) -> Verdict:
     except (TypeError, ValueError) as exc:
         return Verdict(False, message=f"{what}: W of shape {np.shape(W)} and b of shape {np.shape(b)} cannot "
                                       f"score inputs of shape {Xt.shape} ({exc})")
-    if plan.info["loss_halves"]:
-        bad = _halves(what, losses)
-        if bad:
-            return bad
+    if plan.info["loss_halves"] and (bad := _halves(what, losses)):
+        return bad
     return _accuracy_verdict(what, float(np.mean(pred == yt)), plan.info["minimum"])
 
 
@@ -230,8 +223,7 @@ def plan_network(reference: str = "TwoLayerNet", *, sizes: Sequence[int] = (6, 5
 
 def judge_network(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    bad = _failed(rec, plan.reference, what)
-    if bad:
+    if bad := _failed(rec, plan.reference, what):
         return bad
     want = {k: list(v.shape) for k, v in plan.inputs["params"].items()}
     if rec["param_shapes"] != want:
@@ -240,18 +232,15 @@ def judge_network(plan: Plan, rec: dict) -> Verdict:
         return Verdict(False, message=(f"{what}: the parameters the checker loaded into net.params were not there "
                                        "after gradient(x, t): keep the network's parameters in net.params and use "
                                        "them (e.g. the layers share the arrays of net.params)"))
-    problem = compare("the loss", rec["loss"], plan.expected["loss"], rtol=1e-7)
-    if problem is None:
-        grads = rec["grads"]
-        if not isinstance(grads, dict):
-            problem = f"gradient(x, t) must return (loss, grads) with grads a dict, got {_describe(grads)}"
-        for name in ("W1", "b1", "W2", "b2"):
-            if problem is None:
-                problem = compare(f"dL/d{name}", grads.get(name), plan.expected["grads"][name], rtol=1e-6,
-                                  batch=plan.info["n"], quantity=f"dL/d{name}")
-    if problem is None:
-        problem = compare("dL/dW1 against central differences", rec["grads"]["W1"], plan.expected["numeric_W1"],
-                          rtol=1e-5)
+    grads = rec["grads"]
+    problem = compare("the loss", rec["loss"], plan.expected["loss"], rtol=1e-7) or (
+        None if isinstance(grads, dict) else
+        f"gradient(x, t) must return (loss, grads) with grads a dict, got {_describe(grads)}")
+    for name in ("W1", "b1", "W2", "b2"):
+        problem = problem or compare(f"dL/d{name}", grads.get(name), plan.expected["grads"][name], rtol=1e-6,
+                                     batch=plan.info["n"], quantity=f"dL/d{name}")
+    problem = problem or compare("dL/dW1 against central differences", grads["W1"], plan.expected["numeric_W1"],
+                                 rtol=1e-5)
     if problem:
         return Verdict(False, message=f"{what}, parameters loaded by the checker:\n- {problem}\n  hint: backward "
                                       "through loss_layer, then the layers in reverse order")
@@ -278,17 +267,14 @@ def plan_network_training(reference: str = "train", *, network: str = "TwoLayerN
 
 def judge_network_training(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    bad = _failed(rec, plan.reference, what)
-    if bad:
+    if bad := _failed(rec, plan.reference, what):
         return bad
     hist, epochs = rec["history"], plan.info["epochs"]
     if epochs is not None and (not isinstance(hist, (list, tuple)) or len(hist) != epochs):
         return Verdict(False, message=f"{what}: train must return one loss per epoch: expected {epochs} values, got "
                                       f"{_describe(hist)}")
-    if plan.info["loss_halves"]:
-        bad = _halves(what, hist)
-        if bad:
-            return bad
+    if plan.info["loss_halves"] and (bad := _halves(what, hist)):
+        return bad
     pred = np.asarray(rec["predicted"])
     if pred.shape != plan.expected["t_test"].shape:
         return Verdict(False, message=f"{what}: net.predict must give one row of scores per test image, got "

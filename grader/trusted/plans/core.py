@@ -1,20 +1,20 @@
 """Plans and judges of the general kinds: layer, function, gate, numerical_gradient, examples (trusted).
 
 Inputs in a test cell are literals: numbers, nested lists (arrays: float64 when any entry is a float,
-else int64) and draws ``{"normal": [3, 4], "seed": 1}`` (also ``"uniform"`` with ``low``/``high``,
-``"integers"`` with ``high``, ``"linspace": [a, b, n]`` with ``shape``; optional ``scale``, ``dtype``).
+else int64) and draws ``{"normal": [3, 4], "seed": 1}`` (also ``"integers"`` with ``high`` and optional
+``low``, ``"linspace": [a, b, n]`` with ``shape``; optional ``scale``, ``dtype``).
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from dlcore.gradcheck import numerical_gradient
+from dlcore.nn.base import Loss
 from grader.kinds import Plan
 from grader.trusted.messages import (
     _FORMULAS,
@@ -38,19 +38,16 @@ from grader.trusted.messages import (
 
 def draw(v: Any) -> Any:
     """The value a literal input stands for (see the module docstring)."""
-    if isinstance(v, dict) and v.keys() & {"normal", "uniform", "integers", "linspace"}:
+    if isinstance(v, dict) and v.keys() & {"normal", "integers", "linspace"}:
         rng = np.random.default_rng(int(v.get("seed", 0)))
         if "normal" in v:
-            a = rng.standard_normal(tuple(v["normal"])) * float(v.get("scale", 1.0)) + float(v.get("loc", 0.0))
-        elif "uniform" in v:
-            a = rng.uniform(float(v.get("low", 0.0)), float(v.get("high", 1.0)), size=tuple(v["uniform"]))
+            a = rng.standard_normal(tuple(v["normal"])) * float(v.get("scale", 1.0))
         elif "integers" in v:
             a = rng.integers(int(v.get("low", 0)), int(v["high"]), size=tuple(v["integers"])).astype("int64")
         else:
             lo, hi, n = v["linspace"]
             a = np.linspace(float(lo), float(hi), int(n))
-        if "shape" in v:
-            a = a.reshape(tuple(v["shape"]))
+        a = a.reshape(tuple(v["shape"])) if "shape" in v else a
         return a.astype(v["dtype"]) if "dtype" in v else a
     if isinstance(v, (list, tuple)):
         a = np.asarray(v)
@@ -72,24 +69,20 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', _short(obj))}"
 
 
-def _show_args(args: Sequence[Any]) -> str:
-    parts = []
-    for a in args:
-        if isinstance(a, np.ndarray):
-            parts.append(show_array(a))
-        else:
-            parts.append(_fmt(a) if not isinstance(a, (list, tuple)) else _describe(a))
-    return ", ".join(parts)
+def _fail(message: str, worst: float = 0.0) -> Verdict:
+    return Verdict(False, message=message, worst=worst)
 
 
-def _warned(where: str, got: dict) -> Verdict | None:
-    problem = numpy_warning(where, got.get("warnings") or [])
-    return Verdict(False, message=problem) if problem else None
+def _bullets(where: str, problems: Sequence[str]) -> str:
+    return f"{where}:\n" + "\n".join("- " + p.replace("\n", "\n  ") for p in problems)
 
 
-def _delegated(rec: dict, reference: str) -> Verdict | None:
+def _refused(rec: dict, reference: str, name: str, cases: list) -> Verdict | None:
+    """The failure when the student's object delegates to dlcore, or when the record lacks cases of the plan."""
     why = delegation(rec.get("provenance") or {}, reference)
-    return Verdict(False, message=why) if why else None
+    if why is None and len(rec["cases"]) != len(cases):
+        why = incomplete(name, len(rec["cases"]), len(cases))
+    return _fail(why) if why else None
 
 
 # --------------------------------------------------------------------------- functions
@@ -105,8 +98,7 @@ def plan_function(reference: str, *, cases: Sequence[Any], rtol: float = 1e-7, n
     """
     ref = resolve_reference(reference)
     planned_args, expected = [], []
-    for args in cases:
-        args = _case(args)
+    for args in map(_case, cases):
         call_args = copy.deepcopy(args)
         try:
             with np.errstate(all="ignore"):
@@ -119,50 +111,41 @@ def plan_function(reference: str, *, cases: Sequence[Any], rtol: float = 1e-7, n
                 {"name": name or _short(ref), "rtol": rtol, "outputs": list(outputs) if outputs else None})
 
 
-def _batch(args: Sequence[Any]) -> int | None:
-    first = next((a for a in args if isinstance(a, np.ndarray) and a.ndim == 2), None)
-    return first.shape[0] if first is not None else None
-
-
 def judge_function(plan: Plan, rec: dict) -> Verdict:
     name, rtol, outputs = plan.info["name"], plan.info["rtol"], plan.info.get("outputs")
     if rec.get("not_callable"):
-        return Verdict(False, message=f"{name}: expected a function, got a {rec['not_callable']}")
-    bad = _delegated(rec, plan.reference)
-    if bad:
-        return bad
+        return _fail(f"{name}: expected a function, got a {rec['not_callable']}")
     cases, expected = plan.inputs["cases"], plan.expected["cases"]
-    if len(rec["cases"]) != len(cases):
-        return Verdict(False, message=incomplete(name, len(rec["cases"]), len(cases)))
+    if bad := _refused(rec, plan.reference, name, cases):
+        return bad
     worst = 0.0
     for ci, (args, case, got) in enumerate(zip(cases, expected, rec["cases"], strict=True)):
-        where = f"{name}({_show_args(args)}) [case {ci + 1} of {len(cases)}]"
+        shown = ", ".join(_describe(a) if isinstance(a, (list, tuple)) else _fmt(a) for a in args)
+        where = f"{name}({shown}) [case {ci + 1} of {len(cases)}]"
         if case["error"]:
             if got["error"] is None:
-                return Verdict(False, message=f"{where}: expected an error ({case['error']}) for this input, "
-                                              f"but your function returned {_describe(got['out'])}")
+                return _fail(f"{where}: expected an error ({case['error']}) for this input, but your function "
+                             f"returned {_describe(got['out'])}")
             continue
-        if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        warned = _warned(where, got)
-        if warned:
-            return warned
-        problem = compare("the result", got["out"], case["out"], rtol=rtol, batch=_batch(args), names=outputs,
+        problem = f"{where} raised {got['error']}" if got["error"] else \
+            numpy_warning(where, got.get("warnings") or [])
+        if problem:
+            return _fail(problem)
+        batch = next((a.shape[0] for a in args if isinstance(a, np.ndarray) and a.ndim == 2), None)
+        problem = compare("the result", got["out"], case["out"], rtol=rtol, batch=batch, names=outputs,
                           exact_dtype=True)
         if problem:
-            return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "), worst=worst)
+            return _fail(_bullets(where, [problem]), worst)
         after = got.get("args_after") or []
         if len(after) != len(args):
-            return Verdict(False, message=f"{where}: the record of the arguments after the call is incomplete")
+            return _fail(f"{where}: the record of the arguments after the call is incomplete")
         for i, (before, after_ref, after_stu) in enumerate(zip(args, case["args_after"], after, strict=True)):
-            ref_changed = compare("", after_ref, before, rtol=0.0) is not None
-            stu_problem = compare(f"argument #{i + 1} after the call", after_stu, after_ref, rtol=rtol)
-            if stu_problem:
-                if ref_changed:
-                    return Verdict(False, message=f"{where}: the argument #{i + 1} must be updated in place:\n- "
-                                                  + stu_problem.replace("\n", "\n  "))
-                return Verdict(False, message=f"{where}: your function modified its argument #{i + 1} in place; "
-                                              "work on a copy (e.g. w = w.copy()) or return a new array")
+            problem = compare(f"argument #{i + 1} after the call", after_stu, after_ref, rtol=rtol)
+            if problem and compare("", after_ref, before, rtol=0.0) is not None:  # the reference updates it
+                return _fail(_bullets(f"{where}: the argument #{i + 1} must be updated in place", [problem]))
+            if problem:
+                return _fail(f"{where}: your function modified its argument #{i + 1} in place; work on a copy "
+                             "(e.g. w = w.copy()) or return a new array")
         ga, ea = _as_array(got["out"]) if not isinstance(got["out"], tuple) else None, _as_array(case["out"])
         if ga is not None and ea is not None and ga.shape == ea.shape and ea.dtype.kind == "f":
             worst = max(worst, _rel_error(ga.astype("float64"), ea)[0])
@@ -179,8 +162,8 @@ def plan_examples(reference: str, *, cases: Sequence[Any], expected: Sequence[An
     if len(cases) != len(expected):
         raise ValueError("grader: check_examples needs one expected result per case (a bug in the test cell)")
     args = [_case(c) for c in cases]
-    exp = [{"out": _literal(e), "args_after": copy.deepcopy(a), "error": None} for a, e in zip(args, expected,
-                                                                                            strict=True)]
+    exp = [{"out": _literal(e), "args_after": copy.deepcopy(a), "error": None}
+           for a, e in zip(args, expected, strict=True)]
     return Plan("examples", reference, {"cases": args}, {"cases": exp},
                 {"name": reference, "rtol": rtol, "outputs": list(outputs) if outputs else None, "hint": hint})
 
@@ -188,17 +171,15 @@ def plan_examples(reference: str, *, cases: Sequence[Any], expected: Sequence[An
 def _literal(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _literal(x) for k, x in v.items()}
-    if isinstance(v, tuple):
-        return tuple(_literal(x) for x in v)
-    return draw(v)
+    return tuple(_literal(x) for x in v) if isinstance(v, tuple) else draw(v)
 
 
 def judge_examples(plan: Plan, rec: dict) -> Verdict:
     verdict = judge_function(plan, rec)
-    if not verdict.ok and plan.info.get("hint"):
-        verdict.message += f"\n  hint: {plan.info['hint']}"
     if verdict.ok:
         verdict.summary = verdict.summary.replace("match the reference", "give the expected results")
+    elif plan.info.get("hint"):
+        verdict.message += f"\n  hint: {plan.info['hint']}"
     return verdict
 
 
@@ -218,24 +199,20 @@ def plan_gate(reference: str, *, cases: Sequence[Sequence[float]]) -> Plan:
         x, y, *rest = case
         dout = rest[0] if rest else douts[ci % len(douts)]
         ref = ref_cls()
-        z = ref.forward(x, y)
-        exp.append({"z": z, "d": tuple(ref.backward(dout))})
+        exp.append({"z": ref.forward(x, y), "d": tuple(ref.backward(dout))})
         ins.append([x, y, dout])
     return Plan("gate", _qualname(ref_cls), {"cases": ins}, {"cases": exp}, {"name": _short(ref_cls)})
 
 
 def judge_gate(plan: Plan, rec: dict) -> Verdict:
     name = str((rec.get("provenance") or {}).get("name") or plan.info["name"])
-    bad = _delegated(rec, plan.reference)
-    if bad:
+    if bad := _refused(rec, plan.reference, name, plan.inputs["cases"]):
         return bad
-    if len(rec["cases"]) != len(plan.inputs["cases"]):
-        return Verdict(False, message=incomplete(name, len(rec["cases"]), len(plan.inputs["cases"])))
     for ci, ((x, y, dout), case, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"],
                                                        strict=True)):
         where = f"{name}: forward({_fmt(x)}, {_fmt(y)}), backward({_fmt(dout)}) [case {ci + 1} of {len(rec['cases'])}]"
         if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
+            return _fail(f"{where} raised {got['error']}")
         d, d_ref = got["d"], case["d"]
         problem = compare("forward's result", got["z"], case["z"]) or \
             compare("backward's (dx, dy)", d, d_ref, names=("dx", "dy"))
@@ -250,7 +227,7 @@ def judge_gate(plan: Plan, rec: dict) -> Verdict:
                     problem += "\n  likely cause: dx and dy are swapped"
                 elif dout != 1 and np.allclose([v * dout for v in mine], theirs):
                     problem += "\n  likely cause: backward ignores dout; multiply the local derivative by dout"
-            return Verdict(False, message=f"{where}:\n- " + problem.replace("\n", "\n  "))
+            return _fail(_bullets(where, [problem]))
     return Verdict(True, summary=f"{name}: forward and backward match the reference on {len(rec['cases'])} cases")
 
 
@@ -276,28 +253,22 @@ def plan_numerical_gradient(reference: str = "numerical_gradient", *, seed: int 
     ``f`` may be called as ``f()`` (dlcore's convention: x is perturbed in place) or as ``f(x)``.
     The result must match the analytic gradient to 1e-5, and ``x`` must be left as it was.
     """
+    from grader.kernel.records.core import TEST_FUNCTIONS  # plain math, shared with the kernel
+
     cases, exp = [], []
     for label, x, a, grad in _ng_cases(seed):
         xd = x.copy()
-        dl = np.asarray(numerical_gradient(lambda _x=xd, _a=a, _l=label: _value(_l, _x, _a), xd))
+        dl = np.asarray(numerical_gradient(lambda _x=xd, _a=a, _f=TEST_FUNCTIONS[label]: _f(_x, _a), xd))
         cases.append({"label": label, "x": x, "a": a})
         exp.append({"expected": grad, "dlcore": dl})
     return Plan("numerical_gradient", "dlcore.gradcheck.numerical_gradient", {"cases": cases}, {"cases": exp},
                 {"name": "numerical_gradient"})
 
 
-def _value(label: str, x: np.ndarray, a: Any) -> float:
-    from grader.kernel.records.core import TEST_FUNCTIONS  # plain math, shared with the kernel
-    return TEST_FUNCTIONS[label](x, a)
-
-
 def judge_numerical_gradient(plan: Plan, rec: dict) -> Verdict:
     name = str((rec.get("provenance") or {}).get("name") or "numerical_gradient")
-    bad = _delegated(rec, plan.reference)
-    if bad:
+    if bad := _refused(rec, plan.reference, name, plan.inputs["cases"]):
         return bad
-    if len(rec["cases"]) != len(plan.inputs["cases"]):
-        return Verdict(False, message=incomplete(name, len(rec["cases"]), len(plan.inputs["cases"])))
     worst = 0.0
     for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"], strict=True):
         x0, expected, dl = case["x"], exp["expected"], exp["dlcore"]
@@ -305,23 +276,22 @@ def judge_numerical_gradient(plan: Plan, rec: dict) -> Verdict:
         if got["error"]:
             hint = ("\n  hint: iterate over every index of a multi-dimensional x, e.g. with np.ndindex(*x.shape)"
                     if x0.ndim > 1 else "")
-            return Verdict(False, message=f"{where} raised {got['error']}{hint}")
+            return _fail(f"{where} raised {got['error']}{hint}")
         problem = compare("the gradient", got["got"], expected, rtol=1e-5)
         if problem:
-            g = _as_array(got["got"])
-            if g is not None and g.shape == expected.shape and case["label"] == "f(x) = Σ x²":
-                offset = g - expected
-                if np.allclose(offset, offset.flat[0]) and abs(offset.flat[0]) > 1e-9:
-                    problem += ("\n  likely cause: a one-sided difference (f(x+h) − f(x))/h; use the central "
-                                "difference (f(x+h) − f(x−h)) / 2h")
-            return Verdict(False, message=f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
-                                          f"{show_array(dl.ravel()[:4])}{' …' if dl.size > 4 else ''})")
+            g = _as_array(got["got"]) if case["label"] == "f(x) = Σ x²" else None
+            offset = g - expected if g is not None and g.shape == expected.shape else None
+            if offset is not None and np.allclose(offset, offset.flat[0]) and abs(offset.flat[0]) > 1e-9:
+                problem += ("\n  likely cause: a one-sided difference (f(x+h) − f(x))/h; use the central "
+                            "difference (f(x+h) − f(x−h)) / 2h")
+            return _fail(f"{where}:\n- {problem}\n  (dlcore.gradcheck.numerical_gradient gives "
+                         f"{show_array(dl.ravel()[:4])}{' …' if dl.size > 4 else ''})")
         x_after = _as_array(got["x_after"])
         if x_after is None or x_after.shape != x0.shape or not np.allclose(x_after, x0, rtol=0, atol=1e-12):
             change = (f"{np.max(np.abs(x_after - x0)):.1e}" if x_after is not None and x_after.shape == x0.shape
                       else "x changed shape")
-            return Verdict(False, message=(f"{where}: x was not restored after the call (worst change {change}); "
-                                           "put every entry back to its original value"))
+            return _fail(f"{where}: x was not restored after the call (worst change {change}); put every entry back "
+                         "to its original value")
         worst = max(worst, _rel_error(np.asarray(got["got"], dtype="float64"), expected)[0])
     return Verdict(True, summary=f"{name}: matches the analytic gradients of {len(rec['cases'])} test functions "
                                  f"(worst rel. error {worst:.1e})", worst=worst)
@@ -330,13 +300,18 @@ def judge_numerical_gradient(plan: Plan, rec: dict) -> Verdict:
 # --------------------------------------------------------------------------- layers
 
 
-def _is_loss_class(cls: Any) -> bool:
-    from dlcore.nn.base import Loss
-    return inspect.isclass(cls) and issubclass(cls, Loss)
+#: A gradient that agrees with central differences to this relative error is right (even where dlcore's is not).
+NUMERIC_RTOL = 1e-5
 
 
 def _float_like(a: Any) -> bool:
     return np.asarray(a).dtype.kind == "f"
+
+
+def _reference_layer(cls: Any, args: list, kwargs: dict, params: dict) -> Any:
+    layer = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    layer.params.update({key: value.copy() for key, value in params.items()})
+    return layer
 
 
 def plan_layer(reference: str, *, args: Sequence[Any] = (), kwargs: dict | None = None,
@@ -352,47 +327,37 @@ def plan_layer(reference: str, *, args: Sequence[Any] = (), kwargs: dict | None 
     ref_cls = resolve_reference(reference)
     args, kwargs = list(args), dict(kwargs or {})
     rng = np.random.default_rng(seed)
-    is_loss = _is_loss_class(ref_cls)
-    ref = ref_cls(*args, **kwargs)
+    is_loss = isinstance(ref_cls, type) and issubclass(ref_cls, Loss)
     params = {}
-    for key, value in getattr(ref, "params", {}).items():
+    for key, value in getattr(ref_cls(*args, **kwargs), "params", {}).items():
         v = np.asarray(_as_array(value))
         params[key] = (rng.standard_normal(v.shape) * 0.5).astype("float64") if _float_like(v) else v.copy()
-    if inputs is None:
-        cases_in = []
-        for shape in shapes:
-            shape = tuple(int(s) for s in shape)
-            if is_loss:
-                scores = rng.standard_normal(shape)
-                if (n_classes is not None or "CrossEntropy" in _short(ref_cls)) and len(shape) == 2:
-                    target = rng.integers(0, int(n_classes or shape[1]), size=shape[0]).astype("int64")
-                else:
-                    target = rng.standard_normal(shape)
-                cases_in.append([scores, target])
-            else:
-                z = rng.standard_normal(shape)
-                cases_in.append([np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)])  # away from kinks at 0
-    else:
-        cases_in = [[a.astype("float64") if a.dtype.kind == "f" else a for a in map(np.asarray, _case(c))]
-                    for c in inputs]
+    cases_in = [[a.astype("float64") if a.dtype.kind == "f" else a for a in map(np.asarray, _case(c))]
+                for c in inputs or ()]
+    for shape in shapes if inputs is None else ():
+        shape = tuple(int(s) for s in shape)
+        z = rng.standard_normal(shape)
+        if not is_loss:
+            cases_in.append([np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)])  # away from kinks at 0
+        elif (n_classes is not None or "CrossEntropy" in _short(ref_cls)) and len(shape) == 2:
+            cases_in.append([z, rng.integers(0, int(n_classes or shape[1]), size=shape[0]).astype("int64")])
+        else:
+            cases_in.append([z, rng.standard_normal(shape)])
     planned, expected = [], []
     for ins in cases_in:
-        layer = ref_cls(*args, **kwargs)
-        for key, value in params.items():
-            layer.params[key] = value.copy()
+        layer = _reference_layer(ref_cls, args, kwargs, params)
         with np.errstate(all="ignore"):
             out = _as_array(layer.forward(*[a.copy() for a in ins]))
             dy = None if is_loss else rng.standard_normal(out.shape)
             dx = layer.backward() if is_loss else layer.backward(dy.copy())
-        dx_list = [np.asarray(_as_array(d)) for d in (dx if isinstance(dx, tuple) else (dx,))]
-        grads = {k: np.asarray(_as_array(layer.grads[k])) for k in params if k in layer.grads}
-        exp = {"out": np.asarray(out, dtype="float64"), "dx": dx_list, "grads": grads, "numeric": {}}
-        if check_numeric:
-            # central differences of the reference's forward, computed here: the student's forward must match
-            # it, so this is also the numerical gradient of the student's forward, where it can be trusted
-            exp["numeric"] = _numeric_gradients(ref_cls, args, kwargs, params, is_loss, ins, dy)
+        expected.append({"out": np.asarray(out, dtype="float64"),
+                         "dx": [np.asarray(_as_array(d)) for d in (dx if isinstance(dx, tuple) else (dx,))],
+                         "grads": {k: np.asarray(_as_array(layer.grads[k])) for k in params if k in layer.grads},
+                         # central differences of the reference's forward, computed here: the student's forward
+                         # must match it, so this is also the numerical gradient of the student's forward
+                         "numeric": _numeric_gradients(ref_cls, args, kwargs, params, is_loss, ins, dy)
+                         if check_numeric else {}})
         planned.append({"inputs": ins, "dy": dy})
-        expected.append(exp)
     return Plan("layer", _qualname(ref_cls), {"args": args, "kwargs": kwargs, "params": params, "cases": planned,
                                               "is_loss": is_loss},
                 {"cases": expected}, {"name": _short(ref_cls), "seed": seed})
@@ -400,83 +365,64 @@ def plan_layer(reference: str, *, args: Sequence[Any] = (), kwargs: dict | None 
 
 def _numeric_gradients(cls: Any, args: list, kwargs: dict, params: dict, is_loss: bool, ins: list,
                        dy: Any) -> dict:
-    layer = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-    for key, value in params.items():
-        layer.params[key] = value.copy()
+    layer = _reference_layer(cls, args, kwargs, params)
     ins = [a.copy() for a in ins]
 
     def loss() -> float:
         y = np.asarray(_as_array(layer.forward(*ins)), dtype="float64")
         return float(y.reshape(-1)[0]) if is_loss else float(np.sum(y * dy))
 
-    numeric = {}
     targets = [i for i, a in enumerate(ins) if _float_like(a)][: 1 if is_loss else None]
     try:
         with np.errstate(all="ignore"):
-            for i in targets:
-                numeric["dx" if len(targets) == 1 else f"dx{i + 1}"] = numerical_gradient(loss, ins[i])
-            for key in params:
-                if _float_like(layer.params[key]):
-                    numeric[key] = numerical_gradient(loss, layer.params[key])
+            numeric = {"dx" if len(targets) == 1 else f"dx{i + 1}": numerical_gradient(loss, ins[i]) for i in targets}
+            numeric.update({key: numerical_gradient(loss, layer.params[key]) for key in params
+                            if _float_like(layer.params[key])})
     except Exception:  # the reference refuses a perturbed input (e.g. a probability just below 0): no numeric check
         return {}
     return numeric
 
 
-def _grad_label(key: str, n_float_inputs: int) -> str:
-    if key.startswith("dx"):
-        return "the gradient returned by backward" + ("" if n_float_inputs == 1 else f" ({key})")
-    return f"the gradient d{key} stored in grads[{key!r}]"
-
-
-def judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7, numeric_rtol: float = 1e-5) -> Verdict:
+def judge_layer(plan: Plan, rec: dict) -> Verdict:
     """Compare a record with the plan; the first failing case is reported with all its problems."""
     name, inp = plan.info["name"], plan.inputs
     formulas = _FORMULAS.get(name, {})
     student = (rec.get("provenance") or {}).get("name", "your layer")
-    bad = _delegated(rec, plan.reference)
-    if bad:
-        return bad
+    if why := delegation(rec.get("provenance") or {}, plan.reference):
+        return _fail(why)
     ctor = f"{student}({', '.join([repr(a) for a in inp['args']] + [f'{k}={v!r}' for k, v in inp['kwargs'].items()])})"
     if rec["build_error"]:
-        return Verdict(False, message=f"{student}: creating the layer as {ctor} failed with {rec['build_error']}")
+        return _fail(f"{student}: creating the layer as {ctor} failed with {rec['build_error']}")
     if rec["param_error"]:
-        return Verdict(False, message=f"{student} {rec['param_error']}; the reference has params "
-                                      f"{sorted(inp['params'])}")
-    if inp["params"] and rec["param_shapes"] is not None:
-        got_keys, want_keys = sorted(rec["param_shapes"]), sorted(inp["params"])
-        if got_keys != want_keys:
-            return Verdict(False, message=(
-                f"{student}.params has the keys {got_keys}, expected {want_keys}: use exactly these names "
-                f"(e.g. self.params = {{{', '.join(repr(k) + ': ...' for k in want_keys)}}})"))
-        for key in want_keys:
-            got_shape, want = tuple(rec["param_shapes"][key] or ()), inp["params"][key].shape
-            if got_shape != want:
-                cause = likely_cause(np.zeros(got_shape), np.zeros(want), quantity=f"params[{key!r}]")
-                return Verdict(False, message=(
-                    f"{student}: params[{key!r}] created by {ctor} has shape {got_shape}, expected {want}"
-                    + (f"\n  likely cause: {cause}" if cause else "")))
+        return _fail(f"{student} {rec['param_error']}; the reference has params {sorted(inp['params'])}")
+    got_shapes, want_keys = rec["param_shapes"], sorted(inp["params"])
+    if want_keys and got_shapes is not None and sorted(got_shapes) != want_keys:
+        return _fail(f"{student}.params has the keys {sorted(got_shapes)}, expected {want_keys}: use exactly these "
+                     f"names (e.g. self.params = {{{', '.join(repr(k) + ': ...' for k in want_keys)}}})")
+    for key in want_keys if got_shapes is not None else ():
+        got_shape, want = tuple(got_shapes[key] or ()), inp["params"][key].shape
+        if got_shape != want:
+            cause = likely_cause(np.zeros(got_shape), np.zeros(want), quantity=f"params[{key!r}]")
+            return _fail(f"{student}: params[{key!r}] created by {ctor} has shape {got_shape}, expected {want}"
+                         + (f"\n  likely cause: {cause}" if cause else ""))
     if len(rec["cases"]) != len(inp["cases"]):
-        return Verdict(False, message=incomplete(student, len(rec["cases"]), len(inp["cases"])))
+        return _fail(incomplete(student, len(rec["cases"]), len(inp["cases"])))
     worst = 0.0
     notes: list[str] = []
     n_float = 1 if inp["is_loss"] else sum(1 for a in (inp["cases"][0]["inputs"] if inp["cases"] else [])
                                              if _float_like(a))
     for case, exp, got in zip(inp["cases"], plan.expected["cases"], rec["cases"], strict=True):
         shapes = ", ".join(str(tuple(np.shape(a))) for a in case["inputs"])
-        context = f"(checked on inputs of shape {shapes}, seed {plan.info['seed']})"
         first = np.asarray(case["inputs"][0])
         batch = first.shape[0] if first.ndim else None
         problems: list[str] = []
         warned = numpy_warning("your layer", got.get("warnings") or [])
-        if got["forward_error"]:
-            problems.append(f"forward raised {got['forward_error']}")
-        elif warned:
-            problems.append(warned)
+        if got["forward_error"] or warned:
+            problems.append(f"forward raised {got['forward_error']}" if got["forward_error"] else warned)
         else:
             y = got["forward"]
             y_cmp = y.reshape(()) if inp["is_loss"] and getattr(y, "size", 0) == 1 else y
-            p = compare("the output of forward", y_cmp, exp["out"], rtol=rtol, batch=batch,
+            p = compare("the output of forward", y_cmp, exp["out"], rtol=1e-7, batch=batch,
                         expect_dtype=None if inp["is_loss"] else "float64")
             if p:
                 problems.append(p + (f"\n  formula: {formulas['forward']}" if "forward" in formulas else ""))
@@ -486,46 +432,39 @@ def judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7, numeric_rtol: floa
                                     "use them (the checker loads new values there)")
             else:
                 worst = max(worst, _rel_error(np.asarray(y_cmp, dtype="float64"), exp["out"])[0])
-            for i in got["mutated"]:
-                problems.append(f"forward modified its input #{i + 1} in place; work on a copy "
-                                "(e.g. x = x.copy() or out = np.maximum(x, 0))")
-        if not problems:
-            if got["backward_error"]:
-                problems.append(f"backward raised {got['backward_error']}")
-            else:
-                problems += _judge_gradients(inp["is_loss"], case, exp, got, n_float, batch, rtol, numeric_rtol,
-                                             formulas, notes)
-                for g, e in zip(got["backward"] or [], exp["dx"], strict=False):
-                    if isinstance(g, np.ndarray) and g.shape == e.shape and g.dtype.kind in "fiu":
-                        worst = max(worst, _rel_error(g, e)[0])
-                for k, e in exp["grads"].items():
-                    g = got["grads"].get(k)
-                    if isinstance(g, np.ndarray) and g.shape == e.shape and g.dtype.kind in "fiu":
-                        worst = max(worst, _rel_error(g, e)[0])
-                if got["dy_mutated"]:
-                    problems.append("backward modified dy (its argument) in place; compute a new array instead")
+            problems += [f"forward modified its input #{i + 1} in place; work on a copy (e.g. x = x.copy() or "
+                         "out = np.maximum(x, 0))" for i in got["mutated"]]
+        if not problems and got["backward_error"]:
+            problems.append(f"backward raised {got['backward_error']}")
+        elif not problems:
+            problems += _judge_gradients(inp["is_loss"], case, exp, got, n_float, batch, formulas, notes)
+            for g, e in [*zip(got["backward"] or [], exp["dx"], strict=False),
+                         *((got["grads"].get(k), e) for k, e in exp["grads"].items())]:
+                if isinstance(g, np.ndarray) and g.shape == e.shape and g.dtype.kind in "fiu":
+                    worst = max(worst, _rel_error(g, e)[0])
+            if got["dy_mutated"]:
+                problems.append("backward modified dy (its argument) in place; compute a new array instead")
         if problems:
             if len(problems) > MAX_PROBLEMS:
                 problems = problems[:MAX_PROBLEMS] + [f"… and {len(problems) - MAX_PROBLEMS} more"]
-            body = "\n".join("- " + p.replace("\n", "\n  ") for p in problems)
-            return Verdict(False, message=f"{student} does not match dlcore's {name} {context}:\n{body}", worst=worst)
+            return _fail(_bullets(f"{student} does not match dlcore's {name} (checked on inputs of shape {shapes}, "
+                                  f"seed {plan.info['seed']})", problems), worst)
     parts = ["forward", "dscores" if inp["is_loss"] else "dx"] + [f"d{k}" for k in inp["params"]]
     summary = (f"{student}: {', '.join(parts)} match the reference on {len(inp['cases'])} input shape(s) "
                f"(worst rel. error {worst:.1e})")
     return Verdict(True, summary=summary + (" — " + "; ".join(notes) if notes else ""), worst=worst)
 
 
-def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: int, batch: int | None, rtol: float,
-                     numeric_rtol: float, formulas: dict, notes: list[str]) -> list[str]:
+def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: int, batch: int | None,
+                     formulas: dict, notes: list[str]) -> list[str]:
     problems = []
     expected: dict[str, tuple[np.ndarray, Any]] = {}
     back = got["backward"] or []
     float_idx = [i for i, a in enumerate(case["inputs"]) if _float_like(a)][: 1 if is_loss else None]
     for k, i in enumerate(float_idx):
-        key = "dx" if len(float_idx) == 1 else f"dx{k + 1}"
         e = exp["dx"][i] if i < len(exp["dx"]) else exp["dx"][k]
-        g = back[i] if i < len(back) else (back[k] if k < len(back) else None)
-        expected[key] = (e, g)
+        expected["dx" if len(float_idx) == 1 else f"dx{k + 1}"] = (e, back[i] if i < len(back) else
+                                                                   back[k] if k < len(back) else None)
     for k in exp["grads"]:
         if k not in got["grads"]:
             problems.append(f"backward did not set grads[{k!r}] (store dL/d{k} there: self.grads[{k!r}] = ...)")
@@ -533,28 +472,25 @@ def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: i
             expected[k] = (exp["grads"][k], got["grads"][k])
     numeric = exp.get("numeric") or {}
     for key, (e, g) in expected.items():
-        label = _grad_label(key, n_float)
-        candidates = []
-        if key.startswith("dx") and case["dy"] is not None:
-            candidates.append((case["dy"], "backward returns dy unchanged: multiply it by the local derivative "
-                                           "(the chain rule dL/dx = dL/dy · ∂y/∂x)"))
-        problem = compare(label, g, e, rtol=max(rtol, 1e-7), batch=batch, candidates=candidates,
-                          quantity=("dL/dx" if key.startswith("dx") else f"d{key}"), expect_dtype="float64")
+        label = f"the gradient d{key} stored in grads[{key!r}]" if not key.startswith("dx") else \
+            "the gradient returned by backward" + ("" if n_float == 1 else f" ({key})")
         n = numeric.get(key)
+        candidates = [] if not key.startswith("dx") or case["dy"] is None else [(
+            case["dy"], "backward returns dy unchanged: multiply it by the local derivative (the chain rule "
+                        "dL/dx = dL/dy · ∂y/∂x)")]
+        problem = compare(label, g, e, rtol=1e-7, batch=batch, candidates=candidates,
+                          quantity=("dL/dx" if key.startswith("dx") else f"d{key}"), expect_dtype="float64")
         num_ok = None
         if n is not None and isinstance(g, np.ndarray) and g.dtype.kind in "fiu" and g.shape == n.shape:
-            num_ok = _rel_error(np.asarray(g, dtype="float64"), n)[0] <= numeric_rtol
-        if problem:
-            if num_ok:  # the student agrees with central differences: the reference is at fault
-                notes.append(f"dlcore's reference {key} disagrees with the numerical gradient; please tell the "
-                             "instructor (your result was accepted)")
-                continue
+            num_ok = _rel_error(np.asarray(g, dtype="float64"), n)[0] <= NUMERIC_RTOL
+        if problem and num_ok:  # the student agrees with central differences: the reference is at fault
+            notes.append(f"dlcore's reference {key} disagrees with the numerical gradient; please tell the "
+                         "instructor (your result was accepted)")
+        elif problem:
             formula = formulas.get(key if not key.startswith("dx") else "dx")
-            if formula:
-                problem += f"\n  formula: {formula}"
-            if num_ok is False:
-                problem += "\n  (your gradient also disagrees with the numerical gradient of your own forward)"
-            problems.append(problem)
+            problems.append(problem + (f"\n  formula: {formula}" if formula else "")
+                            + ("\n  (your gradient also disagrees with the numerical gradient of your own forward)"
+                               if num_ok is False else ""))
         elif num_ok is False:
             num_err, idx = _rel_error(np.asarray(g, dtype="float64"), n)
             problems.append(
