@@ -30,6 +30,7 @@ from grader.course import workflow as wf
 from grader.course.exchange import StudentClient, inbound
 from grader.course.release import REPO_ROOT, release
 from grader.course.roster import import_roster
+from grader.course.term import load_term, set_duedate
 
 MINI = Path(__file__).parent / "fixtures" / "mini_course"
 pytestmark = pytest.mark.slow
@@ -65,7 +66,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     roster.write_text("student_id,first_name,last_name,email\nada,Ada,Lovelace,ada@example.org\n"
                       'ben,Ben,"Bitdiddle, Jr.",ben@example.org\ncyd,Cyd,Charisse,\n', encoding="utf-8")
     assert "3 added" in grader_cli("roster", "import", str(roster), term=term_dir)
-    term = wf.load_term(term_dir)
+    term = load_term(term_dir)
     assert import_roster(roster, term.db_url).summary() == "0 added, 0 updated, 3 unchanged"   # idempotent
 
     # --- release to the exchange; students fetch and submit ----------------------------------
@@ -93,7 +94,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     work_on(ben)
     ben_stamp = ben.submit("mini")
     due = datetime.now(UTC)
-    wf.set_duedate(term, "mini", due)
+    set_duedate(term, "mini", due)
     cyd.fetch("mini")
     work_on(cyd)
     cyd_stamp = cyd.submit("mini")

@@ -18,7 +18,6 @@ exchange classes in this process (fast; what ``NbGraderAPI`` does inside the Jup
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,29 +38,21 @@ class InboundSubmission:
     student: str
     chapter: str
     timestamp: datetime          # UTC, naive (nbgrader's convention)
-    path: Path
-
-
-def _parse_inbound(path: Path) -> InboundSubmission | None:
-    from nbgrader.utils import parse_utc
-
-    parts = path.name.rsplit("+", 3)        # student ids may not contain '+', nbgrader splits like this too
-    if len(parts) < 3:
-        return None
-    try:
-        stamp = parse_utc(parts[2])
-    except (ValueError, OverflowError):
-        return None
-    return InboundSubmission(parts[0], parts[1], stamp, path)
 
 
 def inbound(exchange: Path | str, chapter: str | None = None, course_id: str = COURSE_ID) -> list[InboundSubmission]:
-    """Every submission waiting in the exchange (all versions), oldest first."""
-    folder = Path(exchange) / course_id / "inbound"
-    if not folder.is_dir():
-        return []
-    found = [s for p in folder.iterdir() if p.is_dir() and (s := _parse_inbound(p)) is not None]
-    return sorted((s for s in found if chapter is None or s.chapter == chapter), key=lambda s: (s.timestamp, s.student))
+    """Every submission waiting in the exchange (all versions), oldest first; names nbgrader cannot read are left out."""
+    from nbgrader.utils import parse_utc
+
+    found = []
+    for path in (Path(exchange) / course_id / "inbound").glob("*+*+*"):
+        student, chapter_name, stamp = path.name.rsplit("+", 3)[:3]   # ids may not contain '+'; nbgrader splits so
+        try:
+            if path.is_dir() and chapter in (None, chapter_name):
+                found.append(InboundSubmission(student, chapter_name, parse_utc(stamp)))
+        except (ValueError, OverflowError):
+            continue
+    return sorted(found, key=lambda s: (s.timestamp, s.student))
 
 
 def outbound(exchange: Path | str, course_id: str = COURSE_ID) -> list[str]:
@@ -79,13 +70,12 @@ class StudentClient:
     """
 
     def __init__(self, student_id: str, home: Path | str, exchange: Path | str, *, course_id: str = COURSE_ID,
-                 cli: bool = False, timezone: str = "UTC"):
+                 cli: bool = False):
         self.student_id = student_id
         self.home = Path(home).resolve()
         self.exchange = Path(exchange).resolve()
         self.course_id = course_id
         self.cli = cli
-        self.timezone = timezone
         self.home.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -121,8 +111,7 @@ class StudentClient:
     def command(self, step: str, chapter: str) -> list[str]:
         """The nbgrader command line a student runs for ``step`` (with ``--student`` for the simulation)."""
         return [sys.executable, "-m", "nbgrader", step, chapter, f"--course={self.course_id}",
-                f"--Exchange.root={self.exchange}", f"--student={self.student_id}",
-                f"--Exchange.timezone={self.timezone}"]
+                f"--Exchange.root={self.exchange}", f"--student={self.student_id}"]
 
     def env(self) -> dict[str, str]:
         """A student's environment: their own home, Jupyter directories, no instructor configuration."""
@@ -146,9 +135,6 @@ class StudentClient:
                 raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed "
                                            f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
             return
-        self._run_in_process(step, chapter)
-
-    def _run_in_process(self, step: str, chapter: str) -> None:
         from nbgrader.auth import Authenticator
         from nbgrader.coursedir import CourseDirectory
         from nbgrader.exchange import ExchangeError
@@ -157,22 +143,12 @@ class StudentClient:
 
         classes = {"fetch_assignment": ExchangeFetchAssignment, "submit": ExchangeSubmit,
                    "fetch_feedback": ExchangeFetchFeedback}
-        c = Config()
-        c.CourseDirectory.course_id = self.course_id
-        c.CourseDirectory.assignment_id = chapter
-        c.CourseDirectory.student_id = self.student_id
-        c.CourseDirectory.root = str(self.home)
-        c.Exchange.root = str(self.exchange)
-        c.Exchange.cache = str(self.cache)
-        c.Exchange.assignment_dir = str(self.home)
-        c.Exchange.timezone = self.timezone
-        coursedir = CourseDirectory(config=c)
-        exchange = classes[step](coursedir=coursedir, authenticator=Authenticator(config=c), config=c)
+        c = Config({"CourseDirectory": {"course_id": self.course_id, "assignment_id": chapter,
+                                        "student_id": self.student_id, "root": str(self.home)},
+                    "Exchange": {"root": str(self.exchange), "cache": str(self.cache),
+                                 "assignment_dir": str(self.home)}})
+        exchange = classes[step](coursedir=CourseDirectory(config=c), authenticator=Authenticator(config=c), config=c)
         try:
             exchange.start()
         except ExchangeError as exc:
             raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed: {exc}") from None
-
-    def remove_assignment(self, chapter: str) -> None:
-        """Delete the student's working copy (to fetch again)."""
-        shutil.rmtree(self.assignment_dir(chapter), ignore_errors=True)

@@ -24,7 +24,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
+from grader.course.release import gradebook
+
+__all__ = ["COLUMNS", "RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
            "validate_student_id"]
 
 COLUMNS = ("student_id", "first_name", "last_name", "email")
@@ -157,30 +159,26 @@ def read_roster(path: Path | str) -> list[RosterRow]:
 
 def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") -> ImportReport:
     """Add or update every student of the roster in the gradebook ``db_url``; all or nothing."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from grader.course.release import ensure_scripts_on_path
+    from nbgrader.api import MissingEntry, Student
 
     rows = read_roster(path)
-    ensure_scripts_on_path()
     report = ImportReport()
-    with Gradebook(db_url, course_id) as gb:
+    with gradebook(db_url, course_id) as gb:
         try:
             for row in rows:
                 wanted = {"first_name": row.first_name, "last_name": row.last_name, "email": row.email}
                 try:
                     student = gb.find_student(row.student_id)
                 except MissingEntry:
-                    student = None
-                if student is None:
-                    gb.db.add(_new_student(row))
+                    gb.db.add(Student(id=row.student_id, **wanted))
                     report.created.append(row.student_id)
-                elif any(getattr(student, k) != v for k, v in wanted.items()):
-                    for key, value in wanted.items():
-                        setattr(student, key, value)
-                    report.updated.append(row.student_id)
-                else:
+                    continue
+                if all(getattr(student, k) == v for k, v in wanted.items()):
                     report.unchanged.append(row.student_id)
+                    continue
+                for key, value in wanted.items():
+                    setattr(student, key, value)
+                report.updated.append(row.student_id)
             gb.db.commit()                                  # one transaction: all rows or none
         except Exception:
             gb.db.rollback()
@@ -190,18 +188,7 @@ def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") ->
     return report
 
 
-def _new_student(row: RosterRow):
-    from nbgrader.api import Student
-
-    return Student(id=row.student_id, first_name=row.first_name, last_name=row.last_name, email=row.email)
-
-
 def list_students(db_url: str, course_id: str = "dlcourse") -> list[RosterRow]:
     """The gradebook's students, sorted by id (line numbers are 0)."""
-    from nbgrader.api import Gradebook
-
-    from grader.course.release import ensure_scripts_on_path
-
-    ensure_scripts_on_path()
-    with Gradebook(db_url, course_id) as gb:
+    with gradebook(db_url, course_id) as gb:
         return [RosterRow(0, s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]

@@ -88,8 +88,8 @@ def _copy_new(src: Path, dst: Path) -> bool:
     return True
 
 
-def sync(course: Path, work: Path) -> SyncReport:
-    """Copy the files of ``course`` that ``work`` lacks; never replace or delete a file of ``work``."""
+def sync(course: Path, work: Path, chapter: str | None = None) -> SyncReport:
+    """Copy the files of ``course`` (or of its ``chapter``) that ``work`` lacks; never replace or delete a file."""
     course, work = Path(course), Path(work)
     if not course.is_dir():
         raise FileNotFoundError(f"no course folder at {course}: run the command from a checkout of the course")
@@ -97,23 +97,16 @@ def sync(course: Path, work: Path) -> SyncReport:
     manifest = _read_manifest(work)
     report = SyncReport()
     for rel in course_files(course):
-        src, dst = course / rel, work / rel
-        digest = _digest(src)
-        if _copy_new(src, dst):
+        if chapter is not None and not rel.startswith(chapter + "/"):
+            continue
+        digest = _digest(course / rel)
+        if _copy_new(course / rel, work / rel):
             manifest[rel] = digest
             report.copied.append(rel)
-        elif rel in manifest and manifest[rel] != digest:
+        elif manifest.get(rel, digest) != digest:
             report.updated_in_course.append(rel)
     _write_manifest(work, manifest)
     return report
-
-
-def _aside_name(work: Path, chapter: str, now: _dt.datetime) -> Path:
-    stem = f"{chapter}.old-{now:%Y%m%d-%H%M%S}"
-    target, n = work / stem, 2
-    while target.exists():
-        target, n = work / f"{stem}-{n}", n + 1
-    return target
 
 
 def fresh(chapter: str, course: Path, work: Path, *, now: _dt.datetime | None = None) -> tuple[Path | None, list[str]]:
@@ -127,14 +120,9 @@ def fresh(chapter: str, course: Path, work: Path, *, now: _dt.datetime | None = 
         raise ValueError(f"no chapter {chapter!r} in {course} (chapters: {', '.join(known) or 'none'})")
     aside = None
     if (work / chapter).exists():
-        aside = _aside_name(work, chapter, now or _dt.datetime.now())
+        stem = f"{chapter}.old-{now or _dt.datetime.now():%Y%m%d-%H%M%S}"
+        aside, n = work / stem, 2
+        while aside.exists():
+            aside, n = work / f"{stem}-{n}", n + 1
         (work / chapter).rename(aside)
-    work.mkdir(parents=True, exist_ok=True)
-    manifest = _read_manifest(work)
-    copied = []
-    for rel in course_files(course):
-        if rel.startswith(chapter + "/") and _copy_new(course / rel, work / rel):
-            manifest[rel] = _digest(course / rel)
-            copied.append(rel)
-    _write_manifest(work, manifest)
-    return aside, copied
+    return aside, sync(course, work, chapter).copied
