@@ -13,29 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.course.release import (
-    REPO_ROOT,
-    NbgraderError,
-    check_sync,
-    ensure_scripts_on_path,
-    nbgrader_command,
-    nbgrader_env,
-    release,
-)
-from grader.course.roster import COLUMNS, import_roster, list_students
-from grader.course.term import init_term, load_term, set_duedate, show_utc
-from grader.course.workflow import (
-    collect,
-    export_grades,
-    grade_collected,
-    release_feedback,
-    release_to_exchange,
-    term_status,
-)
+from grader.course import release as course_release
+from grader.course import roster, workflow
+from grader.course import term as course_term
+from grader.course.release import REPO_ROOT, NbgraderError
 
 
 def _release(args: argparse.Namespace, term: None) -> None:
-    written = release(args.chapter or None, source_root=Path(args.course_root))
+    written = course_release.release(args.chapter or None, source_root=Path(args.course_root))
     for path in written:
         print(f"released {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     if not written:
@@ -43,7 +28,7 @@ def _release(args: argparse.Namespace, term: None) -> None:
 
 
 def _check_sync(args: argparse.Namespace, term: None) -> int:
-    problems = check_sync(source_root=Path(args.course_root))
+    problems = course_release.check_sync(source_root=Path(args.course_root))
     if problems:
         print("course/ is out of sync with solutions/. Student work lives in work/, which a release never touches; "
               "if you edited course/ itself, run `python3 tasks.py lab` once first (it copies those edits into work/). "
@@ -72,7 +57,7 @@ def _autograde(args: argparse.Namespace, term: None) -> int:
 
 def _lab(args: argparse.Namespace, term: None) -> int:
     """JupyterLab for the instructor: course root = the repository, nbgrader configured by grader/."""
-    ensure_scripts_on_path()
+    course_release.ensure_scripts_on_path()
     env = dict(os.environ)
     # nbgrader's Formgrader looks for nbgrader_config.py in every Jupyter config directory.
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
@@ -86,48 +71,50 @@ def _lab(args: argparse.Namespace, term: None) -> int:
 def _nbgrader(args: argparse.Namespace, term) -> int:
     """Any nbgrader command with the course's configuration, on the repository or (``term nbgrader``) a term."""
     root = term.root if term else REPO_ROOT
-    return subprocess.call(nbgrader_command(*[a for a in args.rest if a != "--"]), cwd=root, env=nbgrader_env(root))
+    return subprocess.call(course_release.nbgrader_command(*[a for a in args.rest if a != "--"]), cwd=root,
+                           env=course_release.nbgrader_env(root))
 
 
 def _term_init(args: argparse.Namespace, term: None) -> None:
-    init_term(args.dir, args.exchange, source_root=Path(args.course_root), chapter_names=args.chapters or None,
-              late_penalty=args.late_penalty, timezone=args.timezone)
+    course_term.init_term(args.dir, args.exchange, source_root=Path(args.course_root),
+                          chapter_names=args.chapters or None, late_penalty=args.late_penalty, timezone=args.timezone)
 
 
 def _term_duedate(args: argparse.Namespace, term) -> None:
-    due = set_duedate(term, args.chapter, None if args.when.lower() == "none" else args.when)
-    print(f"{args.chapter}: due {show_utc(due, term.timezone)}")
+    due = course_term.set_duedate(term, args.chapter, None if args.when.lower() == "none" else args.when)
+    print(f"{args.chapter}: due {course_term.show_utc(due, term.timezone)}")
 
 
 def _roster_import(args: argparse.Namespace, term) -> None:
-    print(f"roster {args.file}: {import_roster(args.file, term.db_url, term.course_id).summary()}")
+    print(f"roster {args.file}: {roster.import_roster(args.file, term.db_url, term.course_id).summary()}")
 
 
 def _roster_list(args: argparse.Namespace, term) -> None:
     writer = csv.writer(sys.stdout)
-    writer.writerow(COLUMNS)
-    for row in list_students(term.db_url, term.course_id):
-        writer.writerow([getattr(row, column) or "" for column in COLUMNS])
+    writer.writerow(roster.COLUMNS)
+    for row in roster.list_students(term.db_url, term.course_id):
+        writer.writerow([getattr(row, column) or "" for column in roster.COLUMNS])
 
 
 def _exchange_release(args: argparse.Namespace, term) -> None:
-    path = release_to_exchange(term, args.chapter, force=args.force)
+    path = workflow.release_to_exchange(term, args.chapter, force=args.force)
     print(f"{args.chapter} released to {path} (students: nbgrader fetch_assignment {args.chapter} "
           f"--course {term.course_id})")
 
 
 def _collect(args: argparse.Namespace, term) -> None:
-    print(collect(term, args.chapter, update=args.update, before_duedate=args.before_duedate).summary())
+    print(workflow.collect(term, args.chapter, update=args.update, before_duedate=args.before_duedate).summary())
 
 
 def _grade_collected(args: argparse.Namespace, term) -> None:
-    grade_collected(term, args.chapter, regrade_all=args.all, students=args.student or None, workers=args.workers,
-                    timeout=args.timeout, notebook_timeout=args.notebook_timeout, feedback=not args.no_feedback,
-                    mathjax_url=args.mathjax_url)
+    workflow.grade_collected(term, args.chapter, regrade_all=args.all, students=args.student or None,
+                             workers=args.workers, timeout=args.timeout, notebook_timeout=args.notebook_timeout,
+                             feedback=not args.no_feedback, mathjax_url=args.mathjax_url)
 
 
 def _export(args: argparse.Namespace, term) -> None:
-    print(f"grades exported to {export_grades(term, args.to or term.root / 'exports' / 'grades.csv', args.chapter)}")
+    path = workflow.export_grades(term, args.to or term.root / "exports" / "grades.csv", args.chapter)
+    print(f"grades exported to {path}")
 
 
 def _arg(*flags: str, **options) -> tuple[tuple[str, ...], dict]:
@@ -187,8 +174,8 @@ COMMANDS = {
         _arg("--timezone", default="UTC", help="time zone for due dates typed without one (default UTC)"),
         COURSE_ROOT,
         _arg("chapters", nargs="*", help="chapters (default: all under solutions/)")]),
-    "term show": (lambda args, term: print(term_status(term)), "settings and, per chapter, due date and counts",
-                  [TERM]),
+    "term show": (lambda args, term: print(workflow.term_status(term)),
+                  "settings and, per chapter, due date and counts", [TERM]),
     "term duedate": (_term_duedate, "set a chapter's due date ('none' clears it)", [
         CHAPTER, _arg("when", help="e.g. '2025-06-01 23:59' (term time zone) or '2025-06-01 23:59:00 Asia/Tokyo'"),
         TERM]),
@@ -207,7 +194,7 @@ COMMANDS = {
         *TIMEOUTS, _flag("--no-feedback", "do not generate feedback HTML"),
         _arg("--mathjax-url", default="", help="load MathJax from this URL in the feedback (default: a CDN)"),
         TERM]),
-    "exchange-feedback": (lambda args, term: release_feedback(term, args.chapter),
+    "exchange-feedback": (lambda args, term: workflow.release_feedback(term, args.chapter),
                           "nbgrader release_feedback for the graded submissions", [CHAPTER, TERM]),
     "export": (_export, "nbgrader export: one CSV row per student and chapter", [
         _arg("--to", help="CSV file (default TERM/exports/grades.csv)"),
@@ -229,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(handler=handler, name=name)
     args = parser.parse_args(argv)
     try:
-        status = args.handler(args, load_term(args.term) if "term" in args else None)
+        status = args.handler(args, course_term.load_term(args.term) if "term" in args else None)
     except (ValueError, NbgraderError) as exc:          # TermError and RosterError are ValueErrors
         print(f"{args.name} failed: {exc}", file=sys.stderr)
         return 1

@@ -36,20 +36,20 @@ class ExchangeCommandError(RuntimeError):
 @dataclass(frozen=True)
 class InboundSubmission:
     student: str
-    chapter: str
     timestamp: datetime          # UTC, naive (nbgrader's convention)
 
 
-def inbound(exchange: Path | str, chapter: str | None = None, course_id: str = COURSE_ID) -> list[InboundSubmission]:
-    """Every submission waiting in the exchange (all versions), oldest first; names nbgrader cannot read are left out."""
+def inbound(exchange: Path | str, chapter: str, course_id: str = COURSE_ID) -> list[InboundSubmission]:
+    """The chapter's submissions waiting in the exchange (all versions), oldest first; names nbgrader cannot
+    read are left out."""
     from nbgrader.utils import parse_utc
 
     found = []
-    for path in (Path(exchange) / course_id / "inbound").glob("*+*+*"):
+    for path in (Path(exchange) / course_id / "inbound").glob(f"*+{chapter}+*"):
         student, chapter_name, stamp = path.name.rsplit("+", 3)[:3]   # ids may not contain '+'; nbgrader splits so
         try:
-            if path.is_dir() and chapter in (None, chapter_name):
-                found.append(InboundSubmission(student, chapter_name, parse_utc(stamp)))
+            if path.is_dir() and chapter_name == chapter:
+                found.append(InboundSubmission(student, parse_utc(stamp)))
         except (ValueError, OverflowError):
             continue
     return sorted(found, key=lambda s: (s.timestamp, s.student))
@@ -69,12 +69,10 @@ class StudentClient:
     ``fetch_feedback`` needs) lives in ``home/.local/share/jupyter/nbgrader_cache``.
     """
 
-    def __init__(self, student_id: str, home: Path | str, exchange: Path | str, *, course_id: str = COURSE_ID,
-                 cli: bool = False):
+    def __init__(self, student_id: str, home: Path | str, exchange: Path | str, *, cli: bool = False):
         self.student_id = student_id
         self.home = Path(home).resolve()
         self.exchange = Path(exchange).resolve()
-        self.course_id = course_id
         self.cli = cli
         self.home.mkdir(parents=True, exist_ok=True)
 
@@ -93,13 +91,13 @@ class StudentClient:
         return self.assignment_dir(chapter)
 
     def submit(self, chapter: str) -> str:
-        """``nbgrader submit CHAPTER --course dlcourse``; returns the submission's timestamp text."""
-        before = set(self._cached(chapter))
+        """``nbgrader submit CHAPTER --course dlcourse``; returns the submission's timestamp text.
+
+        nbgrader caches each submission as <student>+<chapter>+<timestamp>: this one is the newest.
+        """
         self._run("submit", chapter)
-        new = sorted(set(self._cached(chapter)) - before)
-        if not new:
-            raise ExchangeCommandError(f"{self.student_id}: nbgrader submit {chapter} left no submission in the cache")
-        return (self.cache / self.course_id / new[-1] / "timestamp.txt").read_text().strip()
+        newest = max((self.cache / COURSE_ID).glob(f"*+{chapter}+*"))
+        return (newest / "timestamp.txt").read_text().strip()
 
     def fetch_feedback(self, chapter: str) -> list[Path]:
         """``nbgrader fetch_feedback CHAPTER --course dlcourse``; returns every feedback file the student has."""
@@ -110,7 +108,7 @@ class StudentClient:
 
     def command(self, step: str, chapter: str) -> list[str]:
         """The nbgrader command line a student runs for ``step`` (with ``--student`` for the simulation)."""
-        return [sys.executable, "-m", "nbgrader", step, chapter, f"--course={self.course_id}",
+        return [sys.executable, "-m", "nbgrader", step, chapter, f"--course={COURSE_ID}",
                 f"--Exchange.root={self.exchange}", f"--student={self.student_id}"]
 
     def env(self) -> dict[str, str]:
@@ -120,12 +118,6 @@ class StudentClient:
         env.update(HOME=str(self.home), JUPYTER_DATA_DIR=str(self.cache.parent),
                    JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(self.home / ".runtime"))
         return env
-
-    def _cached(self, chapter: str) -> list[str]:
-        folder = self.cache / self.course_id
-        if not folder.is_dir():
-            return []
-        return [p.name for p in folder.iterdir() if p.is_dir() and p.name.split("+")[1:2] == [chapter]]
 
     def _run(self, step: str, chapter: str) -> None:
         if self.cli:
@@ -143,7 +135,7 @@ class StudentClient:
 
         classes = {"fetch_assignment": ExchangeFetchAssignment, "submit": ExchangeSubmit,
                    "fetch_feedback": ExchangeFetchFeedback}
-        c = Config({"CourseDirectory": {"course_id": self.course_id, "assignment_id": chapter,
+        c = Config({"CourseDirectory": {"course_id": COURSE_ID, "assignment_id": chapter,
                                         "student_id": self.student_id, "root": str(self.home)},
                     "Exchange": {"root": str(self.exchange), "cache": str(self.cache),
                                  "assignment_dir": str(self.home)}})

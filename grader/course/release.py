@@ -69,10 +69,10 @@ def nbgrader_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nbgrader", *args, f"--NbGrader.config_file={CONFIG.with_suffix('')}"]
 
 
-def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None, **env: str) -> str:
+def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None) -> str:
     """Run one nbgrader command on the course root ``root``; returns its log, raises NbgraderError on failure."""
     root = Path(root).resolve()
-    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(root, **env),
+    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(root),
                           capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:

@@ -46,7 +46,6 @@ class RosterError(ValueError):
 
 @dataclass(frozen=True)
 class RosterRow:
-    line: int
     student_id: str
     first_name: str | None
     last_name: str | None
@@ -88,11 +87,9 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     """Parse and check a roster CSV; raises RosterError listing every problem (nothing half-read)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise RosterError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RosterError(path, [f"not UTF-8 text (byte {exc.start}); save the file as CSV UTF-8"]) from None
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -121,33 +118,17 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     first_line: dict[str, int] = {}
     try:
         for record in reader:
-            line = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue                                   # blank line
             if len(record) != len(names):
-                problems.append(f"line {line}: {len(record)} field(s), the header has {len(names)} "
-                                "(a comma inside a name needs quotes)")
-                continue
-            values = {n: cell.strip() for n, cell in zip(names, record, strict=True)}
-            sid = values["student_id"]
-            why = validate_student_id(sid)
+                why = f"{len(record)} field(s), the header has {len(names)} (a comma inside a name needs quotes)"
+            else:
+                values = {n: cell.strip() or None for n, cell in zip(names, record, strict=True)}
+                why = _row_problem(values, reader.line_num, first_line)
             if why:
-                problems.append(f"line {line}: {why}")
-                continue
-            if sid in first_line:
-                problems.append(f"line {line}: student_id {sid!r} already appears on line {first_line[sid]}")
-                continue
-            first_line[sid] = line
-            email = values.get("email") or None
-            if email is not None and not _EMAIL.match(email):
-                problems.append(f"line {line}: email {email!r} of {sid!r} is not an e-mail address")
-                continue
-            long = [n for n in ("first_name", "last_name", "email") if len(values.get(n) or "") > _MAX_ID]
-            if long:
-                problems.append(f"line {line}: {', '.join(long)} of {sid!r} longer than {_MAX_ID} characters")
-                continue
-            rows.append(RosterRow(line, sid, values.get("first_name") or None, values.get("last_name") or None,
-                                  email))
+                problems.append(f"line {reader.line_num}: {why}")
+            else:
+                rows.append(RosterRow(**{column: values.get(column) for column in COLUMNS}))
     except csv.Error as exc:
         problems.append(f"line {reader.line_num}: {exc}")
     if problems:
@@ -155,6 +136,22 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     if not rows:
         raise RosterError(path, ["no students: the file has a header but no rows"])
     return rows
+
+
+def _row_problem(values: dict[str, str | None], line: int, first_line: dict[str, int]) -> str | None:
+    """Why a row (its cells by column, None when empty) cannot be imported, or None; ``first_line`` records where
+    each student_id appeared first."""
+    sid, email = values["student_id"] or "", values.get("email")
+    why = validate_student_id(sid)
+    if why:
+        return why
+    if sid in first_line:
+        return f"student_id {sid!r} already appears on line {first_line[sid]}"
+    first_line[sid] = line
+    if email is not None and not _EMAIL.match(email):
+        return f"email {email!r} of {sid!r} is not an e-mail address"
+    long = [n for n in ("first_name", "last_name", "email") if len(values.get(n) or "") > _MAX_ID]
+    return f"{', '.join(long)} of {sid!r} longer than {_MAX_ID} characters" if long else None
 
 
 def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") -> ImportReport:
@@ -189,6 +186,6 @@ def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") ->
 
 
 def list_students(db_url: str, course_id: str = "dlcourse") -> list[RosterRow]:
-    """The gradebook's students, sorted by id (line numbers are 0)."""
+    """The gradebook's students, sorted by id."""
     with gradebook(db_url, course_id) as gb:
-        return [RosterRow(0, s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]
+        return [RosterRow(s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,8 +129,7 @@ def load_term(root: str | Path | None) -> Term:
 
 
 def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path = REPO_ROOT,
-              chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC",
-              echo: Callable[[str], None] = print) -> Term:
+              chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC") -> Term:
     """Create (or update the settings of) a term directory; every chapter gets its assignment in the gradebook."""
     from dateutil.tz import gettz
 
@@ -153,14 +152,13 @@ def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path
                           progress=False)
             except (ValueError, NbgraderError) as exc:
                 raise TermError(f"preparing {name} in {root} failed: {exc}") from None
-            echo(f"  {name}: assignment ready in {root / 'gradebook.db'}")
+            print(f"  {name}: assignment ready in {root / 'gradebook.db'}")
     exchange.mkdir(parents=True, exist_ok=True)
     term = Term(root, exchange, source_root, late_penalty, timezone)
     term.save()
-    (root / COLLECTED).mkdir(exist_ok=True)
-    (root / STATE_DIR).mkdir(exist_ok=True)
-    (root / "exports").mkdir(exist_ok=True)
-    echo(f"{'Updated' if existing else 'Created'} term {root} (exchange {exchange}, late penalty {late_penalty}, "
+    for folder in (COLLECTED, STATE_DIR, "exports"):
+        (root / folder).mkdir(exist_ok=True)
+    print(f"{'Updated' if existing else 'Created'} term {root} (exchange {exchange}, late penalty {late_penalty}, "
          f"time zone {timezone})")
     return term
 
@@ -198,9 +196,7 @@ def set_duedate(term: Term, chapter: str, when: str | datetime | None) -> dateti
     due = None if when is None else (parse_utc(when) if isinstance(when, datetime) else
                                      parse_duedate(when, term.timezone))
     with gradebook(term.db_url, term.course_id) as gb:
-        assignment = gb.update_or_create_assignment(chapter)
-        assignment.duedate = due
-        gb.db.commit()
+        gb.update_or_create_assignment(chapter, duedate=due)
     return due
 
 

@@ -195,13 +195,10 @@ class GradeRun:
     skipped: list[str]           # collected, unchanged since last graded
 
 
-def _state_path(term: Term, chapter: str) -> Path:
-    return term.root / STATE_DIR / f"{chapter}.json"
-
-
-def _load_state(term: Term, chapter: str) -> dict[str, dict]:
-    path = _state_path(term, chapter)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _load_state(term: Term, chapter: str) -> tuple[Path, dict[str, dict]]:
+    """TERM/workflow/<chapter>.json and what it records: per student, the submission graded last."""
+    path = term.root / STATE_DIR / f"{chapter}.json"
+    return path, json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 @_locked_step
@@ -221,7 +218,7 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
         raise TermError(f"nothing collected for {', '.join(missing)} in {chapter}")
     if not collected:
         raise TermError(f"nothing collected for {chapter}: run `python -m grader collect {chapter}` first")
-    state = _load_state(term, chapter)
+    state_path, state = _load_state(term, chapter)
     regrade = bool(regrade_all or students)
     wanted = [s for s in sorted(collected) if not students or s in students]
     todo = [s for s in wanted if regrade or state.get(s, {}).get("digest") != collected[s].digest]
@@ -258,9 +255,9 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
         secret = sub.path / "submission_secret.txt"
         state[student] = {"digest": sub.digest, "timestamp": sub.timestamp, "graded_at": graded_at,
                           "secret": secret.read_text(encoding="utf-8") if secret.is_file() else ""}
-    _state_path(term, chapter).parent.mkdir(exist_ok=True)
-    atomic_write(_state_path(term, chapter), json.dumps(state, indent=1, sort_keys=True) + "\n")
-    echo(format_late_table(run, term.timezone))
+    state_path.parent.mkdir(exist_ok=True)
+    atomic_write(state_path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    echo(format_late_table(run))
     return run
 
 
@@ -309,7 +306,7 @@ def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
     return out
 
 
-def format_late_table(run: GradeRun, timezone: str = "UTC") -> str:
+def format_late_table(run: GradeRun) -> str:
     if not run.results:
         return f"{run.chapter}: no grades recorded"
     width = max(len("student"), *(len(s) for s in run.results))
@@ -336,13 +333,13 @@ def _duration(seconds: float) -> str:
 
 
 @_locked_step
-def release_feedback(term: Term, chapter: str, *, echo: Callable[[str], None] = print) -> list[str]:
+def release_feedback(term: Term, chapter: str) -> list[str]:
     """``nbgrader release_feedback`` for every student whose feedback belongs to the submission graded last.
 
     nbgrader finds a student's feedback by a hash of the submission's secret: the secret of the graded
     submission (recorded by ``grade-collected``) goes next to the feedback HTML, with its timestamp.
     """
-    state = _load_state(term, chapter)
+    _, state = _load_state(term, chapter)
     ready, held = [], []
     for fb in sorted((term.root / "feedback").glob(f"*/{chapter}")):
         student, info = fb.parent.name, state.get(fb.parent.name)
@@ -360,13 +357,13 @@ def release_feedback(term: Term, chapter: str, *, echo: Callable[[str], None] = 
             (fb / "submission_secret.txt").write_text(info["secret"], encoding="utf-8")
             ready.append(student)
     for student, why in held:
-        echo(f"  {student}: feedback not released: {why}")
+        print(f"  {student}: feedback not released: {why}")
     if not ready:
-        echo(f"{chapter}: no feedback to release (grade with `python -m grader grade-collected {chapter}` first)")
+        print(f"{chapter}: no feedback to release (grade with `python -m grader grade-collected {chapter}` first)")
         return []
     exclude = [f"--CourseDirectory.student_id_exclude={','.join(s for s, _ in held)}"] if held else []
     nbgrader("release_feedback", chapter, f"--Exchange.root={term.exchange}", *exclude, root=term.root, timeout=600)
-    echo(f"{chapter}: feedback released for {len(ready)} student(s): {', '.join(ready)} "
+    print(f"{chapter}: feedback released for {len(ready)} student(s): {', '.join(ready)} "
          f"(students: nbgrader fetch_feedback {chapter} --course {term.course_id})")
     return ready
 
@@ -402,5 +399,5 @@ def term_status(term: Term) -> str:
         waiting = {s.student for s in inbound(term.exchange, name, term.course_id)}
         lines.append(f"  {name:<16} {show_utc(dues.get(name), term.timezone):<40} "
                      f"{'yes' if name in released else 'no':<9} {len(waiting):>7} "
-                     f"{len(collected_submissions(term, name)):>9} {len(_load_state(term, name)):>6}")
+                     f"{len(collected_submissions(term, name)):>9} {len(_load_state(term, name)[1]):>6}")
     return "\n".join(lines)
