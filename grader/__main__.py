@@ -27,7 +27,7 @@ def _release(args: argparse.Namespace, term: None) -> None:
         print("nothing to release: solutions/ holds no chapter notebooks")
 
 
-def _check_sync(args: argparse.Namespace, term: None) -> int:
+def _check_sync(args: argparse.Namespace, term: None) -> int | None:
     problems = course_release.check_sync(source_root=Path(args.course_root))
     if problems:
         print("course/ is out of sync with solutions/. Student work lives in work/, which a release never touches; "
@@ -37,7 +37,6 @@ def _check_sync(args: argparse.Namespace, term: None) -> int:
             print(f"  {line}")
         return 1
     print("course/ is in sync with solutions/")
-    return 0
 
 
 def _autograde(args: argparse.Namespace, term: None) -> int:
@@ -109,7 +108,7 @@ def _collect(args: argparse.Namespace, term) -> None:
 def _grade_collected(args: argparse.Namespace, term) -> None:
     workflow.grade_collected(term, args.chapter, regrade_all=args.all, students=args.student or None,
                              workers=args.workers, timeout=args.timeout, notebook_timeout=args.notebook_timeout,
-                             feedback=not args.no_feedback, mathjax_url=args.mathjax_url)
+                             mathjax_url=args.mathjax_url)
 
 
 def _export(args: argparse.Namespace, term) -> None:
@@ -133,6 +132,8 @@ NBGRADER_ARGS = _arg("rest", nargs=argparse.REMAINDER, help="nbgrader arguments,
 TIMEOUTS = [_arg("--timeout", type=int, default=60, help="time limit per cell in seconds (default 60)"),
             _arg("--notebook-timeout", type=int, default=600, help="time limit per notebook in seconds (default 600)"),
             _arg("--workers", type=int, help="submissions graded in parallel (default: the number of cores)")]
+MATHJAX = _arg("--mathjax-url", default="",
+               help="load MathJax from this URL in the feedback HTML (default: a CDN; offline the feedback says so)")
 
 GROUPS = {"term": "a term directory: init, show, duedate, nbgrader (see docs/instructor-workflow.md)",
           "roster": "import a roster CSV (student_id, first_name, last_name, email) or list it"}
@@ -160,9 +161,7 @@ COMMANDS = {
         _arg("--file-mb", type=int, default=64, help="largest file a submission may write (MB)"),
         _arg("--processes", type=int, default=64, help="processes and threads a submission may have"),
         _arg("--output-kb", type=int, default=256, help="output kept per cell (kB)"),
-        _arg("--mathjax-url", default="", help="load MathJax from this URL in the feedback HTML "
-                                               "(default: a CDN; offline the feedback says so)"),
-        COURSE_ROOT]),
+        MATHJAX, COURSE_ROOT]),
     "lab": (_lab, "JupyterLab with nbgrader's Formgrader configured for this course", [
         _arg("rest", nargs=argparse.REMAINDER, help="extra arguments for jupyter lab")]),
     "nbgrader": (_nbgrader, "run any nbgrader command with the course's configuration", [NBGRADER_ARGS]),
@@ -191,9 +190,7 @@ COMMANDS = {
     "grade-collected": (_grade_collected, "autograde new/changed collected submissions, apply late penalties", [
         CHAPTER, _flag("--all", "regrade every collected submission"),
         _arg("--student", action="append", help="grade only this student (repeatable; always regrades)"),
-        *TIMEOUTS, _flag("--no-feedback", "do not generate feedback HTML"),
-        _arg("--mathjax-url", default="", help="load MathJax from this URL in the feedback (default: a CDN)"),
-        TERM]),
+        *TIMEOUTS, MATHJAX, TERM]),
     "exchange-feedback": (lambda args, term: workflow.release_feedback(term, args.chapter),
                           "nbgrader release_feedback for the graded submissions", [CHAPTER, TERM]),
     "export": (_export, "nbgrader export: one CSV row per student and chapter", [

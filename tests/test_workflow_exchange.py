@@ -2,8 +2,8 @@
 
 Instructor (python -m grader ...): term init → roster import → exchange-release → collect → grade-collected
 → (resubmission, due date, late submission) → collect --update → grade-collected → exchange-feedback → export.
-Three students, simulated as one Unix user with their own home directories and ``--student``:
-ada submits on time through nbgrader's real command line (fetch_assignment, submit, fetch_feedback);
+Three students, simulated as one Unix user with their own home directories and ``--student``, each
+through nbgrader's real command line (fetch_assignment, submit, fetch_feedback): ada submits on time;
 ben submits a wrong ReLU, then a correct one (the latest counts); cyd submits after the due date
 (late penalty 25 % per started day). Everything lives in tmp dirs (exchange, course root, term, homes).
 
@@ -73,9 +73,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     out = grader_cli("exchange-release", "mini", term=term_dir)
     assert (exchange / "dlcourse" / "outbound" / "mini" / "mini.ipynb").is_file(), out
     homes = tmp_path / "homes"
-    ada = StudentClient("ada", homes / "ada", exchange, cli=True)     # nbgrader's own command line
-    ben = StudentClient("ben", homes / "ben", exchange)               # nbgrader's exchange classes in-process
-    cyd = StudentClient("cyd", homes / "cyd", exchange)
+    ada, ben, cyd = (StudentClient(name, homes / name, exchange) for name in ("ada", "ben", "cyd"))
     for student in (ada, ben):
         assert (student.fetch("mini") / "mini.ipynb").is_file()
     work_on(ada)
@@ -121,7 +119,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     # --- feedback: released to the exchange, fetched by each student ---------------------------
     out = grader_cli("exchange-feedback", "mini", term=term_dir)
     assert "feedback released for 3 student(s)" in out
-    ada_fb = ada.fetch_feedback("mini")                              # nbgrader fetch_feedback (command line)
+    ada_fb = ada.fetch_feedback("mini")                              # nbgrader fetch_feedback
     assert [p.parent.name for p in ada_fb] == [ada_stamp]
     assert "Score: 6.0 / 6.0" in ada_fb[0].read_text(encoding="utf-8")
     ben_fb = ben.fetch_feedback("mini")                              # only for the submission that was graded

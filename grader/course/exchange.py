@@ -10,9 +10,8 @@ On JupyterHub every student is a Unix user and nbgrader names a submission after
 rehearse a term with several students as one Unix user (and in the tests), :class:`StudentClient`
 gives each simulated student a home directory (the assignment folder and nbgrader's submission cache)
 and passes ``--student=<id>`` (``CourseDirectory.student_id``), which nbgrader's ``submit`` and
-``fetch_feedback`` use instead of the user name. It runs either nbgrader's real command line
-(``cli=True``: exactly the commands a student types, see docs/instructor-workflow.md) or nbgrader's
-exchange classes in this process (fast; what ``NbGraderAPI`` does inside the JupyterLab extension).
+``fetch_feedback`` use instead of the user name; otherwise it runs exactly the commands a student types
+(see docs/instructor-workflow.md).
 """
 
 from __future__ import annotations
@@ -62,18 +61,17 @@ def outbound(exchange: Path | str, course_id: str = COURSE_ID) -> list[str]:
 
 
 class StudentClient:
-    """One (simulated) student: fetch, submit and fetch feedback through nbgrader's exchange.
+    """One (simulated) student: fetch, submit and fetch feedback with nbgrader's own commands.
 
     ``home`` is the student's home directory: assignments are fetched into ``home/<chapter>/``,
     feedback into ``home/<chapter>/feedback/<timestamp>/``, and nbgrader's submission cache (which
     ``fetch_feedback`` needs) lives in ``home/.local/share/jupyter/nbgrader_cache``.
     """
 
-    def __init__(self, student_id: str, home: Path | str, exchange: Path | str, *, cli: bool = False):
+    def __init__(self, student_id: str, home: Path | str, exchange: Path | str):
         self.student_id = student_id
         self.home = Path(home).resolve()
         self.exchange = Path(exchange).resolve()
-        self.cli = cli
         self.home.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -82,8 +80,6 @@ class StudentClient:
 
     def assignment_dir(self, chapter: str) -> Path:
         return self.home / chapter
-
-    # ------------------------------------------------------------------ the three student commands
 
     def fetch(self, chapter: str) -> Path:
         """``nbgrader fetch_assignment CHAPTER --course dlcourse``; returns the fetched folder."""
@@ -104,43 +100,15 @@ class StudentClient:
         self._run("fetch_feedback", chapter)
         return sorted((self.assignment_dir(chapter) / "feedback").glob("*/*.html"))
 
-    # ------------------------------------------------------------------ plumbing
-
-    def command(self, step: str, chapter: str) -> list[str]:
-        """The nbgrader command line a student runs for ``step`` (with ``--student`` for the simulation)."""
-        return [sys.executable, "-m", "nbgrader", step, chapter, f"--course={COURSE_ID}",
-                f"--Exchange.root={self.exchange}", f"--student={self.student_id}"]
-
-    def env(self) -> dict[str, str]:
-        """A student's environment: their own home, Jupyter directories, no instructor configuration."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DLCOURSE_", "JUPYTER_")) and k not in ("PYTHONPATH",)}
+    def _run(self, step: str, chapter: str) -> None:
+        """``nbgrader STEP CHAPTER`` as a student runs it (``--student`` for the simulation), in the student's
+        environment: their own home and Jupyter directories, no instructor configuration."""
+        cmd = [sys.executable, "-m", "nbgrader", step, chapter, f"--course={COURSE_ID}",
+               f"--Exchange.root={self.exchange}", f"--student={self.student_id}"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DLCOURSE_", "JUPYTER_")) and k != "PYTHONPATH"}
         env.update(HOME=str(self.home), JUPYTER_DATA_DIR=str(self.cache.parent),
                    JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(self.home / ".runtime"))
-        return env
-
-    def _run(self, step: str, chapter: str) -> None:
-        if self.cli:
-            proc = subprocess.run(self.command(step, chapter), cwd=self.home, env=self.env(), capture_output=True,
-                                  text=True, timeout=300)
-            if proc.returncode != 0:
-                raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed "
-                                           f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
-            return
-        from nbgrader.auth import Authenticator
-        from nbgrader.coursedir import CourseDirectory
-        from nbgrader.exchange import ExchangeError
-        from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeFetchFeedback, ExchangeSubmit
-        from traitlets.config import Config
-
-        classes = {"fetch_assignment": ExchangeFetchAssignment, "submit": ExchangeSubmit,
-                   "fetch_feedback": ExchangeFetchFeedback}
-        c = Config({"CourseDirectory": {"course_id": COURSE_ID, "assignment_id": chapter,
-                                        "student_id": self.student_id, "root": str(self.home)},
-                    "Exchange": {"root": str(self.exchange), "cache": str(self.cache),
-                                 "assignment_dir": str(self.home)}})
-        exchange = classes[step](coursedir=CourseDirectory(config=c), authenticator=Authenticator(config=c), config=c)
-        try:
-            exchange.start()
-        except ExchangeError as exc:
-            raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed: {exc}") from None
+        proc = subprocess.run(cmd, cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed "
+                                       f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")

@@ -1,7 +1,5 @@
-"""Roster import: a CSV of students into nbgrader's gradebook, checked first, idempotent.
-
-    python -m grader roster import FILE.csv --term TERM      (or DLCOURSE_TERM=TERM)
-    python -m grader roster list --term TERM
+"""Roster import (``python -m grader roster import FILE.csv``): a CSV of students into nbgrader's gradebook,
+checked first, idempotent.
 
 The CSV has a header row with ``student_id`` and, optionally, ``first_name``, ``last_name`` and
 ``email`` (any order; UTF-8, an Excel byte-order mark is fine; ``id`` is accepted for
@@ -100,17 +98,13 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     except csv.Error as exc:
         raise RosterError(path, [f"line 1: {exc}"]) from None
     names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
-    problems: list[str] = []
-    unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
-    if unknown:
-        problems.append(f"line 1: unknown column(s) {', '.join(repr(u) for u in unknown)}; "
-                        f"expected {', '.join(COLUMNS)}")
+    unknown = [repr(h) for h, n in zip(header, names, strict=True) if n not in COLUMNS]
     dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        problems.append(f"line 1: column(s) given twice: {', '.join(dupes)}")
-    if "student_id" not in names:
-        problems.append("line 1: no student_id column (the header must name the columns: "
-                        + ",".join(COLUMNS) + ")")
+    problems = [f"line 1: {why}" for bad, why in (
+        (unknown, f"unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}"),
+        (dupes, f"column(s) given twice: {', '.join(dupes)}"),
+        ("student_id" not in names, f"no student_id column (the header must name the columns: {','.join(COLUMNS)})"),
+    ) if bad]
     if problems:
         raise RosterError(path, problems)
 

@@ -4,28 +4,20 @@ The commands (``python -m grader term init | roster import | term duedate | exch
 grade-collected | exchange-feedback | export``) and what each runs are in docs/instructor-workflow.md.
 The term directory and its settings are grader/course/term.py; the command line is grader/__main__.py.
 
-The **term directory** TERM (outside the repository) is the nbgrader course root of one term: it is
-the batch autograder's work directory (``python -m grader autograde --workdir TERM``), so everything a
-term produces sits in one place nbgrader and its Formgrader understand
-(``DLCOURSE_COURSE_ROOT=TERM python -m grader lab``)::
+The **term directory** TERM (outside the repository) is the nbgrader course root of one term and the
+batch autograder's work directory (``python -m grader autograde --workdir TERM``), so everything a term
+produces sits in one place nbgrader and its Formgrader understand (``DLCOURSE_COURSE_ROOT=TERM python -m
+grader lab``): the gradebook, ``collected/<student>/<chapter>/`` (what ``collect`` took from the exchange,
+nbgrader's layout), the autograder's folders, ``workflow/<chapter>.json`` (which submission of each student
+was graded: timestamp, digest, secret) and ``exports/`` (one CSV per grading run); the full layout is in
+docs/instructor-workflow.md.
 
-    TERM/gradebook.db               roster, due dates, grades, late penalties (nbgrader's gradebook)
-    TERM/dlcourse-term.json         this module's settings: exchange, source root, late-penalty policy, time zone
-    TERM/nbgrader_config.py         the same for nbgrader commands run in TERM (loaded after grader/nbgrader_config.py)
-    TERM/collected/<student>/<chapter>/   what ``collect`` took from the exchange (nbgrader's collected layout,
-                                    with timestamp.txt and submission_secret.txt)
-    TERM/solutions/ course/ submitted/ autograded/ feedback/ logs/ journal/   the autograder's (see grader/README.md)
-    TERM/workflow/<chapter>.json    which submission of each student was graded (timestamp, digest)
-    TERM/exports/                   one CSV per grading run (per exercise, with reasons)
-
-Late submissions: the due date is the gradebook's (``term duedate`` or ``nbgrader db assignment add
---duedate``), the submission time is nbgrader's ``timestamp.txt``; nbgrader's ``AssignLatePenalties``
-applies the term's policy (``none``: flagged only, nbgrader's default; ``zero``: nbgrader's; ``N%``:
-:class:`grader.plugins.LatePenalty`, N % of the score per started day), and ``grade-collected``
-re-applies it in the gradebook afterwards, so the result does not depend on the configuration the
-autograder used (the feedback is regenerated when that changed a penalty).
-Resubmissions: nbgrader keeps every submission in the exchange; ``collect --update`` replaces a
-collected one by a newer one, and ``grade-collected`` grades exactly the students whose collected
+Late submissions: the due date is the gradebook's, the submission time is nbgrader's ``timestamp.txt``;
+nbgrader's ``AssignLatePenalties`` applies the term's policy (``none``, ``zero`` or ``N%`` per started day,
+:class:`grader.plugins.LatePenalty`), and ``grade-collected`` re-applies it in the gradebook afterwards, so
+the result does not depend on the configuration the autograder used (the feedback is regenerated when that
+changed a penalty). Resubmissions: nbgrader keeps every submission in the exchange; ``collect --update``
+replaces a collected one by a newer one, and ``grade-collected`` grades exactly the students whose collected
 submission is new or changed since it was last graded (``--all`` regrades everyone).
 """
 

@@ -38,10 +38,6 @@ class SyncReport:
     updated_in_course: list[str] = field(default_factory=list)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def course_files(course: Path) -> list[str]:
     """Files of ``course`` as POSIX paths relative to it (hidden files, checkpoints and caches left out)."""
     course = Path(course)
@@ -64,12 +60,6 @@ def _read_manifest(work: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def _write_manifest(work: Path, manifest: dict[str, str]) -> None:
-    tmp = work / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(work / MANIFEST)
 
 
 def _copy_new(src: Path, dst: Path) -> bool:
@@ -99,13 +89,15 @@ def sync(course: Path, work: Path, chapter: str | None = None) -> SyncReport:
     for rel in course_files(course):
         if chapter is not None and not rel.startswith(chapter + "/"):
             continue
-        digest = _digest(course / rel)
+        digest = hashlib.sha256((course / rel).read_bytes()).hexdigest()
         if _copy_new(course / rel, work / rel):
             manifest[rel] = digest
             report.copied.append(rel)
         elif manifest.get(rel, digest) != digest:
             report.updated_in_course.append(rel)
-    _write_manifest(work, manifest)
+    tmp = work / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(work / MANIFEST)
     return report
 
 
