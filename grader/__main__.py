@@ -17,6 +17,9 @@ from grader.course import release as course_release
 from grader.course import roster, workflow
 from grader.course import term as course_term
 from grader.course.release import REPO_ROOT, NbgraderError
+from grader.student.lab import prepend_paths
+from grader.trusted.autograde import Outcome, autograde
+from grader.trusted.sandbox import Limits
 
 
 def _release(args: argparse.Namespace, term: None) -> None:
@@ -40,9 +43,6 @@ def _check_sync(args: argparse.Namespace, term: None) -> int | None:
 
 
 def _autograde(args: argparse.Namespace, term: None) -> int:
-    from grader.trusted.autograde import Outcome, autograde
-    from grader.trusted.sandbox import Limits
-
     limits = Limits(memory_mb=args.memory_mb, file_mb=args.file_mb, processes=args.processes,
                     output_cell_kb=args.output_kb, cpu_seconds=args.cpu_seconds)
     batch = autograde(args.chapter, Path(args.submissions), source_root=Path(args.course_root),
@@ -59,8 +59,7 @@ def _lab(args: argparse.Namespace, term: None) -> int:
     course_release.ensure_scripts_on_path()
     env = dict(os.environ)
     # nbgrader's Formgrader looks for nbgrader_config.py in every Jupyter config directory.
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-        [str(REPO_ROOT / "grader")] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p])
+    prepend_paths(env, "JUPYTER_CONFIG_PATH", [str(REPO_ROOT / "grader")])
     # The Formgrader needs the course root inside the server's root directory.
     root = Path(env.get("DLCOURSE_COURSE_ROOT") or REPO_ROOT).resolve()
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}", *args.rest]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 
+from nbgrader.api import MissingEntry
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin
 from traitlets import Float
 
@@ -46,8 +47,6 @@ class GradesCsvExport(CsvExportPlugin):
     """
 
     def export(self, gradebook) -> None:
-        from nbgrader.api import MissingEntry
-
         dest = self.to or "grades.csv"
         students = {str(s) for s in self.student}
         assignments = {str(a) for a in self.assignment}

@@ -1,10 +1,8 @@
 """nbgrader's exchange on a local (or shared) directory: what is in it, and the student's side of it.
 
 The exchange is nbgrader's own (``nbgrader.exchange.default``): a directory every user can write to,
-``<exchange>/<course_id>/outbound/<chapter>/`` (released assignments),
-``<exchange>/<course_id>/inbound/<student>+<chapter>+<timestamp>+<random>/`` (submissions) and
-``<exchange>/<course_id>/feedback/<hash>.html`` (released feedback). The instructor's side is in
-grader/course/workflow.py (``python -m grader exchange-release | collect | exchange-feedback``).
+with ``<course_id>/outbound/<chapter>/`` (released), ``<course_id>/inbound/<student>+<chapter>+<timestamp>+
+<random>/`` (submissions) and ``<course_id>/feedback/<hash>.html``. The instructor's side is workflow.py.
 
 On JupyterHub every student is a Unix user and nbgrader names a submission after that user. To
 rehearse a term with several students as one Unix user (and in the tests), :class:`StudentClient`
@@ -19,45 +17,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["COURSE_ID", "InboundSubmission", "inbound", "outbound", "StudentClient", "ExchangeCommandError"]
+from nbgrader.utils import parse_utc
+
+from grader.course.release import NbgraderError
+
+__all__ = ["COURSE_ID", "inbound", "StudentClient"]
 
 COURSE_ID = "dlcourse"
 
 
-class ExchangeCommandError(RuntimeError):
-    """A student's nbgrader exchange command failed; the message holds its log."""
-
-
-@dataclass(frozen=True)
-class InboundSubmission:
-    student: str
-    timestamp: datetime          # UTC, naive (nbgrader's convention)
-
-
-def inbound(exchange: Path | str, chapter: str, course_id: str = COURSE_ID) -> list[InboundSubmission]:
-    """The chapter's submissions waiting in the exchange (all versions), oldest first; names nbgrader cannot
-    read are left out."""
-    from nbgrader.utils import parse_utc
-
+def inbound(exchange: Path | str, chapter: str, course_id: str = COURSE_ID) -> list[tuple[datetime, str]]:
+    """The chapter's submissions waiting in the exchange (all versions) as (timestamp in naive UTC, nbgrader's
+    convention, student id), oldest first; names nbgrader cannot read are left out."""
     found = []
     for path in (Path(exchange) / course_id / "inbound").glob(f"*+{chapter}+*"):
         student, chapter_name, stamp = path.name.rsplit("+", 3)[:3]   # ids may not contain '+'; nbgrader splits so
         try:
             if path.is_dir() and chapter_name == chapter:
-                found.append(InboundSubmission(student, parse_utc(stamp)))
+                found.append((parse_utc(stamp), student))
         except (ValueError, OverflowError):
             continue
-    return sorted(found, key=lambda s: (s.timestamp, s.student))
-
-
-def outbound(exchange: Path | str, course_id: str = COURSE_ID) -> list[str]:
-    """Chapters released to the exchange."""
-    folder = Path(exchange) / course_id / "outbound"
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return sorted(found)
 
 
 class StudentClient:
@@ -110,5 +93,5 @@ class StudentClient:
                    JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(self.home / ".runtime"))
         proc = subprocess.run(cmd, cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
-            raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed "
+            raise NbgraderError(f"{self.student_id}: nbgrader {step} {chapter} failed "
                                        f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")

@@ -82,11 +82,7 @@ def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None) -
 
 def chapters(source_root: Path = REPO_ROOT, folder: str = "solutions") -> list[str]:
     """Chapter (assignment) folders under solutions/ (or ``folder``) that hold at least one notebook."""
-    src = Path(source_root) / folder
-    if not src.is_dir():
-        return []
-    return sorted(p.name for p in src.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
+    return sorted({nb.parent.name for nb in (Path(source_root) / folder).glob("[!.]*/*.ipynb")})
 
 
 def normalise_notebook(path: Path) -> None:
@@ -147,10 +143,9 @@ def check_sync(*, source_root: Path = REPO_ROOT) -> list[str]:
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
         fresh = Path(tmp)
-        if names:
-            release(names, source_root=source_root, release_dir=fresh)
+        release(names, source_root=source_root, release_dir=fresh)       # no chapters: releases nothing
         want = _tree(fresh)
-        have = {rel for rel in _tree(course) if rel.split("/", 1)[0] in names} if course.is_dir() else set()
+        have = {rel for rel in _tree(course) if rel.split("/", 1)[0] in names}
         for rel in sorted(want | have):
             name = rel.split("/", 1)[0]
             if rel not in have:

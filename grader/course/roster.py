@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbgrader.api import MissingEntry, Student
+
 from grader.course.release import gradebook
 
 __all__ = ["COLUMNS", "RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
@@ -150,8 +152,6 @@ def _row_problem(values: dict[str, str | None], line: int, first_line: dict[str,
 
 def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") -> ImportReport:
     """Add or update every student of the roster in the gradebook ``db_url``; all or nothing."""
-    from nbgrader.api import MissingEntry, Student
-
     rows = read_roster(path)
     report = ImportReport()
     with gradebook(db_url, course_id) as gb:
@@ -164,12 +164,10 @@ def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") ->
                     gb.db.add(Student(id=row.student_id, **wanted))
                     report.created.append(row.student_id)
                     continue
-                if all(getattr(student, k) == v for k, v in wanted.items()):
-                    report.unchanged.append(row.student_id)
-                    continue
-                for key, value in wanted.items():
+                changed = {k: v for k, v in wanted.items() if getattr(student, k) != v}
+                for key, value in changed.items():
                     setattr(student, key, value)
-                report.updated.append(row.student_id)
+                (report.updated if changed else report.unchanged).append(row.student_id)
             gb.db.commit()                                  # one transaction: all rows or none
         except Exception:
             gb.db.rollback()

@@ -20,6 +20,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from dateutil import parser as dparser
+from dateutil.tz import UTC, gettz
+from nbgrader.utils import parse_utc
+from traitlets.config import Config
+
 from grader.course.exchange import COURSE_ID
 from grader.course.release import REPO_ROOT, NbgraderError, gradebook, require_chapters
 from grader.trusted.autograde import autograde
@@ -56,12 +61,13 @@ class Term:
     timezone: str = "UTC"                  # for due dates typed without a time zone, and for display
     course_id: str = COURSE_ID
 
-    def __post_init__(self) -> None:
-        self.exchange, self.source_root = Path(self.exchange), Path(self.source_root)
-
     @property
     def db_url(self) -> str:
         return f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def state_file(self, chapter: str) -> Path:
+        """TERM/workflow/<chapter>.json: which submission of each student was graded last."""
+        return self.root / STATE_DIR / f"{chapter}.json"
 
     def save(self) -> None:
         """dlcourse-term.json (these settings) and nbgrader_config.py (the same for nbgrader commands run in TERM)."""
@@ -74,8 +80,6 @@ class Term:
 
     def nbgrader_overrides(self):
         """This term's late-penalty rule as nbgrader configuration (what nbgrader_config.py says, for autograde)."""
-        from traitlets.config import Config
-
         method, percent = parse_late_penalty(self.late_penalty)
         return Config({"AssignLatePenalties": {"plugin_class": "grader.plugins.LatePenalty"},
                        "LatePenalty": {"penalty_method": method, "percent_per_day": percent}})
@@ -125,14 +129,13 @@ def load_term(root: str | Path | None) -> Term:
     if not path.is_file():
         raise TermError(f"{root} is not a term directory (no {TERM_FILE}); "
                         f"create it with `python -m grader term init {root} --exchange DIR`")
-    return Term(root, **json.loads(path.read_text(encoding="utf-8")))
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    return Term(root, Path(settings.pop("exchange")), Path(settings.pop("source_root")), **settings)
 
 
 def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path = REPO_ROOT,
               chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC") -> Term:
     """Create (or update the settings of) a term directory; every chapter gets its assignment in the gradebook."""
-    from dateutil.tz import gettz
-
     root = Path(root).expanduser().resolve()
     source_root = Path(source_root).resolve()
     exchange = Path(exchange).expanduser().resolve()
@@ -171,10 +174,6 @@ def parse_duedate(text: str, timezone: str = "UTC") -> datetime:
 
     Accepts '2025-06-01 23:59', '2025-06-01T23:59:00+09:00' and nbgrader's '2025-06-01 23:59:00 Asia/Tokyo'.
     """
-    from dateutil import parser as dparser
-    from dateutil.tz import gettz
-    from nbgrader.utils import parse_utc
-
     parts = text.split()
     try:
         if len(parts) == 3 and parts[2][:1].isalpha() and gettz(parts[2]) is not None:
@@ -190,8 +189,6 @@ def parse_duedate(text: str, timezone: str = "UTC") -> datetime:
 
 def set_duedate(term: Term, chapter: str, when: str | datetime | None) -> datetime | None:
     """Set (or with None clear) the chapter's due date in the term's gradebook; returns it in naive UTC."""
-    from nbgrader.utils import parse_utc
-
     check_chapter(term, chapter)
     due = None if when is None else (parse_utc(when) if isinstance(when, datetime) else
                                      parse_duedate(when, term.timezone))
@@ -207,8 +204,6 @@ def check_chapter(term: Term, chapter: str) -> None:
 def show_utc(value: datetime | None, timezone: str) -> str:
     if value is None:
         return "none"
-    from dateutil.tz import UTC, gettz
-
     local = value.replace(tzinfo=UTC).astimezone(gettz(timezone))
     text = local.strftime("%Y-%m-%d %H:%M:%S %Z")
     return text if timezone == "UTC" else f"{text} ({value:%Y-%m-%d %H:%M:%S} UTC)"

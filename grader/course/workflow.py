@@ -34,21 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
 
-from grader.course.exchange import inbound, outbound
+from grader.course.exchange import inbound
 from grader.course.release import NbgraderError, chapters, gradebook, nbgrader
-from grader.course.term import (
-    COLLECTED,
-    STATE_DIR,
-    Term,
-    TermError,
-    atomic_write,
-    check_chapter,
-    duedates,
-    locked,
-    show_utc,
-)
+from grader.course.term import COLLECTED, Term, TermError, atomic_write, check_chapter, duedates, locked, show_utc
+from grader.plugins import LatePenalty
 from grader.trusted.autograde import autograde
 from grader.trusted.feedback import generate_feedback
 
@@ -155,7 +147,7 @@ def collect(term: Term, chapter: str, *, update: bool = False, before_duedate: b
             report.unchanged.append(student)
         if sub.utc is None:
             continue
-        newer = sum(s.student == student and s.timestamp > sub.utc for s in waiting)
+        newer = sum(who == student and stamp > sub.utc for stamp, who in waiting)
         if newer:
             report.waiting[student] = newer
         if due is not None and sub.utc > due:
@@ -187,10 +179,10 @@ class GradeRun:
     skipped: list[str]           # collected, unchanged since last graded
 
 
-def _load_state(term: Term, chapter: str) -> tuple[Path, dict[str, dict]]:
-    """TERM/workflow/<chapter>.json and what it records: per student, the submission graded last."""
-    path = term.root / STATE_DIR / f"{chapter}.json"
-    return path, json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _load_state(term: Term, chapter: str) -> dict[str, dict]:
+    """What TERM/workflow/<chapter>.json records: per student, the submission graded last."""
+    path = term.state_file(chapter)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 @_locked_step
@@ -210,7 +202,7 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
         raise TermError(f"nothing collected for {', '.join(missing)} in {chapter}")
     if not collected:
         raise TermError(f"nothing collected for {chapter}: run `python -m grader collect {chapter}` first")
-    state_path, state = _load_state(term, chapter)
+    state = _load_state(term, chapter)
     regrade = bool(regrade_all or students)
     wanted = [s for s in sorted(collected) if not students or s in students]
     todo = [s for s in wanted if regrade or state.get(s, {}).get("digest") != collected[s].digest]
@@ -218,7 +210,6 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
     if not todo:
         echo(f"{chapter}: every collected submission is graded already ({len(wanted)}); --all regrades them")
         return run
-    (term.root / "exports").mkdir(exist_ok=True)
     csv_path = term.root / "exports" / f"{chapter}-autograde-{datetime.now():%Y%m%d-%H%M%S}.csv"
     with tempfile.TemporaryDirectory(prefix=f"dlcourse-grade-{chapter}-") as tmp:
         for student in todo:
@@ -247,8 +238,8 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
         secret = sub.path / "submission_secret.txt"
         state[student] = {"digest": sub.digest, "timestamp": sub.timestamp, "graded_at": graded_at,
                           "secret": secret.read_text(encoding="utf-8") if secret.is_file() else ""}
-    state_path.parent.mkdir(exist_ok=True)
-    atomic_write(state_path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    term.state_file(chapter).parent.mkdir(exist_ok=True)
+    atomic_write(term.state_file(chapter), json.dumps(state, indent=1, sort_keys=True) + "\n")
     echo(format_late_table(run))
     return run
 
@@ -270,10 +261,6 @@ def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
     Same rule as nbgrader's ``AssignLatePenalties``: seconds late = timestamp − (due date + extension),
     the plugin's penalty per notebook, clipped to [0, the notebook's score]. Idempotent.
     """
-    from nbgrader.api import MissingEntry
-
-    from grader.plugins import LatePenalty
-
     plugin = LatePenalty(config=term.nbgrader_overrides())
     out: dict[str, LateInfo] = {}
     with gradebook(term.db_url, term.course_id) as gb:
@@ -312,12 +299,9 @@ def format_late_table(run: GradeRun) -> str:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f} h"
+    for below, size, unit, digits in ((60, 1, "s", 0), (3600, 60, "min", 0), (86400, 3600, "h", 1)):
+        if seconds < below:
+            return f"{seconds / size:.{digits}f} {unit}"
     return f"{seconds / 86400:.1f} days"
 
 
@@ -331,7 +315,7 @@ def release_feedback(term: Term, chapter: str) -> list[str]:
     nbgrader finds a student's feedback by a hash of the submission's secret: the secret of the graded
     submission (recorded by ``grade-collected``) goes next to the feedback HTML, with its timestamp.
     """
-    _, state = _load_state(term, chapter)
+    state = _load_state(term, chapter)
     ready, held = [], []
     for fb in sorted((term.root / "feedback").glob(f"*/{chapter}")):
         student, info = fb.parent.name, state.get(fb.parent.name)
@@ -383,13 +367,13 @@ def export_grades(term: Term, to: str | Path, chapter_names: Sequence[str] | Non
 def term_status(term: Term) -> str:
     """Settings, and per chapter: due date, released, waiting in the exchange, collected, graded."""
     dues = duedates(term)
-    released = set(outbound(term.exchange, term.course_id))
+    released = {p.name for p in (term.exchange / term.course_id / "outbound").glob("*") if p.is_dir()}
     lines = [f"term {term.root}", f"  exchange     {term.exchange}", f"  source       {term.source_root}",
              f"  late penalty {term.late_penalty}", f"  time zone    {term.timezone}", "",
              f"  {'chapter':<16} {'due':<40} {'released':<9} {'inbound':>7} {'collected':>9} {'graded':>6}"]
     for name in chapters(term.source_root):
-        waiting = {s.student for s in inbound(term.exchange, name, term.course_id)}
+        waiting = {who for _, who in inbound(term.exchange, name, term.course_id)}
         lines.append(f"  {name:<16} {show_utc(dues.get(name), term.timezone):<40} "
                      f"{'yes' if name in released else 'no':<9} {len(waiting):>7} "
-                     f"{len(collected_submissions(term, name)):>9} {len(_load_state(term, name)[1]):>6}")
+                     f"{len(collected_submissions(term, name)):>9} {len(_load_state(term, name)):>6}")
     return "\n".join(lines)

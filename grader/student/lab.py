@@ -20,15 +20,15 @@ from pathlib import Path
 
 from grader.student import workspace
 
-__all__ = ["STUDENT_CONFIG", "WITHOUT_EXCHANGE", "exchange_configured", "lab_environment", "start"]
+__all__ = ["STUDENT_CONFIG", "WITHOUT_EXCHANGE", "exchange_configured", "lab_environment", "prepend_paths", "start"]
 
-HERE = Path(__file__).resolve().parent
-STUDENT_CONFIG = HERE / "jupyter"
-WITHOUT_EXCHANGE = HERE / "without-exchange"
+STUDENT_CONFIG = Path(__file__).resolve().parent / "jupyter"
+WITHOUT_EXCHANGE = STUDENT_CONFIG.parent / "without-exchange"
 
 
-def _split(path_list: str | None) -> list[str]:
-    return [p for p in (path_list or "").split(os.pathsep) if p]
+def prepend_paths(env: dict[str, str], name: str, paths: list[str]) -> None:
+    """Put ``paths`` first on the path list ``env[name]`` (e.g. PYTHONPATH), keeping the rest."""
+    env[name] = os.pathsep.join(paths + [p for p in env.get(name, "").split(os.pathsep) if p])
 
 
 def exchange_configured(env: dict[str, str], cwd: Path | None = None) -> tuple[bool, str]:
@@ -58,10 +58,9 @@ def exchange_configured(env: dict[str, str], cwd: Path | None = None) -> tuple[b
 def lab_environment(root: Path, *, exchange: bool, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the student lab for the checkout ``root``."""
     env = dict(os.environ if base is None else base)
-    dirs = [str(STUDENT_CONFIG)] + ([] if exchange else [str(WITHOUT_EXCHANGE)])
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dirs + _split(env.get("JUPYTER_CONFIG_PATH")))
+    prepend_paths(env, "JUPYTER_CONFIG_PATH", [str(STUDENT_CONFIG)] + ([] if exchange else [str(WITHOUT_EXCHANGE)]))
     # Kernels import dlcore and grader from this checkout, whichever environment runs them.
-    env["PYTHONPATH"] = os.pathsep.join([str(root)] + _split(env.get("PYTHONPATH")))
+    prepend_paths(env, "PYTHONPATH", [str(root)])
     return env
 
 
