@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 
+from nbgrader.api import MissingEntry
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin
 from traitlets import Float
 
@@ -46,41 +47,34 @@ class GradesCsvExport(CsvExportPlugin):
     """
 
     def export(self, gradebook) -> None:
-        from nbgrader.api import MissingEntry
-
         dest = self.to or "grades.csv"
         students = {str(s) for s in self.student}
         assignments = {str(a) for a in self.assignment}
-        keys = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email", "raw_score",
-                "late_submission_penalty", "score", "max_score", "seconds_late", "late"]
         self.log.info("Exporting grades to %s", dest)
         with open(dest, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(keys)
+            writer.writerow(["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                             "raw_score", "late_submission_penalty", "score", "max_score", "seconds_late", "late"])
             for assignment in sorted(gradebook.assignments, key=lambda a: a.name):
                 if assignments and assignment.name not in assignments:
                     continue
                 for student in sorted(gradebook.students, key=lambda s: s.id):
                     if students and student.id not in students:
                         continue
-                    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
-                           "last_name": student.last_name, "first_name": student.first_name,
-                           "email": student.email, "max_score": assignment.max_score}
                     try:
                         sub = gradebook.find_submission(assignment.name, student.id)
                     except MissingEntry:
-                        row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0,
-                                   seconds_late=0.0, late="no")
+                        timestamp, raw, penalty, late = "", 0.0, 0.0, 0.0
                     else:
+                        timestamp, raw, late = sub.timestamp, sub.score, sub.total_seconds_late
                         penalty = sub.late_submission_penalty or 0.0
-                        late = sub.total_seconds_late
-                        row.update(timestamp=sub.timestamp, raw_score=sub.score, late_submission_penalty=penalty,
-                                   score=max(0.0, sub.score - penalty), seconds_late=late,
-                                   late="yes" if late > 0 else "no")
-                    writer.writerow(["" if row[k] is None else _fmt(row[k]) for k in keys])
+                    row = [assignment.name, assignment.duedate, timestamp, student.id, student.last_name,
+                           student.first_name, student.email, raw, penalty, max(0.0, raw - penalty),
+                           assignment.max_score, late, "yes" if late > 0 else "no"]
+                    writer.writerow([_fmt(value) for value in row])
 
 
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)

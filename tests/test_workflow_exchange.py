@@ -2,8 +2,8 @@
 
 Instructor (python -m grader ...): term init → roster import → exchange-release → collect → grade-collected
 → (resubmission, due date, late submission) → collect --update → grade-collected → exchange-feedback → export.
-Three students, simulated as one Unix user with their own home directories and ``--student``:
-ada submits on time through nbgrader's real command line (fetch_assignment, submit, fetch_feedback);
+Three students, simulated as one Unix user with their own home directories and ``--student``, each
+through nbgrader's real command line (fetch_assignment, submit, fetch_feedback): ada submits on time;
 ben submits a wrong ReLU, then a correct one (the latest counts); cyd submits after the due date
 (late penalty 25 % per started day). Everything lives in tmp dirs (exchange, course root, term, homes).
 
@@ -30,6 +30,7 @@ from grader.course import workflow as wf
 from grader.course.exchange import StudentClient, inbound
 from grader.course.release import REPO_ROOT, release
 from grader.course.roster import import_roster
+from grader.course.term import load_term, set_duedate
 
 MINI = Path(__file__).parent / "fixtures" / "mini_course"
 pytestmark = pytest.mark.slow
@@ -65,16 +66,14 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     roster.write_text("student_id,first_name,last_name,email\nada,Ada,Lovelace,ada@example.org\n"
                       'ben,Ben,"Bitdiddle, Jr.",ben@example.org\ncyd,Cyd,Charisse,\n', encoding="utf-8")
     assert "3 added" in grader_cli("roster", "import", str(roster), term=term_dir)
-    term = wf.load_term(term_dir)
+    term = load_term(term_dir)
     assert import_roster(roster, term.db_url).summary() == "0 added, 0 updated, 3 unchanged"   # idempotent
 
     # --- release to the exchange; students fetch and submit ----------------------------------
     out = grader_cli("exchange-release", "mini", term=term_dir)
     assert (exchange / "dlcourse" / "outbound" / "mini" / "mini.ipynb").is_file(), out
     homes = tmp_path / "homes"
-    ada = StudentClient("ada", homes / "ada", exchange, cli=True)     # nbgrader's own command line
-    ben = StudentClient("ben", homes / "ben", exchange)               # nbgrader's exchange classes in-process
-    cyd = StudentClient("cyd", homes / "cyd", exchange)
+    ada, ben, cyd = (StudentClient(name, homes / name, exchange) for name in ("ada", "ben", "cyd"))
     for student in (ada, ben):
         assert (student.fetch("mini") / "mini.ipynb").is_file()
     work_on(ada)
@@ -93,7 +92,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     work_on(ben)
     ben_stamp = ben.submit("mini")
     due = datetime.now(UTC)
-    wf.set_duedate(term, "mini", due)
+    set_duedate(term, "mini", due)
     cyd.fetch("mini")
     work_on(cyd)
     cyd_stamp = cyd.submit("mini")
@@ -120,7 +119,7 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     # --- feedback: released to the exchange, fetched by each student ---------------------------
     out = grader_cli("exchange-feedback", "mini", term=term_dir)
     assert "feedback released for 3 student(s)" in out
-    ada_fb = ada.fetch_feedback("mini")                              # nbgrader fetch_feedback (command line)
+    ada_fb = ada.fetch_feedback("mini")                              # nbgrader fetch_feedback
     assert [p.parent.name for p in ada_fb] == [ada_stamp]
     assert "Score: 6.0 / 6.0" in ada_fb[0].read_text(encoding="utf-8")
     ben_fb = ben.fetch_feedback("mini")                              # only for the submission that was graded

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from grader.course import workflow as wf
+from grader.course import term as course_term
 from grader.course.release import REPO_ROOT, ensure_scripts_on_path
 from grader.course.roster import RosterError, import_roster, list_students, read_roster, validate_student_id
 from grader.plugins import GradesCsvExport, LatePenalty
@@ -128,7 +128,8 @@ def test_student_id_rules():
 def test_roster_cli_reports_errors_with_exit_1(tmp_path):
     term = tmp_path / "term"
     term.mkdir()
-    (term / wf.TERM_FILE).write_text(json.dumps({"exchange": str(tmp_path / "ex"), "source_root": str(REPO_ROOT)}))
+    settings = {"exchange": str(tmp_path / "ex"), "source_root": str(REPO_ROOT)}
+    (term / course_term.TERM_FILE).write_text(json.dumps(settings))
     bad = write(tmp_path, "student_id\nok\nbad+id\n")
     proc = subprocess.run([sys.executable, "-m", "grader", "roster", "import", str(bad), "--term", str(term)],
                           capture_output=True, text=True, cwd=REPO_ROOT)
@@ -148,20 +149,21 @@ def test_late_penalty_rule():
     assert per_day.late_submission_penalty("s", 20.0, 30 * 86400) == pytest.approx(20.0)  # never above the score
     assert LatePenalty(penalty_method="zero").late_submission_penalty("s", 7.0, 5) == 7.0  # nbgrader's methods
     assert LatePenalty().late_submission_penalty("s", 7.0, 5) is None
-    assert wf.parse_late_penalty("none") == ("none", 0.0) and wf.parse_late_penalty("zero") == ("zero", 0.0)
-    assert wf.parse_late_penalty("12.5%/day") == ("none", 12.5)
+    assert course_term.parse_late_penalty("none") == ("none", 0.0)
+    assert course_term.parse_late_penalty("zero") == ("zero", 0.0)
+    assert course_term.parse_late_penalty("12.5%/day") == ("none", 12.5)
     for bad in ("10", "-5%", "150%", "half"):
-        with pytest.raises(wf.TermError):
-            wf.parse_late_penalty(bad)
+        with pytest.raises(course_term.TermError):
+            course_term.parse_late_penalty(bad)
 
 
 def test_due_dates_are_stored_in_utc():
-    assert wf.parse_duedate("2025-06-01 23:59", "Asia/Tokyo") == datetime(2025, 6, 1, 14, 59)
-    assert wf.parse_duedate("2025-06-01 23:59:00 Asia/Tokyo") == datetime(2025, 6, 1, 14, 59)
-    assert wf.parse_duedate("2025-06-01T23:59:00+09:00", "UTC") == datetime(2025, 6, 1, 14, 59)
-    assert wf.parse_duedate("2025-06-01 23:59") == datetime(2025, 6, 1, 23, 59)
-    with pytest.raises(wf.TermError, match="cannot read the due date"):
-        wf.parse_duedate("next friday-ish")
+    assert course_term.parse_duedate("2025-06-01 23:59", "Asia/Tokyo") == datetime(2025, 6, 1, 14, 59)
+    assert course_term.parse_duedate("2025-06-01 23:59:00 Asia/Tokyo") == datetime(2025, 6, 1, 14, 59)
+    assert course_term.parse_duedate("2025-06-01T23:59:00+09:00", "UTC") == datetime(2025, 6, 1, 14, 59)
+    assert course_term.parse_duedate("2025-06-01 23:59") == datetime(2025, 6, 1, 23, 59)
+    with pytest.raises(course_term.TermError, match="cannot read the due date"):
+        course_term.parse_duedate("next friday-ish")
 
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader creating a submission
@@ -183,12 +185,12 @@ def test_grades_export_quotes_names_and_flags_late(tmp_path, db):
 
 
 def test_one_workflow_command_at_a_time(tmp_path):
-    term = wf.Term(tmp_path, tmp_path / "exchange")
-    with wf.locked(term):
-        with pytest.raises(wf.TermError, match="another workflow command is running"):
-            with wf.locked(term):
+    term = course_term.Term(tmp_path, tmp_path / "exchange")
+    with course_term.locked(term):
+        with pytest.raises(course_term.TermError, match="another workflow command is running"):
+            with course_term.locked(term):
                 pass
-    with wf.locked(term):                                        # released again
+    with course_term.locked(term):                                        # released again
         pass
 
 
@@ -225,4 +227,4 @@ def test_instructor_guide_due_date_is_in_the_future():
     for line in lines:
         words = subprocess.run(["bash", "-c", "printf '%s\\n' " + line.split(" term duedate ", 1)[1].split("#")[0]],
                                capture_output=True, text=True, check=True).stdout.splitlines()
-        assert wf.parse_duedate(words[1], "Asia/Tokyo") > datetime.now(UTC).replace(tzinfo=None), line
+        assert course_term.parse_duedate(words[1], "Asia/Tokyo") > datetime.now(UTC).replace(tzinfo=None), line

@@ -1,91 +1,60 @@
 """nbgrader's exchange on a local (or shared) directory: what is in it, and the student's side of it.
 
 The exchange is nbgrader's own (``nbgrader.exchange.default``): a directory every user can write to,
-``<exchange>/<course_id>/outbound/<chapter>/`` (released assignments),
-``<exchange>/<course_id>/inbound/<student>+<chapter>+<timestamp>+<random>/`` (submissions) and
-``<exchange>/<course_id>/feedback/<hash>.html`` (released feedback). The instructor's side is in
-grader/course/workflow.py (``python -m grader exchange-release | collect | exchange-feedback``).
+with ``<course_id>/outbound/<chapter>/`` (released), ``<course_id>/inbound/<student>+<chapter>+<timestamp>+
+<random>/`` (submissions) and ``<course_id>/feedback/<hash>.html``. The instructor's side is workflow.py.
 
 On JupyterHub every student is a Unix user and nbgrader names a submission after that user. To
 rehearse a term with several students as one Unix user (and in the tests), :class:`StudentClient`
 gives each simulated student a home directory (the assignment folder and nbgrader's submission cache)
 and passes ``--student=<id>`` (``CourseDirectory.student_id``), which nbgrader's ``submit`` and
-``fetch_feedback`` use instead of the user name. It runs either nbgrader's real command line
-(``cli=True``: exactly the commands a student types, see docs/instructor-workflow.md) or nbgrader's
-exchange classes in this process (fast; what ``NbGraderAPI`` does inside the JupyterLab extension).
+``fetch_feedback`` use instead of the user name; otherwise it runs exactly the commands a student types
+(see docs/instructor-workflow.md).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["COURSE_ID", "InboundSubmission", "inbound", "outbound", "StudentClient", "ExchangeCommandError"]
+from nbgrader.utils import parse_utc
+
+from grader.course.release import NbgraderError
+
+__all__ = ["COURSE_ID", "inbound", "StudentClient"]
 
 COURSE_ID = "dlcourse"
 
 
-class ExchangeCommandError(RuntimeError):
-    """A student's nbgrader exchange command failed; the message holds its log."""
-
-
-@dataclass(frozen=True)
-class InboundSubmission:
-    student: str
-    chapter: str
-    timestamp: datetime          # UTC, naive (nbgrader's convention)
-    path: Path
-
-
-def _parse_inbound(path: Path) -> InboundSubmission | None:
-    from nbgrader.utils import parse_utc
-
-    parts = path.name.rsplit("+", 3)        # student ids may not contain '+', nbgrader splits like this too
-    if len(parts) < 3:
-        return None
-    try:
-        stamp = parse_utc(parts[2])
-    except (ValueError, OverflowError):
-        return None
-    return InboundSubmission(parts[0], parts[1], stamp, path)
-
-
-def inbound(exchange: Path | str, chapter: str | None = None, course_id: str = COURSE_ID) -> list[InboundSubmission]:
-    """Every submission waiting in the exchange (all versions), oldest first."""
-    folder = Path(exchange) / course_id / "inbound"
-    if not folder.is_dir():
-        return []
-    found = [s for p in folder.iterdir() if p.is_dir() and (s := _parse_inbound(p)) is not None]
-    return sorted((s for s in found if chapter is None or s.chapter == chapter), key=lambda s: (s.timestamp, s.student))
-
-
-def outbound(exchange: Path | str, course_id: str = COURSE_ID) -> list[str]:
-    """Chapters released to the exchange."""
-    folder = Path(exchange) / course_id / "outbound"
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+def inbound(exchange: Path | str, chapter: str, course_id: str = COURSE_ID) -> list[tuple[datetime, str]]:
+    """The chapter's submissions waiting in the exchange (all versions) as (timestamp in naive UTC, nbgrader's
+    convention, student id), oldest first; names nbgrader cannot read are left out."""
+    found = []
+    for path in (Path(exchange) / course_id / "inbound").glob(f"*+{chapter}+*"):
+        student, chapter_name, stamp = path.name.rsplit("+", 3)[:3]   # ids may not contain '+'; nbgrader splits so
+        try:
+            if path.is_dir() and chapter_name == chapter:
+                found.append((parse_utc(stamp), student))
+        except (ValueError, OverflowError):
+            continue
+    return sorted(found)
 
 
 class StudentClient:
-    """One (simulated) student: fetch, submit and fetch feedback through nbgrader's exchange.
+    """One (simulated) student: fetch, submit and fetch feedback with nbgrader's own commands.
 
     ``home`` is the student's home directory: assignments are fetched into ``home/<chapter>/``,
     feedback into ``home/<chapter>/feedback/<timestamp>/``, and nbgrader's submission cache (which
     ``fetch_feedback`` needs) lives in ``home/.local/share/jupyter/nbgrader_cache``.
     """
 
-    def __init__(self, student_id: str, home: Path | str, exchange: Path | str, *, course_id: str = COURSE_ID,
-                 cli: bool = False, timezone: str = "UTC"):
+    def __init__(self, student_id: str, home: Path | str, exchange: Path | str):
         self.student_id = student_id
         self.home = Path(home).resolve()
         self.exchange = Path(exchange).resolve()
-        self.course_id = course_id
-        self.cli = cli
-        self.timezone = timezone
         self.home.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -95,84 +64,34 @@ class StudentClient:
     def assignment_dir(self, chapter: str) -> Path:
         return self.home / chapter
 
-    # ------------------------------------------------------------------ the three student commands
-
     def fetch(self, chapter: str) -> Path:
         """``nbgrader fetch_assignment CHAPTER --course dlcourse``; returns the fetched folder."""
         self._run("fetch_assignment", chapter)
         return self.assignment_dir(chapter)
 
     def submit(self, chapter: str) -> str:
-        """``nbgrader submit CHAPTER --course dlcourse``; returns the submission's timestamp text."""
-        before = set(self._cached(chapter))
+        """``nbgrader submit CHAPTER --course dlcourse``; returns the submission's timestamp text.
+
+        nbgrader caches each submission as <student>+<chapter>+<timestamp>: this one is the newest.
+        """
         self._run("submit", chapter)
-        new = sorted(set(self._cached(chapter)) - before)
-        if not new:
-            raise ExchangeCommandError(f"{self.student_id}: nbgrader submit {chapter} left no submission in the cache")
-        return (self.cache / self.course_id / new[-1] / "timestamp.txt").read_text().strip()
+        newest = max((self.cache / COURSE_ID).glob(f"*+{chapter}+*"))
+        return (newest / "timestamp.txt").read_text().strip()
 
     def fetch_feedback(self, chapter: str) -> list[Path]:
         """``nbgrader fetch_feedback CHAPTER --course dlcourse``; returns every feedback file the student has."""
         self._run("fetch_feedback", chapter)
         return sorted((self.assignment_dir(chapter) / "feedback").glob("*/*.html"))
 
-    # ------------------------------------------------------------------ plumbing
-
-    def command(self, step: str, chapter: str) -> list[str]:
-        """The nbgrader command line a student runs for ``step`` (with ``--student`` for the simulation)."""
-        return [sys.executable, "-m", "nbgrader", step, chapter, f"--course={self.course_id}",
-                f"--Exchange.root={self.exchange}", f"--student={self.student_id}",
-                f"--Exchange.timezone={self.timezone}"]
-
-    def env(self) -> dict[str, str]:
-        """A student's environment: their own home, Jupyter directories, no instructor configuration."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("DLCOURSE_", "JUPYTER_")) and k not in ("PYTHONPATH",)}
+    def _run(self, step: str, chapter: str) -> None:
+        """``nbgrader STEP CHAPTER`` as a student runs it (``--student`` for the simulation), in the student's
+        environment: their own home and Jupyter directories, no instructor configuration."""
+        cmd = [sys.executable, "-m", "nbgrader", step, chapter, f"--course={COURSE_ID}",
+               f"--Exchange.root={self.exchange}", f"--student={self.student_id}"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DLCOURSE_", "JUPYTER_")) and k != "PYTHONPATH"}
         env.update(HOME=str(self.home), JUPYTER_DATA_DIR=str(self.cache.parent),
                    JUPYTER_CONFIG_DIR=str(self.home / ".jupyter"), JUPYTER_RUNTIME_DIR=str(self.home / ".runtime"))
-        return env
-
-    def _cached(self, chapter: str) -> list[str]:
-        folder = self.cache / self.course_id
-        if not folder.is_dir():
-            return []
-        return [p.name for p in folder.iterdir() if p.is_dir() and p.name.split("+")[1:2] == [chapter]]
-
-    def _run(self, step: str, chapter: str) -> None:
-        if self.cli:
-            proc = subprocess.run(self.command(step, chapter), cwd=self.home, env=self.env(), capture_output=True,
-                                  text=True, timeout=300)
-            if proc.returncode != 0:
-                raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed "
-                                           f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
-            return
-        self._run_in_process(step, chapter)
-
-    def _run_in_process(self, step: str, chapter: str) -> None:
-        from nbgrader.auth import Authenticator
-        from nbgrader.coursedir import CourseDirectory
-        from nbgrader.exchange import ExchangeError
-        from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeFetchFeedback, ExchangeSubmit
-        from traitlets.config import Config
-
-        classes = {"fetch_assignment": ExchangeFetchAssignment, "submit": ExchangeSubmit,
-                   "fetch_feedback": ExchangeFetchFeedback}
-        c = Config()
-        c.CourseDirectory.course_id = self.course_id
-        c.CourseDirectory.assignment_id = chapter
-        c.CourseDirectory.student_id = self.student_id
-        c.CourseDirectory.root = str(self.home)
-        c.Exchange.root = str(self.exchange)
-        c.Exchange.cache = str(self.cache)
-        c.Exchange.assignment_dir = str(self.home)
-        c.Exchange.timezone = self.timezone
-        coursedir = CourseDirectory(config=c)
-        exchange = classes[step](coursedir=coursedir, authenticator=Authenticator(config=c), config=c)
-        try:
-            exchange.start()
-        except ExchangeError as exc:
-            raise ExchangeCommandError(f"{self.student_id}: nbgrader {step} {chapter} failed: {exc}") from None
-
-    def remove_assignment(self, chapter: str) -> None:
-        """Delete the student's working copy (to fetch again)."""
-        shutil.rmtree(self.assignment_dir(chapter), ignore_errors=True)
+        proc = subprocess.run(cmd, cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise NbgraderError(f"{self.student_id}: nbgrader {step} {chapter} failed "
+                                       f"(exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["REPO_ROOT", "CONFIG", "nbgrader", "chapters", "release", "normalise_notebook", "check_sync",
-           "NbgraderError"]
+__all__ = ["REPO_ROOT", "CONFIG", "nbgrader", "chapters", "require_chapters", "release", "normalise_notebook",
+           "check_sync", "gradebook", "NbgraderError"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).resolve().parents[1] / "nbgrader_config.py"
@@ -56,15 +56,23 @@ def ensure_scripts_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
 
 
+def gradebook(db_url: str, course_id: str = "dlcourse"):
+    """nbgrader's ``Gradebook`` (a context manager) on ``db_url``; it runs this environment's `alembic` by name."""
+    from nbgrader.api import Gradebook
+
+    ensure_scripts_on_path()
+    return Gradebook(db_url, course_id)
+
+
 def nbgrader_command(*args: str) -> list[str]:
     # JupyterApp.config_file takes the path without ".py" (traitlets adds it).
     return [sys.executable, "-m", "nbgrader", *args, f"--NbGrader.config_file={CONFIG.with_suffix('')}"]
 
 
-def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None, **env: str) -> str:
+def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None) -> str:
     """Run one nbgrader command on the course root ``root``; returns its log, raises NbgraderError on failure."""
     root = Path(root).resolve()
-    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(root, **env),
+    proc = subprocess.run(nbgrader_command(*args), cwd=root, env=nbgrader_env(root),
                           capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -72,13 +80,9 @@ def nbgrader(*args: str, root: Path = REPO_ROOT, timeout: float | None = None, *
     return log
 
 
-def chapters(source_root: Path = REPO_ROOT) -> list[str]:
-    """Chapter (assignment) folders under solutions/ that hold at least one notebook."""
-    src = Path(source_root) / "solutions"
-    if not src.is_dir():
-        return []
-    return sorted(p.name for p in src.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
+def chapters(source_root: Path = REPO_ROOT, folder: str = "solutions") -> list[str]:
+    """Chapter (assignment) folders under solutions/ (or ``folder``) that hold at least one notebook."""
+    return sorted({nb.parent.name for nb in (Path(source_root) / folder).glob("[!.]*/*.ipynb")})
 
 
 def normalise_notebook(path: Path) -> None:
@@ -97,6 +101,17 @@ def normalise_notebook(path: Path) -> None:
     Path(path).write_text(text, encoding="utf-8", newline="\n")
 
 
+def require_chapters(names: Sequence[str] | None, source_root: Path = REPO_ROOT,
+                     error: type[Exception] = ValueError) -> list[str]:
+    """``names`` (default: every chapter under solutions/); raises ``error`` naming one that is not a chapter."""
+    known = chapters(source_root)
+    for name in names or ():
+        if name not in known:
+            raise error(f"no chapter {name!r} with notebooks under {Path(source_root) / 'solutions'} "
+                        f"(known: {', '.join(known) or 'none'})")
+    return list(names) if names else known
+
+
 def release(chapter_names: Sequence[str] | None = None, *, source_root: Path = REPO_ROOT,
             release_dir: Path | None = None) -> list[Path]:
     """Generate the student version of each chapter (default: all) into ``release_dir`` (default: course/).
@@ -104,15 +119,9 @@ def release(chapter_names: Sequence[str] | None = None, *, source_root: Path = R
     Returns the written notebooks. Each chapter folder is replaced as a whole.
     """
     source_root = Path(source_root)
-    names = list(chapter_names) if chapter_names else chapters(source_root)
-    known = chapters(source_root)
-    for name in names:
-        if name not in known:
-            raise ValueError(f"no chapter {name!r} with notebooks under {source_root / 'solutions'} "
-                             f"(known: {', '.join(known) or 'none'})")
     target = Path(release_dir) if release_dir is not None else source_root / "course"
     written: list[Path] = []
-    for name in names:
+    for name in require_chapters(chapter_names, source_root):
         nbgrader("generate_assignment", name, "--force", "--no-db",
                  f"--CourseDirectory.release_directory={target.resolve()}", root=source_root)
         for nb_path in sorted((target / name).glob("*.ipynb")):
@@ -122,7 +131,7 @@ def release(chapter_names: Sequence[str] | None = None, *, source_root: Path = R
 
 
 def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
             and ".ipynb_checkpoints" not in p.parts}
 
 
@@ -130,23 +139,21 @@ def check_sync(*, source_root: Path = REPO_ROOT) -> list[str]:
     """Files of course/ that differ from a fresh release of solutions/ ('' list: in sync)."""
     source_root = Path(source_root)
     course = source_root / "course"
-    problems: list[str] = []
     names = chapters(source_root)
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
         fresh = Path(tmp)
-        if names:
-            release(names, source_root=source_root, release_dir=fresh)
-        for name in names:
-            want, have = _tree(fresh / name), _tree(course / name) if (course / name).is_dir() else set()
-            for rel in sorted(want - have):
-                problems.append(f"course/{name}/{rel}: missing (run `python -m grader release {name}`)")
-            for rel in sorted(have - want):
-                problems.append(f"course/{name}/{rel}: not produced by the release (remove it or add it to solutions/)")
-            for rel in sorted(want & have):
-                if not filecmp.cmp(fresh / name / rel, course / name / rel, shallow=False):
-                    problems.append(f"course/{name}/{rel}: differs from the release of solutions/{name}/{rel}")
-    if course.is_dir():
-        for extra in sorted(p.name for p in course.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if extra not in names and any((course / extra).glob("*.ipynb")):
-                problems.append(f"course/{extra}/: no matching chapter in solutions/")
+        release(names, source_root=source_root, release_dir=fresh)       # no chapters: releases nothing
+        want = _tree(fresh)
+        have = {rel for rel in _tree(course) if rel.split("/", 1)[0] in names}
+        for rel in sorted(want | have):
+            name = rel.split("/", 1)[0]
+            if rel not in have:
+                problems.append(f"course/{rel}: missing (run `python -m grader release {name}`)")
+            elif rel not in want:
+                problems.append(f"course/{rel}: not produced by the release (remove it or add it to solutions/)")
+            elif not filecmp.cmp(fresh / rel, course / rel, shallow=False):
+                problems.append(f"course/{rel}: differs from the release of solutions/{rel}")
+    problems += [f"course/{extra}/: no matching chapter in solutions/" for extra in chapters(source_root, "course")
+                 if extra not in names]
     return problems

@@ -1,7 +1,5 @@
-"""Roster import: a CSV of students into nbgrader's gradebook, checked first, idempotent.
-
-    python -m grader roster import FILE.csv --term TERM      (or DLCOURSE_TERM=TERM)
-    python -m grader roster list --term TERM
+"""Roster import (``python -m grader roster import FILE.csv``): a CSV of students into nbgrader's gradebook,
+checked first, idempotent.
 
 The CSV has a header row with ``student_id`` and, optionally, ``first_name``, ``last_name`` and
 ``email`` (any order; UTF-8, an Excel byte-order mark is fine; ``id`` is accepted for
@@ -24,7 +22,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
+from nbgrader.api import MissingEntry, Student
+
+from grader.course.release import gradebook
+
+__all__ = ["COLUMNS", "RosterError", "RosterRow", "ImportReport", "read_roster", "import_roster", "list_students",
            "validate_student_id"]
 
 COLUMNS = ("student_id", "first_name", "last_name", "email")
@@ -44,7 +46,6 @@ class RosterError(ValueError):
 
 @dataclass(frozen=True)
 class RosterRow:
-    line: int
     student_id: str
     first_name: str | None
     last_name: str | None
@@ -86,11 +87,9 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     """Parse and check a roster CSV; raises RosterError listing every problem (nothing half-read)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise RosterError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    try:
-        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RosterError(path, [f"not UTF-8 text (byte {exc.start}); save the file as CSV UTF-8"]) from None
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -101,17 +100,13 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     except csv.Error as exc:
         raise RosterError(path, [f"line 1: {exc}"]) from None
     names = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in header]
-    problems: list[str] = []
-    unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
-    if unknown:
-        problems.append(f"line 1: unknown column(s) {', '.join(repr(u) for u in unknown)}; "
-                        f"expected {', '.join(COLUMNS)}")
+    unknown = [repr(h) for h, n in zip(header, names, strict=True) if n not in COLUMNS]
     dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        problems.append(f"line 1: column(s) given twice: {', '.join(dupes)}")
-    if "student_id" not in names:
-        problems.append("line 1: no student_id column (the header must name the columns: "
-                        + ",".join(COLUMNS) + ")")
+    problems = [f"line 1: {why}" for bad, why in (
+        (unknown, f"unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}"),
+        (dupes, f"column(s) given twice: {', '.join(dupes)}"),
+        ("student_id" not in names, f"no student_id column (the header must name the columns: {','.join(COLUMNS)})"),
+    ) if bad]
     if problems:
         raise RosterError(path, problems)
 
@@ -119,33 +114,17 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     first_line: dict[str, int] = {}
     try:
         for record in reader:
-            line = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue                                   # blank line
             if len(record) != len(names):
-                problems.append(f"line {line}: {len(record)} field(s), the header has {len(names)} "
-                                "(a comma inside a name needs quotes)")
-                continue
-            values = {n: cell.strip() for n, cell in zip(names, record, strict=True)}
-            sid = values["student_id"]
-            why = validate_student_id(sid)
+                why = f"{len(record)} field(s), the header has {len(names)} (a comma inside a name needs quotes)"
+            else:
+                values = {n: cell.strip() or None for n, cell in zip(names, record, strict=True)}
+                why = _row_problem(values, reader.line_num, first_line)
             if why:
-                problems.append(f"line {line}: {why}")
-                continue
-            if sid in first_line:
-                problems.append(f"line {line}: student_id {sid!r} already appears on line {first_line[sid]}")
-                continue
-            first_line[sid] = line
-            email = values.get("email") or None
-            if email is not None and not _EMAIL.match(email):
-                problems.append(f"line {line}: email {email!r} of {sid!r} is not an e-mail address")
-                continue
-            long = [n for n in ("first_name", "last_name", "email") if len(values.get(n) or "") > _MAX_ID]
-            if long:
-                problems.append(f"line {line}: {', '.join(long)} of {sid!r} longer than {_MAX_ID} characters")
-                continue
-            rows.append(RosterRow(line, sid, values.get("first_name") or None, values.get("last_name") or None,
-                                  email))
+                problems.append(f"line {reader.line_num}: {why}")
+            else:
+                rows.append(RosterRow(**{column: values.get(column) for column in COLUMNS}))
     except csv.Error as exc:
         problems.append(f"line {reader.line_num}: {exc}")
     if problems:
@@ -155,32 +134,40 @@ def read_roster(path: Path | str) -> list[RosterRow]:
     return rows
 
 
+def _row_problem(values: dict[str, str | None], line: int, first_line: dict[str, int]) -> str | None:
+    """Why a row (its cells by column, None when empty) cannot be imported, or None; ``first_line`` records where
+    each student_id appeared first."""
+    sid, email = values["student_id"] or "", values.get("email")
+    why = validate_student_id(sid)
+    if why:
+        return why
+    if sid in first_line:
+        return f"student_id {sid!r} already appears on line {first_line[sid]}"
+    first_line[sid] = line
+    if email is not None and not _EMAIL.match(email):
+        return f"email {email!r} of {sid!r} is not an e-mail address"
+    long = [n for n in ("first_name", "last_name", "email") if len(values.get(n) or "") > _MAX_ID]
+    return f"{', '.join(long)} of {sid!r} longer than {_MAX_ID} characters" if long else None
+
+
 def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") -> ImportReport:
     """Add or update every student of the roster in the gradebook ``db_url``; all or nothing."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from grader.course.release import ensure_scripts_on_path
-
     rows = read_roster(path)
-    ensure_scripts_on_path()
     report = ImportReport()
-    with Gradebook(db_url, course_id) as gb:
+    with gradebook(db_url, course_id) as gb:
         try:
             for row in rows:
                 wanted = {"first_name": row.first_name, "last_name": row.last_name, "email": row.email}
                 try:
                     student = gb.find_student(row.student_id)
                 except MissingEntry:
-                    student = None
-                if student is None:
-                    gb.db.add(_new_student(row))
+                    gb.db.add(Student(id=row.student_id, **wanted))
                     report.created.append(row.student_id)
-                elif any(getattr(student, k) != v for k, v in wanted.items()):
-                    for key, value in wanted.items():
-                        setattr(student, key, value)
-                    report.updated.append(row.student_id)
-                else:
-                    report.unchanged.append(row.student_id)
+                    continue
+                changed = {k: v for k, v in wanted.items() if getattr(student, k) != v}
+                for key, value in changed.items():
+                    setattr(student, key, value)
+                (report.updated if changed else report.unchanged).append(row.student_id)
             gb.db.commit()                                  # one transaction: all rows or none
         except Exception:
             gb.db.rollback()
@@ -190,18 +177,7 @@ def import_roster(path: Path | str, db_url: str, course_id: str = "dlcourse") ->
     return report
 
 
-def _new_student(row: RosterRow):
-    from nbgrader.api import Student
-
-    return Student(id=row.student_id, first_name=row.first_name, last_name=row.last_name, email=row.email)
-
-
 def list_students(db_url: str, course_id: str = "dlcourse") -> list[RosterRow]:
-    """The gradebook's students, sorted by id (line numbers are 0)."""
-    from nbgrader.api import Gradebook
-
-    from grader.course.release import ensure_scripts_on_path
-
-    ensure_scripts_on_path()
-    with Gradebook(db_url, course_id) as gb:
-        return [RosterRow(0, s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]
+    """The gradebook's students, sorted by id."""
+    with gradebook(db_url, course_id) as gb:
+        return [RosterRow(s.id, s.first_name, s.last_name, s.email) for s in sorted(gb.students, key=lambda s: s.id)]

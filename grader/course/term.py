@@ -15,23 +15,34 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from dateutil import parser as dparser
+from dateutil.tz import UTC, gettz
+from nbgrader.utils import parse_utc
+from traitlets.config import Config
+
 from grader.course.exchange import COURSE_ID
-from grader.course.release import REPO_ROOT, NbgraderError, chapters, ensure_scripts_on_path
+from grader.course.release import REPO_ROOT, NbgraderError, gradebook, require_chapters
 from grader.trusted.autograde import autograde
 
-__all__ = ["Term", "TermError", "TERM_FILE", "COLLECTED", "STATE_DIR", "init_term", "load_term", "term_root",
-           "parse_late_penalty", "parse_duedate", "set_duedate", "locked", "check_chapter", "duedates", "show_utc",
-           "atomic_write"]
+__all__ = ["Term", "TermError", "TERM_FILE", "COLLECTED", "STATE_DIR", "init_term", "load_term", "parse_late_penalty",
+           "parse_duedate", "set_duedate", "locked", "check_chapter", "duedates", "show_utc", "atomic_write"]
 
 TERM_FILE = "dlcourse-term.json"
 COLLECTED = "collected"
 STATE_DIR = "workflow"
 _PENALTY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%(?:\s*/\s*day)?\s*$")
+_CONFIG_HEAD = '''"""This term's nbgrader settings, written by `python -m grader term init` from dlcourse-term.json.
+
+nbgrader loads this file (the course root's nbgrader_config.py) after grader/nbgrader_config.py.
+"""
+
+c = get_config()  # noqa: F821
+'''
 
 
 class TermError(ValueError):
@@ -54,51 +65,24 @@ class Term:
     def db_url(self) -> str:
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
-    def settings(self) -> dict:
-        data = asdict(self)
-        data.pop("root")
-        return {k: str(v) for k, v in data.items()}
+    def state_file(self, chapter: str) -> Path:
+        """TERM/workflow/<chapter>.json: which submission of each student was graded last."""
+        return self.root / STATE_DIR / f"{chapter}.json"
 
     def save(self) -> None:
-        atomic_write(self.root / TERM_FILE, json.dumps(self.settings(), indent=1, sort_keys=True) + "\n")
-        atomic_write(self.root / "nbgrader_config.py", self.nbgrader_config())
-
-    def nbgrader_config(self) -> str:
-        lines = [
-            '"""This term\'s nbgrader settings, written by `python -m grader term init` from dlcourse-term.json.',
-            "",
-            "nbgrader loads this file (the course root's nbgrader_config.py) after grader/nbgrader_config.py.",
-            '"""',
-            "",
-            "c = get_config()  # noqa: F821",
-            f"c.Exchange.root = {str(self.exchange)!r}",
-            'c.AssignLatePenalties.plugin_class = "grader.plugins.LatePenalty"',
-        ]
-        method, percent = parse_late_penalty(self.late_penalty)
-        lines.append(f"c.LatePenalty.penalty_method = {method!r}")
-        lines.append(f"c.LatePenalty.percent_per_day = {percent!r}")
-        return "\n".join(lines) + "\n"
+        """dlcourse-term.json (these settings) and nbgrader_config.py (the same for nbgrader commands run in TERM)."""
+        settings = {k: str(v) for k, v in asdict(self).items() if k != "root"}
+        atomic_write(self.root / TERM_FILE, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        lines = [f"c.Exchange.root = {str(self.exchange)!r}"] + [
+            f"c.{section}.{key} = {value!r}"
+            for section, values in self.nbgrader_overrides().items() for key, value in values.items()]
+        atomic_write(self.root / "nbgrader_config.py", _CONFIG_HEAD + "\n".join(lines) + "\n")
 
     def nbgrader_overrides(self):
         """This term's late-penalty rule as nbgrader configuration (what nbgrader_config.py says, for autograde)."""
-        from traitlets.config import Config
-
         method, percent = parse_late_penalty(self.late_penalty)
-        c = Config()
-        c.AssignLatePenalties.plugin_class = "grader.plugins.LatePenalty"
-        c.LatePenalty.penalty_method = method
-        c.LatePenalty.percent_per_day = percent
-        return c
-
-    def late_plugin(self):
-        """The term's :class:`grader.plugins.LatePenalty`."""
-        from grader.plugins import LatePenalty
-
-        method, percent = parse_late_penalty(self.late_penalty)
-        return LatePenalty(penalty_method=method, percent_per_day=percent)
-
-    def chapters(self) -> list[str]:
-        return chapters(self.source_root)
+        return Config({"AssignLatePenalties": {"plugin_class": "grader.plugins.LatePenalty"},
+                       "LatePenalty": {"penalty_method": method, "percent_per_day": percent}})
 
 
 def parse_late_penalty(text: str) -> tuple[str, float]:
@@ -121,46 +105,37 @@ def atomic_write(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def locked(term: Term):
-    """One workflow command at a time on a term (collect, grade-collected and exchange-feedback write to it)."""
+    """One workflow command at a time on a term (collect, grade-collected and exchange-feedback write to it).
+
+    The lock is the open file's: closing it (also when the process dies) releases it.
+    """
     with open(term.root / ".workflow.lock", "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TermError(f"another workflow command is running on {term.root}; try again when it has "
                             "finished") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def term_root(value: str | Path | None) -> Path:
-    """``--term`` or, when absent, the environment variable DLCOURSE_TERM."""
-    value = value or os.environ.get("DLCOURSE_TERM")
-    if not value:
-        raise TermError("no term directory: pass --term TERM or set DLCOURSE_TERM "
-                        "(create one with `python -m grader term init TERM --exchange DIR`)")
-    return Path(value).expanduser().resolve()
+        yield
 
 
 def load_term(root: str | Path | None) -> Term:
-    root = term_root(root)
+    """The term directory ``root`` (``--term``) or, when absent, the one in the environment variable DLCOURSE_TERM."""
+    value = root or os.environ.get("DLCOURSE_TERM")
+    if not value:
+        raise TermError("no term directory: pass --term TERM or set DLCOURSE_TERM "
+                        "(create one with `python -m grader term init TERM --exchange DIR`)")
+    root = Path(value).expanduser().resolve()
     path = root / TERM_FILE
     if not path.is_file():
         raise TermError(f"{root} is not a term directory (no {TERM_FILE}); "
                         f"create it with `python -m grader term init {root} --exchange DIR`")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return Term(root=root, exchange=Path(data["exchange"]), source_root=Path(data["source_root"]),
-                late_penalty=data.get("late_penalty", "none"), timezone=data.get("timezone", "UTC"),
-                course_id=data.get("course_id", COURSE_ID))
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    return Term(root, Path(settings.pop("exchange")), Path(settings.pop("source_root")), **settings)
 
 
 def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path = REPO_ROOT,
-              chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC",
-              echo: Callable[[str], None] = print) -> Term:
+              chapter_names: Sequence[str] | None = None, late_penalty: str = "none", timezone: str = "UTC") -> Term:
     """Create (or update the settings of) a term directory; every chapter gets its assignment in the gradebook."""
-    from dateutil.tz import gettz
-
     root = Path(root).expanduser().resolve()
     source_root = Path(source_root).resolve()
     exchange = Path(exchange).expanduser().resolve()
@@ -169,11 +144,7 @@ def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path
         raise TermError(f"unknown time zone {timezone!r} (use a name such as UTC or Asia/Tokyo)")
     if root == REPO_ROOT or REPO_ROOT in root.parents:
         raise TermError(f"the term directory {root} is inside the repository; use a directory outside it")
-    known = chapters(source_root)
-    names = list(chapter_names) if chapter_names else known
-    for name in names:
-        if name not in known:
-            raise TermError(f"no chapter {name!r} under {source_root / 'solutions'} (known: {', '.join(known)})")
+    names = require_chapters(chapter_names, source_root, TermError)
     existing = (root / TERM_FILE).is_file()
     with tempfile.TemporaryDirectory(prefix="dlcourse-term-") as empty:
         for name in names:
@@ -184,14 +155,13 @@ def init_term(root: str | Path, exchange: str | Path, *, source_root: str | Path
                           progress=False)
             except (ValueError, NbgraderError) as exc:
                 raise TermError(f"preparing {name} in {root} failed: {exc}") from None
-            echo(f"  {name}: assignment ready in {root / 'gradebook.db'}")
+            print(f"  {name}: assignment ready in {root / 'gradebook.db'}")
     exchange.mkdir(parents=True, exist_ok=True)
     term = Term(root, exchange, source_root, late_penalty, timezone)
     term.save()
-    (root / COLLECTED).mkdir(exist_ok=True)
-    (root / STATE_DIR).mkdir(exist_ok=True)
-    (root / "exports").mkdir(exist_ok=True)
-    echo(f"{'Updated' if existing else 'Created'} term {root} (exchange {exchange}, late penalty {late_penalty}, "
+    for folder in (COLLECTED, STATE_DIR, "exports"):
+        (root / folder).mkdir(exist_ok=True)
+    print(f"{'Updated' if existing else 'Created'} term {root} (exchange {exchange}, late penalty {late_penalty}, "
          f"time zone {timezone})")
     return term
 
@@ -204,10 +174,6 @@ def parse_duedate(text: str, timezone: str = "UTC") -> datetime:
 
     Accepts '2025-06-01 23:59', '2025-06-01T23:59:00+09:00' and nbgrader's '2025-06-01 23:59:00 Asia/Tokyo'.
     """
-    from dateutil import parser as dparser
-    from dateutil.tz import gettz
-    from nbgrader.utils import parse_utc
-
     parts = text.split()
     try:
         if len(parts) == 3 and parts[2][:1].isalpha() and gettz(parts[2]) is not None:
@@ -223,38 +189,26 @@ def parse_duedate(text: str, timezone: str = "UTC") -> datetime:
 
 def set_duedate(term: Term, chapter: str, when: str | datetime | None) -> datetime | None:
     """Set (or with None clear) the chapter's due date in the term's gradebook; returns it in naive UTC."""
-    from nbgrader.api import Gradebook
-    from nbgrader.utils import parse_utc
-
     check_chapter(term, chapter)
     due = None if when is None else (parse_utc(when) if isinstance(when, datetime) else
                                      parse_duedate(when, term.timezone))
-    ensure_scripts_on_path()
-    with Gradebook(term.db_url, term.course_id) as gb:
-        assignment = gb.update_or_create_assignment(chapter)
-        assignment.duedate = due
-        gb.db.commit()
+    with gradebook(term.db_url, term.course_id) as gb:
+        gb.update_or_create_assignment(chapter, duedate=due)
     return due
 
 
 def check_chapter(term: Term, chapter: str) -> None:
-    if chapter not in term.chapters():
-        raise TermError(f"no chapter {chapter!r} under {term.source_root / 'solutions'} "
-                        f"(known: {', '.join(term.chapters())})")
+    require_chapters([chapter], term.source_root, TermError)
 
 
 def show_utc(value: datetime | None, timezone: str) -> str:
     if value is None:
         return "none"
-    from dateutil.tz import UTC, gettz
-
     local = value.replace(tzinfo=UTC).astimezone(gettz(timezone))
     text = local.strftime("%Y-%m-%d %H:%M:%S %Z")
     return text if timezone == "UTC" else f"{text} ({value:%Y-%m-%d %H:%M:%S} UTC)"
 
-def duedates(term: Term) -> dict[str, datetime | None]:
-    from nbgrader.api import Gradebook
 
-    ensure_scripts_on_path()
-    with Gradebook(term.db_url, term.course_id) as gb:
+def duedates(term: Term) -> dict[str, datetime | None]:
+    with gradebook(term.db_url, term.course_id) as gb:
         return {a.name: a.duedate for a in gb.assignments}

@@ -13,18 +13,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.student", description=__doc__)
     parser.add_argument("--root", default=str(ROOT), help="the course checkout (default: this one)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("lab", help="copy what is new in course/ into work/, then JupyterLab on work/")
-    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="extra arguments for jupyter lab")
-    p = sub.add_parser("fresh", help="a new copy of one chapter in work/; the old copy is renamed, not deleted")
-    p.add_argument("chapter", help="e.g. 02_backprop")
-    # Everything after `lab` goes to jupyter lab, options included (argparse's REMAINDER stops at them).
+    sub.add_parser("lab", help="copy what is new in course/ into work/, then JupyterLab on work/ (the arguments "
+                               "that follow go to jupyter lab)")
+    sub.add_parser("fresh", help="a new copy of one chapter in work/; the old copy is renamed, not deleted"
+                   ).add_argument("chapter", help="e.g. 02_backprop")
+    # Everything after `lab` goes to jupyter lab, options included: the arguments argparse does not know.
     args, unknown = parser.parse_known_args(argv)
     root = Path(args.root).resolve()
-
     if args.command == "lab":
         from grader.student.lab import start
 
-        return start(root, [a for a in [*args.jupyter_args, *unknown] if a != "--"])
+        return start(root, [a for a in unknown if a != "--"])
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 

@@ -1,24 +1,14 @@
 """The student lab: JupyterLab on ``work/`` with what a student can use (``python3 tasks.py lab``).
 
-Jupyter reads configuration from every directory on ``JUPYTER_CONFIG_PATH``; the lab puts there
-
-- ``grader/student/jupyter/``: the student-side ``nbgrader_config.py`` (course id, Validate's cell
-  limit), so nbgrader's extensions find a configuration instead of warning on every request;
-- ``grader/student/without-exchange/``, unless an nbgrader exchange is configured: a
-  ``jupyter_server_config.json`` that turns off nbgrader's ``formgrader``, ``assignment_list`` and
-  ``course_list`` server extensions and a ``labconfig/page_config.json`` whose
-  ``disabledExtensions`` turn off the matching JupyterLab plugins (``@jupyter/nbgrader:formgrader``,
-  ``create-assignment``, ``assignment-list``, ``course-list`` and the ``menu`` that opens them).
-  Without an exchange those panels can only fail ("exchange directory does not exist") and their
-  handlers fill the log with ``ExchangeError`` tracebacks. Validate (``validate_assignment``)
-  stays on.
-
-Both are per launch: nothing is written to the environment, so ``python -m grader lab`` (the
-instructor's lab) still shows the Formgrader and Create Assignment.
-
-An exchange counts as configured when nbgrader, reading the same configuration directories the
-server will, uses an exchange other than its default directory exchange (an HTTP exchange such as
-ngshare), or its directory exchange's root exists.
+Per launch, writing nothing into the environment (so ``python -m grader lab``, the instructor's lab, keeps
+every panel), the lab puts on ``JUPYTER_CONFIG_PATH`` ``grader/student/jupyter/`` (the student-side
+``nbgrader_config.py``: course id, Validate's cell limit) and, unless an nbgrader exchange is configured,
+``grader/student/without-exchange/``, which turns off nbgrader's formgrader, assignment_list and course_list
+server extensions and the matching JupyterLab plugins (and the ``menu`` that opens them): without an
+exchange those panels can only fail and fill the log with ``ExchangeError`` tracebacks. Validate stays on.
+An exchange counts as configured when nbgrader, reading the same configuration directories the server
+will, uses a plugin exchange (an HTTP exchange such as ngshare) or its directory exchange's root exists.
+The reasons: docs/decisions.md, "The student lab shows what a student can use".
 """
 
 from __future__ import annotations
@@ -30,20 +20,19 @@ from pathlib import Path
 
 from grader.student import workspace
 
-__all__ = ["STUDENT_CONFIG", "WITHOUT_EXCHANGE", "exchange_configured", "lab_environment", "start"]
+__all__ = ["STUDENT_CONFIG", "WITHOUT_EXCHANGE", "exchange_configured", "lab_environment", "prepend_paths", "start"]
 
-HERE = Path(__file__).resolve().parent
-STUDENT_CONFIG = HERE / "jupyter"
-WITHOUT_EXCHANGE = HERE / "without-exchange"
-
-
-def _split(path_list: str | None) -> list[str]:
-    return [p for p in (path_list or "").split(os.pathsep) if p]
+STUDENT_CONFIG = Path(__file__).resolve().parent / "jupyter"
+WITHOUT_EXCHANGE = STUDENT_CONFIG.parent / "without-exchange"
 
 
-def exchange_configured(env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[bool, str]:
+def prepend_paths(env: dict[str, str], name: str, paths: list[str]) -> None:
+    """Put ``paths`` first on the path list ``env[name]`` (e.g. PYTHONPATH), keeping the rest."""
+    env[name] = os.pathsep.join(paths + [p for p in env.get(name, "").split(os.pathsep) if p])
+
+
+def exchange_configured(env: dict[str, str], cwd: Path | None = None) -> tuple[bool, str]:
     """Whether nbgrader, run in ``cwd`` with ``env``, has an exchange; and where it is (or would be)."""
-    env = dict(os.environ if env is None else env)
     code = (
         "from nbgrader.apps import NbGrader\n"
         "from nbgrader.exchange import ExchangeFactory\n"
@@ -69,41 +58,35 @@ def exchange_configured(env: dict[str, str] | None = None, cwd: Path | None = No
 def lab_environment(root: Path, *, exchange: bool, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the student lab for the checkout ``root``."""
     env = dict(os.environ if base is None else base)
-    dirs = [str(STUDENT_CONFIG)] + ([] if exchange else [str(WITHOUT_EXCHANGE)])
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dirs + _split(env.get("JUPYTER_CONFIG_PATH")))
+    prepend_paths(env, "JUPYTER_CONFIG_PATH", [str(STUDENT_CONFIG)] + ([] if exchange else [str(WITHOUT_EXCHANGE)]))
     # Kernels import dlcore and grader from this checkout, whichever environment runs them.
-    env["PYTHONPATH"] = os.pathsep.join([str(root)] + _split(env.get("PYTHONPATH")))
+    prepend_paths(env, "PYTHONPATH", [str(root)])
     return env
 
 
-def _show_sync(report: workspace.SyncReport, work: Path, root: Path) -> None:
-    where = work.relative_to(root) if work.is_relative_to(root) else work
-    print(f"Your notebooks are in {where}/ (your own copy of course/: git and releases never change it).")
+def start(root: Path, jupyter_args: list[str]) -> int:
+    """Bring ``work/`` up to date with ``course/`` (adding only) and run JupyterLab on it."""
+    root = Path(root).resolve()
+    work = root / "work"
+    report = workspace.sync(root / "course", work)
+    print("Your notebooks are in work/ (your own copy of course/: git and releases never change it).")
     for rel in report.copied:
-        print(f"  copied course/{rel} -> {where}/{rel}")
+        print(f"  copied course/{rel} -> work/{rel}")
     for rel in report.updated_in_course:
         chapter = rel.split("/", 1)[0]
         print(f"  course/{rel} is newer than your copy, which is unchanged. For the new version run\n"
               f"    python3 tasks.py fresh {chapter}\n"
               f"  (your copy of {chapter} is kept, renamed {chapter}.old-<date>-<time>).")
-
-
-def start(root: Path, jupyter_args: list[str], *, work: Path | None = None) -> int:
-    """Bring ``work/`` up to date with ``course/`` (adding only) and run JupyterLab on it."""
-    root = Path(root).resolve()
-    work = Path(work) if work is not None else root / "work"
-    _show_sync(workspace.sync(root / "course", work), work, root)
     try:
-        exchange, where = exchange_configured(lab_environment(root, exchange=True), cwd=work)
+        exchange, exchange_root = exchange_configured(lab_environment(root, exchange=True), cwd=work)
     except RuntimeError as exc:  # a broken nbgrader_config.py elsewhere: say so, start the lab anyway
         print(f"{exc}\nStarting without nbgrader's exchange panels.", file=sys.stderr)
-        exchange, where = False, ""
-    env = lab_environment(root, exchange=exchange)
+        exchange, exchange_root = False, ""
     if exchange:
-        print(f"nbgrader exchange: {where} (Assignment List, Courses, Formgrader and Create Assignment shown)")
+        print(f"nbgrader exchange: {exchange_root} (Assignment List, Courses, Formgrader and Create Assignment shown)")
     else:
         print("nbgrader: no exchange configured, so the lab offers Validate only "
               "(the Assignment List and Courses panels need an exchange set up by your course)")
     extra = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # containers, CI
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={work}", *extra, *jupyter_args]
-    return subprocess.call(cmd, cwd=work, env=env)
+    return subprocess.call(cmd, cwd=work, env=lab_environment(root, exchange=exchange))

@@ -1,11 +1,8 @@
-"""nbgrader configuration of the student lab (``python3 tasks.py lab``; see grader/student/__init__.py).
+"""nbgrader configuration of the student lab (``python3 tasks.py lab``), on its JUPYTER_CONFIG_PATH.
 
-The lab puts this folder on JUPYTER_CONFIG_PATH, so nbgrader's Validate button (and, where an
-exchange is configured, the Assignment List) reads it. It holds only what a student's side needs;
-the instructor's configuration (solutions/ -> course/, autograding) is grader/nbgrader_config.py.
-The exchange is deliberately not set here: a course that has one configures it for its students
-(e.g. /etc/jupyter/nbgrader_config.py on a hub, see docs/jupyterhub.md), and the lab then shows
-nbgrader's exchange panels.
+Only what a student's side needs (the instructor's is grader/nbgrader_config.py). The exchange is
+deliberately not set here: a course that has one configures it for its students (e.g.
+/etc/jupyter/nbgrader_config.py on a hub, see docs/jupyterhub.md), and the lab then shows its panels.
 """
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
