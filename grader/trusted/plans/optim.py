@@ -103,28 +103,20 @@ _MAXNORM_MISTAKES = [
 ]
 
 
-def _unit_norms(w: np.ndarray, axis: int | None = None) -> np.ndarray:
-    if axis is not None:
-        return np.sqrt(np.sum(w * w, axis=axis, keepdims=True))
-    if w.ndim == 2:
-        return np.sqrt(np.sum(w * w, axis=0, keepdims=True))
-    return np.sqrt(np.sum(w * w, axis=tuple(range(1, w.ndim)), keepdims=True))
-
-
 def _max_norm(params: dict, c: float, flags: set) -> None:
+    """w_j ← w_j · c / max(‖w_j‖, c) per unit (a column of an (in, out) matrix, a filter of a higher-dimensional
+    weight), weights with 2 or more axes only; or a known mistake's version of it."""
     for k, w in params.items():
         if w.ndim < 2 and "maxnorm_biases" not in flags:
             continue
-        if w.ndim < 2:
-            n = np.sqrt(np.sum(w * w))
-        elif "maxnorm_whole" in flags:
-            n = np.sqrt(np.sum(w * w))
-        elif "maxnorm_rows" in flags and w.ndim == 2:
-            n = _unit_norms(w, axis=1)
+        if w.ndim < 2 or "maxnorm_whole" in flags:
+            axes = None
+        elif w.ndim == 2:
+            axes = 1 if "maxnorm_rows" in flags else 0
         else:
-            n = _unit_norms(w)
-        scale = c / np.maximum(n, 1e-300) if "maxnorm_always" in flags else c / np.maximum(n, c)
-        params[k] = w * scale
+            axes = tuple(range(1, w.ndim))
+        n = np.sqrt(np.sum(w * w, axis=axes, keepdims=True))
+        params[k] = w * (c / np.maximum(n, 1e-300) if "maxnorm_always" in flags else c / np.maximum(n, c))
 
 
 def _denominator(h: np.ndarray, eps: float, flags: set) -> np.ndarray:
@@ -137,7 +129,7 @@ def _denominator(h: np.ndarray, eps: float, flags: set) -> np.ndarray:
 def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: set) -> list[dict]:
     """The parameters after every update of ``rule`` with ``kwargs``, with the mistakes named in ``flags``."""
     hp = {**_DEFAULTS[rule], **{k: v for k, v in kwargs.items() if k in _DEFAULTS[rule]}}
-    lr = float(hp["lr"])
+    lr, eps = float(hp["lr"]), float(hp.get("eps", 0.0))
     lam = float(kwargs.get("weight_decay", 0.0) or 0.0)
     c = kwargs.get("max_norm")
     params = {k: np.array(v, dtype="float64") for k, v in params0.items()}
@@ -165,27 +157,20 @@ def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: se
                     prev = st.get("v", np.zeros_like(w)) if "no_velocity" not in flags else np.zeros_like(w)
                 mom = -mu if "momentum_flip" in flags else mu
                 v = mom * prev - (lr * (1 - mu) if "ema" in flags else lr) * g
-                st["v"] = v
-                shared[w.shape] = v
+                st["v"] = shared[w.shape] = v
                 step = v if rule == "Momentum" or "plain_momentum" in flags else mu * v - lr * g
             elif rule == "AdaGrad":
-                h = (g * g) if "no_accumulation" in flags else st.get("h", np.zeros_like(w)) + g * g
-                st["h"] = h
-                eps = float(hp["eps"])
-                step = -lr * g / _denominator(h, eps, flags)
+                st["h"] = (g * g) if "no_accumulation" in flags else st.get("h", np.zeros_like(w)) + g * g
+                step = -lr * g / _denominator(st["h"], eps, flags)
             elif rule == "RMSProp":
-                rho, eps = float(hp["rho"]), float(hp["eps"])
-                prev = st.get("h", np.zeros_like(w))
+                rho, prev = float(hp["rho"]), st.get("h", np.zeros_like(w))
                 if "rho_swapped" in flags:
-                    h = (1 - rho) * prev + rho * g * g
-                elif "accumulate" in flags:
-                    h = prev + (1 - rho) * g * g
+                    st["h"] = (1 - rho) * prev + rho * g * g
                 else:
-                    h = rho * prev + (1 - rho) * g * g
-                st["h"] = h
-                step = -lr * g / _denominator(h, eps, flags)
+                    st["h"] = (1 if "accumulate" in flags else rho) * prev + (1 - rho) * g * g
+                step = -lr * g / _denominator(st["h"], eps, flags)
             else:  # Adam
-                b1, b2, eps = float(hp["beta1"]), float(hp["beta2"]), float(hp["eps"])
+                b1, b2 = float(hp["beta1"]), float(hp["beta2"])
                 if "betas_swapped" in flags:
                     b1, b2 = b2, b1
                 m = b1 * st.get("m", np.zeros_like(w)) + (1 - b1) * g
@@ -194,8 +179,7 @@ def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: se
                 m_hat = m if "no_bias_correction" in flags or "no_bias_correction_m" in flags else m / (1 - b1 ** tt)
                 v_hat = v if "no_bias_correction" in flags or "no_bias_correction_v" in flags else v / (1 - b2 ** tt)
                 st["m"], st["v"] = (m_hat, v_hat) if "correct_state" in flags else (m, v)
-                den = np.sqrt(v_hat + eps) if "eps_inside" in flags else np.sqrt(v_hat) + eps
-                step = -lr * m_hat / den
+                step = -lr * m_hat / _denominator(v_hat, eps, flags)
             params[k] = w - step if "ascent" in flags else w + step
         if c is not None and "maxnorm_before" not in flags:
             _max_norm(params, float(c), flags)
@@ -213,6 +197,55 @@ def _same(a: dict, b: dict, tol: float = 1e-6) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- message building (also training.py)
+
+
+def _name(record: dict, default: str) -> str:
+    return str(record.get("origin", {}).get("name") or default)
+
+
+def _args(*names: str, args: Any = (), kwargs: dict | None = None) -> str:
+    """The arguments of a call as the student would write them: ``x, 5, eps=0.001`` (``names`` as they are)."""
+    return ", ".join([*names, *map(repr, args), *(f"{k}={v!r}" for k, v in (kwargs or {}).items())])
+
+
+def _delegated(record: dict, reference: str) -> Verdict | None:
+    """Zero for a solution that is, inherits or calls dlcore's code (the record's origin) instead of its own."""
+    origin = record.get("origin", {})
+    code = [f"base class {b}" for b in origin.get("dlcore_bases", [])] + list(origin.get("dlcore_code", []))
+    if str(origin.get("module", "")).startswith("dlcore"):
+        why = f"it is defined in dlcore ({origin['module']}), not in your notebook"
+    elif code:
+        why = f"its code comes from dlcore: {', '.join(code)}"
+    elif origin.get("calls_reference"):
+        why = f"it calls dlcore's {', '.join(origin['calls_reference'][:3])} instead of computing the result"
+    else:
+        return None
+    return Verdict(False, message=(
+        f"{origin.get('name', 'your code')} uses dlcore's reference implementation: {why}. This exercise asks you "
+        f"to write {reference} yourself, so it scores zero while it delegates to dlcore."))
+
+
+def with_cause(problem: str, cause: str | None) -> str:
+    """``problem`` (a compare() message) with ``cause`` as its likely cause, replacing compare()'s generic guess."""
+    if not cause:
+        return problem
+    lines = [ln for ln in problem.split("\n") if not ln.strip().startswith("likely cause:")]
+    return "\n".join(lines) + f"\n  likely cause: {cause}"
+
+
+def _warned(what: str, warnings: list) -> str | None:
+    if warnings:
+        return (f"{what} raised a NumPy warning ({'; '.join(warnings[:2])}): the computation overflowed or divided "
+                "by zero, which this exercise does not allow")
+    return None
+
+
+def _raised(what: str, got: dict) -> str | None:
+    """``what raised <the error>`` or the NumPy warning of one recorded call; None when it ran cleanly."""
+    return f"{what} raised {got['error']}" if got.get("error") else _warned(what, got.get("warnings") or [])
+
+
 # --------------------------------------------------------------------------- check_optimizer
 
 
@@ -227,14 +260,11 @@ def _reference_class(reference: str) -> Any:
 
 
 def _keys(shapes: list) -> list[str]:
-    keys, n_w, n_b = [], 0, 0
+    """W1, W2, … for weights (2 or more axes), b1, b2, … for biases, in the order of ``shapes``."""
+    keys: list[str] = []
     for s in shapes:
-        if len(s) >= 2:
-            n_w += 1
-            keys.append(f"W{n_w}")
-        else:
-            n_b += 1
-            keys.append(f"b{n_b}")
+        letter = "W" if len(s) >= 2 else "b"
+        keys.append(f"{letter}{1 + sum(k[0] == letter for k in keys)}")
     return keys
 
 
@@ -253,10 +283,8 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
     keys = _keys(shapes)
     rng = np.random.default_rng(seed)
     params = {k: rng.standard_normal(s) for k, s in zip(keys, shapes, strict=True)}
-    grads = []
-    for _ in range(int(steps)):
-        grads.append({k: rng.standard_normal(s) * (1e-4 if small and i == 1 else 1.0)
-                      for i, (k, s) in enumerate(zip(keys, shapes, strict=True))})
+    grads = [{k: rng.standard_normal(s) * (1e-4 if small and i == 1 else 1.0)
+              for i, (k, s) in enumerate(zip(keys, shapes, strict=True))} for _ in range(int(steps))]
     opt = ref_cls(**kwargs)
     current = {k: v.copy() for k, v in params.items()}
     expected = []
@@ -264,21 +292,18 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
         opt.update(current, {k: v.copy() for k, v in g.items()})
         expected.append({k: np.array(v, copy=True) for k, v in current.items()})
     mistakes = list(_MISTAKES[reference])
+    regularized = bool(kwargs.get("weight_decay")) or kwargs.get("max_norm") is not None
     if kwargs.get("weight_decay"):
         mistakes += _DECAY_MISTAKES
     if kwargs.get("max_norm") is not None:
         mistakes += _MAXNORM_MISTAKES
-    if kwargs.get("weight_decay") or kwargs.get("max_norm") is not None:
+    if regularized:
         mistakes = [m for m in mistakes if m[0] != "ascent"] + [
             ("no_regularization", "neither the weight decay nor the max-norm constraint was applied")]
-    variants = []
-    for flag, why in mistakes:
-        if flag == "no_regularization":
-            traj = _simulate(reference, {k: v for k, v in kwargs.items() if k not in ("weight_decay", "max_norm")},
-                             params, grads, set())
-        else:
-            traj = _simulate(reference, kwargs, params, grads, {flag})
-        variants.append({"flag": flag, "why": why, "trajectory": traj})
+    plain = {k: v for k, v in kwargs.items() if k not in ("weight_decay", "max_norm")}
+    variants = [{"flag": flag, "why": why, "trajectory": _simulate(reference, plain, params, grads, set())
+                 if flag == "no_regularization" else _simulate(reference, kwargs, params, grads, {flag})}
+                for flag, why in mistakes]
     info = {"variants": variants, "formula": _FORMULAS[reference],
             "replay": _simulate(reference, kwargs, params, grads, set())}
     trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if kwargs.get("max_norm") is not None else [])
@@ -286,65 +311,20 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
                 expected={"trajectory": expected}, info=info)
 
 
-def _delegation(origin: dict, reference: str) -> str | None:
-    why = None
-    if str(origin.get("module", "")).startswith("dlcore"):
-        why = f"it is defined in dlcore ({origin['module']}), not in your notebook"
-    elif origin.get("dlcore_code"):
-        why = f"its code comes from dlcore: {', '.join(origin['dlcore_code'])}"
-    elif origin.get("calls_reference"):
-        why = f"it calls dlcore's {', '.join(origin['calls_reference'][:3])} instead of computing the result"
-    if why is None:
-        return None
-    return (f"{origin.get('name', 'your code')} uses dlcore's reference implementation: {why}. This exercise asks "
-            f"you to write {reference} yourself, so it scores zero while it delegates to dlcore.")
-
-
-def with_cause(problem: str, cause: str | None) -> str:
-    """``problem`` (a compare() message) with ``cause`` as its likely cause, replacing compare()'s generic guess."""
-    if not cause:
-        return problem
-    lines = [ln for ln in problem.split("\n") if not ln.strip().startswith("likely cause:")]
-    return "\n".join(lines) + f"\n  likely cause: {cause}"
-
-
-def _warned(what: str, warnings: list) -> str | None:
-    if warnings:
-        return (f"{what} raised a NumPy warning ({'; '.join(warnings[:2])}): the computation overflowed or divided "
-                "by zero, which this exercise does not allow")
-    return None
-
-
-def _at(arr: np.ndarray, idx: tuple) -> str:
-    try:
-        return f"{float(arr[idx]):.6g}"
-    except (IndexError, TypeError, ValueError):
-        return "?"
-
-
 def judge_optimizer(plan: Plan, record: dict) -> Verdict:
-    ref = plan.reference
-    kw = plan.inputs["kwargs"]
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in plan.inputs["params"].items())
-    ctor = f"{name}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
-    context = f"{ctor} on {len(plan.inputs['params'])} parameters ({shapes})"
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"creating {ctor} failed: {build['error']}")
-    steps = record.get("steps") or []
-    expected = plan.expected["trajectory"]
-    formula = plan.info["formula"]
+    ref, kw, planned = plan.reference, plan.inputs["kwargs"], plan.inputs["params"]
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
+    ctor = f"{name}({_args(kwargs=kw)})"
+    context = f"{ctor} on {len(planned)} parameters ({', '.join(f'{k} {tuple(v.shape)}' for k, v in planned.items())})"
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"creating {ctor} failed: {record['build']['error']}")
+    steps, expected = record.get("steps") or [], plan.expected["trajectory"]
     for s, (want, got) in enumerate(zip(expected, steps, strict=False)):
         where = f"{context}, update {s + 1} of {len(expected)}"
-        if got.get("error"):
-            return Verdict(False, message=f"{where}: update raised {got['error']}")
-        warned = _warned(f"{where}: update", got.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        if problem := _raised(f"{where}: update", got):
+            return Verdict(False, message=problem)
         if got.get("grads_changed"):
             return Verdict(False, message=(
                 f"{where}: update modified grads{got['grads_changed']} in place; leave the caller's gradients as "
@@ -353,22 +333,8 @@ def judge_optimizer(plan: Plan, record: dict) -> Verdict:
             g = (got.get("params") or {}).get(k)
             problem = compare(f"params[{k!r}] after update {s + 1}", g, e, rtol=1e-7, expect_dtype="float64")
             if problem:
-                w_before = plan.inputs["params"][k] if s == 0 else expected[s - 1][k]
-                grad = plan.inputs["grads"][s][k]
-                g_arr = g if isinstance(g, np.ndarray) else None
-                idx = _worst(g_arr, e)
-                detail = ""
-                if idx is not None:
-                    detail = (f"\n  at index {idx}: w before this update = {_at(w_before, idx)} (the reference's), "
-                              f"g = {_at(grad, idx)}")
-                problem = with_cause(problem, _cause(plan, steps))
-                msg = f"{name} does not match dlcore's {ref} ({where}):\n- {problem}{detail}"
-                msg += f"\n  formula: {formula}"
-                if kw.get("weight_decay"):
-                    msg += f"; weight decay: g ← g + λ w with λ = {kw['weight_decay']}"
-                if kw.get("max_norm") is not None:
-                    msg += f"; max-norm after the step: w_j ← w_j · c / max(‖w_j‖, c) per column, c = {kw['max_norm']}"
-                return Verdict(False, message=msg)
+                return Verdict(False, message=f"{name} does not match dlcore's {ref} ({where}):\n- "
+                                              + _mismatch(plan, steps, s, k, g, problem))
         not_in_place = [k for k, same in (got.get("in_place") or {}).items() if not same]
         stale = [k for k, orig in (got.get("originals") or {}).items()
                  if isinstance(orig, np.ndarray) and not np.allclose(orig, want[k], rtol=1e-7, atol=1e-12)]
@@ -380,13 +346,38 @@ def judge_optimizer(plan: Plan, record: dict) -> Verdict:
     if len(steps) != len(expected):
         return Verdict(False, message=f"{name}: the results of {len(steps)} of {len(expected)} updates were recorded, "
                                       "so the exercise cannot be checked")
-    return Verdict(True, summary=f"{name}: {len(expected)} updates of {len(plan.inputs['params'])} parameters match "
-                                 f"dlcore's {ref} ({', '.join(f'{k}={v!r}' for k, v in kw.items())})")
+    return Verdict(True, summary=f"{name}: {len(expected)} updates of {len(planned)} parameters match "
+                                 f"dlcore's {ref} ({_args(kwargs=kw)})")
 
 
-def _worst(g: np.ndarray | None, e: np.ndarray) -> tuple | None:
+def _mismatch(plan: Plan, steps: list, s: int, k: str, g: Any, problem: str) -> str:
+    """compare()'s ``problem`` with params[k] after update s + 1: the likely cause (a replayed mistake that gives
+    every recorded update), w and g where the error is worst, and the rule."""
+    kw, expected = plan.inputs["kwargs"], plan.expected["trajectory"]
+    msg = with_cause(problem, _cause(plan, steps))
+    idx = _worst(g, expected[s][k])
+    if idx is not None:
+        before = plan.inputs["params"][k] if s == 0 else expected[s - 1][k]
+        msg += (f"\n  at index {idx}: w before this update = {_at(before, idx)} (the reference's), "
+                f"g = {_at(plan.inputs['grads'][s][k], idx)}")
+    msg += f"\n  formula: {plan.info['formula']}"
+    if kw.get("weight_decay"):
+        msg += f"; weight decay: g ← g + λ w with λ = {kw['weight_decay']}"
+    if kw.get("max_norm") is not None:
+        msg += f"; max-norm after the step: w_j ← w_j · c / max(‖w_j‖, c) per column, c = {kw['max_norm']}"
+    return msg
+
+
+def _at(arr: np.ndarray, idx: tuple) -> str:
+    try:
+        return f"{float(arr[idx]):.6g}"
+    except (IndexError, TypeError, ValueError):
+        return "?"
+
+
+def _worst(g: Any, e: np.ndarray) -> tuple | None:
     """The index compare() reports: the worst relative error (dlcore.gradcheck's measure)."""
-    if g is None or g.shape != e.shape or g.dtype.kind not in "fiu":
+    if not isinstance(g, np.ndarray) or g.shape != e.shape or g.dtype.kind not in "fiu":
         return None
     from dlcore.gradcheck import relative_error
     return tuple(relative_error(np.asarray(g, dtype="float64"), e, equal_nan=True)[1])
@@ -396,11 +387,8 @@ def _cause(plan: Plan, steps: list) -> str | None:
     got = [st.get("params") or {} for st in steps if not st.get("error")]
     if not got:
         return None
-    for variant in plan.info["variants"]:
-        traj = variant["trajectory"][:len(got)]
-        if all(_same(g, v) for g, v in zip(got, traj, strict=True)):
-            return variant["why"]
-    return None
+    return next((variant["why"] for variant in plan.info["variants"]
+                 if all(_same(g, v) for g, v in zip(got, variant["trajectory"][:len(got)], strict=True))), None)
 
 
 # --------------------------------------------------------------------------- check_schedule
@@ -433,42 +421,34 @@ def plan_schedule(reference: str, *, kwargs: dict, steps: int = 30) -> Plan:
                     ([lr0 * gm * (t // s) if t >= s else lr0 for t in ts],
                      "γ multiplied by the number of steps instead of raised to it: ε_t = ε0 γ^⌊t / s⌋")]
     return Plan("schedule", reference, inputs={"kwargs": kw, "ts": ts, "trace": [reference]},
-                expected={"values": expected},
-                info={"variants": variants})
+                expected={"values": expected}, info={"variants": variants})
+
+
+def _close(values: list, expected: list) -> bool:
+    return len(values) == len(expected) and all(isinstance(v, float) and math.isclose(v, e, rel_tol=1e-9,
+                                                                                      abs_tol=1e-15)
+                                                for v, e in zip(values, expected, strict=True))
 
 
 def judge_schedule(plan: Plan, record: dict) -> Verdict:
-    ref, kw = plan.reference, plan.inputs["kwargs"]
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    got = record.get("values") or []
-    expected = plan.expected["values"]
+    ref, args = plan.reference, _args(kwargs=plan.inputs["kwargs"])
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
+    got, expected = record.get("values") or [], plan.expected["values"]
     for t, (e, g) in enumerate(zip(expected, got, strict=False)):
         where = f"{name}({t}, {args})"
-        if g.get("error"):
-            return Verdict(False, message=f"{where} raised {g['error']}")
-        warned = _warned(where, g.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        if problem := _raised(where, g):
+            return Verdict(False, message=problem)
         v = g.get("value")
         if not isinstance(v, float):
             return Verdict(False, message=f"{where} returned {v!r}, expected a number")
-        if not math.isclose(v, e, rel_tol=1e-9, abs_tol=1e-15):
+        if not _close([v], [e]):
             values = [x.get("value") for x in got]
-            cause = None
-            for alt, why in plan.info["variants"]:
-                if len(values) == len(alt) and all(isinstance(x, float) and math.isclose(x, a, rel_tol=1e-9,
-                                                                                       abs_tol=1e-15)
-                                                   for x, a in zip(values, alt, strict=True)):
-                    cause = why
-                    break
+            cause = next((why for alt, why in plan.info["variants"] if _close(values, alt)), None)
             head = ", ".join(f"{x:.6g}" for x in expected[:8])
-            msg = (f"{where} = {v:.6g}, expected {e:.6g} (dlcore's {ref}).\n  the expected rates for t = 0, 1, …: "
-                   f"{head}, …")
-            return Verdict(False, message=msg + (f"\n  likely cause: {cause}" if cause else ""))
+            return Verdict(False, message=with_cause(f"{where} = {v:.6g}, expected {e:.6g} (dlcore's {ref}).\n  the "
+                                                     f"expected rates for t = 0, 1, …: {head}, …", cause))
     if len(got) != len(expected):
         return Verdict(False, message=f"{name}: {len(got)} of {len(expected)} values were recorded")
     return Verdict(True, summary=f"{name}: ε_t for t = 0 … {len(expected) - 1} matches dlcore's {ref}({args})")
@@ -505,23 +485,17 @@ def plan_initializer(reference: str, *, shapes: Any = ((500, 200),), seed: int =
 
 
 def judge_initializer(plan: Plan, record: dict) -> Verdict:
-    ref = plan.reference
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    formula = plan.info["formula"]
+    ref, formula = plan.reference, plan.info["formula"]
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
     got_cases = record.get("cases") or []
     for case, draws in zip(plan.expected["cases"], got_cases, strict=False):
         shape, seed, std = tuple(case["shape"]), case["seed"], case["std"]
         fi, fo = case["fans"]
         where = f"{name}({shape}, rng={seed})"
-        for d in draws:
-            if d.get("error"):
-                return Verdict(False, message=f"{where} raised {d['error']}")
-            warned = _warned(where, d.get("warnings") or [])
-            if warned:
-                return Verdict(False, message=warned)
+        if problem := next(filter(None, (_raised(where, d) for d in draws)), None):
+            return Verdict(False, message=problem)
         if len(draws) < 3:
             return Verdict(False, message=f"{where}: not every draw was recorded")
         w, again, other = (d.get("value") for d in draws)
@@ -554,9 +528,9 @@ def judge_initializer(plan: Plan, record: dict) -> Verdict:
                      ("the variance itself (not its square root)", std * std), ("1", 1.0), ("0.01", 0.01)]
             cause = next((f"the standard deviation looks like {label}" for label, v in cands
                           if abs(s / v - 1) <= tol and abs(v / std - 1) > tol), None)
-            msg = (f"{where}: the standard deviation of the weights is {s:.5g}, expected {std:.5g} = {formula} "
-                   f"with fan_in = {fi}, fan_out = {fo}")
-            return Verdict(False, message=msg + (f"\n  likely cause: {cause}" if cause else ""))
+            return Verdict(False, message=with_cause(
+                f"{where}: the standard deviation of the weights is {s:.5g}, expected {std:.5g} = {formula} "
+                f"with fan_in = {fi}, fan_out = {fo}", cause))
         within = float(np.mean(np.abs(w - mean) <= s))
         if abs(within - 0.6827) > 0.02:
             hint = " (a uniform distribution has 57.7 %)" if abs(within - 0.577) < 0.02 else ""

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from dlcore.gradcheck import numerical_gradient, relative_error
 from grader.checks import Verdict, compare
 from grader.kinds import Plan
-from grader.trusted.plans.optim import _delegation, _warned, with_cause
+from grader.trusted.plans.optim import _args, _delegated, _name, _raised, with_cause
 
 # --------------------------------------------------------------------------- BatchNorm
 
@@ -80,16 +81,11 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
     exp_steps, info_steps = [], []
     for x, dy in zip(xs, dys, strict=True):
         rm_before, rv_before = np.array(ref.running_mean), np.array(ref.running_var)
-        y = np.array(ref.forward(x.copy(), train=True))
-        dx = np.array(ref.backward(dy.copy()))
-        exp_steps.append({"forward": y, "backward": dx, "gamma": np.array(ref.grads["gamma"]),
-                          "beta": np.array(ref.grads["beta"]), "running_mean": np.array(ref.running_mean),
-                          "running_var": np.array(ref.running_var)})
+        exp_steps.append(_reference_step(ref, x, dy, True))
         _, xhat, std, mu, var = _bn_train(x, params["gamma"], params["beta"], eps)
         m = x.shape[0]
-        dxhat = dy * params["gamma"]
         info_steps.append({
-            "dx_variants": [(v, why) for v, why in _bn_dx_variants(xhat, std, dxhat)],
+            "dx_variants": _bn_dx_variants(xhat, std, dy * params["gamma"]),
             "running_variants": [
                 (mom * rv_before + (1 - mom) * var, "the running variance uses the biased σ²: multiply the "
                                                     "batch variance by m/(m − 1) (unbiased) for the running value"),
@@ -102,23 +98,23 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
                               (mu, "the running mean is replaced by the batch mean instead of averaged")],
             "numeric": _numeric(x, dy, params, eps),
         })
-    y_eval = np.array(ref.forward(x_eval.copy(), train=False))
-    dx_eval = np.array(ref.backward(dy_eval.copy()))
-    batch_y = _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]
-    expected = {"steps": exp_steps, "eval": {"forward": y_eval, "backward": dx_eval,
-                                             "gamma": np.array(ref.grads["gamma"]), "beta": np.array(ref.grads["beta"]),
-                                             "running_mean": np.array(ref.running_mean),
-                                             "running_var": np.array(ref.running_var)}}
+    expected = {"steps": exp_steps, "eval": _reference_step(ref, x_eval, dy_eval, False)}
     inputs = {"args": list(args), "kwargs": kwargs, "params": params, "xs": xs, "dys": dys, "x_eval": x_eval,
               "dy_eval": dy_eval, "trace": ["BatchNorm"]}
     return Plan("batchnorm", reference, inputs=inputs, expected=expected,
-                info={"steps": info_steps, "eval_batch_forward": batch_y, "eps": eps, "momentum": mom})
+                info={"steps": info_steps, "eps": eps, "momentum": mom,
+                      "eval_batch_forward": _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]})
+
+
+def _reference_step(ref: Any, x: np.ndarray, dy: np.ndarray, train: bool) -> dict:
+    """dlcore's BatchNorm: forward(x, train), backward(dy), its gradients and running statistics after them."""
+    step = {"forward": np.array(ref.forward(x.copy(), train=train)), "backward": np.array(ref.backward(dy.copy()))}
+    return {**step, **{k: np.array(ref.grads[k]) for k in ("gamma", "beta")},
+            "running_mean": np.array(ref.running_mean), "running_var": np.array(ref.running_var)}
 
 
 def _numeric(x: np.ndarray, dy: np.ndarray, params: dict, eps: float) -> dict:
     """Central differences of L = Σ y ⊙ dy through the training forward, for dx, dγ and dβ (computed here)."""
-    from dlcore.gradcheck import numerical_gradient
-
     x, gamma, beta = x.copy(), params["gamma"].copy(), params["beta"].copy()
 
     def loss() -> float:
@@ -146,28 +142,22 @@ def _against_numeric(label: str, got: Any, numeric: np.ndarray, problem: str | N
 
 
 def _rel(a: Any, b: np.ndarray) -> float:
-    if not isinstance(a, np.ndarray) or a.shape != b.shape:
-        return math.inf
-    den = np.maximum(np.abs(a) + np.abs(b), 1e-3 * (np.max(np.abs(a)) + np.max(np.abs(b))) + 1e-300)
-    return float(np.max(np.abs(a - b) / den))
+    """dlcore.gradcheck's worst relative error; inf when ``a`` is not an array of b's shape."""
+    return relative_error(a, b)[0] if isinstance(a, np.ndarray) and a.shape == np.shape(b) else math.inf
 
 
 def _match(value: Any, variants: list) -> str | None:
-    for v, why in variants:
-        if isinstance(value, np.ndarray) and value.shape == np.shape(v) and _rel(value, np.asarray(v)) < 1e-6:
-            return why
-    return None
+    """The explanation of the first (result of a known mistake, explanation) that ``value`` reproduces."""
+    return next((why for v, why in variants if _rel(value, v) < 1e-6), None)
 
 
 def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "BatchNorm")
-    delegated = _delegation(record.get("origin", {}), "BatchNorm")
-    if delegated:
-        return Verdict(False, message=delegated)
-    args = ", ".join([repr(a) for a in plan.inputs["args"]] + [f"{k}={v!r}" for k, v in plan.inputs["kwargs"].items()])
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"{name}({args}): {build['error']}")
+    name = _name(record, "BatchNorm")
+    if bad := _delegated(record, "BatchNorm"):
+        return bad
+    args = _args(args=plan.inputs["args"], kwargs=plan.inputs["kwargs"])
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"{name}({args}): {record['build']['error']}")
     shape = plan.inputs["xs"][0].shape
     steps = record.get("steps") or []
     notes: list[str] = []
@@ -182,10 +172,8 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
         info = plan.info["steps"][s]
         where = f"training step {s + 1} of {len(plan.expected['steps'])}"
         fwd = got.get("forward") or {}
-        if fwd.get("error"):
-            return fail(where, f"forward(x, train=True) raised {fwd['error']}")
-        if _warned("forward", fwd.get("warnings") or []):
-            return fail(where, _warned("forward", fwd["warnings"]))
+        if p := _raised("forward(x, train=True)", fwd):
+            return fail(where, p)
         p = compare("the output of forward(x, train=True)", fwd.get("value"), want["forward"], expect_dtype="float64")
         if p:
             return fail(where, p + ("\n  note: in training, normalise with the statistics of THIS batch"
@@ -196,10 +184,8 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
                 cause = _match(got.get(stat), info["running_variants" if stat == "running_var" else "mean_variants"])
                 return fail(where, with_cause(p, cause))
         bwd = got.get("backward") or {}
-        if bwd.get("error"):
-            return fail(where, f"backward(dy) raised {bwd['error']}")
-        if _warned("backward", bwd.get("warnings") or []):
-            return fail(where, _warned("backward", bwd["warnings"]))
+        if p := _raised("backward(dy)", bwd):
+            return fail(where, p)
         grads = got.get("grads") or {}
         for key in ("gamma", "beta"):
             if key not in grads:
@@ -225,10 +211,8 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
         return fail(where, f"forward(x, train=False) raised {fwd['error']}")
     p = compare("the output of forward(x, train=False)", fwd.get("value"), want["forward"], expect_dtype="float64")
     if p:
-        if isinstance(fwd.get("value"), np.ndarray) and _rel(fwd["value"], plan.info["eval_batch_forward"]) < 1e-6:
-            p += ("\n  likely cause: evaluation used the batch statistics; with train=False use running_mean and "
-                  "running_var")
-        return fail(where, p)
+        return fail(where, with_cause(p, _match(fwd.get("value"), [(plan.info["eval_batch_forward"], (
+            "evaluation used the batch statistics; with train=False use running_mean and running_var"))])))
     for stat in ("running_mean", "running_var"):
         p = compare(f"self.{stat} after forward(x, train=False)", ev.get(stat), want[stat])
         if p:
@@ -267,10 +251,9 @@ def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), see
 
 
 def judge_dropout(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "Dropout")
-    delegated = _delegation(record.get("origin", {}), "Dropout")
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, "Dropout")
+    if bad := _delegated(record, "Dropout"):
+        return bad
     p, seed, x, dy = plan.inputs["p"], plan.inputs["seed"], plan.inputs["x"], plan.inputs["dy"]
     head = f"{name}({p}, rng={seed}) on x of shape {x.shape}"
     formula = ("inverted dropout: keep each unit with probability 1 − p (m_i = 1 when u_i ≥ p), y = x ⊙ m / (1 − p) "
@@ -286,10 +269,8 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
     tr = record.get("train") or {}
     fwd, bwd = tr.get("forward") or {}, tr.get("backward") or {}
     for what, part in (("forward(x, train=True)", fwd), ("backward(dy)", bwd)):
-        if part.get("error"):
-            return fail(f"{what} raised {part['error']}")
-        if _warned(what, part.get("warnings") or []):
-            return fail(_warned(what, part["warnings"]))
+        if problem := _raised(what, part):
+            return fail(problem)
     y, dx = fwd.get("value"), bwd.get("value")
     note = ""
     exact = (compare("y", y, plan.expected["forward"], expect_dtype="float64") is None
@@ -355,25 +336,21 @@ def _standardize(x: np.ndarray, eps: float) -> np.ndarray:
     return (x - mu) / np.sqrt(x.var(axis=0) + eps)
 
 
-def _zca_matrix(xc: np.ndarray, eps: float) -> np.ndarray:
-    """W = U diag(1/√(λ + eps)) Uᵀ of centred data."""
-    lam, u = np.linalg.eigh(xc.T @ xc / xc.shape[0])
-    return (u / np.sqrt(np.maximum(lam, 0.0) + eps)) @ u.T
+def _zca_matrix(xc: np.ndarray, eps: float, *, ddof: int = 0, rotate_back: bool = True) -> np.ndarray:
+    """W = U diag(1/√(λ + eps)) Uᵀ of centred data, Σ = x̃ᵀ x̃ / (N − ddof) = U Λ Uᵀ (without Uᵀ: PCA whitening)."""
+    lam, u = np.linalg.eigh(xc.T @ xc / (xc.shape[0] - ddof))
+    w = u / np.sqrt(np.maximum(lam, 0.0) + eps)
+    return w @ u.T if rotate_back else w
 
 
-def _zca(x: np.ndarray, eps: float, *, ddof: int = 0, rotate_back: bool = True) -> np.ndarray:
+def _zca(x: np.ndarray, eps: float, **options: Any) -> np.ndarray:
     xc = x - x.mean(axis=0)
-    cov = xc.T @ xc / (x.shape[0] - ddof)
-    lam, u = np.linalg.eigh(cov)
-    w = (u / np.sqrt(np.maximum(lam, 0.0) + eps)) @ u.T if rotate_back else u / np.sqrt(np.maximum(lam, 0.0) + eps)
-    return xc @ w
+    return xc @ _zca_matrix(xc, eps, **options)
 
 
 _TRANSFORMS = {
-    "standardize": ("z = (x − μ) / √(σ² + eps), μ and σ² per feature (column) over the samples",
-                    lambda x, eps: _standardize(x, eps)),
-    "zca_whiten": ("x̃ = x − μ;  Σ = x̃ᵀ x̃ / N = U Λ Uᵀ;  W = U diag(1/√(λ + eps)) Uᵀ;  z = x̃ W",
-                   lambda x, eps: _zca(x, eps)),
+    "standardize": ("z = (x − μ) / √(σ² + eps), μ and σ² per feature (column) over the samples", _standardize),
+    "zca_whiten": ("x̃ = x − μ;  Σ = x̃ᵀ x̃ / N = U Λ Uᵀ;  W = U diag(1/√(λ + eps)) Uᵀ;  z = x̃ W", _zca),
 }
 
 
@@ -416,21 +393,17 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
 
 def judge_transform(plan: Plan, record: dict) -> Verdict:
     ref = plan.reference
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
     got_cases = record.get("cases") or []
     labels = ["digits", "correlated Gaussian data"]
     for i, (case, want, got) in enumerate(zip(plan.inputs["cases"], plan.expected["outputs"], got_cases, strict=False)):
         x = case["x"]
-        kw = ", ".join(f"{k}={v!r}" for k, v in case["kwargs"].items())
-        where = f"{name}(x{', ' + kw if kw else ''}) on {x.shape[0]} samples of {labels[i]} ({x.shape[1]} features)"
-        if got.get("error"):
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        warned = _warned(where, got.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        where = (f"{name}({_args('x', kwargs=case['kwargs'])}) on {x.shape[0]} samples of {labels[i]} "
+                 f"({x.shape[1]} features)")
+        if problem := _raised(where, got):
+            return Verdict(False, message=problem)
         if got.get("mutated"):
             return Verdict(False, message=f"{where} modified x in place; compute a new array (x - mu, not x -= mu)")
         p = compare("the result", got.get("value"), want, rtol=1e-6, expect_dtype="float64")
@@ -466,22 +439,17 @@ def plan_training(reference: str, *, kwargs: dict | None = None, lr: float = 0.1
 
 
 def judge_training(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "the training function")
-    delegated = _delegation(record.get("origin", {}), "digits_mlp")
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, "the training function")
+    if bad := _delegated(record, "digits_mlp"):
+        return bad
     t = plan.expected["t_test"]
     minimum = plan.expected["minimum"]
-    kw = ", ".join(f"{k}={v!r}" for k, v in plan.inputs["kwargs"].items())
-    n_train = plan.inputs["x_train"].shape[0]
-    where = (f"{name}(x_train, t_train, x_test, optimizer{', ' + kw if kw else ''}) on a digits split drawn by the "
-             f"grader (seed {plan.info['seed']}: {n_train} training, {t.shape[0]} test images; optimizer: "
-             f"w ← w − {plan.inputs['lr']} g)")
-    if record.get("error"):
-        return Verdict(False, message=f"{where} raised {record['error']}")
-    warned = _warned(where, record.get("warnings") or [])
-    if warned:
-        return Verdict(False, message=warned + " (is the learning rate too large, or a layer unstable?)")
+    where = (f"{name}({_args('x_train', 't_train', 'x_test', 'optimizer', kwargs=plan.inputs['kwargs'])}) on a digits "
+             f"split drawn by the grader (seed {plan.info['seed']}: {plan.inputs['x_train'].shape[0]} training, "
+             f"{t.shape[0]} test images; optimizer: w ← w − {plan.inputs['lr']} g)")
+    if problem := _raised(where, record):
+        return Verdict(False, message=problem + ("" if record.get("error") else
+                                                 " (is the learning rate too large, or a layer unstable?)"))
     scores = record.get("scores")
     if not isinstance(scores, np.ndarray) or scores.shape != (t.shape[0], 10):
         got = f"an array of shape {scores.shape}" if isinstance(scores, np.ndarray) else repr(scores)
