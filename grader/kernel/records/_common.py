@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ def _in_dlcore(filename: str) -> bool:
 
 def origin(student: Any) -> dict:
     """Where the student's object comes from: :func:`grader.kernel.student.provenance` (name, module, dlcore
-    base classes), the code that lives inside a dlcore folder, and the reference calls a :class:`Trace` sees."""
+    base classes), the code that lives inside a dlcore folder, and the reference calls a :func:`trace` sees."""
     codes = []
     if inspect.isclass(student):
         for klass in student.__mro__:
@@ -48,29 +50,26 @@ def array_or_text(v: Any) -> Any:
     return a if a.dtype.kind in "biuf" else f"<a {type(v).__name__}>"
 
 
-class Trace:
-    """Within ``with``: note calls into dlcore code whose function or class is one of ``names`` (the exercise's
-    reference, a name or a list of names), so that a solution handing the work to dlcore is seen in the kernel
-    too (re-entrant: restores the old hook)."""
+@contextlib.contextmanager
+def trace(names: str | list | tuple | None, hits: list) -> Iterator[None]:
+    """Within ``with``: note in ``hits`` the calls into dlcore code whose function or class is one of ``names`` (the
+    exercise's reference, a name or a list of names), so that a solution handing the work to dlcore is seen in the
+    kernel too (re-entrant: restores the profile hook it found)."""
+    names = {names} if isinstance(names, str) else set(names or ())
 
-    def __init__(self, names: str | list | tuple | None, hits: list) -> None:
-        self.names, self.hits, self.old = {names} if isinstance(names, str) else set(names or ()), hits, None
-
-    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+    def hook(frame: Any, event: str, arg: Any) -> None:
         if event != "call":
             return
         code = frame.f_code
         qual = getattr(code, "co_qualname", code.co_name)
-        if (qual.split(".")[0] in self.names or code.co_name in self.names) and qual not in self.hits \
-                and _in_dlcore(code.co_filename):
-            self.hits.append(qual)
+        if (qual.split(".")[0] in names or code.co_name in names) and qual not in hits and _in_dlcore(code.co_filename):
+            hits.append(qual)
 
-    def __enter__(self) -> Trace:
-        if self.names:
-            self.old = sys.getprofile()
-            sys.setprofile(self._hook)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.names:
-            sys.setprofile(self.old)
+    old = sys.getprofile()
+    if names:
+        sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        if names:
+            sys.setprofile(old)

@@ -16,12 +16,14 @@ with dlcore's reference on the same parameters, so a disagreement between the tw
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from grader.kernel.records._common import Trace, origin
+from grader.kernel.records._common import origin, trace
 from grader.kernel.records.core import record_layer
 from grader.kernel.student import call
 
@@ -229,26 +231,19 @@ class KNet:
 HELPERS = {"im2col": k_im2col, "col2im": k_col2im}
 
 
-class _Substituted:
-    """Within ``with``: the names in ``names`` of the student's module point to the grader's functions."""
-
-    def __init__(self, student: Any, names: list) -> None:
-        fn = getattr(student, "forward", None)
-        self.namespace = getattr(fn, "__globals__", None) if fn is not None else None
-        self.names = [n for n in names if n in HELPERS]
-        self.saved: dict = {}
-
-    def __enter__(self) -> list:
-        if isinstance(self.namespace, dict):
-            for name in self.names:
-                if name in self.namespace:
-                    self.saved[name] = self.namespace[name]
-                    self.namespace[name] = HELPERS[name]
-        return list(self.saved)
-
-    def __exit__(self, *exc: Any) -> None:
-        for name, value in self.saved.items():
-            self.namespace[name] = value
+@contextlib.contextmanager
+def _substituted(student: Any, names: list) -> Iterator[list]:
+    """Within ``with``: those of ``names`` that the student's module defines point to the grader's :data:`HELPERS`
+    (the names replaced are what ``with`` gives)."""
+    namespace = getattr(getattr(student, "forward", None), "__globals__", None)
+    saved = {n: namespace[n] for n in names if n in HELPERS and n in namespace} if isinstance(namespace, dict) else {}
+    for name in saved:
+        namespace[name] = HELPERS[name]
+    try:
+        yield list(saved)
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value
 
 
 # --------------------------------------------------------------------------- functions
@@ -259,7 +254,7 @@ def _cases(student: Any, inputs: dict, run: Any) -> dict:
     every case; the results as plain data, whether the student changed those arrays, calls into dlcore's reference."""
     info, cases = origin(student), []
     for case in inputs["cases"]:
-        with Trace(inputs.get("reference"), info["calls_reference"]):
+        with trace(inputs.get("reference"), info["calls_reference"]):
             given, out = run(case)
         cases.append({"value": None if out.error else _data(out.value), "error": out.error,
                       "warnings": list(out.warnings),
@@ -309,7 +304,7 @@ def record_cnn_layer(student: Any, inputs: dict) -> dict:
     """A layer class on the plan's parameters and inputs (grader.kernel.records.core's layer record), run with the
     grader's im2col/col2im in place of the student's; ``warnings``: those its forward and backward raised."""
     hits: list = []
-    with _Substituted(student, inputs.get("helpers", [])) as used, Trace(inputs.get("reference"), hits):
+    with _substituted(student, inputs.get("helpers", [])) as used, trace(inputs.get("reference"), hits):
         rec = record_layer(student, {**inputs, "is_loss": False})
     rec["provenance"] = {**origin(student), "calls_reference": hits}
     rec["warnings"] = list(dict.fromkeys(w for case in rec["cases"] for w in case["warnings"]))
@@ -355,7 +350,7 @@ def _record_network(student: Any, inputs: dict, parts: tuple[str, ...] | None) -
     parameters and inputs. ``parts``: the attributes that hold the layers (None: the list ``net.layers``)."""
     rec: dict[str, Any] = {"origin": origin(student), "build_error": None, "configs": [], "layers_error": None,
                            "cases": []}
-    with Trace(inputs.get("reference"), rec["origin"]["calls_reference"]):
+    with trace(inputs.get("reference"), rec["origin"]["calls_reference"]):
         built = call(student, *inputs.get("args", ()), layers=dict(LAYERS), **inputs["kwargs"])
         if built.error:
             rec["build_error"] = built.error

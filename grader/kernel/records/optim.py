@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import Trace, array_or_text, origin
+from grader.kernel.records._common import array_or_text, origin, trace
 from grader.kernel.student import call
 
 
 def record_optimizer(student: Any, inputs: dict) -> dict:
     """Build ``student(**kwargs)``; run ``update(params, grads)`` once per planned gradient set."""
     rec: dict = {"origin": origin(student), "build": None, "steps": []}
-    trace = Trace(inputs.get("trace"), rec["origin"]["calls_reference"])
-    with trace:
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
         built = call(student, **dict(inputs["kwargs"]))
     rec["build"] = {"error": built.error, "warnings": built.warnings}
     if built.error:
@@ -34,7 +33,7 @@ def record_optimizer(student: Any, inputs: dict) -> dict:
         return rec
     for grads_in in inputs["grads"]:
         grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
-        with trace:
+        with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
             out = call(update, params, grads)
         rec["steps"].append({
             "error": out.error, "warnings": out.warnings,
@@ -62,7 +61,7 @@ def record_schedule(student: Any, inputs: dict) -> dict:
     """``student(t, **kwargs)`` for every planned t."""
     rec: dict = {"origin": origin(student), "values": []}
     for t in inputs["ts"]:
-        with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
             out = call(student, int(t), **dict(inputs["kwargs"]))
         rec["values"].append(out.as_record(_number))
         if out.error:
@@ -77,7 +76,7 @@ def record_initializer(student: Any, inputs: dict) -> dict:
         shape, seed = tuple(case["shape"]), int(case["seed"])
         draws = []
         for s in (seed, seed, seed + 1):
-            with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+            with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
                 out = call(student, shape, rng=s)
             draws.append(out.as_record(array_or_text))
             if out.error:

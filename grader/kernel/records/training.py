@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import Trace, array_or_text, origin
+from grader.kernel.records._common import array_or_text, origin, trace
 from grader.kernel.student import call
 
 
@@ -32,7 +32,7 @@ def _step(layer: Any, x: np.ndarray, dy: np.ndarray, train: bool) -> dict:
 
 def record_batchnorm(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None, "steps": [], "eval": None}
-    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
         built = call(student, *inputs["args"], **dict(inputs["kwargs"]))
         rec["build"] = {"error": built.error, "warnings": built.warnings}
         if built.error:
@@ -55,7 +55,7 @@ def record_batchnorm(student: Any, inputs: dict) -> dict:
 
 def record_dropout(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None}
-    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
         built = call(student, inputs["p"], rng=int(inputs["seed"]))
         rec["build"] = {"error": built.error, "warnings": built.warnings}
         if built.error is None:

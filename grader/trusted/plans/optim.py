@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import Verdict, compare
 from grader.kinds import Plan
+from grader.trusted.messages import Verdict, compare
 
 # --------------------------------------------------------------------------- a replay of the rules (and mistakes)
 
@@ -269,13 +269,13 @@ def _keys(shapes: list) -> list[str]:
 
 
 def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5, seed: int = 0,
-                   shapes: Any = ((3, 4), (4,), (2, 3)), small: bool = True) -> Plan:
+                   shapes: Any = ((3, 4), (4,), (2, 3))) -> Plan:
     """Drive the student's optimizer CLASS and dlcore's ``reference`` with one gradient sequence.
 
     ``student(**kwargs)`` and ``dlcore.optim.<reference>(**kwargs)`` update the same parameters
-    (standard normal, one per shape in ``shapes``) with ``steps`` gradients each (seeded; with
-    ``small`` the second parameter's gradients are 10⁻⁴ times smaller, which tells eps inside from
-    eps outside a square root). Every update is compared, in float64.
+    (standard normal, one per shape in ``shapes``) with ``steps`` gradients each (seeded; the second
+    parameter's gradients are 10⁻⁴ times smaller, which tells eps inside from eps outside a square
+    root). Every update is compared, in float64.
     """
     ref_cls = _reference_class(reference)
     kwargs = dict(kwargs or {})
@@ -283,7 +283,7 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
     keys = _keys(shapes)
     rng = np.random.default_rng(seed)
     params = {k: rng.standard_normal(s) for k, s in zip(keys, shapes, strict=True)}
-    grads = [{k: rng.standard_normal(s) * (1e-4 if small and i == 1 else 1.0)
+    grads = [{k: rng.standard_normal(s) * (1e-4 if i == 1 else 1.0)
               for i, (k, s) in enumerate(zip(keys, shapes, strict=True))} for _ in range(int(steps))]
     opt = ref_cls(**kwargs)
     current = {k: v.copy() for k, v in params.items()}

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from dlcore.gradcheck import numerical_gradient, relative_error
-from grader.checks import Verdict, compare
 from grader.kinds import Plan
+from grader.trusted.messages import Verdict, compare
 from grader.trusted.plans.optim import _args, _delegated, _name, _raised, with_cause
 
 # --------------------------------------------------------------------------- BatchNorm
