@@ -41,14 +41,6 @@ def _show(a: Any, max_size: int = 64) -> str:
     return np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
 
 
-def _warned(name: str, warnings: list, where: str) -> Verdict | None:
-    if not warnings:
-        return None
-    return Verdict(False, message=(
-        f"{name} {where}: NumPy warned inside your code ({'; '.join(warnings[:3])}). The exercise forbids "
-        "computations that overflow or divide by zero, so this counts as a failure; check the operation named"))
-
-
 def _start(plan: Plan, record: dict, default: str, *, check_delegation: bool = True) -> tuple[str, Verdict | None]:
     """The student's name, and the failure before any case: delegation to dlcore, a result missing for a case."""
     name = record.get("origin", {}).get("name", default)
@@ -70,7 +62,10 @@ def _ran_badly(name: str, where: str, ci: int, got: dict, changed: str) -> Verdi
     if got["error"]:
         return Verdict(False, message=f"{where} raised {got['error']}")
     if got["warnings"]:
-        return _warned(name, got["warnings"], f"(case {ci + 1})")
+        return Verdict(False, message=(
+            f"{name} (case {ci + 1}): NumPy warned inside your code ({'; '.join(got['warnings'][:3])}). The exercise "
+            "forbids computations that overflow or divide by zero, so this counts as a failure; check the operation "
+            "named"))
     return Verdict(False, message=f"{where}: your function changed {changed}") if got["mutated"] else None
 
 
@@ -308,9 +303,8 @@ def _judge_patches(plan: Plan, record: dict, kind: str) -> Verdict:
                  f"KH={kh}, KW={kw}, stride={s}, pad={p}) [case {ci + 1} of {len(plan.inputs['cases'])}]")
         if bad := _ran_badly(name, where, ci, got, f"{spec['given']} in place; compute a new array"):
             return bad
-        problem = compare(spec["label"], got["value"], exp[spec["want"]], rtol=1e-12,
-                          candidates=[(exp[key], why) for key, why in spec["mistakes"]])
-        if problem:
+        if problem := compare(spec["label"], got["value"], exp[spec["want"]], rtol=1e-12,
+                              candidates=[(exp[key], why) for key, why in spec["mistakes"]]):
             g = _as_array(got["value"])
             cause = None if g is None else spec["cause"](g, exp, shape, kh, kw, s, p)
             formula = spec["formula"].format(rows=n * oh * ow, cols=c * kh * kw, oh=oh)
@@ -449,20 +443,17 @@ def _judge_cnn_layer(lp: Plan, all_causes: list, record: dict) -> Verdict:
         if got.get("forward_error") or got.get("backward_error"):
             break
         y = got.get("forward")
-        why = _cause(y, causes["forward"]) if y is not None else None
-        if why:
+        if why := _cause(y, causes["forward"]):
             found.append(f"forward: {why}")
         back = got.get("backward") or []
         if not why and back:
-            why = _cause(back[0], causes["dx"])
-            if why:
+            if why := _cause(back[0], causes["dx"]):
                 found.append(f"dx: {why}")
         for key in ("W", "b"):
             g = got.get("grads", {}).get(key)
             if g is None or key not in exp["grads"]:
                 continue
-            why = _cause(g, causes[key])
-            if why:
+            if why := _cause(g, causes[key]):
                 found.append(f"d{key}: {why}")
             elif key == "b" and np.shape(g) != exp["grads"]["b"].shape and np.ndim(g) > 1:
                 found.append("db: sum dY over the batch and both spatial axes, np.sum(dy, axis=(0, 2, 3)), to get "
@@ -618,11 +609,9 @@ def _net_plan(kind: str, reference: str, configs: list, params: list, shapes: An
     planned, expected = [], []
     for shape in shapes:
         x = rng.standard_normal(tuple(int(v) for v in shape))
-        y, dx, grads, causes, numeric = run(x, None)
-        dy = rng.standard_normal(y.shape)
-        y, dx, grads, causes, numeric = run(x, dy)
+        dy = rng.standard_normal(run(x, None)[0].shape)
         planned.append({"x": x, "dy": dy})
-        expected.append({"y": y, "dx": dx, "grads": grads, "causes": causes, "numeric": numeric})
+        expected.append(dict(zip(("y", "dx", "grads", "causes", "numeric"), run(x, dy), strict=True)))
     inputs = {"configs": configs, "params": params, "cases": planned, **extra_inputs}
     return Plan(kind, reference, inputs, {"cases": expected}, {"seed": seed})
 
@@ -684,20 +673,17 @@ def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
         if got["forward_error"]:
             return Verdict(False, message=f"{where}: forward raised {got['forward_error']}")
         causes = exp.get("causes") or {}
-        problem = compare("the output of forward", got["forward"], exp["y"], rtol=1e-8,
-                          candidates=causes.get("forward", []))
-        if problem:
+        if problem := compare("the output of forward", got["forward"], exp["y"], rtol=1e-8,
+                              candidates=causes.get("forward", [])):
             return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['forward']}")
         if got["backward_error"]:
             return Verdict(False, message=f"{where}: backward raised {got['backward_error']}")
-        problem = compare("dL/dx returned by backward", got["backward"], exp["dx"], rtol=1e-8,
-                          candidates=causes.get("dx", []))
-        if problem:
+        if problem := compare("dL/dx returned by backward", got["backward"], exp["dx"], rtol=1e-8,
+                              candidates=causes.get("dx", [])):
             return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
         for li, (g, e) in enumerate(zip(got["grads"], exp["grads"], strict=True)):
             for key, ev in e.items():
-                problem = compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8)
-                if problem:
+                if problem := compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8):
                     return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
                 worst = max(worst, _rel_error(np.asarray(g[key], dtype="float64"), ev)[0])
         for label, (key_layer, key, numeric) in (exp.get("numeric") or {}).items():

@@ -331,8 +331,7 @@ def judge_optimizer(plan: Plan, record: dict) -> Verdict:
                 "they are (compute g + λ w, m, v … into new arrays)"))
         for k, e in want.items():
             g = (got.get("params") or {}).get(k)
-            problem = compare(f"params[{k!r}] after update {s + 1}", g, e, rtol=1e-7, expect_dtype="float64")
-            if problem:
+            if problem := compare(f"params[{k!r}] after update {s + 1}", g, e, rtol=1e-7, expect_dtype="float64"):
                 return Verdict(False, message=f"{name} does not match dlcore's {ref} ({where}):\n- "
                                               + _mismatch(plan, steps, s, k, g, problem))
         not_in_place = [k for k, same in (got.get("in_place") or {}).items() if not same]

@@ -86,13 +86,13 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
         m = x.shape[0]
         info_steps.append({
             "dx_variants": _bn_dx_variants(xhat, std, dy * params["gamma"]),
-            "running_variants": [
+            "running_var": [
                 (mom * rv_before + (1 - mom) * var, "the running variance uses the biased σ²: multiply the "
                                                     "batch variance by m/(m − 1) (unbiased) for the running value"),
                 ((1 - mom) * rv_before + mom * var * m / (m - 1), "the momentum is applied the wrong way round: "
                                                                   "keep momentum of the OLD value"),
             ],
-            "mean_variants": [((1 - mom) * rm_before + mom * mu,
+            "running_mean": [((1 - mom) * rm_before + mom * mu,
                                "the momentum is applied the wrong way round: "
                                "running_mean ← momentum · running_mean + (1 − momentum) μ"),
                               (mu, "the running mean is replaced by the batch mean instead of averaged")],
@@ -101,9 +101,9 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
     expected = {"steps": exp_steps, "eval": _reference_step(ref, x_eval, dy_eval, False)}
     inputs = {"args": list(args), "kwargs": kwargs, "params": params, "xs": xs, "dys": dys, "x_eval": x_eval,
               "dy_eval": dy_eval, "trace": ["BatchNorm"]}
+    batch_y = _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]
     return Plan("batchnorm", reference, inputs=inputs, expected=expected,
-                info={"steps": info_steps, "eps": eps, "momentum": mom,
-                      "eval_batch_forward": _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]})
+                info={"steps": info_steps, "eval_batch_forward": batch_y})
 
 
 def _reference_step(ref: Any, x: np.ndarray, dy: np.ndarray, train: bool) -> dict:
@@ -171,36 +171,26 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
     for s, (want, got) in enumerate(zip(plan.expected["steps"], steps, strict=False)):
         info = plan.info["steps"][s]
         where = f"training step {s + 1} of {len(plan.expected['steps'])}"
-        fwd = got.get("forward") or {}
+        fwd, bwd, grads = got.get("forward") or {}, got.get("backward") or {}, got.get("grads") or {}
         if p := _raised("forward(x, train=True)", fwd):
             return fail(where, p)
-        p = compare("the output of forward(x, train=True)", fwd.get("value"), want["forward"], expect_dtype="float64")
-        if p:
-            return fail(where, p + ("\n  note: in training, normalise with the statistics of THIS batch"
-                                    if s else ""))
+        if p := compare("the output of forward(x, train=True)", fwd.get("value"), want["forward"],
+                        expect_dtype="float64"):
+            return fail(where, p + ("\n  note: in training, normalise with the statistics of THIS batch" if s else ""))
         for stat in ("running_mean", "running_var"):
-            p = compare(f"self.{stat} after this training step", got.get(stat), want[stat])
-            if p:
-                cause = _match(got.get(stat), info["running_variants" if stat == "running_var" else "mean_variants"])
-                return fail(where, with_cause(p, cause))
-        bwd = got.get("backward") or {}
+            if p := compare(f"self.{stat} after this training step", got.get(stat), want[stat]):
+                return fail(where, with_cause(p, _match(got.get(stat), info[stat])))
         if p := _raised("backward(dy)", bwd):
             return fail(where, p)
-        grads = got.get("grads") or {}
-        for key in ("gamma", "beta"):
-            if key not in grads:
+        for key in ("gamma", "beta", "backward"):
+            if key != "backward" and key not in grads:
                 return fail(where, f"backward did not set grads[{key!r}] (store dL/d{key} there)")
-            p = compare(f"the gradient d{key} stored in grads[{key!r}]", grads[key], want[key], expect_dtype="float64",
-                        batch=shape[0])
-            p = _against_numeric(f"d{key}", grads[key], info["numeric"][key], p, notes)
-            if p:
-                return fail(where, p)
-        dx = bwd.get("value")
-        p = compare("the gradient dL/dx returned by backward", dx, want["backward"], expect_dtype="float64",
-                    batch=shape[0])
-        p = _against_numeric("dx", dx, info["numeric"]["backward"], p, notes)
-        if p:
-            return fail(where, with_cause(p, _match(dx, info["dx_variants"])))
+            value, short = (bwd.get("value"), "dx") if key == "backward" else (grads[key], f"d{key}")
+            what = ("the gradient dL/dx returned by backward" if key == "backward" else
+                    f"the gradient {short} stored in grads[{key!r}]")
+            p = compare(what, value, want[key], expect_dtype="float64", batch=shape[0])
+            if p := _against_numeric(short, value, info["numeric"][key], p, notes):
+                return fail(where, with_cause(p, _match(value, info["dx_variants"]) if key == "backward" else None))
     if len(steps) != len(plan.expected["steps"]):
         return Verdict(False, message=f"{name}: {len(steps)} of {len(plan.expected['steps'])} training steps were "
                                       "recorded, so the exercise cannot be checked")
@@ -209,20 +199,19 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
     fwd = ev.get("forward") or {}
     if fwd.get("error"):
         return fail(where, f"forward(x, train=False) raised {fwd['error']}")
-    p = compare("the output of forward(x, train=False)", fwd.get("value"), want["forward"], expect_dtype="float64")
-    if p:
+    if p := compare("the output of forward(x, train=False)", fwd.get("value"), want["forward"],
+                    expect_dtype="float64"):
         return fail(where, with_cause(p, _match(fwd.get("value"), [(plan.info["eval_batch_forward"], (
             "evaluation used the batch statistics; with train=False use running_mean and running_var"))])))
     for stat in ("running_mean", "running_var"):
-        p = compare(f"self.{stat} after forward(x, train=False)", ev.get(stat), want[stat])
-        if p:
+        if p := compare(f"self.{stat} after forward(x, train=False)", ev.get(stat), want[stat]):
             return fail(where, p + "\n  likely cause: the running statistics were updated in evaluation mode; "
                                    "update them only when train=True")
     bwd = ev.get("backward") or {}
     if bwd.get("error"):
         return fail(where, f"backward(dy) after forward(x, train=False) raised {bwd['error']}")
-    p = compare("the gradient dL/dx in evaluation mode", bwd.get("value"), want["backward"], expect_dtype="float64")
-    if p:
+    if p := compare("the gradient dL/dx in evaluation mode", bwd.get("value"), want["backward"],
+                    expect_dtype="float64"):
         return fail(where, p + "\n  in evaluation the statistics are constants: dx = γ dy / √(running_var + ε)")
     summary = (f"{name}: {len(steps)} training steps (output, dx, dγ, dβ, running statistics) and evaluation match "
                "dlcore's BatchNorm")
@@ -315,14 +304,12 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
     fwd, bwd = ev.get("forward") or {}, ev.get("backward") or {}
     if fwd.get("error"):
         return fail(f"forward(x, train=False) raised {fwd['error']}")
-    p_eval = compare("the output of forward(x, train=False)", fwd.get("value"), x)
-    if p_eval:
+    if p_eval := compare("the output of forward(x, train=False)", fwd.get("value"), x):
         return fail(p_eval + "\n  likely cause: in evaluation inverted dropout is the identity (y = x): no mask, "
                              "no scaling")
     if bwd.get("error"):
         return fail(f"backward(dy) after forward(x, train=False) raised {bwd['error']}")
-    p_eval = compare("the gradient in evaluation mode", bwd.get("value"), dy)
-    if p_eval:
+    if p_eval := compare("the gradient in evaluation mode", bwd.get("value"), dy):
         return fail(p_eval + "\n  likely cause: after an evaluation forward, backward passes dy through unchanged")
     return Verdict(True, summary=f"{name}: inverted dropout with p = {p}: training forward/backward and evaluation "
                                  f"match{note}")
@@ -406,8 +393,7 @@ def judge_transform(plan: Plan, record: dict) -> Verdict:
             return Verdict(False, message=problem)
         if got.get("mutated"):
             return Verdict(False, message=f"{where} modified x in place; compute a new array (x - mu, not x -= mu)")
-        p = compare("the result", got.get("value"), want, rtol=1e-6, expect_dtype="float64")
-        if p:
+        if p := compare("the result", got.get("value"), want, rtol=1e-6, expect_dtype="float64"):
             p = with_cause(p, _match(got.get("value"), plan.info["variants"][i]))
             return Verdict(False, message=f"{where}:\n- {p}\n  formula: {plan.info['formula']} "
                                           f"(eps = {plan.info['eps']:g})")
