@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from grader.kernel.records._common import origin, trace
+from grader.kernel.records._common import array_or_text, origin, trace
 from grader.kernel.records.core import record_layer
 from grader.kernel.student import call
 
@@ -31,22 +31,14 @@ from grader.kernel.student import call
 
 
 def _data(v: Any) -> Any:
-    """A NumPy copy of an array-like, a plain number, or a short text saying what ``v`` is instead."""
-    if v is None:
-        return None
-    if isinstance(v, np.ndarray):
-        return v.copy() if v.dtype.kind in "biuf" else f"an array of dtype {v.dtype}"
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return np.asarray(v).item()
+    """Plain data of a result: lists for tuples and lists, Python numbers, NumPy copies of other numeric
+    array-likes (:func:`array_or_text`), a short text saying what ``v`` is instead."""
     if isinstance(v, (tuple, list)) and len(v) <= 64:
         return [_data(x) for x in v]
-    try:
-        a = np.asarray(v)
-    except Exception:
-        return f"a {type(v).__name__}"
-    return a.copy() if a.dtype.kind in "biuf" else f"a {type(v).__name__}"
+    if isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
+        return bool(v) if isinstance(v, (bool, np.bool_)) else np.asarray(v).item()
+    a = array_or_text(v)
+    return a if not isinstance(a, np.ndarray) or a.dtype.kind in "biuf" else f"an array of dtype {a.dtype}"
 
 
 # --------------------------------------------------------------------------- the grader's own layers
@@ -120,29 +112,20 @@ class KMaxPool2D:
         self.params: dict = {}
         self.grads: dict = {}
 
-    def _windows(self) -> list[tuple[slice, slice]]:
-        """Per kernel offset (i, j): the rows and columns of x_pad that it sees in every window."""
-        _, _, oh, ow = self.y.shape
-        return [(slice(i, i + self.s * (oh - 1) + 1, self.s), slice(j, j + self.s * (ow - 1) + 1, self.s))
-                for i in range(self.k) for j in range(self.k)]
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_shape = x.shape
-        self.x_pad = _pad(np.asarray(x, dtype="float64"), self.p, -np.inf)
-        n, c, hp, wp = self.x_pad.shape
-        self.y = np.full((n, c, (hp - self.k) // self.s + 1, (wp - self.k) // self.s + 1), -np.inf)
-        for rows, cols in self._windows():
-            self.y = np.maximum(self.y, self.x_pad[:, :, rows, cols])
-        return self.y.copy()
+        x_pad = _pad(np.asarray(x, dtype="float64"), self.p, -np.inf)
+        win = sliding_window_view(x_pad, (self.k, self.k), axis=(2, 3))[:, :, ::self.s, ::self.s]  # (N, C, OH, OW, ·)
+        self.arg = win.reshape(*win.shape[:4], -1).argmax(axis=-1)           # the first argmax of each window
+        return win.max(axis=(4, 5))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        _, _, h, w = self.x_shape
-        dx = np.zeros_like(self.x_pad)
-        left = np.array(dy, dtype="float64")
-        for rows, cols in self._windows():
-            share = left * (self.x_pad[:, :, rows, cols] == self.y)
-            dx[:, :, rows, cols] += share
-            left = left - share
+        n, c, h, w = self.x_shape
+        oh, ow = self.arg.shape[2:]
+        dx = np.zeros((n, c, h + 2 * self.p, w + 2 * self.p))
+        rows = np.arange(oh)[:, None] * self.s + self.arg // self.k
+        cols = np.arange(ow) * self.s + self.arg % self.k
+        np.add.at(dx, (np.arange(n)[:, None, None, None], np.arange(c)[:, None, None], rows, cols), dy)
         return dx[:, :, self.p:self.p + h, self.p:self.p + w]
 
 
