@@ -25,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from dlcore import nn
+from dlcore.data import load_digits
 from dlcore.gradcheck import numerical_gradient
+from dlcore.nn.im2col import col2im, im2col, im2col_loop
 from grader.kinds import Plan, _quiet
 from grader.trusted.messages import _FORMULAS, Verdict, _as_array, _close, _rel_error, compare, delegation, incomplete
 from grader.trusted.plans import core
@@ -86,8 +89,6 @@ def _cause(got: Any, candidates: list[tuple[Any, str]]) -> str | None:
 
 def _correlate(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """dlcore's im2col (the loop version) times the kernel: y[i, j] = Σ_{p,q} x[i + p, j + q] h[p, q]."""
-    from dlcore.nn.im2col import im2col_loop
-
     kh, kw = h.shape
     col = im2col_loop(x[None, None], (kh, kw))
     return (col @ h.ravel()).reshape(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
@@ -166,13 +167,11 @@ def judge_filter2d(plan: Plan, record: dict) -> Verdict:
 
 
 def _im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, **options: Any) -> np.ndarray:
-    from dlcore.nn.im2col import im2col
     return np.asarray(im2col(x, (kh, kw), stride, pad, **options))
 
 
 def _col2im_ref(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int,
                 **options: Any) -> np.ndarray:
-    from dlcore.nn.im2col import col2im
     return np.asarray(col2im(col, x_shape, (kh, kw), stride, pad, **options))
 
 
@@ -340,8 +339,6 @@ _FORMULAS.update(_LAYER_FORMULAS)
 def _layer_causes(lp: Plan, case: dict, exp: dict) -> dict[str, list[tuple[Any, str]]]:
     """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W", "b") for one case of the layer
     plan ``lp`` (grader.trusted.plans.core.plan_layer's)."""
-    from dlcore import nn
-
     name, args, kwargs = lp.info["name"], lp.inputs["args"], lp.inputs["kwargs"]
     x, dy = case["inputs"][0], case["dy"]
     out: dict[str, list[tuple[Any, str]]] = {"forward": [], "dx": [], "W": [], "b": []}
@@ -484,11 +481,9 @@ def _invariance(x: np.ndarray, k: int, s: int, shifter: Any = _shift_right, pool
                 zeros: bool = False, count: bool = False) -> float:
     """The fraction of responses unchanged by the shift, over those non-zero before or after it (the reference
     when the options are left alone; the options give the results of known mistakes)."""
-    from dlcore.nn import MaxPool2D
-
     a, b = x, shifter(x, s)
     if pooled:
-        a, b = np.asarray(MaxPool2D(k).forward(a)), np.asarray(MaxPool2D(k).forward(b))
+        a, b = np.asarray(nn.MaxPool2D(k).forward(a)), np.asarray(nn.MaxPool2D(k).forward(b))
     same = a == b
     if not zeros:
         same = same[(a != 0) | (b != 0)]
@@ -576,8 +571,6 @@ def _describe_config(c: list) -> str:
 
 def _dl_layer(c: list) -> Any:
     """dlcore's layer for a config (float64 parameters)."""
-    from dlcore import nn
-
     return getattr(nn, c[0])(*c[1:], **({"dtype": "float64"} if c[0] in ("Conv2D", "Affine") else {}))
 
 
@@ -711,8 +704,6 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
                         seed: int = 0) -> Plan:
     """y = ReLU(conv2(ReLU(conv1(x))) + x), built with the grader's layers; against dlcore's ResidualBlock
     (batch_norm=False) and the numerical gradient of its forward."""
-    from dlcore import nn
-
     c = int(args[0])
     rng = np.random.default_rng(seed)
     configs = [["Conv2D", c, c, 3, 1, 1], ["Conv2D", c, c, 3, 1, 1]]
@@ -780,8 +771,6 @@ def plan_cnn_training(reference: str = "train", *, data_seed: int = 1, epochs: i
     The plan draws the digits split ``data_seed`` (8×8 images, float64) and He-initialised parameters; the
     kernel gets x_train, t_train and x_test (not t_test) and returns the predicted test labels.
     """
-    from dlcore.data import load_digits
-
     d = load_digits(seed=data_seed, flatten=False, dtype="float64")
     configs = lenet_configs()
     rng = np.random.default_rng(seed + 1000)

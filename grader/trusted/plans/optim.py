@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 import dlcore.optim as optim
+from dlcore.gradcheck import relative_error
+from dlcore.nn import init
 from grader.kinds import Plan
 from grader.trusted.messages import Verdict, compare
 
@@ -35,11 +37,6 @@ _FORMULAS = {
     "RMSProp": "h ← ρ h + (1 − ρ) g ⊙ g;  w ← w − ε g / (√h + eps)",
     "Adam": "m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  m̂ = m / (1 − β1ᵗ);  v̂ = v / (1 − β2ᵗ);  "
             "w ← w − ε m̂ / (√v̂ + eps)  (t = 1, 2, … counts the updates)",
-}
-_DEFAULTS = {
-    "SGD": {"lr": 0.01}, "Momentum": {"lr": 0.01, "momentum": 0.9}, "Nesterov": {"lr": 0.01, "momentum": 0.9},
-    "AdaGrad": {"lr": 0.01, "eps": 1e-10}, "RMSProp": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},
-    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
 }
 
 #: Known mistakes, per rule: (flag, explanation). The flags change the replay in :func:`_simulate`.
@@ -127,9 +124,9 @@ def _denominator(h: np.ndarray, eps: float, flags: set) -> np.ndarray:
     return h + eps if "no_sqrt" in flags else np.sqrt(h) + eps
 
 
-def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: set) -> list[dict]:
-    """The parameters after every update of ``rule`` with ``kwargs``, with the mistakes named in ``flags``."""
-    hp = {**_DEFAULTS[rule], **{k: v for k, v in kwargs.items() if k in _DEFAULTS[rule]}}
+def _simulate(rule: str, hp: dict, kwargs: dict, params0: dict, grads_seq: list, flags: set) -> list[dict]:
+    """The parameters after every update of ``rule`` with the hyperparameters ``hp`` (lr, momentum, …: the
+    reference's) and the regularisation in ``kwargs``, with the mistakes named in ``flags``."""
     lr, eps = float(hp["lr"]), float(hp.get("eps", 0.0))
     lam = float(kwargs.get("weight_decay", 0.0) or 0.0)
     c = kwargs.get("max_norm")
@@ -268,9 +265,9 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
     parameter's gradients are 10⁻⁴ times smaller, which tells eps inside from eps outside a square
     root). Every update is compared, in float64.
     """
-    if reference not in _DEFAULTS:
+    if reference not in _FORMULAS:
         raise ValueError(f"grader: check_optimizer has no reference called {reference!r} "
-                         f"(one of {sorted(_DEFAULTS)}; a bug in the notebook's test cell)")
+                         f"(one of {sorted(_FORMULAS)}; a bug in the notebook's test cell)")
     kwargs = dict(kwargs or {})
     shapes = [tuple(int(n) for n in s) for s in shapes]
     keys = _keys(shapes)
@@ -279,27 +276,26 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
     grads = [{k: rng.standard_normal(s) * (1e-4 if i == 1 else 1.0)
               for i, (k, s) in enumerate(zip(keys, shapes, strict=True))} for _ in range(int(steps))]
     opt = getattr(optim, reference)(**kwargs)
+    hp = {k: float(getattr(opt, k)) for k in ("lr", "momentum", "rho", "beta1", "beta2", "eps") if hasattr(opt, k)}
     current = {k: v.copy() for k, v in params.items()}
     expected = []
     for g in grads:
         opt.update(current, {k: v.copy() for k, v in g.items()})
         expected.append({k: np.array(v, copy=True) for k, v in current.items()})
-    mistakes = list(_MISTAKES[reference])
-    regularized = bool(kwargs.get("weight_decay")) or kwargs.get("max_norm") is not None
-    if kwargs.get("weight_decay"):
-        mistakes += _DECAY_MISTAKES
-    if kwargs.get("max_norm") is not None:
-        mistakes += _MAXNORM_MISTAKES
-    if regularized:
+    decay, max_norm = bool(kwargs.get("weight_decay")), kwargs.get("max_norm") is not None
+    mistakes = _MISTAKES[reference] + (_DECAY_MISTAKES if decay else []) + (_MAXNORM_MISTAKES if max_norm else [])
+    if decay or max_norm:
         mistakes = [m for m in mistakes if m[0] != "ascent"] + [
             ("no_regularization", "neither the weight decay nor the max-norm constraint was applied")]
+
+    def replay(flags: set, kw: dict = kwargs) -> list[dict]:
+        return _simulate(reference, hp, kw, params, grads, flags)
+
     plain = {k: v for k, v in kwargs.items() if k not in ("weight_decay", "max_norm")}
-    variants = [{"flag": flag, "why": why, "trajectory": _simulate(reference, plain, params, grads, set())
-                 if flag == "no_regularization" else _simulate(reference, kwargs, params, grads, {flag})}
-                for flag, why in mistakes]
-    info = {"variants": variants, "formula": _FORMULAS[reference],
-            "replay": _simulate(reference, kwargs, params, grads, set())}
-    trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if kwargs.get("max_norm") is not None else [])
+    variants = [{"flag": flag, "why": why, "trajectory": replay(set(), plain) if flag == "no_regularization"
+                 else replay({flag})} for flag, why in mistakes]
+    info = {"variants": variants, "formula": _FORMULAS[reference], "replay": replay(set())}
+    trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if max_norm else [])
     return Plan("optimizer", reference, inputs={"kwargs": kwargs, "params": params, "grads": grads, "trace": trace},
                 expected={"trajectory": expected}, info=info)
 
@@ -364,7 +360,6 @@ def _worst(g: Any, e: np.ndarray) -> tuple | None:
     """The index compare() reports: the worst relative error (dlcore.gradcheck's measure)."""
     if not isinstance(g, np.ndarray) or g.shape != e.shape or g.dtype.kind not in "fiu":
         return None
-    from dlcore.gradcheck import relative_error
     return tuple(relative_error(np.asarray(g, dtype="float64"), e, equal_nan=True)[1])
 
 
@@ -449,8 +444,6 @@ def plan_initializer(reference: str, *, shapes: Any = ((500, 200),), seed: int =
     """``student(shape, rng=seed)`` for (fan_in, fan_out) shapes: a normal draw with the reference's std."""
     if reference not in _INIT_STD:
         raise ValueError(f"grader: check_initializer has no reference called {reference!r}")
-    from dlcore.nn import init
-
     cases = []
     for i, shape in enumerate(shapes):
         shape = [int(n) for n in shape]

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from dlcore.data import load_digits
 from dlcore.gradcheck import numerical_gradient, relative_error
+from dlcore.nn import BatchNorm, Dropout
 from grader.kinds import Plan
 from grader.trusted.messages import Verdict, compare
 from grader.trusted.plans.optim import _args, _delegated, _name, _raised, with_cause
@@ -61,8 +63,6 @@ def _bn_dx_variants(xhat: np.ndarray, std: np.ndarray, dxhat: np.ndarray) -> lis
 def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = None, shape: Any = (8, 5),
                    steps: int = 3, seed: int = 0) -> Plan:
     """``Student(*args, **kwargs)`` against dlcore's BatchNorm: ``steps`` training steps, then evaluation."""
-    from dlcore.nn import BatchNorm
-
     if reference != "BatchNorm":
         raise ValueError(f"grader: check_batchnorm has no reference called {reference!r}")
     kwargs = dict(kwargs or {})
@@ -223,8 +223,6 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
 
 def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), seed: int = 0) -> Plan:
     """``Student(p, rng=seed)``: a training forward/backward, then an evaluation forward/backward."""
-    from dlcore.nn import Dropout
-
     if reference != "Dropout":
         raise ValueError(f"grader: check_dropout has no reference called {reference!r}")
     shape = tuple(int(n) for n in shape)
@@ -343,8 +341,6 @@ _TRANSFORMS = {
 
 def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, seed: int = 0) -> Plan:
     """``student(x, **kwargs)`` on n digits drawn with ``seed`` (and a shifted, scaled copy) against the formula."""
-    from dlcore.data import load_digits
-
     if reference not in _TRANSFORMS:
         raise ValueError(f"grader: check_transform has no reference called {reference!r}")
     kwargs = dict(kwargs or {})
@@ -413,8 +409,6 @@ def plan_training(reference: str, *, kwargs: dict | None = None, lr: float = 0.1
     The optimizer is the grader's plain gradient step w ← w − lr g; the student's function returns
     (scores for x_test, per-epoch training losses). The accuracy is computed here from the test labels.
     """
-    from dlcore.data import load_digits
-
     if reference != "digits_mlp":
         raise ValueError(f"grader: check_training has no reference called {reference!r}")
     d = load_digits(seed=seed, dtype="float64")
