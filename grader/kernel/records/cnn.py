@@ -48,14 +48,15 @@ def _pad(x: np.ndarray, p: int, value: float = 0.0) -> np.ndarray:
     return x if p == 0 else np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=value)
 
 
-def _out_size(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
+def out_size(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
+    """(OH, OW) = ((H + 2 pad − KH) // stride + 1, (W + 2 pad − KW) // stride + 1)."""
     return (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
 
 
 def k_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
     """The grader's im2col: col[(n, p, q), (c, i, j)] = x_pad[n, c, p s + i, q s + j]."""
     n, c, h, w = x.shape
-    oh, ow = _out_size(h, w, kh, kw, stride, pad)
+    oh, ow = out_size(h, w, kh, kw, stride, pad)
     win = sliding_window_view(_pad(np.asarray(x), pad), (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
     return win[:, :, :oh, :ow].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
 
@@ -63,7 +64,7 @@ def k_im2col(x: np.ndarray, kh: int, kw: int, stride: int = 1, pad: int = 0) -> 
 def k_col2im(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int = 1, pad: int = 0) -> np.ndarray:
     """The grader's col2im: dx_pad[n, c, p s + i, q s + j] += col[(n, p, q), (c, i, j)], padding cut off."""
     n, c, h, w = x_shape
-    oh, ow = _out_size(h, w, kh, kw, stride, pad)
+    oh, ow = out_size(h, w, kh, kw, stride, pad)
     cols = np.asarray(col).reshape(n, oh, ow, c, kh, kw)
     dx = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
     for i in range(kh):
@@ -88,7 +89,7 @@ class KConv2D:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_shape = x.shape
-        oh, ow = _out_size(x.shape[2], x.shape[3], self.k, self.k, self.s, self.p)
+        oh, ow = out_size(x.shape[2], x.shape[3], self.k, self.k, self.s, self.p)
         self.col = k_im2col(np.asarray(x, dtype="float64"), self.k, self.k, self.s, self.p)   # (N·OH·OW, C·K·K)
         y = self.col @ self.params["W"].reshape(len(self.params["W"]), -1).T + self.params["b"]
         return np.ascontiguousarray(y.reshape(x.shape[0], oh, ow, -1).transpose(0, 3, 1, 2))

@@ -29,6 +29,7 @@ from dlcore import nn
 from dlcore.data import load_digits
 from dlcore.gradcheck import numerical_gradient
 from dlcore.nn.im2col import col2im, im2col, im2col_loop
+from grader.kernel.records.cnn import out_size as _out_size
 from grader.kinds import Plan, _quiet
 from grader.trusted.messages import _FORMULAS, Verdict, _as_array, _close, _rel_error, compare, delegation, incomplete
 from grader.trusted.plans import core
@@ -44,10 +45,10 @@ def _show(a: Any, max_size: int = 64) -> str:
     return np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
 
 
-def _start(plan: Plan, record: dict, default: str, *, check_delegation: bool = True) -> tuple[str, Verdict | None]:
+def _start(plan: Plan, record: dict, default: str) -> tuple[str, Verdict | None]:
     """The student's name, and the failure before any case: delegation to dlcore, a result missing for a case."""
     name = record.get("origin", {}).get("name", default)
-    why = delegation(record.get("origin", {}), plan.reference) if check_delegation else None
+    why = delegation(record.get("origin", {}), plan.reference)
     if why is None and len(record.get("cases", [])) != len(plan.inputs["cases"]):
         why = incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"]))
     return name, (None if why is None else Verdict(False, message=why))
@@ -131,7 +132,7 @@ def plan_filter2d(reference: str, *, cases: Any = None, shapes: Any = (), seed: 
 
 def judge_filter2d(plan: Plan, record: dict) -> Verdict:
     ref = plan.reference
-    name, bad = _start(plan, record, "your function", check_delegation=False)
+    name, bad = _start(plan, record, "your function")
     if bad:
         return bad
     for ci, case, exp, got in _cases(plan, record):
@@ -173,10 +174,6 @@ def _im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, **option
 def _col2im_ref(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int,
                 **options: Any) -> np.ndarray:
     return np.asarray(col2im(col, x_shape, (kh, kw), stride, pad, **options))
-
-
-def _out_size(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
-    return (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
 
 
 def _geometry(shape: Any, kh: int, kw: int, stride: int = 1, pad: int = 0) -> tuple:
@@ -337,11 +334,10 @@ _FORMULAS.update(_LAYER_FORMULAS)
 
 
 def _layer_causes(lp: Plan, case: dict, exp: dict) -> dict[str, list[tuple[Any, str]]]:
-    """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W", "b") for one case of the layer
+    """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W") for one case of the layer
     plan ``lp`` (grader.trusted.plans.core.plan_layer's)."""
     name, args, kwargs = lp.info["name"], lp.inputs["args"], lp.inputs["kwargs"]
     x, dy = case["inputs"][0], case["dy"]
-    out: dict[str, list[tuple[Any, str]]] = {"forward": [], "dx": [], "W": [], "b": []}
 
     def run(cls: Any, params: dict) -> tuple[np.ndarray, np.ndarray]:
         layer = cls(*args, **kwargs)
@@ -350,47 +346,38 @@ def _layer_causes(lp: Plan, case: dict, exp: dict) -> dict[str, list[tuple[Any, 
         return np.asarray(layer.forward(x.copy())), np.asarray(layer.backward(dy.copy()))
 
     if name == "Conv2D":
-        w = lp.inputs["params"]["W"]
-        flipped = dict(lp.inputs["params"], W=w[:, :, ::-1, ::-1].copy())
-        y_f, dx_f = run(nn.Conv2D, flipped)
-        out["forward"].append((y_f, "forward flips the kernel (a true convolution); a CNN layer computes the "
-                                    "correlation with W as it is: y = col · W_matᵀ + b"))
-        out["dx"].append((dx_f, "dx uses the kernel flipped the wrong way: dL/dx is the full convolution of dY with "
-                                "W, i.e. the padded dY correlated with W rotated by 180°; simplest: "
-                                "dx = col2im(dY_mat · W_mat) with W as it is (no flip at all)"))
-        dw = exp["grads"]["W"]
+        w, dw = lp.inputs["params"]["W"], exp["grads"]["W"]
+        y_f, dx_f = run(nn.Conv2D, dict(lp.inputs["params"], W=w[:, :, ::-1, ::-1].copy()))
         co, ci, kh, kw = dw.shape
-        out["W"] += [
-            (dw[:, :, ::-1, ::-1], "dW is rotated by 180° (kernel flipped): dW[o, c, i, j] = Σ dY[n, o, p, q] · "
-                                   "x_pad[n, c, p·s + i, q·s + j], no flip"),
-            (dw.transpose(1, 0, 2, 3), "dW has its channel axes swapped (C_in, C_out, …): dW_mat = dY_matᵀ · col "
-                                       "has shape (C_out, C_in·KH·KW); reshape it to (C_out, C_in, KH, KW) — do not "
-                                       "transpose"),
-            (dw.reshape(co, -1).T.reshape(co, ci, kh, kw), "dW was reshaped from colᵀ · dY_mat (shape "
-                                                           "(C_in·KH·KW, C_out)) without transposing it first"),
-            (dw.transpose(0, 1, 3, 2), "dW has the kernel's row and column axes (KH, KW) swapped"),
-        ]
-    elif name in ("MaxPool2D", "AvgPool2D"):
-        k = args[0] if args else kwargs.get("kernel_size")
-        kh, kw = (k, k) if isinstance(k, int) else tuple(k)
-        (y_avg, dx_avg), (y_max, dx_max) = run(nn.AvgPool2D, {}), run(nn.MaxPool2D, {})
-        if name == "MaxPool2D":
-            out["dx"] += [
-                (dx_avg * (kh * kw), "backward routes dL/dy to every cell of the window; only the window's maximum "
-                                     "(its argmax) gets the gradient, the other cells get 0"),
-                (dx_avg, "backward spreads dL/dy evenly over the window (that is average pooling); only the argmax "
-                         "gets it, undivided"),
-            ]
-            out["forward"].append((y_avg, "forward averages the window; max-pooling takes its maximum"))
-        else:
-            out["dx"] += [
-                (dx_avg * (kh * kw), f"backward misses the factor 1/(KH·KW) = 1/{kh * kw}: every cell of the window "
-                                     "gets dL/dy / (KH·KW)"),
-                (dx_max, "backward routes the gradient to the maximum; average pooling spreads it evenly"),
-            ]
-            out["forward"] += [(y_avg * (kh * kw), f"forward sums the window; divide by KH·KW = {kh * kw}"),
-                               (y_max, "forward takes the maximum; average pooling takes the mean")]
-    return out
+        return {"forward": [(y_f, "forward flips the kernel (a true convolution); a CNN layer computes the "
+                                  "correlation with W as it is: y = col · W_matᵀ + b")],
+                "dx": [(dx_f, "dx uses the kernel flipped the wrong way: dL/dx is the full convolution of dY with "
+                              "W, i.e. the padded dY correlated with W rotated by 180°; simplest: "
+                              "dx = col2im(dY_mat · W_mat) with W as it is (no flip at all)")],
+                "W": [(dw[:, :, ::-1, ::-1], "dW is rotated by 180° (kernel flipped): dW[o, c, i, j] = "
+                                             "Σ dY[n, o, p, q] · x_pad[n, c, p·s + i, q·s + j], no flip"),
+                      (dw.transpose(1, 0, 2, 3), "dW has its channel axes swapped (C_in, C_out, …): dW_mat = "
+                                                 "dY_matᵀ · col has shape (C_out, C_in·KH·KW); reshape it to "
+                                                 "(C_out, C_in, KH, KW) — do not transpose"),
+                      (dw.reshape(co, -1).T.reshape(co, ci, kh, kw),
+                       "dW was reshaped from colᵀ · dY_mat (shape (C_in·KH·KW, C_out)) without transposing it first"),
+                      (dw.transpose(0, 1, 3, 2), "dW has the kernel's row and column axes (KH, KW) swapped")]}
+    if name not in ("MaxPool2D", "AvgPool2D"):
+        return {}
+    k = args[0] if args else kwargs.get("kernel_size")
+    kh, kw = (k, k) if isinstance(k, int) else tuple(k)
+    (y_avg, dx_avg), (y_max, dx_max) = run(nn.AvgPool2D, {}), run(nn.MaxPool2D, {})
+    if name == "MaxPool2D":
+        return {"forward": [(y_avg, "forward averages the window; max-pooling takes its maximum")],
+                "dx": [(dx_avg * (kh * kw), "backward routes dL/dy to every cell of the window; only the window's "
+                                            "maximum (its argmax) gets the gradient, the other cells get 0"),
+                       (dx_avg, "backward spreads dL/dy evenly over the window (that is average pooling); only the "
+                                "argmax gets it, undivided")]}
+    return {"forward": [(y_avg * (kh * kw), f"forward sums the window; divide by KH·KW = {kh * kw}"),
+                        (y_max, "forward takes the maximum; average pooling takes the mean")],
+            "dx": [(dx_avg * (kh * kw), f"backward misses the factor 1/(KH·KW) = 1/{kh * kw}: every cell of the "
+                                        "window gets dL/dy / (KH·KW)"),
+                   (dx_max, "backward routes the gradient to the maximum; average pooling spreads it evenly")]}
 
 
 def plan_cnn_layer(reference: str, *, args: Any = (), kwargs: Any = None, shapes: Any = ((2, 1, 5, 5),),
@@ -416,13 +403,11 @@ def judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
     """The layer check (grader.trusted.plans.core.judge_layer on the layer plan in ``plan.expected``) with the CNN
     causes; says which earlier exercises were replaced by the grader's own while the layer was checked."""
     verdict = _judge_cnn_layer(plan.expected["layer"], plan.expected["causes"], record)
-    used = record.get("substituted") or []
-    if not used:
-        return verdict
-    note = f" (run with the grader's {' and '.join(used)}, so that only this exercise counts here)"
-    if verdict.ok:
-        return Verdict(True, summary=verdict.summary + note, worst=verdict.worst)
-    return Verdict(False, message=verdict.message + "\n" + note.strip(" ()"), worst=verdict.worst)
+    if used := record.get("substituted"):
+        note = f"run with the grader's {' and '.join(used)}, so that only this exercise counts here"
+        verdict = (dataclasses.replace(verdict, summary=f"{verdict.summary} ({note})") if verdict.ok
+                   else dataclasses.replace(verdict, message=f"{verdict.message}\n{note}"))
+    return verdict
 
 
 def _judge_cnn_layer(lp: Plan, all_causes: list, record: dict) -> Verdict:
@@ -439,18 +424,17 @@ def _judge_cnn_layer(lp: Plan, all_causes: list, record: dict) -> Verdict:
                                       strict=False):
         if got.get("forward_error") or got.get("backward_error"):
             break
-        y = got.get("forward")
-        if why := _cause(y, causes["forward"]):
+        if why := _cause(got.get("forward"), causes.get("forward", [])):
             found.append(f"forward: {why}")
         back = got.get("backward") or []
         if not why and back:
-            if why := _cause(back[0], causes["dx"]):
+            if why := _cause(back[0], causes.get("dx", [])):
                 found.append(f"dx: {why}")
         for key in ("W", "b"):
             g = got.get("grads", {}).get(key)
             if g is None or key not in exp["grads"]:
                 continue
-            if why := _cause(g, causes[key]):
+            if why := _cause(g, causes.get(key, [])):
                 found.append(f"d{key}: {why}")
             elif key == "b" and np.shape(g) != exp["grads"]["b"].shape and np.ndim(g) > 1:
                 found.append("db: sum dY over the batch and both spatial axes, np.sum(dy, axis=(0, 2, 3)), to get "
@@ -531,7 +515,7 @@ def plan_translation_invariance(reference: str = "translation_invariance", *, sh
 
 
 def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
-    name, bad = _start(plan, record, "your function", check_delegation=False)
+    name, bad = _start(plan, record, "your function")
     if bad:
         return bad
     values = []
@@ -541,8 +525,7 @@ def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
         if bad := _ran_badly(name, where, ci, got, "x in place; shift a copy"):
             return bad
         v = got["value"]
-        if isinstance(v, list) or (isinstance(v, np.ndarray) and v.size != 1) or not isinstance(
-                v, (int, float, np.ndarray)) or isinstance(v, bool):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.ndarray)) or np.size(v) != 1:
             return Verdict(False, message=f"{where}: expected one number (a fraction in [0, 1]), got {v!r:.80}")
         v = float(np.asarray(v))
         if not np.isclose(v, exp["value"], rtol=0, atol=1e-12):

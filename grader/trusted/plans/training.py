@@ -353,8 +353,7 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
     for x in (x1, x2):
         cases.append({"x": x, "kwargs": kwargs})
         xc = x - x.mean(axis=0)
-        alt = [(_TRANSFORMS[reference][1](x, 0.0) if reference == "standardize" else _zca(x, 0.0 + 1e-300),
-                "eps is missing")]
+        alt = [(_TRANSFORMS[reference][1](x, 1e-300 if reference == "zca_whiten" else 0.0), "eps is missing")]
         if reference == "standardize":
             alt += [(xc / (x.std(axis=0) + eps), "eps is added to σ, not to σ² under the square root"),
                     (xc / np.sqrt(x.var(axis=0, ddof=1) + eps), "the variance uses N − 1; divide by N here"),
