@@ -74,18 +74,22 @@ def k_col2im(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int = 1,
     return dx[:, :, pad:pad + h, pad:pad + w]
 
 
-class KConv2D:
+class _KLayer:
+    """One of the grader's layers: ``config`` = [its name, *its arguments] for the architecture check."""
+
+    def __init__(self, *args: int) -> None:
+        self.config, self.params, self.grads = [type(self).__name__[1:], *args], {}, {}
+
+
+class KConv2D(_KLayer):
     """The grader's Conv2D (float64): y = b + Σ W x_pad over each window (im2col, then one matrix product)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  rng: Any = None) -> None:
-        self.config = ["Conv2D", int(in_channels), int(out_channels), int(kernel_size), int(stride), int(padding)]
-        self.k, self.s, self.p = int(kernel_size), int(stride), int(padding)
-        fan_in = in_channels * self.k * self.k
-        self.params = {"W": np.random.default_rng(rng).normal(0.0, np.sqrt(2.0 / fan_in),
-                                                              (out_channels, in_channels, self.k, self.k)),
-                       "b": np.zeros(out_channels)}
-        self.grads: dict = {}
+        super().__init__(int(in_channels), int(out_channels), int(kernel_size), int(stride), int(padding))
+        c_in, c_out, self.k, self.s, self.p = self.config[1:]
+        self.params = {"W": np.random.default_rng(rng).normal(0.0, np.sqrt(2.0 / (c_in * self.k * self.k)),
+                                                              (c_out, c_in, self.k, self.k)), "b": np.zeros(c_out)}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_shape = x.shape
@@ -102,16 +106,12 @@ class KConv2D:
         return k_col2im(dy_mat @ w.reshape(len(w), -1), self.x_shape, self.k, self.k, self.s, self.p)
 
 
-class KMaxPool2D:
+class KMaxPool2D(_KLayer):
     """The grader's max-pooling (stride = kernel by default); the gradient goes to the first argmax."""
 
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None:
-        self.k = int(kernel_size)
-        self.s = self.k if stride is None else int(stride)
-        self.p = int(padding)
-        self.config = ["MaxPool2D", self.k, self.s, self.p]
-        self.params: dict = {}
-        self.grads: dict = {}
+        super().__init__(int(kernel_size), int(kernel_size if stride is None else stride), int(padding))
+        self.k, self.s, self.p = self.config[1:]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x_shape = x.shape
@@ -128,13 +128,6 @@ class KMaxPool2D:
         cols = np.arange(ow) * self.s + self.arg % self.k
         np.add.at(dx, (np.arange(n)[:, None, None, None], np.arange(c)[:, None, None], rows, cols), dy)
         return dx[:, :, self.p:self.p + h, self.p:self.p + w]
-
-
-class _KLayer:
-    """A grader layer without parameters; ``config`` names it for the architecture check."""
-
-    def __init__(self) -> None:
-        self.config, self.params, self.grads = [type(self).__name__[1:]], {}, {}
 
 
 class KReLU(_KLayer):
@@ -155,12 +148,11 @@ class KFlatten(_KLayer):
         return np.reshape(dy, self.shape)
 
 
-class KAffine:
+class KAffine(_KLayer):
     def __init__(self, n_in: int, n_out: int, rng: Any = None) -> None:
-        self.config = ["Affine", int(n_in), int(n_out)]
+        super().__init__(int(n_in), int(n_out))
         r = np.random.default_rng(rng)
         self.params = {"W": r.normal(0.0, np.sqrt(2.0 / n_in), (n_in, n_out)), "b": np.zeros(n_out)}
-        self.grads: dict = {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x

@@ -232,16 +232,14 @@ def with_cause(problem: str, cause: str | None) -> str:
     return "\n".join(lines) + f"\n  likely cause: {cause}"
 
 
-def _warned(what: str, warnings: list) -> str | None:
-    if warnings:
+def _raised(what: str, got: dict) -> str | None:
+    """``what raised <the error>`` or the NumPy warning of one recorded call; None when it ran cleanly."""
+    if got.get("error"):
+        return f"{what} raised {got['error']}"
+    if warnings := got.get("warnings"):
         return (f"{what} raised a NumPy warning ({'; '.join(warnings[:2])}): the computation overflowed or divided "
                 "by zero, which this exercise does not allow")
     return None
-
-
-def _raised(what: str, got: dict) -> str | None:
-    """``what raised <the error>`` or the NumPy warning of one recorded call; None when it ran cleanly."""
-    return f"{what} raised {got['error']}" if got.get("error") else _warned(what, got.get("warnings") or [])
 
 
 # --------------------------------------------------------------------------- check_optimizer
