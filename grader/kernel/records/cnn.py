@@ -321,9 +321,10 @@ def _run_network(net: Any, layers: list, params: list, x: np.ndarray, dy: np.nda
     return got
 
 
-def _record_network(student: Any, inputs: dict, parts: tuple[str, ...] | None) -> dict:
-    """A network built with the grader's layers: its layers' configs, then forward and backward on the plan's
-    parameters and inputs. ``parts``: the attributes that hold the layers (None: the list ``net.layers``)."""
+def record_cnn_network(student: Any, inputs: dict) -> dict:
+    """A network built with the grader's layers (LeNet, or the residual block: the attributes ``inputs["parts"]``
+    hold its layers, else the list ``net.layers``): its layers' configs, then forward and backward on the plan's
+    parameters and inputs."""
     rec: dict[str, Any] = {"origin": origin(student), "build_error": None, "configs": [], "layers_error": None,
                            "cases": []}
     with trace(inputs.get("reference"), rec["origin"]["calls_reference"]):
@@ -331,24 +332,17 @@ def _record_network(student: Any, inputs: dict, parts: tuple[str, ...] | None) -
         if built.error:
             rec["build_error"] = built.error
             return rec
-        net = built.value
+        net, parts = built.value, inputs.get("parts")
         layers = getattr(net, "layers", None) if parts is None else [getattr(net, name, None) for name in parts]
         rec["configs"], rec["layers_error"] = _configs(layers)
         if parts and any(layer is None for layer in layers):
-            rec["layers_error"] = "the block must keep its two convolutions as self.conv1 and self.conv2"
+            rec["layers_error"] = f"the block must keep its two convolutions as self.{parts[0]} and self.{parts[1]}"
         if rec["layers_error"] is None and rec["configs"] == inputs["configs"]:
             rec["cases"] = [_run_network(net, layers, inputs["params"], c["x"], c["dy"]) for c in inputs["cases"]]
     return rec
 
 
-def record_cnn_network(student: Any, inputs: dict) -> dict:
-    """A network class (LeNet) built with the grader's layers: its architecture, forward and backward."""
-    return _record_network(student, inputs, None)
-
-
-def record_residual_block(student: Any, inputs: dict) -> dict:
-    """A residual block built with the grader's layers: conv1 and conv2, forward and backward."""
-    return _record_network(student, inputs, ("conv1", "conv2"))
+record_residual_block = record_cnn_network
 
 
 def record_cnn_training(student: Any, inputs: dict) -> dict:

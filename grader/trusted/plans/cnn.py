@@ -196,10 +196,6 @@ def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2
     return Plan("im2col", reference, {"cases": planned, "reference": "im2col"}, {"cases": expected})
 
 
-def judge_im2col(plan: Plan, record: dict) -> Verdict:
-    return _judge_patches(plan, record, "im2col")
-
-
 def _col2im_assign(col: np.ndarray, x_shape: tuple, kh: int, kw: int, s: int, p: int) -> np.ndarray:
     """col2im with '=' instead of '+=' (a known mistake): later windows overwrite earlier ones."""
     n, c, h, w = x_shape
@@ -228,10 +224,6 @@ def plan_col2im(reference: str = "dlcore.nn.im2col.col2im", *, cases: Any = (((2
                          "last": _col2im_ref(col, shape, kh, kw, stride, pad, channels_last=True), "x": x,
                          "adjoint": float(np.sum(_im2col_ref(x, kh, kw, stride, pad) * col))})
     return Plan("col2im", reference, {"cases": planned, "reference": "col2im"}, {"cases": expected})
-
-
-def judge_col2im(plan: Plan, record: dict) -> Verdict:
-    return _judge_patches(plan, record, "col2im")
 
 
 def _im2col_cause(g: np.ndarray, exp: dict, shape: tuple, kh: int, kw: int, s: int, p: int) -> str | None:
@@ -282,10 +274,10 @@ _PATCHES = {
 }
 
 
-def _judge_patches(plan: Plan, record: dict, kind: str) -> Verdict:
-    """im2col or col2im (:data:`_PATCHES`): the result against dlcore's on every geometry, then the adjoint
-    identity ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ with the plan's other operand and dlcore's other function."""
-    spec = _PATCHES[kind]
+def judge_im2col(plan: Plan, record: dict) -> Verdict:
+    """im2col or col2im (:data:`_PATCHES` by the plan's kind): the result against dlcore's on every geometry, then
+    the adjoint identity ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ with the plan's other operand and dlcore's other function."""
+    kind, spec = plan.kind, _PATCHES[plan.kind]
     name, bad = _start(plan, record, kind)
     if bad:
         return bad
@@ -311,6 +303,9 @@ def _judge_patches(plan: Plan, record: dict, kind: str) -> Verdict:
             return Verdict(False, message=f"{where}: " + spec["adjoint"].format(got=dot, want=exp["adjoint"]))
         sums.append(dot)
     return Verdict(True, summary=f"{name}: " + spec["summary"].format(n=len(sums), first=sums[0]))
+
+
+judge_col2im = judge_im2col
 
 
 # --------------------------------------------------------------------------- Conv2D, MaxPool2D, AvgPool2D
@@ -622,8 +617,25 @@ def plan_cnn_network(reference: str = "LeNet", *, kwargs: Any = None, shapes: An
                      {"kwargs": {**kwargs, "rng": 0}})
 
 
-def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
-    name = record.get("origin", {}).get("name", what)
+#: Per network kind: the student's default name, hints for a wrong forward and a wrong backward, a layer's name.
+_NETWORKS = {
+    "cnn_network": {"name": "LeNet", "forward": "forward calls every layer's forward in order, each on the previous "
+                                                "output",
+                    "backward": "backward calls the layers' backward in REVERSE order, each on the gradient the later "
+                                "layer returned, and returns dL/dx of the first layer",
+                    "layer": lambda i: f"layers[{i}]"},
+    "residual_block": {"name": "ResidualBlock", "forward": "y = ReLU(conv2(ReLU(conv1(x))) + x)",
+                       "backward": "dz = dy · [F(x) + x > 0]; the branch: conv1.backward(relu1.backward("
+                                   "conv2.backward(dz))); return that + dz (the identity shortcut)",
+                       "layer": lambda i: ("conv1", "conv2")[i]},
+}
+
+
+def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
+    """LeNet or the residual block (:data:`_NETWORKS` by the plan's kind): the layers the student built with the
+    grader's ones, then forward, dL/dx and every layer's gradients against dlcore's (and numerical) gradients."""
+    hints = _NETWORKS[plan.kind]
+    name = record.get("origin", {}).get("name", hints["name"])
     if why := delegation(record.get("origin", {}), plan.reference):
         return Verdict(False, message=why)
     if record.get("build_error"):
@@ -675,12 +687,7 @@ def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
                                      else "")), worst=worst)
 
 
-def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
-    return _judge_net(plan, record, "LeNet", {
-        "forward": "forward calls every layer's forward in order, each on the previous output",
-        "backward": "backward calls the layers' backward in REVERSE order, each on the gradient the later layer "
-                    "returned, and returns dL/dx of the first layer",
-        "layer": lambda i: f"layers[{i}]"})
+judge_residual_block = judge_cnn_network
 
 
 def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), shapes: Any = ((2, 3, 5, 5),),
@@ -733,15 +740,9 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
             return y, dx, grads, causes, numeric
 
     return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run,
-                     {"args": [c], "kwargs": {"rng": 0}, "reference": "ResidualBlock"})
+                     {"args": [c], "kwargs": {"rng": 0}, "parts": ["conv1", "conv2"], "reference": "ResidualBlock"})
 
 
-def judge_residual_block(plan: Plan, record: dict) -> Verdict:
-    return _judge_net(plan, record, "ResidualBlock", {
-        "forward": "y = ReLU(conv2(ReLU(conv1(x))) + x)",
-        "backward": "dz = dy · [F(x) + x > 0]; the branch: conv1.backward(relu1.backward(conv2.backward(dz))); "
-                    "return that + dz (the identity shortcut)",
-        "layer": lambda i: ("conv1", "conv2")[i]})
 
 
 # --------------------------------------------------------------------------- the closing experiment
