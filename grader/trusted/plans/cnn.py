@@ -560,11 +560,8 @@ def lenet_configs(c1: int = 16, c2: int = 32, n_classes: int = 10) -> list:
 
 
 def _seeded_params(configs: list, rng: np.random.Generator, scale: float = 0.5) -> list:
-    params = []
-    for c in configs:
-        layer = _dl_layer(c)
-        params.append({k: (rng.standard_normal(np.shape(v)) * scale) for k, v in layer.params.items()})
-    return params
+    """Standard normal parameters times ``scale``, one dict per layer (the shapes of dlcore's layers)."""
+    return [{k: rng.standard_normal(np.shape(v)) * scale for k, v in _dl_layer(c).params.items()} for c in configs]
 
 
 def _dl_net(configs: list, params: list) -> list:
@@ -730,19 +727,17 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
                              [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
                                               "(the gradient after the final ReLU)"]]}
 
+            block_num, x_num = block(), x.copy()
+
             def loss_x() -> float:
                 return float(np.sum(np.asarray(block_num.forward(x_num)) * dy))
 
-            block_num, x_num = block(), x.copy()
-            numeric = {"dL/dx": [-1, "", numerical_gradient(loss_x, x_num)]}
-            w_num = block_num.conv1.params["W"]
-            numeric["dL/dW of conv1"] = [0, "W", numerical_gradient(loss_x, w_num)]
+            numeric = {"dL/dx": [-1, "", numerical_gradient(loss_x, x_num)],
+                       "dL/dW of conv1": [0, "W", numerical_gradient(loss_x, block_num.conv1.params["W"])]}
             return y, dx, grads, causes, numeric
 
     return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run,
                      {"args": [c], "kwargs": {"rng": 0}, "parts": ["conv1", "conv2"], "reference": "ResidualBlock"})
-
-
 
 
 # --------------------------------------------------------------------------- the closing experiment
@@ -758,14 +753,13 @@ def plan_cnn_training(reference: str = "train", *, data_seed: int = 1, epochs: i
     d = load_digits(seed=data_seed, flatten=False, dtype="float64")
     configs = lenet_configs()
     rng = np.random.default_rng(seed + 1000)
-    params = []
-    for c in configs:
-        layer = _dl_layer(c)
-        p = {}
-        for k, v in layer.params.items():
-            fan_in = int(np.prod(np.shape(v)[1:])) if c[0] == "Conv2D" else int(np.shape(v)[0])
-            p[k] = (rng.normal(0.0, np.sqrt(2.0 / fan_in), np.shape(v)) if k == "W" else np.zeros(np.shape(v)))
-        params.append(p)
+
+    def he(conv: bool, key: str, shape: tuple) -> np.ndarray:
+        """W ~ N(0, 2 / fan_in) (fan_in: the inputs of one output unit), b = 0."""
+        fan_in = int(np.prod(shape[1:])) if conv else int(shape[0])
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape) if key == "W" else np.zeros(shape)
+
+    params = [{k: he(c[0] == "Conv2D", k, np.shape(v)) for k, v in _dl_layer(c).params.items()} for c in configs]
     inputs = {"configs": configs, "params": params, "x_train": np.asarray(d.x_train),
               "t_train": np.asarray(d.t_train), "x_test": np.asarray(d.x_test),
               "kwargs": {"epochs": int(epochs), "seed": int(seed), "progress": False}}
