@@ -295,14 +295,11 @@ def _configs(layers: Any) -> tuple[list, str | None]:
     """The configs of a network's layers (the grader's layers carry theirs), or why they cannot be read."""
     if not isinstance(layers, (list, tuple)):
         return [], f"its `layers` is {type(layers).__name__}, expected a list of layers"
-    configs = []
     for i, layer in enumerate(layers):
-        config = getattr(layer, "config", None)
-        if not isinstance(config, list):
+        if not isinstance(getattr(layer, "config", None), list):
             return [], (f"layer {i} is a {type(layer).__name__}, not one built from `layers` (build every layer "
                         "with L[\"Conv2D\"](...), L[\"ReLU\"](), ... so the grader can use its own)")
-        configs.append(list(config))
-    return configs, None
+    return [list(layer.config) for layer in layers], None
 
 
 def _run_network(net: Any, layers: list, params: list, x: np.ndarray, dy: np.ndarray) -> dict:

@@ -598,17 +598,12 @@ def plan_cnn_network(reference: str = "LeNet", *, kwargs: Any = None, shapes: An
 
     def run(x: np.ndarray, dy: Any) -> tuple:
         with _quiet():
-            layers = _dl_net(configs, params)
-            h = x.copy()
-            for layer in layers:
-                h = np.asarray(layer.forward(h))
+            net = nn.Sequential(_dl_net(configs, params))
+            y = np.asarray(net.forward(x.copy()))
             if dy is None:
-                return h, None, None, None, None
-            d = dy.copy()
-            for layer in reversed(layers):
-                d = np.asarray(layer.backward(d))
-            grads = [{k: np.asarray(v) for k, v in layer.grads.items()} for layer in layers]
-            return h, d, grads, {}, None
+                return y, None, None, None, None
+            dx = np.asarray(net.backward(dy.copy()))
+            return y, dx, [{k: np.asarray(v) for k, v in layer.grads.items()} for layer in net], {}, None
 
     return _net_plan("cnn_network", reference, configs, params, shapes, seed, rng, run,
                      {"kwargs": {**kwargs, "rng": 0}})
