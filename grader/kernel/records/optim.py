@@ -21,32 +21,29 @@ def record_optimizer(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None, "steps": []}
     with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
         built = call(student, **dict(inputs["kwargs"]))
-    rec["build"] = {"error": built.error, "warnings": built.warnings}
-    if built.error:
-        return rec
-    opt = built.value
-    originals = {k: np.array(v, dtype=v.dtype, copy=True) for k, v in inputs["params"].items()}
-    params = dict(originals)                                       # the very arrays the optimizer must update
-    update = getattr(opt, "update", None)
-    if not callable(update):
-        rec["build"]["error"] = f"the object has no update method (got a {type(opt).__name__})"
-        return rec
-    for grads_in in inputs["grads"]:
-        grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
-        with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        rec["build"] = {"error": built.error, "warnings": built.warnings}
+        update = getattr(built.value, "update", None)
+        if built.error is None and not callable(update):
+            rec["build"]["error"] = f"the object has no update method (got a {type(built.value).__name__})"
+        if rec["build"]["error"]:
+            return rec
+        originals = {k: np.array(v, dtype=v.dtype, copy=True) for k, v in inputs["params"].items()}
+        params = dict(originals)                                   # the very arrays the optimizer must update
+        for grads_in in inputs["grads"]:
+            grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
             out = call(update, params, grads)
-        rec["steps"].append({
-            "error": out.error, "warnings": out.warnings,
-            "params": {k: array_or_text(params.get(k)) for k in originals},
-            "in_place": {k: params.get(k) is originals[k] for k in originals},
-            "originals": {k: originals[k].copy() for k in originals},
-            "grads_changed": sorted(k for k in grads_in if not (
-                isinstance(grads.get(k), np.ndarray) and grads[k].shape == grads_in[k].shape
-                and np.array_equal(grads[k], grads_in[k])))})
-        if out.error:
-            break
-        # later updates start from what the optimizer left in the dict (a rebinding student keeps going)
-        params = {k: (params[k] if isinstance(params.get(k), np.ndarray) else originals[k]) for k in originals}
+            rec["steps"].append({
+                "error": out.error, "warnings": out.warnings,
+                "params": {k: array_or_text(params.get(k)) for k in originals},
+                "in_place": {k: params.get(k) is originals[k] for k in originals},
+                "originals": {k: originals[k].copy() for k in originals},
+                "grads_changed": sorted(k for k in grads_in if not (
+                    isinstance(grads.get(k), np.ndarray) and grads[k].shape == grads_in[k].shape
+                    and np.array_equal(grads[k], grads_in[k])))})
+            if out.error:
+                break
+            # later updates start from what the optimizer left in the dict (a rebinding student keeps going)
+            params = {k: (params[k] if isinstance(params.get(k), np.ndarray) else originals[k]) for k in originals}
     return rec
 
 

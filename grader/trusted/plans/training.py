@@ -120,8 +120,7 @@ def _numeric(x: np.ndarray, dy: np.ndarray, params: dict, eps: float) -> dict:
     def loss() -> float:
         return float(np.sum(_bn_train(x, gamma, beta, eps)[0] * dy))
 
-    return {"backward": numerical_gradient(loss, x), "gamma": numerical_gradient(loss, gamma),
-            "beta": numerical_gradient(loss, beta)}
+    return {key: numerical_gradient(loss, v) for key, v in (("backward", x), ("gamma", gamma), ("beta", beta))}
 
 
 def _against_numeric(label: str, got: Any, numeric: np.ndarray, problem: str | None, notes: list) -> str | None:
