@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
@@ -249,7 +250,7 @@ def _col2im_cause(g: np.ndarray, exp: dict, shape: tuple, kh: int, kw: int, s: i
 
 
 #: What differs between the im2col and col2im checks: the student's input, the compared result (its label, its
-#: key in expected, the known mistakes), the shape-based cause, the formula, the adjoint identity's two sides.
+#: key in expected, the known mistakes), the shape-based cause, the formula, the adjoint identity's failure.
 _PATCHES = {
     "im2col": {
         "given": "x", "label": "the column matrix", "want": "col", "cause": _im2col_cause, "other": "y",
@@ -257,9 +258,7 @@ _PATCHES = {
                               "patch x_pad[n, :, p·s : p·s + KH, q·s : q·s + KW] flattened as it is, (C, KH, KW)")],
         "formula": "col[(n, p, q), (c, i, j)] = x_pad[n, c, p·s + i, q·s + j], shape (N·OH·OW, C·KH·KW) = "
                    "({rows}, {cols}), OH = (H + 2·pad − KH) // s + 1 = {oh}",
-        "adjoint": "⟨im2col(x), y⟩ = {got:.9g} but ⟨x, col2im(y)⟩ = {want:.9g}: the adjoint identity fails",
-        "summary": "matches dlcore on {n} geometries (stride, padding), and ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ holds "
-                   "(e.g. {first:.6g})"},
+        "adjoint": "⟨im2col(x), y⟩ = {got:.9g} but ⟨x, col2im(y)⟩ = {want:.9g}: the adjoint identity fails"},
     "col2im": {
         "given": "col", "label": "the image gradient", "want": "dx", "cause": _col2im_cause, "other": "x",
         "mistakes": [("assign", "overlapping windows overwrite each other: add every patch back with += (an entry "
@@ -268,9 +267,7 @@ _PATCHES = {
                               "row to (C, KH, KW)")],
         "formula": "dx_pad[n, c, p·s + i, q·s + j] += col[(n, p, q), (c, i, j)], then dx = dx_pad without its padding",
         "adjoint": "⟨x, col2im(y)⟩ = {got:.9g} but ⟨im2col(x), y⟩ = {want:.9g}: col2im is not the adjoint "
-                   "(transpose) of im2col",
-        "summary": "matches dlcore on {n} geometries, and ⟨x, col2im(y)⟩ = ⟨im2col(x), y⟩ (dlcore's im2col) holds "
-                   "(e.g. {first:.6g})"},
+                   "(transpose) of im2col"},
 }
 
 
@@ -302,7 +299,8 @@ def judge_im2col(plan: Plan, record: dict) -> Verdict:
         if not np.isclose(dot, exp["adjoint"], rtol=1e-9, atol=1e-9):
             return Verdict(False, message=f"{where}: " + spec["adjoint"].format(got=dot, want=exp["adjoint"]))
         sums.append(dot)
-    return Verdict(True, summary=f"{name}: " + spec["summary"].format(n=len(sums), first=sums[0]))
+    return Verdict(True, summary=f"{name}: matches dlcore on {len(sums)} geometries (stride, padding), and "
+                                 f"⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ holds (e.g. {sums[0]:.6g})")
 
 
 judge_col2im = judge_im2col
@@ -637,11 +635,8 @@ def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
         return Verdict(False, message=f"{name}: {record['layers_error']}")
     want, got = plan.inputs["configs"], record.get("configs", [])
     if got != want:
-        lines = []
-        for i in range(max(len(want), len(got))):
-            w = _describe_config(want[i]) if i < len(want) else "(nothing)"
-            g = _describe_config(got[i]) if i < len(got) else "(nothing)"
-            lines.append(f"  {'  ' if w == g else '✗ '}layer {i}: expected {w}, got {g}")
+        pairs = [["(nothing)" if c is None else _describe_config(c) for c in pair] for pair in zip_longest(want, got)]
+        lines = [f"  {'  ' if w == g else '✗ '}layer {i}: expected {w}, got {g}" for i, (w, g) in enumerate(pairs)]
         return Verdict(False, message=f"{name}: the layers are not the ones asked for:\n" + "\n".join(lines))
     if len(record.get("cases", [])) != len(plan.inputs["cases"]):
         return Verdict(False, message=incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"])))

@@ -25,7 +25,7 @@ import dlcore.optim as optim
 from dlcore.gradcheck import relative_error
 from dlcore.nn import init
 from grader.kinds import Plan
-from grader.trusted.messages import Verdict, compare
+from grader.trusted.messages import Verdict, compare, incomplete
 
 # --------------------------------------------------------------------------- a replay of the rules (and mistakes)
 
@@ -330,8 +330,7 @@ def judge_optimizer(plan: Plan, record: dict) -> Verdict:
                 "not changed. Update in place (w -= …, or w[...] = …): a network's layers keep these very arrays, "
                 "so a new array in the dict never reaches the network"))
     if len(steps) != len(expected):
-        return Verdict(False, message=f"{name}: the results of {len(steps)} of {len(expected)} updates were recorded, "
-                                      "so the exercise cannot be checked")
+        return Verdict(False, message=incomplete(name, len(steps), len(expected)))
     return Verdict(True, summary=f"{name}: {len(expected)} updates of {len(planned)} parameters match "
                                  f"dlcore's {ref} ({_args(kwargs=kw)})")
 

@@ -26,7 +26,7 @@ from dlcore.data import load_digits
 from dlcore.gradcheck import numerical_gradient, relative_error
 from dlcore.nn import BatchNorm, Dropout
 from grader.kinds import Plan
-from grader.trusted.messages import Verdict, compare
+from grader.trusted.messages import Verdict, compare, incomplete
 from grader.trusted.plans.optim import _args, _delegated, _name, _raised, with_cause
 
 # --------------------------------------------------------------------------- BatchNorm
@@ -191,8 +191,7 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
             if p := _against_numeric(short, value, info["numeric"][key], p, notes):
                 return fail(where, with_cause(p, _match(value, info["dx_variants"]) if key == "backward" else None))
     if len(steps) != len(plan.expected["steps"]):
-        return Verdict(False, message=f"{name}: {len(steps)} of {len(plan.expected['steps'])} training steps were "
-                                      "recorded, so the exercise cannot be checked")
+        return Verdict(False, message=incomplete(name, len(steps), len(plan.expected["steps"])))
     ev, want = record.get("eval") or {}, plan.expected["eval"]
     where = "evaluation, after the training steps"
     fwd = ev.get("forward") or {}
