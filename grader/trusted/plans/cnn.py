@@ -121,14 +121,10 @@ def plan_filter2d(reference: str, *, cases: Any = None, shapes: Any = (), seed: 
                     or (h.shape[1] > 1 and np.array_equal(h, h[:, ::-1]))):
                 break
         pairs.append((x, h))
-    planned, expected = [], []
-    for x, h in pairs:
-        k = h[::-1, ::-1] if reference == "convolve" else h
-        planned.append({"x": x, "h": h})
-        other = h if reference == "convolve" else h[::-1, ::-1]
-        expected.append({"y": _correlate(x, k), "other": _correlate(x, other),
-                         "rows": _correlate(x, h[::-1, :]), "cols": _correlate(x, h[:, ::-1])})
-    return Plan("filter2d", reference, {"cases": planned}, {"cases": expected})
+    flip = reference == "convolve"    # the expected result, the other filter's, one axis flipped only
+    expected = [{"y": _correlate(x, h[::-1, ::-1] if flip else h), "other": _correlate(x, h if flip else h[::-1, ::-1]),
+                 "rows": _correlate(x, h[::-1, :]), "cols": _correlate(x, h[:, ::-1])} for x, h in pairs]
+    return Plan("filter2d", reference, {"cases": [{"x": x, "h": h} for x, h in pairs]}, {"cases": expected})
 
 
 def judge_filter2d(plan: Plan, record: dict) -> Verdict:

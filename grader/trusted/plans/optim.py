@@ -186,13 +186,9 @@ def _simulate(rule: str, hp: dict, kwargs: dict, params0: dict, grads_seq: list,
 
 
 def _same(a: dict, b: dict, tol: float = 1e-6) -> bool:
-    for k, e in b.items():
-        g = a.get(k)
-        if not isinstance(g, np.ndarray) or g.shape != e.shape or not np.all(np.isfinite(g)):
-            return False
-        if not np.all(np.abs(g - e) <= tol * (np.abs(e) + 1e-3 * (np.max(np.abs(e)) + 1e-12))):
-            return False
-    return True
+    """Every array of ``b`` matched by a finite array of its shape in ``a``: |g − e| ≤ tol (|e| + 10⁻³ max|e|)."""
+    return all(isinstance(g := a.get(k), np.ndarray) and g.shape == e.shape and bool(np.all(np.isfinite(g)))
+               and np.allclose(g, e, rtol=tol, atol=tol * 1e-3 * (np.max(np.abs(e)) + 1e-12)) for k, e in b.items())
 
 
 # --------------------------------------------------------------------------- message building (also training.py)
