@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ def origin(student: Any) -> dict:
     """Where the student's object comes from: :func:`grader.kernel.student.provenance` (name, module, dlcore
     base classes), the code that lives inside a dlcore folder, and the reference calls a :func:`trace` sees."""
     codes = []
-    if inspect.isclass(student):
+    if isinstance(student, type):
         for klass in student.__mro__:
             if klass is object or f"{klass.__module__}.{klass.__qualname__}" in PROTOCOL_BASES:
                 continue

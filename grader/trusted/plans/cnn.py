@@ -164,15 +164,6 @@ def judge_filter2d(plan: Plan, record: dict) -> Verdict:
 # --------------------------------------------------------------------------- im2col / col2im
 
 
-def _im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, **options: Any) -> np.ndarray:
-    return np.asarray(im2col(x, (kh, kw), stride, pad, **options))
-
-
-def _col2im_ref(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int,
-                **options: Any) -> np.ndarray:
-    return np.asarray(col2im(col, x_shape, (kh, kw), stride, pad, **options))
-
-
 def _geometry(shape: Any, kh: int, kw: int, stride: int = 1, pad: int = 0) -> tuple:
     """One case of ``cases=[(x_shape, KH, KW, stride, pad), ...]`` (stride and pad may be left out), as ints."""
     return tuple(int(s) for s in shape), int(kh), int(kw), int(stride), int(pad)
@@ -185,11 +176,11 @@ def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2
     planned, expected = [], []
     for shape, kh, kw, stride, pad in (_geometry(*c) for c in cases):
         x = np.round(rng.standard_normal(shape), 3)
-        col = _im2col_ref(x, kh, kw, stride, pad)
+        col = im2col(x, (kh, kw), stride, pad)
         y = np.round(rng.standard_normal(col.shape), 3)
         planned.append({"x": x, "kh": kh, "kw": kw, "stride": stride, "pad": pad})
-        expected.append({"col": col, "last": _im2col_ref(x, kh, kw, stride, pad, channels_last=True), "y": y,
-                         "adjoint": float(np.sum(x * _col2im_ref(y, shape, kh, kw, stride, pad)))})
+        expected.append({"col": col, "last": im2col(x, (kh, kw), stride, pad, channels_last=True), "y": y,
+                         "adjoint": float(np.sum(x * col2im(y, shape, (kh, kw), stride, pad)))})
     return Plan("im2col", reference, {"cases": planned, "reference": "im2col"}, {"cases": expected})
 
 
@@ -215,11 +206,11 @@ def plan_col2im(reference: str = "dlcore.nn.im2col.col2im", *, cases: Any = (((2
         oh, ow = _out_size(h, w, kh, kw, stride, pad)
         col = np.round(rng.standard_normal((n * oh * ow, c * kh * kw)), 3)
         x = np.round(rng.standard_normal(shape), 3)
-        dx = _col2im_ref(col, shape, kh, kw, stride, pad)
         planned.append({"col": col, "x_shape": list(shape), "kh": kh, "kw": kw, "stride": stride, "pad": pad})
-        expected.append({"dx": dx, "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
-                         "last": _col2im_ref(col, shape, kh, kw, stride, pad, channels_last=True), "x": x,
-                         "adjoint": float(np.sum(_im2col_ref(x, kh, kw, stride, pad) * col))})
+        expected.append({"dx": col2im(col, shape, (kh, kw), stride, pad), "x": x,
+                         "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
+                         "last": col2im(col, shape, (kh, kw), stride, pad, channels_last=True),
+                         "adjoint": float(np.sum(im2col(x, (kh, kw), stride, pad) * col))})
     return Plan("col2im", reference, {"cases": planned, "reference": "col2im"}, {"cases": expected})
 
 

@@ -45,21 +45,6 @@ def _bn_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) ->
     return gamma * xhat + beta, xhat, std, mu, var
 
 
-def _bn_dx_variants(xhat: np.ndarray, std: np.ndarray, dxhat: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    m = xhat.shape[0]
-    return [
-        ((dxhat - (xhat * dxhat).mean(axis=0) * xhat) / std,
-         "the mean term is missing: subtract Σ dx̂ / m (the gradient through μ), "
-         "dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂)/(m √(σ²+ε))"),
-        ((dxhat - dxhat.mean(axis=0)) / std,
-         "the variance term is missing: subtract x̂ Σ(dx̂ x̂) / m (the gradient through σ²)"),
-        (dxhat / std, "the batch statistics were treated as constants (dx = γ dy / √(σ² + ε)); in training, μ and σ² "
-                      "depend on x, which adds −Σ dx̂ and −x̂ Σ(dx̂ x̂)"),
-        ((m * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / std,
-         "the factor 1/m is missing: dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂) / (m √(σ² + ε))"),
-    ]
-
-
 def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = None, shape: Any = (8, 5),
                    steps: int = 3, seed: int = 0) -> Plan:
     """``Student(*args, **kwargs)`` against dlcore's BatchNorm: ``steps`` training steps, then evaluation."""
@@ -84,8 +69,19 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
         exp_steps.append(_reference_step(ref, x, dy, True))
         _, xhat, std, mu, var = _bn_train(x, params["gamma"], params["beta"], eps)
         m = x.shape[0]
+        dxhat = dy * params["gamma"]
         info_steps.append({
-            "dx_variants": _bn_dx_variants(xhat, std, dy * params["gamma"]),
+            "dx_variants": [
+                ((dxhat - (xhat * dxhat).mean(axis=0) * xhat) / std,
+                 "the mean term is missing: subtract Σ dx̂ / m (the gradient through μ), "
+                 "dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂)/(m √(σ²+ε))"),
+                ((dxhat - dxhat.mean(axis=0)) / std,
+                 "the variance term is missing: subtract x̂ Σ(dx̂ x̂) / m (the gradient through σ²)"),
+                (dxhat / std, "the batch statistics were treated as constants (dx = γ dy / √(σ² + ε)); in training, "
+                              "μ and σ² depend on x, which adds −Σ dx̂ and −x̂ Σ(dx̂ x̂)"),
+                ((m * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / std,
+                 "the factor 1/m is missing: dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂) / (m √(σ² + ε))"),
+            ],
             "running_var": [
                 (mom * rv_before + (1 - mom) * var, "the running variance uses the biased σ²: multiply the "
                                                     "batch variance by m/(m − 1) (unbiased) for the running value"),
