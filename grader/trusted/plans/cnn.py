@@ -41,9 +41,8 @@ from grader.trusted.plans import core
 def _show(a: Any, max_size: int = 64) -> str:
     """An array with enough digits to explain a message (small ones in full, large ones by shape)."""
     a = np.asarray(a)
-    if a.size > max_size:
-        return f"<array of shape {a.shape}>"
-    return np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
+    return f"<array of shape {a.shape}>" if a.size > max_size else \
+        np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
 
 
 def _start(plan: Plan, record: dict, default: str) -> tuple[str, Verdict | None]:
@@ -79,11 +78,8 @@ def _cause(got: Any, candidates: list[tuple[Any, str]]) -> str | None:
     g = _as_array(got)
     if g is None or g.dtype.kind not in "biuf":
         return None
-    for value, why in candidates:
-        v = np.asarray(value)
-        if v.shape == g.shape and g.size and np.all(np.isfinite(g)) and _close(g.astype("float64"), v):
-            return why
-    return None
+    return next((why for value, why in candidates if np.shape(value) == g.shape and g.size and np.all(np.isfinite(g))
+                 and _close(g.astype("float64"), np.asarray(value))), None)
 
 
 # --------------------------------------------------------------------------- filter2d (by hand)

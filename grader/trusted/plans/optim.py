@@ -241,15 +241,6 @@ def _raised(what: str, got: dict) -> str | None:
 # --------------------------------------------------------------------------- check_optimizer
 
 
-def _keys(shapes: list) -> list[str]:
-    """W1, W2, … for weights (2 or more axes), b1, b2, … for biases, in the order of ``shapes``."""
-    keys: list[str] = []
-    for s in shapes:
-        letter = "W" if len(s) >= 2 else "b"
-        keys.append(f"{letter}{1 + sum(k[0] == letter for k in keys)}")
-    return keys
-
-
 def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5, seed: int = 0,
                    shapes: Any = ((3, 4), (4,), (2, 3))) -> Plan:
     """Drive the student's optimizer CLASS and dlcore's ``reference`` with one gradient sequence.
@@ -264,7 +255,8 @@ def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5
                          f"(one of {sorted(_FORMULAS)}; a bug in the notebook's test cell)")
     kwargs = dict(kwargs or {})
     shapes = [tuple(int(n) for n in s) for s in shapes]
-    keys = _keys(shapes)
+    kinds = ["W" if len(s) >= 2 else "b" for s in shapes]      # weights (2 or more axes) and biases: W1, b1, W2, …
+    keys = [f"{k}{kinds[:i + 1].count(k)}" for i, k in enumerate(kinds)]
     rng = np.random.default_rng(seed)
     params = {k: rng.standard_normal(s) for k, s in zip(keys, shapes, strict=True)}
     grads = [{k: rng.standard_normal(s) * (1e-4 if i == 1 else 1.0)
@@ -396,8 +388,8 @@ def plan_schedule(reference: str, *, kwargs: dict, steps: int = 30) -> Plan:
 
 
 def _close(values: list, expected: list) -> bool:
-    return len(values) == len(expected) and all(isinstance(v, float) and math.isclose(v, e, rel_tol=1e-9,
-                                                                                      abs_tol=1e-15)
+    """Floats, each within 10⁻⁹ (relative) of the expected one."""
+    return len(values) == len(expected) and all(isinstance(v, float) and math.isclose(v, e, rel_tol=1e-9, abs_tol=1e-15)
                                                 for v, e in zip(values, expected, strict=True))
 
 

@@ -225,10 +225,9 @@ def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), see
     x = np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)        # no zeros: a zero output means "dropped"
     dy = rng.standard_normal(shape)
     ref = Dropout(p, rng=seed)
-    y = np.array(ref.forward(x.copy(), train=True))
-    dx = np.array(ref.backward(dy.copy()))
     return Plan("dropout", reference, inputs={"p": float(p), "seed": int(seed), "x": x, "dy": dy, "trace": ["Dropout"]},
-                expected={"forward": y, "backward": dx}, info={})
+                expected={"forward": np.array(ref.forward(x.copy(), train=True)),
+                          "backward": np.array(ref.backward(dy.copy()))})
 
 
 def judge_dropout(plan: Plan, record: dict) -> Verdict:
@@ -239,16 +238,14 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
     head = f"{name}({p}, rng={seed}) on x of shape {x.shape}"
     formula = ("inverted dropout: keep each unit with probability 1 − p (m_i = 1 when u_i ≥ p), y = x ⊙ m / (1 − p) "
                "in training, y = x in evaluation; dL/dx = dL/dy ⊙ m / (1 − p)")
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"creating {name}({p}, rng={seed}) failed: {build['error']}")
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"creating {name}({p}, rng={seed}) failed: {record['build']['error']}")
 
     def fail(problem: str) -> Verdict:
         tail = "" if " raised " in problem else f"\n  formula: {formula}"
         return Verdict(False, message=f"{head}:\n- {problem}{tail}")
 
-    tr = record.get("train") or {}
-    fwd, bwd = tr.get("forward") or {}, tr.get("backward") or {}
+    fwd, bwd = ((record.get("train") or {}).get(part) or {} for part in ("forward", "backward"))
     for what, part in (("forward(x, train=True)", fwd), ("backward(dy)", bwd)):
         if problem := _raised(what, part):
             return fail(problem)
@@ -292,8 +289,7 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
             problem = compare("the gradient returned by backward", dx, want_dx) or ""
             return fail(with_cause(problem, cause))
         note = " (your mask differs from the reference's u ≥ p draw, but is a valid dropout mask)"
-    ev = record.get("eval") or {}
-    fwd, bwd = ev.get("forward") or {}, ev.get("backward") or {}
+    fwd, bwd = ((record.get("eval") or {}).get(part) or {} for part in ("forward", "backward"))
     if fwd.get("error"):
         return fail(f"forward(x, train=False) raised {fwd['error']}")
     if p_eval := compare("the output of forward(x, train=False)", fwd.get("value"), x):
