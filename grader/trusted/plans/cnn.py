@@ -628,17 +628,12 @@ def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
         where = f"{name} on x of shape {case['x'].shape} (seed {plan.info.get('seed')}, case {ci + 1})"
         if got["warnings"]:
             return Verdict(False, message=f"{where}: NumPy warned inside your code ({'; '.join(got['warnings'][:3])})")
-        if got["forward_error"]:
-            return Verdict(False, message=f"{where}: forward raised {got['forward_error']}")
-        causes = exp.get("causes") or {}
-        if problem := compare("the output of forward", got["forward"], exp["y"], rtol=1e-8,
-                              candidates=causes.get("forward", [])):
-            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['forward']}")
-        if got["backward_error"]:
-            return Verdict(False, message=f"{where}: backward raised {got['backward_error']}")
-        if problem := compare("dL/dx returned by backward", got["backward"], exp["dx"], rtol=1e-8,
-                              candidates=causes.get("dx", [])):
-            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
+        for part, label, want in (("forward", "the output of forward", exp["y"]),
+                                  ("backward", "dL/dx returned by backward", exp["dx"])):
+            if got[f"{part}_error"]:
+                return Verdict(False, message=f"{where}: {part} raised {got[f'{part}_error']}")
+            if problem := compare(label, got[part], want, rtol=1e-8, candidates=(exp["causes"] or {}).get(part, [])):
+                return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints[part]}")
         for li, (g, e) in enumerate(zip(got["grads"], exp["grads"], strict=True)):
             for key, ev in e.items():
                 if problem := compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8):
@@ -695,10 +690,10 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
                                   [np.maximum(f, 0) + x, "the shortcut is added after the last ReLU; add x before "
                                                          "it: y = ReLU(F(x) + x)"],
                                   [np.maximum(f, 0), "the shortcut x is missing: y = ReLU(F(x) + x)"]],
-                      "dx": [[dx_branch, "the shortcut's gradient is missing: the identity passes dz on unchanged, "
-                                         "dL/dx = (branch's backward of dz) + dz"],
-                             [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
-                                              "(the gradient after the final ReLU)"]]}
+                      "backward": [[dx_branch, "the shortcut's gradient is missing: the identity passes dz on "
+                                               "unchanged, dL/dx = (branch's backward of dz) + dz"],
+                                   [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
+                                                    "(the gradient after the final ReLU)"]]}
 
             block_num, x_num = block(), x.copy()
 
