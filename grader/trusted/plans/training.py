@@ -339,9 +339,8 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
     rng = np.random.default_rng(seed)
     x1 = d.x_train[rng.choice(d.x_train.shape[0], size=int(n), replace=False)]
     x2 = 3.0 + 2.0 * rng.standard_normal((40, 6)) @ rng.standard_normal((6, 6))   # correlated, off-centre
-    cases, variants = [], []
+    variants = []
     for x in (x1, x2):
-        cases.append({"x": x, "kwargs": kwargs})
         xc = x - x.mean(axis=0)
         alt = [(_TRANSFORMS[reference][1](x, 1e-300 if reference == "zca_whiten" else 0.0), "eps is missing")]
         if reference == "standardize":
@@ -358,8 +357,8 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
                     (x @ _zca_matrix(xc, eps), "the data was not centred before applying W: z = (x − μ) W"),
                     (xc @ np.linalg.inv(_zca_matrix(xc, eps)), "multiplied by √(λ + eps) instead of dividing by it")]
         variants.append(alt)
-    expected = [_TRANSFORMS[reference][1](c["x"], eps) for c in cases]
-    return Plan("transform", reference, inputs={"cases": cases}, expected={"outputs": expected},
+    return Plan("transform", reference, inputs={"cases": [{"x": x, "kwargs": kwargs} for x in (x1, x2)]},
+                expected={"outputs": [_TRANSFORMS[reference][1](x, eps) for x in (x1, x2)]},
                 info={"variants": variants, "formula": _TRANSFORMS[reference][0], "eps": eps})
 
 
