@@ -4,7 +4,7 @@ Kinds (the test cells call ``checks.check_<kind>(Student, "reference", ...)``):
 
     filter2d               a by-hand 2-D correlation or convolution ("correlate" / "convolve")
     im2col, col2im         against dlcore.nn.im2col and by the adjoint identity <im2col(x), y> = <x, col2im(y)>
-    cnn_layer              Conv2D / MaxPool2D / AvgPool2D: grader.checks' layer check plus the CNN causes
+    cnn_layer              Conv2D / MaxPool2D / AvgPool2D: the layer check (plans.core) plus the CNN causes
                            (kernel not flipped / flipped, dW axes, max-pool routing, avg-pool 1/(KH KW))
     translation_invariance the fraction of max-pooled outputs a one-pixel shift leaves unchanged
     cnn_network            a LeNet-style network built with the grader's layers, against dlcore's layers
