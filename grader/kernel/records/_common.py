@@ -1,87 +1,74 @@
-"""Helpers shared by the chapter-3 record functions (kernel side: stdlib and NumPy only)."""
+"""Helpers shared by the record functions of chapters 3 and 4 (kernel side: stdlib and NumPy only)."""
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from grader.kernel.student import Outcome
+from grader.kernel.student import PROTOCOL_BASES, plain, provenance
+
+
+def _in_dlcore(filename: str) -> bool:
+    return "dlcore" in os.path.abspath(filename).split(os.sep)[:-1]
 
 
 def origin(student: Any) -> dict:
-    """Where the student's object comes from: its name, module, and any code that lives inside a dlcore folder."""
-    info = {"name": str(getattr(student, "__name__", type(student).__name__))[:80],
-            "module": str(getattr(student, "__module__", "") or "")[:200], "dlcore_code": [], "calls_reference": []}
+    """Where the student's object comes from: :func:`grader.kernel.student.provenance` (name, module, dlcore
+    base classes), the code that lives inside a dlcore folder, and the reference calls a :func:`trace` sees."""
     codes = []
-    if inspect.isclass(student):
+    if isinstance(student, type):
         for klass in student.__mro__:
-            if klass is object or f"{klass.__module__}.{klass.__qualname__}" in (
-                    "dlcore.nn.base.Layer", "dlcore.nn.base.Loss"):
+            if klass is object or f"{klass.__module__}.{klass.__qualname__}" in PROTOCOL_BASES:
                 continue
-            if str(klass.__module__).startswith("dlcore") and klass is not student:
-                info["dlcore_code"].append(f"base class {klass.__module__}.{klass.__qualname__}")
             for value in vars(klass).values():
                 fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
                 if hasattr(fn, "__code__"):
                     codes.append(fn.__code__)
     elif hasattr(student, "__code__"):
         codes.append(student.__code__)
-    for code in codes:
-        parts = os.path.abspath(code.co_filename).split(os.sep)
-        if "dlcore" in parts[:-1]:
-            info["dlcore_code"].append(f"{code.co_name} (from {code.co_filename.rsplit(os.sep, 2)[-2]}/"
-                                       f"{os.path.basename(code.co_filename)})")
-    return info
+    return {**provenance(student), "calls_reference": [],
+            "dlcore_code": [f"{code.co_name} (from {'/'.join(code.co_filename.split(os.sep)[-2:])})"
+                            for code in codes if _in_dlcore(code.co_filename)]}
 
 
 def array_or_text(v: Any) -> Any:
-    """A NumPy copy of an array-like result, or a short description of what it is instead."""
-    if v is None:
-        return None
-    if isinstance(v, np.ndarray):
-        return v.copy()
-    if isinstance(v, (np.generic, int, float)) and not isinstance(v, bool):
-        return np.asarray(v)
+    """A NumPy copy of an array-like result (:func:`grader.kernel.student.plain` first), or a short description
+    of what it is instead."""
+    v = plain(v)
+    if v is None or isinstance(v, np.ndarray):
+        return v
     try:
-        a = np.asarray(v)
+        a = np.array(v)
     except Exception:
         return f"<a {type(v).__name__}>"
-    if a.dtype.kind not in "biuf":
-        return f"<a {type(v).__name__}>"
-    return a.copy()
+    return a if a.dtype.kind in "biuf" else f"<a {type(v).__name__}>"
 
 
-def outcome(out: Outcome, value: Any = None) -> dict:
-    """The plain-data part of an Outcome (the value is given separately, already converted)."""
-    return {"value": value, "error": out.error, "warnings": list(out.warnings)}
+@contextlib.contextmanager
+def trace(names: str | list | tuple | None, hits: list) -> Iterator[None]:
+    """Within ``with``: note in ``hits`` the calls into dlcore code whose function or class is one of ``names`` (the
+    exercise's reference, a name or a list of names), so that a solution handing the work to dlcore is seen in the
+    kernel too (re-entrant: restores the profile hook it found)."""
+    names = {names} if isinstance(names, str) else set(names or ())
 
-
-class Trace:
-    """Within ``with``: note calls into dlcore code whose function or class is one of ``names`` (the exercise's
-    reference), so that a solution handing the work to dlcore is seen in the kernel too (restores the old hook)."""
-
-    def __init__(self, names: list | tuple | None, hits: list) -> None:
-        self.names, self.hits, self.old = set(names or ()), hits, None
-
-    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+    def hook(frame: Any, event: str, arg: Any) -> None:
         if event != "call":
             return
         code = frame.f_code
         qual = getattr(code, "co_qualname", code.co_name)
-        if (qual.split(".")[0] in self.names or code.co_name in self.names) and qual not in self.hits \
-                and "dlcore" in os.path.abspath(code.co_filename).split(os.sep)[:-1]:
-            self.hits.append(qual)
+        if (qual.split(".")[0] in names or code.co_name in names) and qual not in hits and _in_dlcore(code.co_filename):
+            hits.append(qual)
 
-    def __enter__(self) -> Trace:
-        if self.names:
-            self.old = sys.getprofile()
-            sys.setprofile(self._hook)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.names:
-            sys.setprofile(self.old)
+    old = sys.getprofile()
+    if names:
+        sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        if names:
+            sys.setprofile(old)

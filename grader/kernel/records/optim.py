@@ -12,58 +12,55 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import Trace, array_or_text, origin, outcome
+from grader.kernel.records._common import array_or_text, origin, trace
 from grader.kernel.student import call
 
 
 def record_optimizer(student: Any, inputs: dict) -> dict:
     """Build ``student(**kwargs)``; run ``update(params, grads)`` once per planned gradient set."""
     rec: dict = {"origin": origin(student), "build": None, "steps": []}
-    trace = Trace(inputs.get("trace"), rec["origin"]["calls_reference"])
-    with trace:
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
         built = call(student, **dict(inputs["kwargs"]))
-    rec["build"] = outcome(built)
-    if built.error:
-        return rec
-    opt = built.value
-    originals = {k: np.array(v, dtype=v.dtype, copy=True) for k, v in inputs["params"].items()}
-    params = dict(originals)                                       # the very arrays the optimizer must update
-    update = getattr(opt, "update", None)
-    if not callable(update):
-        rec["build"]["error"] = f"the object has no update method (got a {type(opt).__name__})"
-        return rec
-    for grads_in in inputs["grads"]:
-        grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
-        with trace:
+        rec["build"] = {"error": built.error, "warnings": built.warnings}
+        update = getattr(built.value, "update", None)
+        if built.error is None and not callable(update):
+            rec["build"]["error"] = f"the object has no update method (got a {type(built.value).__name__})"
+        if rec["build"]["error"]:
+            return rec
+        originals = {k: np.array(v, dtype=v.dtype, copy=True) for k, v in inputs["params"].items()}
+        params = dict(originals)                                   # the very arrays the optimizer must update
+        for grads_in in inputs["grads"]:
+            grads = {k: np.array(v, copy=True) for k, v in grads_in.items()}
             out = call(update, params, grads)
-        step = outcome(out)
-        step["params"] = {k: array_or_text(params.get(k)) for k in originals}
-        step["in_place"] = {k: params.get(k) is originals[k] for k in originals}
-        step["originals"] = {k: originals[k].copy() for k in originals}
-        step["grads_changed"] = sorted(k for k in grads_in if not (
-            isinstance(grads.get(k), np.ndarray) and grads[k].shape == grads_in[k].shape
-            and np.array_equal(grads[k], grads_in[k])))
-        rec["steps"].append(step)
-        if out.error:
-            break
-        # later updates start from what the optimizer left in the dict (a rebinding student keeps going)
-        params = {k: (params[k] if isinstance(params.get(k), np.ndarray) else originals[k]) for k in originals}
+            rec["steps"].append({
+                "error": out.error, "warnings": out.warnings,
+                "params": {k: array_or_text(params.get(k)) for k in originals},
+                "in_place": {k: params.get(k) is originals[k] for k in originals},
+                "originals": {k: originals[k].copy() for k in originals},
+                "grads_changed": sorted(k for k in grads_in if not (
+                    isinstance(grads.get(k), np.ndarray) and grads[k].shape == grads_in[k].shape
+                    and np.array_equal(grads[k], grads_in[k])))})
+            if out.error:
+                break
+            # later updates start from what the optimizer left in the dict (a rebinding student keeps going)
+            params = {k: (params[k] if isinstance(params.get(k), np.ndarray) else originals[k]) for k in originals}
     return rec
+
+
+def _number(v: Any) -> float | str | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return f"<a {type(v).__name__}>"
 
 
 def record_schedule(student: Any, inputs: dict) -> dict:
     """``student(t, **kwargs)`` for every planned t."""
     rec: dict = {"origin": origin(student), "values": []}
     for t in inputs["ts"]:
-        with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
             out = call(student, int(t), **dict(inputs["kwargs"]))
-        value = out.value
-        if out.error is None:
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                value = f"<a {type(out.value).__name__}>"
-        rec["values"].append(outcome(out, value if out.error is None else None))
+        rec["values"].append(out.as_record(_number))
         if out.error:
             break
     return rec
@@ -76,9 +73,9 @@ def record_initializer(student: Any, inputs: dict) -> dict:
         shape, seed = tuple(case["shape"]), int(case["seed"])
         draws = []
         for s in (seed, seed, seed + 1):
-            with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+            with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
                 out = call(student, shape, rng=s)
-            draws.append(outcome(out, array_or_text(out.value) if out.error is None else None))
+            draws.append(out.as_record(array_or_text))
             if out.error:
                 break
         rec["cases"].append(draws)

@@ -14,86 +14,54 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records._common import Trace, array_or_text, origin, outcome
+from grader.kernel.records._common import array_or_text, origin, trace
 from grader.kernel.student import call
 
 
-def _grads(layer: Any) -> dict:
-    grads = getattr(layer, "grads", None)
-    if not isinstance(grads, dict):
-        return {}
-    return {str(k): array_or_text(v) for k, v in grads.items()}
-
-
-def _stat(layer: Any, name: str) -> Any:
-    return array_or_text(getattr(layer, name, None))
+def _step(layer: Any, x: np.ndarray, dy: np.ndarray, train: bool) -> dict:
+    """forward(x, train=...), the running statistics right after it, then backward(dy) and the grads."""
+    fwd = call(layer.forward, x.copy(), train=train)
+    part = {"forward": fwd.as_record(array_or_text), **{name: array_or_text(getattr(layer, name, None))
+                                                         for name in ("running_mean", "running_var")}}
+    if fwd.error is None:
+        part["backward"] = call(layer.backward, dy.copy()).as_record(array_or_text)
+        grads = getattr(layer, "grads", None)
+        part["grads"] = {str(k): array_or_text(v) for k, v in grads.items()} if isinstance(grads, dict) else {}
+    return part
 
 
 def record_batchnorm(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None, "steps": [], "eval": None}
-    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
-        _batchnorm_steps(student, inputs, rec)
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        built = call(student, *inputs["args"], **dict(inputs["kwargs"]))
+        rec["build"] = {"error": built.error, "warnings": built.warnings}
+        if built.error:
+            return rec
+        layer = built.value
+        params = getattr(layer, "params", None)
+        if not isinstance(params, dict) or set(params) != set(inputs["params"]):
+            rec["build"]["error"] = (f"expected self.params with the keys {sorted(inputs['params'])}, got "
+                                     f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
+            return rec
+        for k, v in inputs["params"].items():
+            params[k] = v.copy()
+        for x, dy in zip(inputs["xs"], inputs["dys"], strict=True):
+            rec["steps"].append(_step(layer, x, dy, True))
+            if "backward" not in rec["steps"][-1] or rec["steps"][-1]["backward"]["error"]:
+                return rec
+        rec["eval"] = _step(layer, inputs["x_eval"], inputs["dy_eval"], False)
     return rec
-
-
-def _batchnorm_steps(student: Any, inputs: dict, rec: dict) -> None:
-    built = call(student, *inputs["args"], **dict(inputs["kwargs"]))
-    rec["build"] = outcome(built)
-    if built.error:
-        return
-    layer = built.value
-    params = getattr(layer, "params", None)
-    if not isinstance(params, dict) or set(params) != set(inputs["params"]):
-        rec["build"]["error"] = (f"expected self.params with the keys {sorted(inputs['params'])}, got "
-                                 f"{sorted(params) if isinstance(params, dict) else type(params).__name__}")
-        return
-    for k, v in inputs["params"].items():
-        params[k] = v.copy()
-    for x, dy in zip(inputs["xs"], inputs["dys"], strict=True):
-        step: dict = {}
-        fwd = call(layer.forward, x.copy(), train=True)
-        step["forward"] = outcome(fwd, array_or_text(fwd.value) if fwd.error is None else None)
-        step["running_mean"], step["running_var"] = _stat(layer, "running_mean"), _stat(layer, "running_var")
-        if fwd.error is None:
-            bwd = call(layer.backward, dy.copy())
-            step["backward"] = outcome(bwd, array_or_text(bwd.value) if bwd.error is None else None)
-            step["grads"] = _grads(layer)
-        rec["steps"].append(step)
-        if fwd.error or step["backward"]["error"]:
-            return
-    ev: dict = {}
-    fwd = call(layer.forward, inputs["x_eval"].copy(), train=False)
-    ev["forward"] = outcome(fwd, array_or_text(fwd.value) if fwd.error is None else None)
-    ev["running_mean"], ev["running_var"] = _stat(layer, "running_mean"), _stat(layer, "running_var")
-    if fwd.error is None:
-        bwd = call(layer.backward, inputs["dy_eval"].copy())
-        ev["backward"] = outcome(bwd, array_or_text(bwd.value) if bwd.error is None else None)
-        ev["grads"] = _grads(layer)
-    rec["eval"] = ev
 
 
 def record_dropout(student: Any, inputs: dict) -> dict:
     rec: dict = {"origin": origin(student), "build": None}
-    with Trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
-        _dropout_steps(student, inputs, rec)
+    with trace(inputs.get("trace"), rec["origin"]["calls_reference"]):
+        built = call(student, inputs["p"], rng=int(inputs["seed"]))
+        rec["build"] = {"error": built.error, "warnings": built.warnings}
+        if built.error is None:
+            rec["train"] = _step(built.value, inputs["x"], inputs["dy"], True)
+            rec["eval"] = _step(built.value, inputs["x"], inputs["dy"], False)
     return rec
-
-
-def _dropout_steps(student: Any, inputs: dict, rec: dict) -> None:
-    built = call(student, inputs["p"], rng=int(inputs["seed"]))
-    rec["build"] = outcome(built)
-    if built.error:
-        return
-    layer = built.value
-    x, dy = inputs["x"], inputs["dy"]
-    for mode, train in (("train", True), ("eval", False)):
-        part: dict = {}
-        fwd = call(layer.forward, x.copy(), train=train)
-        part["forward"] = outcome(fwd, array_or_text(fwd.value) if fwd.error is None else None)
-        if fwd.error is None:
-            bwd = call(layer.backward, dy.copy())
-            part["backward"] = outcome(bwd, array_or_text(bwd.value) if bwd.error is None else None)
-        rec[mode] = part
 
 
 def record_transform(student: Any, inputs: dict) -> dict:
@@ -102,7 +70,7 @@ def record_transform(student: Any, inputs: dict) -> dict:
         x = case["x"].copy()
         out = call(student, x, **dict(case["kwargs"]))
         value = out.value[0] if isinstance(out.value, tuple) and len(out.value) > 0 else out.value
-        rec["cases"].append({**outcome(out, array_or_text(value) if out.error is None else None),
+        rec["cases"].append({"value": array_or_text(value), "error": out.error, "warnings": out.warnings,
                              "mutated": not np.array_equal(x, case["x"])})
         if out.error:
             break
@@ -136,5 +104,5 @@ def record_training(student: Any, inputs: dict) -> dict:
                 history = f"<a {type(history).__name__}>"
         else:
             scores = f"<a {type(out.value).__name__}>"
-    rec.update(outcome(out), scores=scores, history=history)
+    rec.update(error=out.error, warnings=out.warnings, scores=scores, history=history)
     return rec

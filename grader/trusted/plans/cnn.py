@@ -4,7 +4,7 @@ Kinds (the test cells call ``checks.check_<kind>(Student, "reference", ...)``):
 
     filter2d               a by-hand 2-D correlation or convolution ("correlate" / "convolve")
     im2col, col2im         against dlcore.nn.im2col and by the adjoint identity <im2col(x), y> = <x, col2im(y)>
-    cnn_layer              Conv2D / MaxPool2D / AvgPool2D: grader.checks' layer check plus the CNN causes
+    cnn_layer              Conv2D / MaxPool2D / AvgPool2D: the layer check (plans.core) plus the CNN causes
                            (kernel not flipped / flipped, dW axes, max-pool routing, avg-pool 1/(KH KW))
     translation_invariance the fraction of max-pooled outputs a one-pixel shift leaves unchanged
     cnn_network            a LeNet-style network built with the grader's layers, against dlcore's layers
@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
 
+from dlcore import nn
+from dlcore.data import load_digits
 from dlcore.gradcheck import numerical_gradient
-from grader import checks
-from grader.kinds import Plan
-
-Verdict = checks.Verdict
-compare = checks.compare
-
+from dlcore.nn.im2col import col2im, im2col, im2col_loop
+from grader.kernel.records.cnn import out_size as _out_size
+from grader.kinds import Plan, _quiet
+from grader.trusted.messages import _FORMULAS, Verdict, _as_array, _close, _rel_error, compare, delegation, incomplete
+from grader.trusted.plans import core
 
 # --------------------------------------------------------------------------- helpers
 
@@ -38,38 +41,45 @@ compare = checks.compare
 def _show(a: Any, max_size: int = 64) -> str:
     """An array with enough digits to explain a message (small ones in full, large ones by shape)."""
     a = np.asarray(a)
-    if a.size > max_size:
-        return f"<array of shape {a.shape}>"
-    return np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
+    return f"<array of shape {a.shape}>" if a.size > max_size else \
+        np.array2string(a, precision=6, separator=", ", suppress_small=False, max_line_width=100)
 
 
-def _warned(name: str, warnings: list, where: str) -> Verdict | None:
-    if not warnings:
-        return None
-    return Verdict(False, message=(
-        f"{name} {where}: NumPy warned inside your code ({'; '.join(warnings[:3])}). The exercise forbids "
-        "computations that overflow or divide by zero, so this counts as a failure; check the operation named"))
+def _start(plan: Plan, record: dict, default: str) -> tuple[str, Verdict | None]:
+    """The student's name, and the failure before any case: delegation to dlcore, a result missing for a case."""
+    name = record.get("origin", {}).get("name", default)
+    why = delegation(record.get("origin", {}), plan.reference)
+    if why is None and len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        why = incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"]))
+    return name, (None if why is None else Verdict(False, message=why))
 
 
-def _delegated(origin: dict, reference: str) -> Verdict | None:
-    why = checks._delegation(origin, reference)
-    return Verdict(False, message=why) if why else None
+def _cases(plan: Plan, record: dict) -> Iterator[tuple[int, dict, dict, dict]]:
+    """(index, planned inputs, expected, recorded) per case."""
+    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
+                                              strict=True)):
+        yield ci, case, exp, got
+
+
+def _ran_badly(name: str, where: str, ci: int, got: dict, changed: str) -> Verdict | None:
+    """The failure when the student's call raised, warned, or changed its input (``changed``: what, and the fix)."""
+    if got["error"]:
+        return Verdict(False, message=f"{where} raised {got['error']}")
+    if got["warnings"]:
+        return Verdict(False, message=(
+            f"{name} (case {ci + 1}): NumPy warned inside your code ({'; '.join(got['warnings'][:3])}). The exercise "
+            "forbids computations that overflow or divide by zero, so this counts as a failure; check the operation "
+            "named"))
+    return Verdict(False, message=f"{where}: your function changed {changed}") if got["mutated"] else None
 
 
 def _cause(got: Any, candidates: list[tuple[Any, str]]) -> str | None:
     """The explanation of the first candidate (the result of a known mistake) that ``got`` reproduces."""
-    g = checks._as_array(got)
+    g = _as_array(got)
     if g is None or g.dtype.kind not in "biuf":
         return None
-    for value, why in candidates:
-        v = np.asarray(value)
-        if v.shape == g.shape and g.size and np.all(np.isfinite(g)) and checks._close(g.astype("float64"), v):
-            return why
-    return None
-
-
-def _geometry(kh: int, kw: int, stride: int, pad: int) -> str:
-    return f"KH={kh}, KW={kw}, stride={stride}, pad={pad}"
+    return next((why for value, why in candidates if np.shape(value) == g.shape and g.size and np.all(np.isfinite(g))
+                 and _close(g.astype("float64"), np.asarray(value))), None)
 
 
 # --------------------------------------------------------------------------- filter2d (by hand)
@@ -77,8 +87,6 @@ def _geometry(kh: int, kw: int, stride: int, pad: int) -> str:
 
 def _correlate(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """dlcore's im2col (the loop version) times the kernel: y[i, j] = Σ_{p,q} x[i + p, j + q] h[p, q]."""
-    from dlcore.nn.im2col import im2col_loop
-
     kh, kw = h.shape
     col = im2col_loop(x[None, None], (kh, kw))
     return (col @ h.ravel()).reshape(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
@@ -109,47 +117,35 @@ def plan_filter2d(reference: str, *, cases: Any = None, shapes: Any = (), seed: 
                     or (h.shape[1] > 1 and np.array_equal(h, h[:, ::-1]))):
                 break
         pairs.append((x, h))
-    planned, expected = [], []
-    for x, h in pairs:
-        k = h[::-1, ::-1] if reference == "convolve" else h
-        planned.append({"x": x, "h": h})
-        other = h if reference == "convolve" else h[::-1, ::-1]
-        expected.append({"y": _correlate(x, k), "other": _correlate(x, other),
-                         "rows": _correlate(x, h[::-1, :]), "cols": _correlate(x, h[:, ::-1])})
-    return Plan("filter2d", reference, {"cases": planned}, {"cases": expected})
+    flip = reference == "convolve"    # the expected result, the other filter's, one axis flipped only
+    expected = [{"y": _correlate(x, h[::-1, ::-1] if flip else h), "other": _correlate(x, h if flip else h[::-1, ::-1]),
+                 "rows": _correlate(x, h[::-1, :]), "cols": _correlate(x, h[:, ::-1])} for x, h in pairs]
+    return Plan("filter2d", reference, {"cases": [{"x": x, "h": h} for x, h in pairs]}, {"cases": expected})
 
 
 def judge_filter2d(plan: Plan, record: dict) -> Verdict:
     ref = plan.reference
-    name = record.get("origin", {}).get("name", "your function")
-    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
-                                                         len(plan.inputs["cases"])))
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
-                                              strict=True)):
+    name, bad = _start(plan, record, "your function")
+    if bad:
+        return bad
+    for ci, case, exp, got in _cases(plan, record):
         x, h = case["x"], case["h"]
         where = (f"{name}(x, h) with x =\n{_show(x)}\nand h =\n{_show(h)}\n[case {ci + 1} of "
                  f"{len(plan.inputs['cases'])}]")
-        if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
-        if bad:
+        if bad := _ran_badly(name, where, ci, got, "x or h in place; compute a new array"):
             return bad
-        if got["mutated"]:
-            return Verdict(False, message=f"{where}: your function changed x or h in place; compute a new array")
         flipped = "rotated by 180°" if ref == "correlate" else "as it is"
+        fix = "rotate it by 180° (both axes)" if ref == "convolve" else "use h as it is"
         problem = compare("the result", got["value"], exp["y"], rtol=1e-9, candidates=[
             (exp["other"], ("the kernel is not flipped: a convolution uses h rotated by 180° (h[::-1, ::-1]); "
                             "without the flip you computed a correlation") if ref == "convolve" else
              ("you flipped the kernel (h[::-1, ::-1]), which makes a convolution; the correlation that CNN layers "
               "compute uses h as it is")),
-            (exp["rows"], "the kernel is flipped along the rows only (h[::-1, :]); "
-                          + ("rotate it by 180° (both axes)" if ref == "convolve" else "use h as it is")),
-            (exp["cols"], "the kernel is flipped along the columns only (h[:, ::-1]); "
-                          + ("rotate it by 180° (both axes)" if ref == "convolve" else "use h as it is")),
+            (exp["rows"], f"the kernel is flipped along the rows only (h[::-1, :]); {fix}"),
+            (exp["cols"], f"the kernel is flipped along the columns only (h[:, ::-1]); {fix}"),
         ])
         if problem:
-            g = checks._as_array(got["value"])
+            g = _as_array(got["value"])
             hh, hw = x.shape[0] - h.shape[0] + 1, x.shape[1] - h.shape[1] + 1
             if g is not None and g.shape == x.shape and g.shape != (hh, hw):
                 problem += (f"\n  likely cause: the output has the input's size {x.shape}; without padding only "
@@ -164,28 +160,9 @@ def judge_filter2d(plan: Plan, record: dict) -> Verdict:
 # --------------------------------------------------------------------------- im2col / col2im
 
 
-def _im2col_ref(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, **options: Any) -> np.ndarray:
-    from dlcore.nn.im2col import im2col
-    return np.asarray(im2col(x, (kh, kw), stride, pad, **options))
-
-
-def _col2im_ref(col: np.ndarray, x_shape: tuple, kh: int, kw: int, stride: int, pad: int,
-                **options: Any) -> np.ndarray:
-    from dlcore.nn.im2col import col2im
-    return np.asarray(col2im(col, x_shape, (kh, kw), stride, pad, **options))
-
-
-def _out_size(h: int, w: int, kh: int, kw: int, stride: int, pad: int) -> tuple[int, int]:
-    return (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-
-
-def _geometry_cases(cases: Any) -> list[tuple[tuple[int, ...], int, int, int, int]]:
-    out = []
-    for c in cases:
-        shape, kh, kw, *rest = c
-        stride, pad = (list(rest) + [1, 0])[:2] if len(rest) < 2 else rest[:2]
-        out.append((tuple(int(s) for s in shape), int(kh), int(kw), int(stride), int(pad)))
-    return out
+def _geometry(shape: Any, kh: int, kw: int, stride: int = 1, pad: int = 0) -> tuple:
+    """One case of ``cases=[(x_shape, KH, KW, stride, pad), ...]`` (stride and pad may be left out), as ints."""
+    return tuple(int(s) for s in shape), int(kh), int(kw), int(stride), int(pad)
 
 
 def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2, 3, 5, 5), 3, 3, 1, 0),),
@@ -193,62 +170,14 @@ def plan_im2col(reference: str = "dlcore.nn.im2col.im2col", *, cases: Any = (((2
     """``im2col(x, kh, kw, stride, pad)`` on seeded x for every (x_shape, KH, KW, stride, pad) in ``cases``."""
     rng = np.random.default_rng(seed)
     planned, expected = [], []
-    for shape, kh, kw, stride, pad in _geometry_cases(cases):
+    for shape, kh, kw, stride, pad in (_geometry(*c) for c in cases):
         x = np.round(rng.standard_normal(shape), 3)
-        col = _im2col_ref(x, kh, kw, stride, pad)
+        col = im2col(x, (kh, kw), stride, pad)
         y = np.round(rng.standard_normal(col.shape), 3)
         planned.append({"x": x, "kh": kh, "kw": kw, "stride": stride, "pad": pad})
-        expected.append({"col": col, "last": _im2col_ref(x, kh, kw, stride, pad, channels_last=True), "y": y,
-                         "adjoint": float(np.sum(x * _col2im_ref(y, shape, kh, kw, stride, pad)))})
+        expected.append({"col": col, "last": im2col(x, (kh, kw), stride, pad, channels_last=True), "y": y,
+                         "adjoint": float(np.sum(x * col2im(y, shape, (kh, kw), stride, pad)))})
     return Plan("im2col", reference, {"cases": planned, "reference": "im2col"}, {"cases": expected})
-
-
-def judge_im2col(plan: Plan, record: dict) -> Verdict:
-    name = record.get("origin", {}).get("name", "im2col")
-    bad = _delegated(record.get("origin", {}), plan.reference)
-    if bad:
-        return bad
-    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
-                                                         len(plan.inputs["cases"])))
-    sums = []
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
-                                              strict=True)):
-        x, kh, kw, s, p = case["x"], case["kh"], case["kw"], case["stride"], case["pad"]
-        n, c, h, w = x.shape
-        oh, ow = _out_size(h, w, kh, kw, s, p)
-        where = (f"{name}(x of shape {x.shape}, {_geometry(kh, kw, s, p)}) "
-                 f"[case {ci + 1} of {len(plan.inputs['cases'])}]")
-        if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
-        if bad:
-            return bad
-        if got["mutated"]:
-            return Verdict(False, message=f"{where}: your function changed x in place; compute a new array")
-        problem = compare("the column matrix", got["value"], exp["col"], rtol=1e-12, candidates=[
-            (exp["last"], "the columns are ordered (i, j, c), channels last; expected (c, i, j): each row is the "
-                          "patch x_pad[n, :, p·s : p·s + KH, q·s : q·s + KW] flattened as it is, (C, KH, KW)"),
-        ])
-        if problem:
-            g = checks._as_array(got["value"])
-            if g is not None and g.ndim == 2 and g.shape != exp["col"].shape:
-                nopad = _out_size(h, w, kh, kw, s, 0) if p else None
-                nostride = _out_size(h, w, kh, kw, 1, p) if s != 1 else None
-                if nopad and g.shape[0] == n * nopad[0] * nopad[1]:
-                    problem += f"\n  likely cause: the padding pad={p} is ignored (pad x with np.pad first)"
-                elif nostride and g.shape[0] == n * nostride[0] * nostride[1]:
-                    problem += f"\n  likely cause: the stride {s} is ignored (windows start at p·s, q·s)"
-            return Verdict(False, message=(
-                f"{where}:\n- {problem}\n  formula: col[(n, p, q), (c, i, j)] = x_pad[n, c, p·s + i, q·s + j], "
-                f"shape (N·OH·OW, C·KH·KW) = ({n * oh * ow}, {c * kh * kw}), OH = (H + 2·pad − KH) // s + 1 = {oh}"))
-        lhs = float(np.sum(np.asarray(got["value"], dtype="float64") * exp["y"]))
-        if not np.isclose(lhs, exp["adjoint"], rtol=1e-9, atol=1e-9):
-            return Verdict(False, message=f"{where}: ⟨im2col(x), y⟩ = {lhs:.9g} but ⟨x, col2im(y)⟩ = "
-                                          f"{exp['adjoint']:.9g}: the adjoint identity fails")
-        sums.append(lhs)
-    return Verdict(True, summary=(f"{name}: matches dlcore on {len(sums)} geometries (stride, padding), and "
-                                  f"⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ holds (e.g. {sums[0]:.6g})"))
 
 
 def _col2im_assign(col: np.ndarray, x_shape: tuple, kh: int, kw: int, s: int, p: int) -> np.ndarray:
@@ -268,68 +197,96 @@ def plan_col2im(reference: str = "dlcore.nn.im2col.col2im", *, cases: Any = (((2
     """``col2im(col, x_shape, kh, kw, stride, pad)`` on seeded col for every geometry in ``cases``."""
     rng = np.random.default_rng(seed)
     planned, expected = [], []
-    for shape, kh, kw, stride, pad in _geometry_cases(cases):
+    for shape, kh, kw, stride, pad in (_geometry(*c) for c in cases):
         n, c, h, w = shape
         oh, ow = _out_size(h, w, kh, kw, stride, pad)
         col = np.round(rng.standard_normal((n * oh * ow, c * kh * kw)), 3)
         x = np.round(rng.standard_normal(shape), 3)
-        dx = _col2im_ref(col, shape, kh, kw, stride, pad)
         planned.append({"col": col, "x_shape": list(shape), "kh": kh, "kw": kw, "stride": stride, "pad": pad})
-        padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
-        for i in range(kh):
-            for j in range(kw):
-                padded[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
-                    col.reshape(n, oh, ow, c, kh, kw)[:, :, :, :, i, j].transpose(0, 3, 1, 2)
-        expected.append({"dx": dx, "padded": padded, "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
-                         "last": _col2im_ref(col, shape, kh, kw, stride, pad, channels_last=True), "x": x,
-                         "adjoint": float(np.sum(_im2col_ref(x, kh, kw, stride, pad) * col))})
+        expected.append({"dx": col2im(col, shape, (kh, kw), stride, pad), "x": x,
+                         "assign": _col2im_assign(col, shape, kh, kw, stride, pad),
+                         "last": col2im(col, shape, (kh, kw), stride, pad, channels_last=True),
+                         "adjoint": float(np.sum(im2col(x, (kh, kw), stride, pad) * col))})
     return Plan("col2im", reference, {"cases": planned, "reference": "col2im"}, {"cases": expected})
 
 
-def judge_col2im(plan: Plan, record: dict) -> Verdict:
-    name = record.get("origin", {}).get("name", "col2im")
-    bad = _delegated(record.get("origin", {}), plan.reference)
+def _im2col_cause(g: np.ndarray, exp: dict, shape: tuple, kh: int, kw: int, s: int, p: int) -> str | None:
+    """A column matrix with the rows of another geometry: the padding or the stride was ignored."""
+    n, _, h, w = shape
+    if g.ndim != 2 or g.shape == exp["col"].shape:
+        return None
+    (nopad_h, nopad_w), (nostride_h, nostride_w) = _out_size(h, w, kh, kw, s, 0), _out_size(h, w, kh, kw, 1, p)
+    if p and g.shape[0] == n * nopad_h * nopad_w:
+        return f"the padding pad={p} is ignored (pad x with np.pad first)"
+    if s != 1 and g.shape[0] == n * nostride_h * nostride_w:
+        return f"the stride {s} is ignored (windows start at p·s, q·s)"
+    return None
+
+
+def _col2im_cause(g: np.ndarray, exp: dict, shape: tuple, kh: int, kw: int, s: int, p: int) -> str | None:
+    """An image gradient of the padded shape: the padding was not cut off."""
+    n, c, h, w = shape
+    if p and g.shape == (n, c, h + 2 * p, w + 2 * p):
+        return (f"the padding is not removed: you returned x_pad of shape {g.shape}; cut it off, "
+                f"x_pad[:, :, {p}:{p} + H, {p}:{p} + W]")
+    return None
+
+
+#: What differs between the im2col and col2im checks: the student's input, the compared result (its label, its
+#: key in expected, the known mistakes), the shape-based cause, the formula, the adjoint identity's failure.
+_PATCHES = {
+    "im2col": {
+        "given": "x", "label": "the column matrix", "want": "col", "cause": _im2col_cause, "other": "y",
+        "mistakes": [("last", "the columns are ordered (i, j, c), channels last; expected (c, i, j): each row is the "
+                              "patch x_pad[n, :, p·s : p·s + KH, q·s : q·s + KW] flattened as it is, (C, KH, KW)")],
+        "formula": "col[(n, p, q), (c, i, j)] = x_pad[n, c, p·s + i, q·s + j], shape (N·OH·OW, C·KH·KW) = "
+                   "({rows}, {cols}), OH = (H + 2·pad − KH) // s + 1 = {oh}",
+        "adjoint": "⟨im2col(x), y⟩ = {got:.9g} but ⟨x, col2im(y)⟩ = {want:.9g}: the adjoint identity fails"},
+    "col2im": {
+        "given": "col", "label": "the image gradient", "want": "dx", "cause": _col2im_cause, "other": "x",
+        "mistakes": [("assign", "overlapping windows overwrite each other: add every patch back with += (an entry "
+                                "that lies in several windows collects all their values)"),
+                     ("last", "the columns are read as (i, j, c), channels last; they are (c, i, j): reshape each "
+                              "row to (C, KH, KW)")],
+        "formula": "dx_pad[n, c, p·s + i, q·s + j] += col[(n, p, q), (c, i, j)], then dx = dx_pad without its padding",
+        "adjoint": "⟨x, col2im(y)⟩ = {got:.9g} but ⟨im2col(x), y⟩ = {want:.9g}: col2im is not the adjoint "
+                   "(transpose) of im2col"},
+}
+
+
+def judge_im2col(plan: Plan, record: dict) -> Verdict:
+    """im2col or col2im (:data:`_PATCHES` by the plan's kind): the result against dlcore's on every geometry, then
+    the adjoint identity ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ with the plan's other operand and dlcore's other function."""
+    kind, spec = plan.kind, _PATCHES[plan.kind]
+    name, bad = _start(plan, record, kind)
     if bad:
         return bad
-    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
-                                                         len(plan.inputs["cases"])))
     sums = []
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
-                                              strict=True)):
-        kh, kw, s, p = case["kh"], case["kw"], case["stride"], case["pad"]
-        shape = tuple(case["x_shape"])
-        where = (f"{name}(col of shape {case['col'].shape}, x_shape={shape}, {_geometry(kh, kw, s, p)}) "
-                 f"[case {ci + 1} of {len(plan.inputs['cases'])}]")
-        if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
-        if bad:
+    for ci, case, exp, got in _cases(plan, record):
+        kh, kw, s, p, given = case["kh"], case["kw"], case["stride"], case["pad"], case[spec["given"]]
+        shape = tuple(case.get("x_shape", given.shape))
+        n, c, h, w = shape
+        oh, ow = _out_size(h, w, kh, kw, s, p)
+        where = (f"{name}({spec['given']} of shape {given.shape}{'' if kind == 'im2col' else f', x_shape={shape}'}, "
+                 f"KH={kh}, KW={kw}, stride={s}, pad={p}) [case {ci + 1} of {len(plan.inputs['cases'])}]")
+        if bad := _ran_badly(name, where, ci, got, f"{spec['given']} in place; compute a new array"):
             return bad
-        if got["mutated"]:
-            return Verdict(False, message=f"{where}: your function changed col in place; compute a new array")
-        problem = compare("the image gradient", got["value"], exp["dx"], rtol=1e-12, candidates=[
-            (exp["assign"], "overlapping windows overwrite each other: add every patch back with += "
-                            "(an entry that lies in several windows collects all their values)"),
-            (exp["last"], "the columns are read as (i, j, c), channels last; they are (c, i, j): reshape each row "
-                          "to (C, KH, KW)"),
-        ])
-        if problem:
-            g = checks._as_array(got["value"])
-            if g is not None and p and g.shape == exp["padded"].shape:
-                cause = ("the padding is not removed: you returned x_pad of shape "
-                         f"{g.shape}; cut it off, x_pad[:, :, {p}:{p} + H, {p}:{p} + W]")
-                problem += f"\n  likely cause: {cause}"
-            return Verdict(False, message=(
-                f"{where}:\n- {problem}\n  formula: dx_pad[n, c, p·s + i, q·s + j] += col[(n, p, q), (c, i, j)], "
-                "then dx = dx_pad without its padding"))
-        rhs = float(np.sum(exp["x"] * np.asarray(got["value"], dtype="float64")))
-        if not np.isclose(rhs, exp["adjoint"], rtol=1e-9, atol=1e-9):
-            return Verdict(False, message=f"{where}: ⟨x, col2im(y)⟩ = {rhs:.9g} but ⟨im2col(x), y⟩ = "
-                                          f"{exp['adjoint']:.9g}: col2im is not the adjoint (transpose) of im2col")
-        sums.append(rhs)
-    return Verdict(True, summary=(f"{name}: matches dlcore on {len(sums)} geometries, and ⟨x, col2im(y)⟩ = "
-                                  f"⟨im2col(x), y⟩ (dlcore's im2col) holds (e.g. {sums[0]:.6g})"))
+        if problem := compare(spec["label"], got["value"], exp[spec["want"]], rtol=1e-12,
+                              candidates=[(exp[key], why) for key, why in spec["mistakes"]]):
+            g = _as_array(got["value"])
+            cause = None if g is None else spec["cause"](g, exp, shape, kh, kw, s, p)
+            formula = spec["formula"].format(rows=n * oh * ow, cols=c * kh * kw, oh=oh)
+            return Verdict(False, message=(f"{where}:\n- {problem}" + (f"\n  likely cause: {cause}" if cause else "")
+                                           + f"\n  formula: {formula}"))
+        dot = float(np.sum(np.asarray(got["value"], dtype="float64") * exp[spec["other"]]))
+        if not np.isclose(dot, exp["adjoint"], rtol=1e-9, atol=1e-9):
+            return Verdict(False, message=f"{where}: " + spec["adjoint"].format(got=dot, want=exp["adjoint"]))
+        sums.append(dot)
+    return Verdict(True, summary=f"{name}: matches dlcore on {len(sums)} geometries (stride, padding), and "
+                                 f"⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩ holds (e.g. {sums[0]:.6g})")
+
+
+judge_col2im = judge_im2col
 
 
 # --------------------------------------------------------------------------- Conv2D, MaxPool2D, AvgPool2D
@@ -348,64 +305,55 @@ _LAYER_FORMULAS = {
 }
 
 
-def _layer_causes(name: str, plan: checks.LayerPlan, case: dict) -> dict[str, list[tuple[Any, str]]]:
-    """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W", "b") for one case."""
-    from dlcore import nn
+#: core.judge_layer finds a layer's formulas by its name here: the CNN layers' are registered with the others.
+_FORMULAS.update(_LAYER_FORMULAS)
 
+
+def _layer_causes(lp: Plan, case: dict, exp: dict) -> dict[str, list[tuple[Any, str]]]:
+    """(value a known mistake gives, explanation) per quantity ("forward", "dx", "W") for one case of the layer
+    plan ``lp`` (grader.trusted.plans.core.plan_layer's)."""
+    name, args, kwargs = lp.info["name"], lp.inputs["args"], lp.inputs["kwargs"]
     x, dy = case["inputs"][0], case["dy"]
-    out: dict[str, list[tuple[Any, str]]] = {"forward": [], "dx": [], "W": [], "b": []}
 
-    def run(cls: Any, params: dict) -> tuple[np.ndarray, np.ndarray, dict]:
-        layer = cls(*plan.args, **plan.kwargs)
+    def run(cls: Any, params: dict) -> tuple[np.ndarray, np.ndarray]:
+        layer = cls(*args, **kwargs)
         for k, v in params.items():
             layer.params[k] = v.copy()
-        y = np.asarray(layer.forward(x.copy()))
-        dx = np.asarray(layer.backward(dy.copy()))
-        return y, dx, {k: np.asarray(v) for k, v in layer.grads.items()}
+        return np.asarray(layer.forward(x.copy())), np.asarray(layer.backward(dy.copy()))
 
     if name == "Conv2D":
-        w = plan.params["W"]
-        flipped = dict(plan.params, W=w[:, :, ::-1, ::-1].copy())
-        y_f, dx_f, _ = run(nn.Conv2D, flipped)
-        out["forward"].append((y_f, "forward flips the kernel (a true convolution); a CNN layer computes the "
-                                    "correlation with W as it is: y = col · W_matᵀ + b"))
-        out["dx"].append((dx_f, "dx uses the kernel flipped the wrong way: dL/dx is the full convolution of dY with "
-                                "W, i.e. the padded dY correlated with W rotated by 180°; simplest: "
-                                "dx = col2im(dY_mat · W_mat) with W as it is (no flip at all)"))
-        dw = case["grads"]["W"]
+        w, dw = lp.inputs["params"]["W"], exp["grads"]["W"]
+        y_f, dx_f = run(nn.Conv2D, dict(lp.inputs["params"], W=w[:, :, ::-1, ::-1].copy()))
         co, ci, kh, kw = dw.shape
-        out["W"] += [
-            (dw[:, :, ::-1, ::-1], "dW is rotated by 180° (kernel flipped): dW[o, c, i, j] = Σ dY[n, o, p, q] · "
-                                   "x_pad[n, c, p·s + i, q·s + j], no flip"),
-            (dw.transpose(1, 0, 2, 3), "dW has its channel axes swapped (C_in, C_out, …): dW_mat = dY_matᵀ · col "
-                                       "has shape (C_out, C_in·KH·KW); reshape it to (C_out, C_in, KH, KW) — do not "
-                                       "transpose"),
-            (dw.reshape(co, -1).T.reshape(co, ci, kh, kw), "dW was reshaped from colᵀ · dY_mat (shape "
-                                                           "(C_in·KH·KW, C_out)) without transposing it first"),
-            (dw.transpose(0, 1, 3, 2), "dW has the kernel's row and column axes (KH, KW) swapped"),
-        ]
-    elif name in ("MaxPool2D", "AvgPool2D"):
-        k = plan.args[0] if plan.args else plan.kwargs.get("kernel_size")
-        kh, kw = (k, k) if isinstance(k, int) else tuple(k)
-        y_avg, dx_avg, _ = run(nn.AvgPool2D, {})
-        y_max, dx_max, _ = run(nn.MaxPool2D, {})
-        if name == "MaxPool2D":
-            out["dx"] += [
-                (dx_avg * (kh * kw), "backward routes dL/dy to every cell of the window; only the window's maximum "
-                                     "(its argmax) gets the gradient, the other cells get 0"),
-                (dx_avg, "backward spreads dL/dy evenly over the window (that is average pooling); only the argmax "
-                         "gets it, undivided"),
-            ]
-            out["forward"].append((y_avg, "forward averages the window; max-pooling takes its maximum"))
-        else:
-            out["dx"] += [
-                (dx_avg * (kh * kw), f"backward misses the factor 1/(KH·KW) = 1/{kh * kw}: every cell of the window "
-                                     "gets dL/dy / (KH·KW)"),
-                (dx_max, "backward routes the gradient to the maximum; average pooling spreads it evenly"),
-            ]
-            out["forward"] += [(y_avg * (kh * kw), f"forward sums the window; divide by KH·KW = {kh * kw}"),
-                               (y_max, "forward takes the maximum; average pooling takes the mean")]
-    return out
+        return {"forward": [(y_f, "forward flips the kernel (a true convolution); a CNN layer computes the "
+                                  "correlation with W as it is: y = col · W_matᵀ + b")],
+                "dx": [(dx_f, "dx uses the kernel flipped the wrong way: dL/dx is the full convolution of dY with "
+                              "W, i.e. the padded dY correlated with W rotated by 180°; simplest: "
+                              "dx = col2im(dY_mat · W_mat) with W as it is (no flip at all)")],
+                "W": [(dw[:, :, ::-1, ::-1], "dW is rotated by 180° (kernel flipped): dW[o, c, i, j] = "
+                                             "Σ dY[n, o, p, q] · x_pad[n, c, p·s + i, q·s + j], no flip"),
+                      (dw.transpose(1, 0, 2, 3), "dW has its channel axes swapped (C_in, C_out, …): dW_mat = "
+                                                 "dY_matᵀ · col has shape (C_out, C_in·KH·KW); reshape it to "
+                                                 "(C_out, C_in, KH, KW) — do not transpose"),
+                      (dw.reshape(co, -1).T.reshape(co, ci, kh, kw),
+                       "dW was reshaped from colᵀ · dY_mat (shape (C_in·KH·KW, C_out)) without transposing it first"),
+                      (dw.transpose(0, 1, 3, 2), "dW has the kernel's row and column axes (KH, KW) swapped")]}
+    if name not in ("MaxPool2D", "AvgPool2D"):
+        return {}
+    k = args[0] if args else kwargs.get("kernel_size")
+    kh, kw = (k, k) if isinstance(k, int) else tuple(k)
+    (y_avg, dx_avg), (y_max, dx_max) = run(nn.AvgPool2D, {}), run(nn.MaxPool2D, {})
+    if name == "MaxPool2D":
+        return {"forward": [(y_avg, "forward averages the window; max-pooling takes its maximum")],
+                "dx": [(dx_avg * (kh * kw), "backward routes dL/dy to every cell of the window; only the window's "
+                                            "maximum (its argmax) gets the gradient, the other cells get 0"),
+                       (dx_avg, "backward spreads dL/dy evenly over the window (that is average pooling); only the "
+                                "argmax gets it, undivided")]}
+    return {"forward": [(y_avg * (kh * kw), f"forward sums the window; divide by KH·KW = {kh * kw}"),
+                        (y_max, "forward takes the maximum; average pooling takes the mean")],
+            "dx": [(dx_avg * (kh * kw), f"backward misses the factor 1/(KH·KW) = 1/{kh * kw}: every cell of the "
+                                        "window gets dL/dy / (KH·KW)"),
+                   (dx_max, "backward routes the gradient to the maximum; average pooling spreads it evenly")]}
 
 
 def plan_cnn_layer(reference: str, *, args: Any = (), kwargs: Any = None, shapes: Any = ((2, 1, 5, 5),),
@@ -415,89 +363,69 @@ def plan_cnn_layer(reference: str, *, args: Any = (), kwargs: Any = None, shapes
     Same options as ``check_layer``: the layer is built with ``args``/``kwargs`` on seeded float64
     parameters and run on seeded inputs of every shape in ``shapes``.
     """
-    lp = checks.plan_layer(reference, args=tuple(args), kwargs=dict(kwargs or {}), shapes=shapes, seed=seed)
-    with checks._quiet(stdout=True):
-        causes = [_layer_causes(lp.name, lp, case) for case in lp.cases]
-    inputs = {"args": list(lp.args), "kwargs": dict(lp.kwargs), "params": {k: v.copy() for k, v in lp.params.items()},
-              "cases": [{"inputs": [a.copy() for a in c["inputs"]], "dy": c["dy"].copy()} for c in lp.cases],
-              "helpers": ["im2col", "col2im"] if lp.name == "Conv2D" else [], "reference": lp.name}
-    expected = {"layer": dataclasses.asdict(lp),
-                "causes": [{k: [[v, why] for v, why in lst] for k, lst in c.items()} for c in causes]}
-    return Plan("cnn_layer", reference, inputs, expected, {"name": lp.name})
+    lp = core.plan_layer(reference, args=tuple(args), kwargs=dict(kwargs or {}), shapes=shapes, seed=seed)
+    name = lp.info["name"]
+    with _quiet():
+        causes = [_layer_causes(lp, case, exp) for case, exp in zip(lp.inputs["cases"], lp.expected["cases"],
+                                                                    strict=True)]
+    inputs = {"args": lp.inputs["args"], "kwargs": lp.inputs["kwargs"], "params": lp.inputs["params"],
+              "cases": lp.inputs["cases"], "helpers": ["im2col", "col2im"] if name == "Conv2D" else [],
+              "reference": name}
+    expected = {"layer": lp, "causes": causes}
+    return Plan("cnn_layer", reference, inputs, expected, {"name": name})
 
 
 def judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
-    return _with_helpers(_judge_cnn_layer(plan, record), record)
+    """The layer check (grader.trusted.plans.core.judge_layer on the layer plan in ``plan.expected``) with the CNN
+    causes; says which earlier exercises were replaced by the grader's own while the layer was checked."""
+    verdict = _judge_cnn_layer(plan.expected["layer"], plan.expected["causes"], record)
+    if used := record.get("substituted"):
+        note = f"run with the grader's {' and '.join(used)}, so that only this exercise counts here"
+        verdict = (dataclasses.replace(verdict, summary=f"{verdict.summary} ({note})") if verdict.ok
+                   else dataclasses.replace(verdict, message=f"{verdict.message}\n{note}"))
+    return verdict
 
 
-def _judge_cnn_layer(plan: Plan, record: dict) -> Verdict:
-    lp = checks.LayerPlan(**plan.expected["layer"])
-    fields = {f.name for f in dataclasses.fields(checks.LayerRecord)}
-    rec = checks.LayerRecord(**{k: v for k, v in record.items() if k in fields})
-    name = rec.provenance.get("name", lp.name)
-    formulas = _LAYER_FORMULAS.get(lp.name, {})
+def _judge_cnn_layer(lp: Plan, all_causes: list, record: dict) -> Verdict:
+    name = (record.get("provenance") or {}).get("name", lp.info["name"])
     if record.get("warnings"):
         return Verdict(False, message=(
             f"{name}: NumPy warned inside your layer ({'; '.join(record['warnings'][:3])}); the exercise forbids "
             "computations that overflow or divide by zero, so this counts as a failure"))
-    previous = checks._FORMULAS.get(lp.name)
-    checks._FORMULAS[lp.name] = formulas
-    try:
-        verdict = checks.judge_layer(lp, rec)
-    finally:
-        if previous is None:
-            checks._FORMULAS.pop(lp.name, None)
-        else:
-            checks._FORMULAS[lp.name] = previous
-    if verdict.ok or len(rec.cases) != len(lp.cases):
+    verdict = core.judge_layer(lp, record)
+    if verdict.ok or len(record["cases"]) != len(lp.inputs["cases"]):
         return verdict
-    extra = []
-    for case, got, causes in zip(lp.cases, rec.cases, plan.expected["causes"], strict=False):
+    found = []
+    for case, exp, got, causes in zip(lp.inputs["cases"], lp.expected["cases"], record["cases"], all_causes,
+                                      strict=False):
         if got.get("forward_error") or got.get("backward_error"):
             break
-        found = []
-        y = got.get("forward")
-        why = _cause(y, [tuple(c) for c in causes.get("forward", [])]) if y is not None else None
-        if why:
+        if why := _cause(got.get("forward"), causes.get("forward", [])):
             found.append(f"forward: {why}")
         back = got.get("backward") or []
         if not why and back:
-            why = _cause(back[0], [tuple(c) for c in causes.get("dx", [])])
-            if why:
+            if why := _cause(back[0], causes.get("dx", [])):
                 found.append(f"dx: {why}")
         for key in ("W", "b"):
             g = got.get("grads", {}).get(key)
-            if g is None or key not in case["grads"]:
+            if g is None or key not in exp["grads"]:
                 continue
-            why = _cause(g, [tuple(c) for c in causes.get(key, [])])
-            if why:
+            if why := _cause(g, causes.get(key, [])):
                 found.append(f"d{key}: {why}")
-            elif key == "b" and np.shape(g) != case["grads"]["b"].shape and np.ndim(g) > 1:
+            elif key == "b" and np.shape(g) != exp["grads"]["b"].shape and np.ndim(g) > 1:
                 found.append("db: sum dY over the batch and both spatial axes, np.sum(dy, axis=(0, 2, 3)), to get "
-                             f"shape {case['grads']['b'].shape}")
-        if found:
-            extra = found
+                             f"shape {exp['grads']['b'].shape}")
+        one_case = dataclasses.replace(lp, inputs={**lp.inputs, "cases": [case]},
+                                       expected={**lp.expected, "cases": [exp]})
+        if found or not core.judge_layer(one_case, {**record, "cases": [got]}).ok:
             break
-        if not checks.judge_layer(dataclasses.replace(lp, cases=[case]), dataclasses.replace(rec, cases=[got])).ok:
-            break
-    if extra:
-        # the specific causes replace the generic guesses ("12 of 96 entries differ", "off by a constant factor")
-        kept = [line for line in verdict.message.split("\n")
-                if not re.match(r"\s*likely cause: (\d+ of \d+ entries differ|off by a constant factor)", line)]
-        return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in extra),
-                       worst=verdict.worst)
-    return verdict
-
-
-def _with_helpers(verdict: Verdict, record: dict) -> Verdict:
-    """Say which earlier exercises were replaced by the grader's own while the layer was checked."""
-    used = record.get("substituted") or []
-    if not used:
+    if not found:
         return verdict
-    note = f" (run with the grader's {' and '.join(used)}, so that only this exercise counts here)"
-    if verdict.ok:
-        return Verdict(True, summary=verdict.summary + note, worst=verdict.worst)
-    return Verdict(False, message=verdict.message + "\n" + note.strip(" ()"), worst=verdict.worst)
+    # the specific causes replace the generic guesses ("12 of 96 entries differ", "off by a constant factor")
+    kept = [line for line in verdict.message.split("\n")
+            if not re.match(r"\s*likely cause: (\d+ of \d+ entries differ|off by a constant factor)", line)]
+    return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in found),
+                   worst=verdict.worst)
 
 
 # --------------------------------------------------------------------------- translation invariance
@@ -513,11 +441,9 @@ def _invariance(x: np.ndarray, k: int, s: int, shifter: Any = _shift_right, pool
                 zeros: bool = False, count: bool = False) -> float:
     """The fraction of responses unchanged by the shift, over those non-zero before or after it (the reference
     when the options are left alone; the options give the results of known mistakes)."""
-    from dlcore.nn import MaxPool2D
-
     a, b = x, shifter(x, s)
     if pooled:
-        a, b = np.asarray(MaxPool2D(k).forward(a)), np.asarray(MaxPool2D(k).forward(b))
+        a, b = np.asarray(nn.MaxPool2D(k).forward(a)), np.asarray(nn.MaxPool2D(k).forward(b))
     same = a == b
     if not zeros:
         same = same[(a != 0) | (b != 0)]
@@ -565,25 +491,17 @@ def plan_translation_invariance(reference: str = "translation_invariance", *, sh
 
 
 def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
-    name = record.get("origin", {}).get("name", "your function")
-    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
-                                                         len(plan.inputs["cases"])))
+    name, bad = _start(plan, record, "your function")
+    if bad:
+        return bad
     values = []
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
-                                              strict=True)):
+    for ci, case, exp, got in _cases(plan, record):
         where = (f"{name}(x of shape {case['x'].shape}, pool=max-pooling {case['pool']}×{case['pool']}, "
                  f"shift={case['shift']}) [case {ci + 1} of {len(plan.inputs['cases'])}]")
-        if got["error"]:
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        bad = _warned(name, got["warnings"], f"(case {ci + 1})")
-        if bad:
+        if bad := _ran_badly(name, where, ci, got, "x in place; shift a copy"):
             return bad
-        if got["mutated"]:
-            return Verdict(False, message=f"{where}: your function changed x in place; shift a copy")
         v = got["value"]
-        if isinstance(v, list) or (isinstance(v, np.ndarray) and v.size != 1) or not isinstance(
-                v, (int, float, np.ndarray)) or isinstance(v, bool):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.ndarray)) or np.size(v) != 1:
             return Verdict(False, message=f"{where}: expected one number (a fraction in [0, 1]), got {v!r:.80}")
         v = float(np.asarray(v))
         if not np.isclose(v, exp["value"], rtol=0, atol=1e-12):
@@ -600,43 +518,31 @@ def judge_translation_invariance(plan: Plan, record: dict) -> Verdict:
 # --------------------------------------------------------------------------- networks (LeNet, residual block)
 
 
+#: A layer config is [its name, *its arguments]; the arguments' names ("" where positional) in messages.
+_CONFIG_ARGS = {"Conv2D": ("", "", "kernel_size", "stride", "padding"), "Affine": ("", ""),
+                "MaxPool2D": ("kernel_size", "stride", "padding")}
+
+
 def _describe_config(c: list) -> str:
-    kind = c[0]
-    if kind == "Conv2D":
-        return f"Conv2D({c[1]}, {c[2]}, kernel_size={c[3]}, stride={c[4]}, padding={c[5]})"
-    if kind == "MaxPool2D":
-        return f"MaxPool2D(kernel_size={c[1]}, stride={c[2]}, padding={c[3]})"
-    if kind == "Affine":
-        return f"Affine({c[1]}, {c[2]})"
-    return f"{kind}()"
+    names = _CONFIG_ARGS.get(c[0], ())
+    return f"{c[0]}({', '.join(f'{n}={v}' if n else str(v) for n, v in zip(names, c[1:], strict=False))})"
 
 
 def _dl_layer(c: list) -> Any:
-    from dlcore import nn
-
-    kind = c[0]
-    if kind == "Conv2D":
-        return nn.Conv2D(c[1], c[2], c[3], c[4], c[5], dtype="float64")
-    if kind == "MaxPool2D":
-        return nn.MaxPool2D(c[1], c[2], c[3])
-    if kind == "Affine":
-        return nn.Affine(c[1], c[2], dtype="float64")
-    return {"ReLU": nn.ReLU, "Flatten": nn.Flatten}[kind]()
+    """dlcore's layer for a config (float64 parameters)."""
+    return getattr(nn, c[0])(*c[1:], **({"dtype": "float64"} if c[0] in ("Conv2D", "Affine") else {}))
 
 
-def lenet_configs(c1: int = 16, c2: int = 32, n_classes: int = 10, size: int = 8) -> list:
-    """The chapter's LeNet: conv3×3 (pad 1) → ReLU → max-pool 2 → conv3×3 (pad 1) → ReLU → max-pool 2
-    → flatten → affine."""
+def lenet_configs(c1: int = 16, c2: int = 32, n_classes: int = 10) -> list:
+    """The chapter's LeNet for 8×8 digits: conv3×3 (pad 1) → ReLU → max-pool 2 → conv3×3 (pad 1) → ReLU →
+    max-pool 2 → flatten → affine (c2 · 2 · 2 inputs)."""
     return [["Conv2D", 1, c1, 3, 1, 1], ["ReLU"], ["MaxPool2D", 2, 2, 0], ["Conv2D", c1, c2, 3, 1, 1], ["ReLU"],
-            ["MaxPool2D", 2, 2, 0], ["Flatten"], ["Affine", c2 * (size // 4) ** 2, n_classes]]
+            ["MaxPool2D", 2, 2, 0], ["Flatten"], ["Affine", c2 * 4, n_classes]]
 
 
 def _seeded_params(configs: list, rng: np.random.Generator, scale: float = 0.5) -> list:
-    params = []
-    for c in configs:
-        layer = _dl_layer(c)
-        params.append({k: (rng.standard_normal(np.shape(v)) * scale) for k, v in layer.params.items()})
-    return params
+    """Standard normal parameters times ``scale``, one dict per layer (the shapes of dlcore's layers)."""
+    return [{k: rng.standard_normal(np.shape(v)) * scale for k, v in _dl_layer(c).params.items()} for c in configs]
 
 
 def _dl_net(configs: list, params: list) -> list:
@@ -652,11 +558,9 @@ def _net_plan(kind: str, reference: str, configs: list, params: list, shapes: An
     planned, expected = [], []
     for shape in shapes:
         x = rng.standard_normal(tuple(int(v) for v in shape))
-        y, dx, grads, causes, numeric = run(x, None)
-        dy = rng.standard_normal(y.shape)
-        y, dx, grads, causes, numeric = run(x, dy)
+        dy = rng.standard_normal(run(x, None)[0].shape)
         planned.append({"x": x, "dy": dy})
-        expected.append({"y": y, "dx": dx, "grads": grads, "causes": causes, "numeric": numeric})
+        expected.append(dict(zip(("y", "dx", "grads", "causes", "numeric"), run(x, dy), strict=True)))
     inputs = {"configs": configs, "params": params, "cases": planned, **extra_inputs}
     return Plan(kind, reference, inputs, {"cases": expected}, {"seed": seed})
 
@@ -674,29 +578,39 @@ def plan_cnn_network(reference: str = "LeNet", *, kwargs: Any = None, shapes: An
     params = _seeded_params(configs, rng)
 
     def run(x: np.ndarray, dy: Any) -> tuple:
-        with checks._quiet(stdout=True):
-            layers = _dl_net(configs, params)
-            h = x.copy()
-            for layer in layers:
-                h = np.asarray(layer.forward(h))
+        with _quiet():
+            net = nn.Sequential(_dl_net(configs, params))
+            y = np.asarray(net.forward(x.copy()))
             if dy is None:
-                return h, None, None, None, None
-            d = dy.copy()
-            for layer in reversed(layers):
-                d = np.asarray(layer.backward(d))
-            grads = [{k: np.asarray(v) for k, v in layer.grads.items()} for layer in layers]
-            # a known mistake: backward skipping the ReLU layers (their mask)
-            return h, d, grads, {}, None
+                return y, None, None, None, None
+            dx = np.asarray(net.backward(dy.copy()))
+            return y, dx, [{k: np.asarray(v) for k, v in layer.grads.items()} for layer in net], {}, None
 
     return _net_plan("cnn_network", reference, configs, params, shapes, seed, rng, run,
                      {"kwargs": {**kwargs, "rng": 0}})
 
 
-def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
-    name = record.get("origin", {}).get("name", what)
-    bad = _delegated(record.get("origin", {}), plan.reference)
-    if bad:
-        return bad
+#: Per network kind: the student's default name, hints for a wrong forward and a wrong backward, a layer's name.
+_NETWORKS = {
+    "cnn_network": {"name": "LeNet", "forward": "forward calls every layer's forward in order, each on the previous "
+                                                "output",
+                    "backward": "backward calls the layers' backward in REVERSE order, each on the gradient the later "
+                                "layer returned, and returns dL/dx of the first layer",
+                    "layer": lambda i: f"layers[{i}]"},
+    "residual_block": {"name": "ResidualBlock", "forward": "y = ReLU(conv2(ReLU(conv1(x))) + x)",
+                       "backward": "dz = dy · [F(x) + x > 0]; the branch: conv1.backward(relu1.backward("
+                                   "conv2.backward(dz))); return that + dz (the identity shortcut)",
+                       "layer": lambda i: ("conv1", "conv2")[i]},
+}
+
+
+def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
+    """LeNet or the residual block (:data:`_NETWORKS` by the plan's kind): the layers the student built with the
+    grader's ones, then forward, dL/dx and every layer's gradients against dlcore's (and numerical) gradients."""
+    hints = _NETWORKS[plan.kind]
+    name = record.get("origin", {}).get("name", hints["name"])
+    if why := delegation(record.get("origin", {}), plan.reference):
+        return Verdict(False, message=why)
     if record.get("build_error"):
         return Verdict(False, message=f"{name}: building it with the grader's layers (layers=...) failed with "
                                       f"{record['build_error']}")
@@ -704,43 +618,30 @@ def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
         return Verdict(False, message=f"{name}: {record['layers_error']}")
     want, got = plan.inputs["configs"], record.get("configs", [])
     if got != want:
-        lines = []
-        for i in range(max(len(want), len(got))):
-            w = _describe_config(want[i]) if i < len(want) else "(nothing)"
-            g = _describe_config(got[i]) if i < len(got) else "(nothing)"
-            lines.append(f"  {'  ' if w == g else '✗ '}layer {i}: expected {w}, got {g}")
+        pairs = [["(nothing)" if c is None else _describe_config(c) for c in pair] for pair in zip_longest(want, got)]
+        lines = [f"  {'  ' if w == g else '✗ '}layer {i}: expected {w}, got {g}" for i, (w, g) in enumerate(pairs)]
         return Verdict(False, message=f"{name}: the layers are not the ones asked for:\n" + "\n".join(lines))
     if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=checks._incomplete(name, len(record.get("cases", [])),
-                                                         len(plan.inputs["cases"])))
+        return Verdict(False, message=incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"])))
     worst = 0.0
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], record["cases"],
-                                              strict=True)):
+    for ci, case, exp, got in _cases(plan, record):
         where = f"{name} on x of shape {case['x'].shape} (seed {plan.info.get('seed')}, case {ci + 1})"
         if got["warnings"]:
             return Verdict(False, message=f"{where}: NumPy warned inside your code ({'; '.join(got['warnings'][:3])})")
-        if got["forward_error"]:
-            return Verdict(False, message=f"{where}: forward raised {got['forward_error']}")
-        causes = exp.get("causes") or {}
-        problem = compare("the output of forward", got["forward"], exp["y"], rtol=1e-8,
-                          candidates=[tuple(c) for c in causes.get("forward", [])])
-        if problem:
-            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['forward']}")
-        if got["backward_error"]:
-            return Verdict(False, message=f"{where}: backward raised {got['backward_error']}")
-        problem = compare("dL/dx returned by backward", got["backward"], exp["dx"], rtol=1e-8,
-                          candidates=[tuple(c) for c in causes.get("dx", [])])
-        if problem:
-            return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
+        for part, label, want in (("forward", "the output of forward", exp["y"]),
+                                  ("backward", "dL/dx returned by backward", exp["dx"])):
+            if got[f"{part}_error"]:
+                return Verdict(False, message=f"{where}: {part} raised {got[f'{part}_error']}")
+            if problem := compare(label, got[part], want, rtol=1e-8, candidates=(exp["causes"] or {}).get(part, [])):
+                return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints[part]}")
         for li, (g, e) in enumerate(zip(got["grads"], exp["grads"], strict=True)):
             for key, ev in e.items():
-                problem = compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8)
-                if problem:
+                if problem := compare(f"{hints['layer'](li)}.grads[{key!r}]", g.get(key), ev, rtol=1e-8):
                     return Verdict(False, message=f"{where}:\n- {problem}\n  hint: {hints['backward']}")
-                worst = max(worst, checks._rel_error(np.asarray(g[key], dtype="float64"), ev)[0])
+                worst = max(worst, _rel_error(np.asarray(g[key], dtype="float64"), ev)[0])
         for label, (key_layer, key, numeric) in (exp.get("numeric") or {}).items():
             g = got["grads"][key_layer][key] if key_layer >= 0 else got["backward"]
-            err, idx = checks._rel_error(np.asarray(g, dtype="float64"), numeric)
+            err, idx = _rel_error(np.asarray(g, dtype="float64"), numeric)
             if err > 1e-6:
                 return Verdict(False, message=f"{where}: {label} disagrees with the numerical gradient (relative "
                                               f"error {err:.1e} at {idx})")
@@ -751,20 +652,13 @@ def _judge_net(plan: Plan, record: dict, what: str, hints: dict) -> Verdict:
                                      else "")), worst=worst)
 
 
-def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
-    return _judge_net(plan, record, "LeNet", {
-        "forward": "forward calls every layer's forward in order, each on the previous output",
-        "backward": "backward calls the layers' backward in REVERSE order, each on the gradient the later layer "
-                    "returned, and returns dL/dx of the first layer",
-        "layer": lambda i: f"layers[{i}]"})
+judge_residual_block = judge_cnn_network
 
 
 def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), shapes: Any = ((2, 3, 5, 5),),
                         seed: int = 0) -> Plan:
     """y = ReLU(conv2(ReLU(conv1(x))) + x), built with the grader's layers; against dlcore's ResidualBlock
     (batch_norm=False) and the numerical gradient of its forward."""
-    from dlcore import nn
-
     c = int(args[0])
     rng = np.random.default_rng(seed)
     configs = [["Conv2D", c, c, 3, 1, 1], ["Conv2D", c, c, 3, 1, 1]]
@@ -778,7 +672,7 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
         return b
 
     def run(x: np.ndarray, dy: Any) -> tuple:
-        with checks._quiet(stdout=True):
+        with _quiet():
             b = block()
             y = np.asarray(b.forward(x.copy()))
             if dy is None:
@@ -796,55 +690,44 @@ def plan_residual_block(reference: str = "ResidualBlock", *, args: Any = (3,), s
                                   [np.maximum(f, 0) + x, "the shortcut is added after the last ReLU; add x before "
                                                          "it: y = ReLU(F(x) + x)"],
                                   [np.maximum(f, 0), "the shortcut x is missing: y = ReLU(F(x) + x)"]],
-                      "dx": [[dx_branch, "the shortcut's gradient is missing: the identity passes dz on unchanged, "
-                                         "dL/dx = (branch's backward of dz) + dz"],
-                             [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
-                                              "(the gradient after the final ReLU)"]]}
+                      "backward": [[dx_branch, "the shortcut's gradient is missing: the identity passes dz on "
+                                               "unchanged, dL/dx = (branch's backward of dz) + dz"],
+                                   [dx_branch + dy, "the shortcut gets dy, but it must get dz = dy · [F(x) + x > 0] "
+                                                    "(the gradient after the final ReLU)"]]}
+
+            block_num, x_num = block(), x.copy()
 
             def loss_x() -> float:
                 return float(np.sum(np.asarray(block_num.forward(x_num)) * dy))
 
-            block_num, x_num = block(), x.copy()
-            numeric = {"dL/dx": [-1, "", numerical_gradient(loss_x, x_num)]}
-            w_num = block_num.conv1.params["W"]
-            numeric["dL/dW of conv1"] = [0, "W", numerical_gradient(loss_x, w_num)]
+            numeric = {"dL/dx": [-1, "", numerical_gradient(loss_x, x_num)],
+                       "dL/dW of conv1": [0, "W", numerical_gradient(loss_x, block_num.conv1.params["W"])]}
             return y, dx, grads, causes, numeric
 
     return _net_plan("residual_block", reference, configs, params, shapes, seed, rng, run,
-                     {"args": [c], "reference": "ResidualBlock"})
-
-
-def judge_residual_block(plan: Plan, record: dict) -> Verdict:
-    return _judge_net(plan, record, "ResidualBlock", {
-        "forward": "y = ReLU(conv2(ReLU(conv1(x))) + x)",
-        "backward": "dz = dy · [F(x) + x > 0]; the branch: conv1.backward(relu1.backward(conv2.backward(dz))); "
-                    "return that + dz (the identity shortcut)",
-        "layer": lambda i: ("conv1", "conv2")[i]})
+                     {"args": [c], "kwargs": {"rng": 0}, "parts": ["conv1", "conv2"], "reference": "ResidualBlock"})
 
 
 # --------------------------------------------------------------------------- the closing experiment
 
 
 def plan_cnn_training(reference: str = "train", *, data_seed: int = 1, epochs: int = 15, seed: int = 0,
-                      minimum: float = 0.98, c1: int = 16, c2: int = 32) -> Plan:
+                      minimum: float = 0.98) -> Plan:
     """The student's ``train(net, x, t, epochs=, seed=, progress=False)`` on the grader's LeNet and digits.
 
     The plan draws the digits split ``data_seed`` (8×8 images, float64) and He-initialised parameters; the
     kernel gets x_train, t_train and x_test (not t_test) and returns the predicted test labels.
     """
-    from dlcore.data import load_digits
-
     d = load_digits(seed=data_seed, flatten=False, dtype="float64")
-    configs = lenet_configs(c1, c2)
+    configs = lenet_configs()
     rng = np.random.default_rng(seed + 1000)
-    params = []
-    for c in configs:
-        layer = _dl_layer(c)
-        p = {}
-        for k, v in layer.params.items():
-            fan_in = int(np.prod(np.shape(v)[1:])) if c[0] == "Conv2D" else int(np.shape(v)[0])
-            p[k] = (rng.normal(0.0, np.sqrt(2.0 / fan_in), np.shape(v)) if k == "W" else np.zeros(np.shape(v)))
-        params.append(p)
+
+    def he(conv: bool, key: str, shape: tuple) -> np.ndarray:
+        """W ~ N(0, 2 / fan_in) (fan_in: the inputs of one output unit), b = 0."""
+        fan_in = int(np.prod(shape[1:])) if conv else int(shape[0])
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape) if key == "W" else np.zeros(shape)
+
+    params = [{k: he(c[0] == "Conv2D", k, np.shape(v)) for k, v in _dl_layer(c).params.items()} for c in configs]
     inputs = {"configs": configs, "params": params, "x_train": np.asarray(d.x_train),
               "t_train": np.asarray(d.t_train), "x_test": np.asarray(d.x_test),
               "kwargs": {"epochs": int(epochs), "seed": int(seed), "progress": False}}

@@ -21,8 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import Verdict, compare
+import dlcore.optim as optim
+from dlcore.gradcheck import relative_error
+from dlcore.nn import init
 from grader.kinds import Plan
+from grader.trusted.messages import Verdict, compare, incomplete
 
 # --------------------------------------------------------------------------- a replay of the rules (and mistakes)
 
@@ -34,11 +37,6 @@ _FORMULAS = {
     "RMSProp": "h ← ρ h + (1 − ρ) g ⊙ g;  w ← w − ε g / (√h + eps)",
     "Adam": "m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  m̂ = m / (1 − β1ᵗ);  v̂ = v / (1 − β2ᵗ);  "
             "w ← w − ε m̂ / (√v̂ + eps)  (t = 1, 2, … counts the updates)",
-}
-_DEFAULTS = {
-    "SGD": {"lr": 0.01}, "Momentum": {"lr": 0.01, "momentum": 0.9}, "Nesterov": {"lr": 0.01, "momentum": 0.9},
-    "AdaGrad": {"lr": 0.01, "eps": 1e-10}, "RMSProp": {"lr": 0.01, "rho": 0.99, "eps": 1e-8},
-    "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
 }
 
 #: Known mistakes, per rule: (flag, explanation). The flags change the replay in :func:`_simulate`.
@@ -103,28 +101,20 @@ _MAXNORM_MISTAKES = [
 ]
 
 
-def _unit_norms(w: np.ndarray, axis: int | None = None) -> np.ndarray:
-    if axis is not None:
-        return np.sqrt(np.sum(w * w, axis=axis, keepdims=True))
-    if w.ndim == 2:
-        return np.sqrt(np.sum(w * w, axis=0, keepdims=True))
-    return np.sqrt(np.sum(w * w, axis=tuple(range(1, w.ndim)), keepdims=True))
-
-
 def _max_norm(params: dict, c: float, flags: set) -> None:
+    """w_j ← w_j · c / max(‖w_j‖, c) per unit (a column of an (in, out) matrix, a filter of a higher-dimensional
+    weight), weights with 2 or more axes only; or a known mistake's version of it."""
     for k, w in params.items():
         if w.ndim < 2 and "maxnorm_biases" not in flags:
             continue
-        if w.ndim < 2:
-            n = np.sqrt(np.sum(w * w))
-        elif "maxnorm_whole" in flags:
-            n = np.sqrt(np.sum(w * w))
-        elif "maxnorm_rows" in flags and w.ndim == 2:
-            n = _unit_norms(w, axis=1)
+        if w.ndim < 2 or "maxnorm_whole" in flags:
+            axes = None
+        elif w.ndim == 2:
+            axes = 1 if "maxnorm_rows" in flags else 0
         else:
-            n = _unit_norms(w)
-        scale = c / np.maximum(n, 1e-300) if "maxnorm_always" in flags else c / np.maximum(n, c)
-        params[k] = w * scale
+            axes = tuple(range(1, w.ndim))
+        n = np.sqrt(np.sum(w * w, axis=axes, keepdims=True))
+        params[k] = w * (c / np.maximum(n, 1e-300) if "maxnorm_always" in flags else c / np.maximum(n, c))
 
 
 def _denominator(h: np.ndarray, eps: float, flags: set) -> np.ndarray:
@@ -134,10 +124,10 @@ def _denominator(h: np.ndarray, eps: float, flags: set) -> np.ndarray:
     return h + eps if "no_sqrt" in flags else np.sqrt(h) + eps
 
 
-def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: set) -> list[dict]:
-    """The parameters after every update of ``rule`` with ``kwargs``, with the mistakes named in ``flags``."""
-    hp = {**_DEFAULTS[rule], **{k: v for k, v in kwargs.items() if k in _DEFAULTS[rule]}}
-    lr = float(hp["lr"])
+def _simulate(rule: str, hp: dict, kwargs: dict, params0: dict, grads_seq: list, flags: set) -> list[dict]:
+    """The parameters after every update of ``rule`` with the hyperparameters ``hp`` (lr, momentum, …: the
+    reference's) and the regularisation in ``kwargs``, with the mistakes named in ``flags``."""
+    lr, eps = float(hp["lr"]), float(hp.get("eps", 0.0))
     lam = float(kwargs.get("weight_decay", 0.0) or 0.0)
     c = kwargs.get("max_norm")
     params = {k: np.array(v, dtype="float64") for k, v in params0.items()}
@@ -165,27 +155,20 @@ def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: se
                     prev = st.get("v", np.zeros_like(w)) if "no_velocity" not in flags else np.zeros_like(w)
                 mom = -mu if "momentum_flip" in flags else mu
                 v = mom * prev - (lr * (1 - mu) if "ema" in flags else lr) * g
-                st["v"] = v
-                shared[w.shape] = v
+                st["v"] = shared[w.shape] = v
                 step = v if rule == "Momentum" or "plain_momentum" in flags else mu * v - lr * g
             elif rule == "AdaGrad":
-                h = (g * g) if "no_accumulation" in flags else st.get("h", np.zeros_like(w)) + g * g
-                st["h"] = h
-                eps = float(hp["eps"])
-                step = -lr * g / _denominator(h, eps, flags)
+                st["h"] = (g * g) if "no_accumulation" in flags else st.get("h", np.zeros_like(w)) + g * g
+                step = -lr * g / _denominator(st["h"], eps, flags)
             elif rule == "RMSProp":
-                rho, eps = float(hp["rho"]), float(hp["eps"])
-                prev = st.get("h", np.zeros_like(w))
+                rho, prev = float(hp["rho"]), st.get("h", np.zeros_like(w))
                 if "rho_swapped" in flags:
-                    h = (1 - rho) * prev + rho * g * g
-                elif "accumulate" in flags:
-                    h = prev + (1 - rho) * g * g
+                    st["h"] = (1 - rho) * prev + rho * g * g
                 else:
-                    h = rho * prev + (1 - rho) * g * g
-                st["h"] = h
-                step = -lr * g / _denominator(h, eps, flags)
+                    st["h"] = (1 if "accumulate" in flags else rho) * prev + (1 - rho) * g * g
+                step = -lr * g / _denominator(st["h"], eps, flags)
             else:  # Adam
-                b1, b2, eps = float(hp["beta1"]), float(hp["beta2"]), float(hp["eps"])
+                b1, b2 = float(hp["beta1"]), float(hp["beta2"])
                 if "betas_swapped" in flags:
                     b1, b2 = b2, b1
                 m = b1 * st.get("m", np.zeros_like(w)) + (1 - b1) * g
@@ -194,8 +177,7 @@ def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: se
                 m_hat = m if "no_bias_correction" in flags or "no_bias_correction_m" in flags else m / (1 - b1 ** tt)
                 v_hat = v if "no_bias_correction" in flags or "no_bias_correction_v" in flags else v / (1 - b2 ** tt)
                 st["m"], st["v"] = (m_hat, v_hat) if "correct_state" in flags else (m, v)
-                den = np.sqrt(v_hat + eps) if "eps_inside" in flags else np.sqrt(v_hat) + eps
-                step = -lr * m_hat / den
+                step = -lr * m_hat / _denominator(v_hat, eps, flags)
             params[k] = w - step if "ascent" in flags else w + step
         if c is not None and "maxnorm_before" not in flags:
             _max_norm(params, float(c), flags)
@@ -204,100 +186,38 @@ def _simulate(rule: str, kwargs: dict, params0: dict, grads_seq: list, flags: se
 
 
 def _same(a: dict, b: dict, tol: float = 1e-6) -> bool:
-    for k, e in b.items():
-        g = a.get(k)
-        if not isinstance(g, np.ndarray) or g.shape != e.shape or not np.all(np.isfinite(g)):
-            return False
-        if not np.all(np.abs(g - e) <= tol * (np.abs(e) + 1e-3 * (np.max(np.abs(e)) + 1e-12))):
-            return False
-    return True
+    """Every array of ``b`` matched by a finite array of its shape in ``a``: |g − e| ≤ tol (|e| + 10⁻³ max|e|)."""
+    return all(isinstance(g := a.get(k), np.ndarray) and g.shape == e.shape and bool(np.all(np.isfinite(g)))
+               and np.allclose(g, e, rtol=tol, atol=tol * 1e-3 * (np.max(np.abs(e)) + 1e-12)) for k, e in b.items())
 
 
-# --------------------------------------------------------------------------- check_optimizer
+# --------------------------------------------------------------------------- message building (also training.py)
 
 
-def _reference_class(reference: str) -> Any:
-    import dlcore.optim as optim
-
-    cls = getattr(optim, reference, None)
-    if reference not in _DEFAULTS or cls is None:
-        raise ValueError(f"grader: check_optimizer has no reference called {reference!r} "
-                         f"(one of {sorted(_DEFAULTS)}; a bug in the notebook's test cell)")
-    return cls
+def _name(record: dict, default: str) -> str:
+    return str(record.get("origin", {}).get("name") or default)
 
 
-def _keys(shapes: list) -> list[str]:
-    keys, n_w, n_b = [], 0, 0
-    for s in shapes:
-        if len(s) >= 2:
-            n_w += 1
-            keys.append(f"W{n_w}")
-        else:
-            n_b += 1
-            keys.append(f"b{n_b}")
-    return keys
+def _args(*names: str, args: Any = (), kwargs: dict | None = None) -> str:
+    """The arguments of a call as the student would write them: ``x, 5, eps=0.001`` (``names`` as they are)."""
+    return ", ".join([*names, *map(repr, args), *(f"{k}={v!r}" for k, v in (kwargs or {}).items())])
 
 
-def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5, seed: int = 0,
-                   shapes: Any = ((3, 4), (4,), (2, 3)), small: bool = True) -> Plan:
-    """Drive the student's optimizer CLASS and dlcore's ``reference`` with one gradient sequence.
-
-    ``student(**kwargs)`` and ``dlcore.optim.<reference>(**kwargs)`` update the same parameters
-    (standard normal, one per shape in ``shapes``) with ``steps`` gradients each (seeded; with
-    ``small`` the second parameter's gradients are 10⁻⁴ times smaller, which tells eps inside from
-    eps outside a square root). Every update is compared, in float64.
-    """
-    ref_cls = _reference_class(reference)
-    kwargs = dict(kwargs or {})
-    shapes = [tuple(int(n) for n in s) for s in shapes]
-    keys = _keys(shapes)
-    rng = np.random.default_rng(seed)
-    params = {k: rng.standard_normal(s) for k, s in zip(keys, shapes, strict=True)}
-    grads = []
-    for _ in range(int(steps)):
-        grads.append({k: rng.standard_normal(s) * (1e-4 if small and i == 1 else 1.0)
-                      for i, (k, s) in enumerate(zip(keys, shapes, strict=True))})
-    opt = ref_cls(**kwargs)
-    current = {k: v.copy() for k, v in params.items()}
-    expected = []
-    for g in grads:
-        opt.update(current, {k: v.copy() for k, v in g.items()})
-        expected.append({k: np.array(v, copy=True) for k, v in current.items()})
-    mistakes = list(_MISTAKES[reference])
-    if kwargs.get("weight_decay"):
-        mistakes += _DECAY_MISTAKES
-    if kwargs.get("max_norm") is not None:
-        mistakes += _MAXNORM_MISTAKES
-    if kwargs.get("weight_decay") or kwargs.get("max_norm") is not None:
-        mistakes = [m for m in mistakes if m[0] != "ascent"] + [
-            ("no_regularization", "neither the weight decay nor the max-norm constraint was applied")]
-    variants = []
-    for flag, why in mistakes:
-        if flag == "no_regularization":
-            traj = _simulate(reference, {k: v for k, v in kwargs.items() if k not in ("weight_decay", "max_norm")},
-                             params, grads, set())
-        else:
-            traj = _simulate(reference, kwargs, params, grads, {flag})
-        variants.append({"flag": flag, "why": why, "trajectory": traj})
-    info = {"variants": variants, "formula": _FORMULAS[reference],
-            "replay": _simulate(reference, kwargs, params, grads, set())}
-    trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if kwargs.get("max_norm") is not None else [])
-    return Plan("optimizer", reference, inputs={"kwargs": kwargs, "params": params, "grads": grads, "trace": trace},
-                expected={"trajectory": expected}, info=info)
-
-
-def _delegation(origin: dict, reference: str) -> str | None:
-    why = None
+def _delegated(record: dict, reference: str) -> Verdict | None:
+    """Zero for a solution that is, inherits or calls dlcore's code (the record's origin) instead of its own."""
+    origin = record.get("origin", {})
+    code = [f"base class {b}" for b in origin.get("dlcore_bases", [])] + list(origin.get("dlcore_code", []))
     if str(origin.get("module", "")).startswith("dlcore"):
         why = f"it is defined in dlcore ({origin['module']}), not in your notebook"
-    elif origin.get("dlcore_code"):
-        why = f"its code comes from dlcore: {', '.join(origin['dlcore_code'])}"
+    elif code:
+        why = f"its code comes from dlcore: {', '.join(code)}"
     elif origin.get("calls_reference"):
         why = f"it calls dlcore's {', '.join(origin['calls_reference'][:3])} instead of computing the result"
-    if why is None:
+    else:
         return None
-    return (f"{origin.get('name', 'your code')} uses dlcore's reference implementation: {why}. This exercise asks "
-            f"you to write {reference} yourself, so it scores zero while it delegates to dlcore.")
+    return Verdict(False, message=(
+        f"{origin.get('name', 'your code')} uses dlcore's reference implementation: {why}. This exercise asks you "
+        f"to write {reference} yourself, so it scores zero while it delegates to dlcore."))
 
 
 def with_cause(problem: str, cause: str | None) -> str:
@@ -308,67 +228,87 @@ def with_cause(problem: str, cause: str | None) -> str:
     return "\n".join(lines) + f"\n  likely cause: {cause}"
 
 
-def _warned(what: str, warnings: list) -> str | None:
-    if warnings:
+def _raised(what: str, got: dict) -> str | None:
+    """``what raised <the error>`` or the NumPy warning of one recorded call; None when it ran cleanly."""
+    if got.get("error"):
+        return f"{what} raised {got['error']}"
+    if warnings := got.get("warnings"):
         return (f"{what} raised a NumPy warning ({'; '.join(warnings[:2])}): the computation overflowed or divided "
                 "by zero, which this exercise does not allow")
     return None
 
 
-def _at(arr: np.ndarray, idx: tuple) -> str:
-    try:
-        return f"{float(arr[idx]):.6g}"
-    except (IndexError, TypeError, ValueError):
-        return "?"
+# --------------------------------------------------------------------------- check_optimizer
+
+
+def plan_optimizer(reference: str, *, kwargs: dict | None = None, steps: int = 5, seed: int = 0,
+                   shapes: Any = ((3, 4), (4,), (2, 3))) -> Plan:
+    """Drive the student's optimizer CLASS and dlcore's ``reference`` with one gradient sequence.
+
+    ``student(**kwargs)`` and ``dlcore.optim.<reference>(**kwargs)`` update the same parameters
+    (standard normal, one per shape in ``shapes``) with ``steps`` gradients each (seeded; the second
+    parameter's gradients are 10⁻⁴ times smaller, which tells eps inside from eps outside a square
+    root). Every update is compared, in float64.
+    """
+    if reference not in _FORMULAS:
+        raise ValueError(f"grader: check_optimizer has no reference called {reference!r} "
+                         f"(one of {sorted(_FORMULAS)}; a bug in the notebook's test cell)")
+    kwargs = dict(kwargs or {})
+    shapes = [tuple(int(n) for n in s) for s in shapes]
+    kinds = ["W" if len(s) >= 2 else "b" for s in shapes]      # weights (2 or more axes) and biases: W1, b1, W2, …
+    keys = [f"{k}{kinds[:i + 1].count(k)}" for i, k in enumerate(kinds)]
+    rng = np.random.default_rng(seed)
+    params = {k: rng.standard_normal(s) for k, s in zip(keys, shapes, strict=True)}
+    grads = [{k: rng.standard_normal(s) * (1e-4 if i == 1 else 1.0)
+              for i, (k, s) in enumerate(zip(keys, shapes, strict=True))} for _ in range(int(steps))]
+    opt = getattr(optim, reference)(**kwargs)
+    hp = {k: float(getattr(opt, k)) for k in ("lr", "momentum", "rho", "beta1", "beta2", "eps") if hasattr(opt, k)}
+    current = {k: v.copy() for k, v in params.items()}
+    expected = []
+    for g in grads:
+        opt.update(current, {k: v.copy() for k, v in g.items()})
+        expected.append({k: np.array(v, copy=True) for k, v in current.items()})
+    decay, max_norm = bool(kwargs.get("weight_decay")), kwargs.get("max_norm") is not None
+    mistakes = _MISTAKES[reference] + (_DECAY_MISTAKES if decay else []) + (_MAXNORM_MISTAKES if max_norm else [])
+    if decay or max_norm:
+        mistakes = [m for m in mistakes if m[0] != "ascent"] + [
+            ("no_regularization", "neither the weight decay nor the max-norm constraint was applied")]
+
+    def replay(flags: set, kw: dict = kwargs) -> list[dict]:
+        return _simulate(reference, hp, kw, params, grads, flags)
+
+    plain = {k: v for k, v in kwargs.items() if k not in ("weight_decay", "max_norm")}
+    variants = [{"flag": flag, "why": why, "trajectory": replay(set(), plain) if flag == "no_regularization"
+                 else replay({flag})} for flag, why in mistakes]
+    info = {"variants": variants, "formula": _FORMULAS[reference], "replay": replay(set())}
+    trace = [reference] + (["apply_max_norm", "renorm", "unit_norms"] if max_norm else [])
+    return Plan("optimizer", reference, inputs={"kwargs": kwargs, "params": params, "grads": grads, "trace": trace},
+                expected={"trajectory": expected}, info=info)
 
 
 def judge_optimizer(plan: Plan, record: dict) -> Verdict:
-    ref = plan.reference
-    kw = plan.inputs["kwargs"]
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in plan.inputs["params"].items())
-    ctor = f"{name}({', '.join(f'{k}={v!r}' for k, v in kw.items())})"
-    context = f"{ctor} on {len(plan.inputs['params'])} parameters ({shapes})"
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"creating {ctor} failed: {build['error']}")
-    steps = record.get("steps") or []
-    expected = plan.expected["trajectory"]
-    formula = plan.info["formula"]
+    ref, kw, planned = plan.reference, plan.inputs["kwargs"], plan.inputs["params"]
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
+    ctor = f"{name}({_args(kwargs=kw)})"
+    context = f"{ctor} on {len(planned)} parameters ({', '.join(f'{k} {tuple(v.shape)}' for k, v in planned.items())})"
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"creating {ctor} failed: {record['build']['error']}")
+    steps, expected = record.get("steps") or [], plan.expected["trajectory"]
     for s, (want, got) in enumerate(zip(expected, steps, strict=False)):
         where = f"{context}, update {s + 1} of {len(expected)}"
-        if got.get("error"):
-            return Verdict(False, message=f"{where}: update raised {got['error']}")
-        warned = _warned(f"{where}: update", got.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        if problem := _raised(f"{where}: update", got):
+            return Verdict(False, message=problem)
         if got.get("grads_changed"):
             return Verdict(False, message=(
                 f"{where}: update modified grads{got['grads_changed']} in place; leave the caller's gradients as "
                 "they are (compute g + λ w, m, v … into new arrays)"))
         for k, e in want.items():
             g = (got.get("params") or {}).get(k)
-            problem = compare(f"params[{k!r}] after update {s + 1}", g, e, rtol=1e-7, expect_dtype="float64")
-            if problem:
-                w_before = plan.inputs["params"][k] if s == 0 else expected[s - 1][k]
-                grad = plan.inputs["grads"][s][k]
-                g_arr = g if isinstance(g, np.ndarray) else None
-                idx = _worst(g_arr, e)
-                detail = ""
-                if idx is not None:
-                    detail = (f"\n  at index {idx}: w before this update = {_at(w_before, idx)} (the reference's), "
-                              f"g = {_at(grad, idx)}")
-                problem = with_cause(problem, _cause(plan, steps))
-                msg = f"{name} does not match dlcore's {ref} ({where}):\n- {problem}{detail}"
-                msg += f"\n  formula: {formula}"
-                if kw.get("weight_decay"):
-                    msg += f"; weight decay: g ← g + λ w with λ = {kw['weight_decay']}"
-                if kw.get("max_norm") is not None:
-                    msg += f"; max-norm after the step: w_j ← w_j · c / max(‖w_j‖, c) per column, c = {kw['max_norm']}"
-                return Verdict(False, message=msg)
+            if problem := compare(f"params[{k!r}] after update {s + 1}", g, e, rtol=1e-7, expect_dtype="float64"):
+                return Verdict(False, message=f"{name} does not match dlcore's {ref} ({where}):\n- "
+                                              + _mismatch(plan, steps, s, k, g, problem))
         not_in_place = [k for k, same in (got.get("in_place") or {}).items() if not same]
         stale = [k for k, orig in (got.get("originals") or {}).items()
                  if isinstance(orig, np.ndarray) and not np.allclose(orig, want[k], rtol=1e-7, atol=1e-12)]
@@ -378,17 +318,33 @@ def judge_optimizer(plan: Plan, record: dict) -> Verdict:
                 "not changed. Update in place (w -= …, or w[...] = …): a network's layers keep these very arrays, "
                 "so a new array in the dict never reaches the network"))
     if len(steps) != len(expected):
-        return Verdict(False, message=f"{name}: the results of {len(steps)} of {len(expected)} updates were recorded, "
-                                      "so the exercise cannot be checked")
-    return Verdict(True, summary=f"{name}: {len(expected)} updates of {len(plan.inputs['params'])} parameters match "
-                                 f"dlcore's {ref} ({', '.join(f'{k}={v!r}' for k, v in kw.items())})")
+        return Verdict(False, message=incomplete(name, len(steps), len(expected)))
+    return Verdict(True, summary=f"{name}: {len(expected)} updates of {len(planned)} parameters match "
+                                 f"dlcore's {ref} ({_args(kwargs=kw)})")
 
 
-def _worst(g: np.ndarray | None, e: np.ndarray) -> tuple | None:
+def _mismatch(plan: Plan, steps: list, s: int, k: str, g: Any, problem: str) -> str:
+    """compare()'s ``problem`` with params[k] after update s + 1: the likely cause (a replayed mistake that gives
+    every recorded update), w and g where the error is worst, and the rule."""
+    kw, expected = plan.inputs["kwargs"], plan.expected["trajectory"]
+    msg = with_cause(problem, _cause(plan, steps))
+    idx = _worst(g, expected[s][k])
+    if idx is not None:
+        before = plan.inputs["params"][k] if s == 0 else expected[s - 1][k]
+        msg += (f"\n  at index {idx}: w before this update = {before[idx]:.6g} (the reference's), "
+                f"g = {plan.inputs['grads'][s][k][idx]:.6g}")
+    msg += f"\n  formula: {plan.info['formula']}"
+    if kw.get("weight_decay"):
+        msg += f"; weight decay: g ← g + λ w with λ = {kw['weight_decay']}"
+    if kw.get("max_norm") is not None:
+        msg += f"; max-norm after the step: w_j ← w_j · c / max(‖w_j‖, c) per column, c = {kw['max_norm']}"
+    return msg
+
+
+def _worst(g: Any, e: np.ndarray) -> tuple | None:
     """The index compare() reports: the worst relative error (dlcore.gradcheck's measure)."""
-    if g is None or g.shape != e.shape or g.dtype.kind not in "fiu":
+    if not isinstance(g, np.ndarray) or g.shape != e.shape or g.dtype.kind not in "fiu":
         return None
-    from dlcore.gradcheck import relative_error
     return tuple(relative_error(np.asarray(g, dtype="float64"), e, equal_nan=True)[1])
 
 
@@ -396,11 +352,8 @@ def _cause(plan: Plan, steps: list) -> str | None:
     got = [st.get("params") or {} for st in steps if not st.get("error")]
     if not got:
         return None
-    for variant in plan.info["variants"]:
-        traj = variant["trajectory"][:len(got)]
-        if all(_same(g, v) for g, v in zip(got, traj, strict=True)):
-            return variant["why"]
-    return None
+    return next((variant["why"] for variant in plan.info["variants"]
+                 if all(_same(g, v) for g, v in zip(got, variant["trajectory"][:len(got)], strict=True))), None)
 
 
 # --------------------------------------------------------------------------- check_schedule
@@ -408,8 +361,6 @@ def _cause(plan: Plan, steps: list) -> str | None:
 
 def plan_schedule(reference: str, *, kwargs: dict, steps: int = 30) -> Plan:
     """ε_t = student(t, **kwargs) for t = 0 … steps − 1 against dlcore.optim.<reference>(**kwargs)(t)."""
-    import dlcore.optim as optim
-
     if reference not in ("LinearDecay", "StepDecay", "ExponentialDecay", "CosineDecay"):
         raise ValueError(f"grader: check_schedule has no reference called {reference!r}")
     sched = getattr(optim, reference)(**kwargs)
@@ -433,42 +384,34 @@ def plan_schedule(reference: str, *, kwargs: dict, steps: int = 30) -> Plan:
                     ([lr0 * gm * (t // s) if t >= s else lr0 for t in ts],
                      "γ multiplied by the number of steps instead of raised to it: ε_t = ε0 γ^⌊t / s⌋")]
     return Plan("schedule", reference, inputs={"kwargs": kw, "ts": ts, "trace": [reference]},
-                expected={"values": expected},
-                info={"variants": variants})
+                expected={"values": expected}, info={"variants": variants})
+
+
+def _close(values: list, expected: list) -> bool:
+    """Floats, each within 10⁻⁹ (relative) of the expected one."""
+    return len(values) == len(expected) and all(isinstance(v, float) and math.isclose(v, e, rel_tol=1e-9, abs_tol=1e-15)
+                                                for v, e in zip(values, expected, strict=True))
 
 
 def judge_schedule(plan: Plan, record: dict) -> Verdict:
-    ref, kw = plan.reference, plan.inputs["kwargs"]
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    args = ", ".join(f"{k}={v!r}" for k, v in kw.items())
-    got = record.get("values") or []
-    expected = plan.expected["values"]
+    ref, args = plan.reference, _args(kwargs=plan.inputs["kwargs"])
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
+    got, expected = record.get("values") or [], plan.expected["values"]
     for t, (e, g) in enumerate(zip(expected, got, strict=False)):
         where = f"{name}({t}, {args})"
-        if g.get("error"):
-            return Verdict(False, message=f"{where} raised {g['error']}")
-        warned = _warned(where, g.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        if problem := _raised(where, g):
+            return Verdict(False, message=problem)
         v = g.get("value")
         if not isinstance(v, float):
             return Verdict(False, message=f"{where} returned {v!r}, expected a number")
-        if not math.isclose(v, e, rel_tol=1e-9, abs_tol=1e-15):
+        if not _close([v], [e]):
             values = [x.get("value") for x in got]
-            cause = None
-            for alt, why in plan.info["variants"]:
-                if len(values) == len(alt) and all(isinstance(x, float) and math.isclose(x, a, rel_tol=1e-9,
-                                                                                       abs_tol=1e-15)
-                                                   for x, a in zip(values, alt, strict=True)):
-                    cause = why
-                    break
+            cause = next((why for alt, why in plan.info["variants"] if _close(values, alt)), None)
             head = ", ".join(f"{x:.6g}" for x in expected[:8])
-            msg = (f"{where} = {v:.6g}, expected {e:.6g} (dlcore's {ref}).\n  the expected rates for t = 0, 1, …: "
-                   f"{head}, …")
-            return Verdict(False, message=msg + (f"\n  likely cause: {cause}" if cause else ""))
+            return Verdict(False, message=with_cause(f"{where} = {v:.6g}, expected {e:.6g} (dlcore's {ref}).\n  the "
+                                                     f"expected rates for t = 0, 1, …: {head}, …", cause))
     if len(got) != len(expected):
         return Verdict(False, message=f"{name}: {len(got)} of {len(expected)} values were recorded")
     return Verdict(True, summary=f"{name}: ε_t for t = 0 … {len(expected) - 1} matches dlcore's {ref}({args})")
@@ -486,8 +429,6 @@ def plan_initializer(reference: str, *, shapes: Any = ((500, 200),), seed: int =
     """``student(shape, rng=seed)`` for (fan_in, fan_out) shapes: a normal draw with the reference's std."""
     if reference not in _INIT_STD:
         raise ValueError(f"grader: check_initializer has no reference called {reference!r}")
-    from dlcore.nn import init
-
     cases = []
     for i, shape in enumerate(shapes):
         shape = [int(n) for n in shape]
@@ -505,23 +446,17 @@ def plan_initializer(reference: str, *, shapes: Any = ((500, 200),), seed: int =
 
 
 def judge_initializer(plan: Plan, record: dict) -> Verdict:
-    ref = plan.reference
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
-    formula = plan.info["formula"]
+    ref, formula = plan.reference, plan.info["formula"]
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
     got_cases = record.get("cases") or []
     for case, draws in zip(plan.expected["cases"], got_cases, strict=False):
         shape, seed, std = tuple(case["shape"]), case["seed"], case["std"]
         fi, fo = case["fans"]
         where = f"{name}({shape}, rng={seed})"
-        for d in draws:
-            if d.get("error"):
-                return Verdict(False, message=f"{where} raised {d['error']}")
-            warned = _warned(where, d.get("warnings") or [])
-            if warned:
-                return Verdict(False, message=warned)
+        if problem := next(filter(None, (_raised(where, d) for d in draws)), None):
+            return Verdict(False, message=problem)
         if len(draws) < 3:
             return Verdict(False, message=f"{where}: not every draw was recorded")
         w, again, other = (d.get("value") for d in draws)
@@ -554,9 +489,9 @@ def judge_initializer(plan: Plan, record: dict) -> Verdict:
                      ("the variance itself (not its square root)", std * std), ("1", 1.0), ("0.01", 0.01)]
             cause = next((f"the standard deviation looks like {label}" for label, v in cands
                           if abs(s / v - 1) <= tol and abs(v / std - 1) > tol), None)
-            msg = (f"{where}: the standard deviation of the weights is {s:.5g}, expected {std:.5g} = {formula} "
-                   f"with fan_in = {fi}, fan_out = {fo}")
-            return Verdict(False, message=msg + (f"\n  likely cause: {cause}" if cause else ""))
+            return Verdict(False, message=with_cause(
+                f"{where}: the standard deviation of the weights is {s:.5g}, expected {std:.5g} = {formula} "
+                f"with fan_in = {fi}, fan_out = {fo}", cause))
         within = float(np.mean(np.abs(w - mean) <= s))
         if abs(within - 0.6827) > 0.02:
             hint = " (a uniform distribution has 57.7 %)" if abs(within - 0.577) < 0.02 else ""

@@ -22,9 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import Verdict, compare
+from dlcore.data import load_digits
+from dlcore.gradcheck import numerical_gradient, relative_error
+from dlcore.nn import BatchNorm, Dropout
 from grader.kinds import Plan
-from grader.trusted.plans.optim import _delegation, _warned, with_cause
+from grader.trusted.messages import Verdict, compare, incomplete
+from grader.trusted.plans.optim import _args, _delegated, _name, _raised, with_cause
 
 # --------------------------------------------------------------------------- BatchNorm
 
@@ -42,26 +45,9 @@ def _bn_train(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) ->
     return gamma * xhat + beta, xhat, std, mu, var
 
 
-def _bn_dx_variants(xhat: np.ndarray, std: np.ndarray, dxhat: np.ndarray) -> list[tuple[np.ndarray, str]]:
-    m = xhat.shape[0]
-    return [
-        ((dxhat - (xhat * dxhat).mean(axis=0) * xhat) / std,
-         "the mean term is missing: subtract Σ dx̂ / m (the gradient through μ), "
-         "dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂)/(m √(σ²+ε))"),
-        ((dxhat - dxhat.mean(axis=0)) / std,
-         "the variance term is missing: subtract x̂ Σ(dx̂ x̂) / m (the gradient through σ²)"),
-        (dxhat / std, "the batch statistics were treated as constants (dx = γ dy / √(σ² + ε)); in training, μ and σ² "
-                      "depend on x, which adds −Σ dx̂ and −x̂ Σ(dx̂ x̂)"),
-        ((m * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / std,
-         "the factor 1/m is missing: dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂) / (m √(σ² + ε))"),
-    ]
-
-
 def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = None, shape: Any = (8, 5),
                    steps: int = 3, seed: int = 0) -> Plan:
     """``Student(*args, **kwargs)`` against dlcore's BatchNorm: ``steps`` training steps, then evaluation."""
-    from dlcore.nn import BatchNorm
-
     if reference != "BatchNorm":
         raise ValueError(f"grader: check_batchnorm has no reference called {reference!r}")
     kwargs = dict(kwargs or {})
@@ -80,52 +66,57 @@ def plan_batchnorm(reference: str, *, args: Any = (5,), kwargs: dict | None = No
     exp_steps, info_steps = [], []
     for x, dy in zip(xs, dys, strict=True):
         rm_before, rv_before = np.array(ref.running_mean), np.array(ref.running_var)
-        y = np.array(ref.forward(x.copy(), train=True))
-        dx = np.array(ref.backward(dy.copy()))
-        exp_steps.append({"forward": y, "backward": dx, "gamma": np.array(ref.grads["gamma"]),
-                          "beta": np.array(ref.grads["beta"]), "running_mean": np.array(ref.running_mean),
-                          "running_var": np.array(ref.running_var)})
+        exp_steps.append(_reference_step(ref, x, dy, True))
         _, xhat, std, mu, var = _bn_train(x, params["gamma"], params["beta"], eps)
         m = x.shape[0]
         dxhat = dy * params["gamma"]
         info_steps.append({
-            "dx_variants": [(v, why) for v, why in _bn_dx_variants(xhat, std, dxhat)],
-            "running_variants": [
+            "dx_variants": [
+                ((dxhat - (xhat * dxhat).mean(axis=0) * xhat) / std,
+                 "the mean term is missing: subtract Σ dx̂ / m (the gradient through μ), "
+                 "dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂)/(m √(σ²+ε))"),
+                ((dxhat - dxhat.mean(axis=0)) / std,
+                 "the variance term is missing: subtract x̂ Σ(dx̂ x̂) / m (the gradient through σ²)"),
+                (dxhat / std, "the batch statistics were treated as constants (dx = γ dy / √(σ² + ε)); in training, "
+                              "μ and σ² depend on x, which adds −Σ dx̂ and −x̂ Σ(dx̂ x̂)"),
+                ((m * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / std,
+                 "the factor 1/m is missing: dx = (m dx̂ − Σ dx̂ − x̂ Σ dx̂ x̂) / (m √(σ² + ε))"),
+            ],
+            "running_var": [
                 (mom * rv_before + (1 - mom) * var, "the running variance uses the biased σ²: multiply the "
                                                     "batch variance by m/(m − 1) (unbiased) for the running value"),
                 ((1 - mom) * rv_before + mom * var * m / (m - 1), "the momentum is applied the wrong way round: "
                                                                   "keep momentum of the OLD value"),
             ],
-            "mean_variants": [((1 - mom) * rm_before + mom * mu,
+            "running_mean": [((1 - mom) * rm_before + mom * mu,
                                "the momentum is applied the wrong way round: "
                                "running_mean ← momentum · running_mean + (1 − momentum) μ"),
                               (mu, "the running mean is replaced by the batch mean instead of averaged")],
             "numeric": _numeric(x, dy, params, eps),
         })
-    y_eval = np.array(ref.forward(x_eval.copy(), train=False))
-    dx_eval = np.array(ref.backward(dy_eval.copy()))
-    batch_y = _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]
-    expected = {"steps": exp_steps, "eval": {"forward": y_eval, "backward": dx_eval,
-                                             "gamma": np.array(ref.grads["gamma"]), "beta": np.array(ref.grads["beta"]),
-                                             "running_mean": np.array(ref.running_mean),
-                                             "running_var": np.array(ref.running_var)}}
+    expected = {"steps": exp_steps, "eval": _reference_step(ref, x_eval, dy_eval, False)}
     inputs = {"args": list(args), "kwargs": kwargs, "params": params, "xs": xs, "dys": dys, "x_eval": x_eval,
               "dy_eval": dy_eval, "trace": ["BatchNorm"]}
+    batch_y = _bn_train(x_eval, params["gamma"], params["beta"], eps)[0]
     return Plan("batchnorm", reference, inputs=inputs, expected=expected,
-                info={"steps": info_steps, "eval_batch_forward": batch_y, "eps": eps, "momentum": mom})
+                info={"steps": info_steps, "eval_batch_forward": batch_y})
+
+
+def _reference_step(ref: Any, x: np.ndarray, dy: np.ndarray, train: bool) -> dict:
+    """dlcore's BatchNorm: forward(x, train), backward(dy), its gradients and running statistics after them."""
+    step = {"forward": np.array(ref.forward(x.copy(), train=train)), "backward": np.array(ref.backward(dy.copy()))}
+    return {**step, **{k: np.array(ref.grads[k]) for k in ("gamma", "beta")},
+            "running_mean": np.array(ref.running_mean), "running_var": np.array(ref.running_var)}
 
 
 def _numeric(x: np.ndarray, dy: np.ndarray, params: dict, eps: float) -> dict:
     """Central differences of L = Σ y ⊙ dy through the training forward, for dx, dγ and dβ (computed here)."""
-    from dlcore.gradcheck import numerical_gradient
-
     x, gamma, beta = x.copy(), params["gamma"].copy(), params["beta"].copy()
 
     def loss() -> float:
         return float(np.sum(_bn_train(x, gamma, beta, eps)[0] * dy))
 
-    return {"backward": numerical_gradient(loss, x), "gamma": numerical_gradient(loss, gamma),
-            "beta": numerical_gradient(loss, beta)}
+    return {key: numerical_gradient(loss, v) for key, v in (("backward", x), ("gamma", gamma), ("beta", beta))}
 
 
 def _against_numeric(label: str, got: Any, numeric: np.ndarray, problem: str | None, notes: list) -> str | None:
@@ -146,28 +137,22 @@ def _against_numeric(label: str, got: Any, numeric: np.ndarray, problem: str | N
 
 
 def _rel(a: Any, b: np.ndarray) -> float:
-    if not isinstance(a, np.ndarray) or a.shape != b.shape:
-        return math.inf
-    den = np.maximum(np.abs(a) + np.abs(b), 1e-3 * (np.max(np.abs(a)) + np.max(np.abs(b))) + 1e-300)
-    return float(np.max(np.abs(a - b) / den))
+    """dlcore.gradcheck's worst relative error; inf when ``a`` is not an array of b's shape."""
+    return relative_error(a, b)[0] if isinstance(a, np.ndarray) and a.shape == np.shape(b) else math.inf
 
 
 def _match(value: Any, variants: list) -> str | None:
-    for v, why in variants:
-        if isinstance(value, np.ndarray) and value.shape == np.shape(v) and _rel(value, np.asarray(v)) < 1e-6:
-            return why
-    return None
+    """The explanation of the first (result of a known mistake, explanation) that ``value`` reproduces."""
+    return next((why for v, why in variants if _rel(value, v) < 1e-6), None)
 
 
 def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "BatchNorm")
-    delegated = _delegation(record.get("origin", {}), "BatchNorm")
-    if delegated:
-        return Verdict(False, message=delegated)
-    args = ", ".join([repr(a) for a in plan.inputs["args"]] + [f"{k}={v!r}" for k, v in plan.inputs["kwargs"].items()])
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"{name}({args}): {build['error']}")
+    name = _name(record, "BatchNorm")
+    if bad := _delegated(record, "BatchNorm"):
+        return bad
+    args = _args(args=plan.inputs["args"], kwargs=plan.inputs["kwargs"])
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"{name}({args}): {record['build']['error']}")
     shape = plan.inputs["xs"][0].shape
     steps = record.get("steps") or []
     notes: list[str] = []
@@ -181,64 +166,46 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
     for s, (want, got) in enumerate(zip(plan.expected["steps"], steps, strict=False)):
         info = plan.info["steps"][s]
         where = f"training step {s + 1} of {len(plan.expected['steps'])}"
-        fwd = got.get("forward") or {}
-        if fwd.get("error"):
-            return fail(where, f"forward(x, train=True) raised {fwd['error']}")
-        if _warned("forward", fwd.get("warnings") or []):
-            return fail(where, _warned("forward", fwd["warnings"]))
-        p = compare("the output of forward(x, train=True)", fwd.get("value"), want["forward"], expect_dtype="float64")
-        if p:
-            return fail(where, p + ("\n  note: in training, normalise with the statistics of THIS batch"
-                                    if s else ""))
+        fwd, bwd, grads = got.get("forward") or {}, got.get("backward") or {}, got.get("grads") or {}
+        if p := _raised("forward(x, train=True)", fwd):
+            return fail(where, p)
+        if p := compare("the output of forward(x, train=True)", fwd.get("value"), want["forward"],
+                        expect_dtype="float64"):
+            return fail(where, p + ("\n  note: in training, normalise with the statistics of THIS batch" if s else ""))
         for stat in ("running_mean", "running_var"):
-            p = compare(f"self.{stat} after this training step", got.get(stat), want[stat])
-            if p:
-                cause = _match(got.get(stat), info["running_variants" if stat == "running_var" else "mean_variants"])
-                return fail(where, with_cause(p, cause))
-        bwd = got.get("backward") or {}
-        if bwd.get("error"):
-            return fail(where, f"backward(dy) raised {bwd['error']}")
-        if _warned("backward", bwd.get("warnings") or []):
-            return fail(where, _warned("backward", bwd["warnings"]))
-        grads = got.get("grads") or {}
-        for key in ("gamma", "beta"):
-            if key not in grads:
+            if p := compare(f"self.{stat} after this training step", got.get(stat), want[stat]):
+                return fail(where, with_cause(p, _match(got.get(stat), info[stat])))
+        if p := _raised("backward(dy)", bwd):
+            return fail(where, p)
+        for key in ("gamma", "beta", "backward"):
+            if key != "backward" and key not in grads:
                 return fail(where, f"backward did not set grads[{key!r}] (store dL/d{key} there)")
-            p = compare(f"the gradient d{key} stored in grads[{key!r}]", grads[key], want[key], expect_dtype="float64",
-                        batch=shape[0])
-            p = _against_numeric(f"d{key}", grads[key], info["numeric"][key], p, notes)
-            if p:
-                return fail(where, p)
-        dx = bwd.get("value")
-        p = compare("the gradient dL/dx returned by backward", dx, want["backward"], expect_dtype="float64",
-                    batch=shape[0])
-        p = _against_numeric("dx", dx, info["numeric"]["backward"], p, notes)
-        if p:
-            return fail(where, with_cause(p, _match(dx, info["dx_variants"])))
+            value, short = (bwd.get("value"), "dx") if key == "backward" else (grads[key], f"d{key}")
+            what = ("the gradient dL/dx returned by backward" if key == "backward" else
+                    f"the gradient {short} stored in grads[{key!r}]")
+            p = compare(what, value, want[key], expect_dtype="float64", batch=shape[0])
+            if p := _against_numeric(short, value, info["numeric"][key], p, notes):
+                return fail(where, with_cause(p, _match(value, info["dx_variants"]) if key == "backward" else None))
     if len(steps) != len(plan.expected["steps"]):
-        return Verdict(False, message=f"{name}: {len(steps)} of {len(plan.expected['steps'])} training steps were "
-                                      "recorded, so the exercise cannot be checked")
+        return Verdict(False, message=incomplete(name, len(steps), len(plan.expected["steps"])))
     ev, want = record.get("eval") or {}, plan.expected["eval"]
     where = "evaluation, after the training steps"
     fwd = ev.get("forward") or {}
     if fwd.get("error"):
         return fail(where, f"forward(x, train=False) raised {fwd['error']}")
-    p = compare("the output of forward(x, train=False)", fwd.get("value"), want["forward"], expect_dtype="float64")
-    if p:
-        if isinstance(fwd.get("value"), np.ndarray) and _rel(fwd["value"], plan.info["eval_batch_forward"]) < 1e-6:
-            p += ("\n  likely cause: evaluation used the batch statistics; with train=False use running_mean and "
-                  "running_var")
-        return fail(where, p)
+    if p := compare("the output of forward(x, train=False)", fwd.get("value"), want["forward"],
+                    expect_dtype="float64"):
+        return fail(where, with_cause(p, _match(fwd.get("value"), [(plan.info["eval_batch_forward"], (
+            "evaluation used the batch statistics; with train=False use running_mean and running_var"))])))
     for stat in ("running_mean", "running_var"):
-        p = compare(f"self.{stat} after forward(x, train=False)", ev.get(stat), want[stat])
-        if p:
+        if p := compare(f"self.{stat} after forward(x, train=False)", ev.get(stat), want[stat]):
             return fail(where, p + "\n  likely cause: the running statistics were updated in evaluation mode; "
                                    "update them only when train=True")
     bwd = ev.get("backward") or {}
     if bwd.get("error"):
         return fail(where, f"backward(dy) after forward(x, train=False) raised {bwd['error']}")
-    p = compare("the gradient dL/dx in evaluation mode", bwd.get("value"), want["backward"], expect_dtype="float64")
-    if p:
+    if p := compare("the gradient dL/dx in evaluation mode", bwd.get("value"), want["backward"],
+                    expect_dtype="float64"):
         return fail(where, p + "\n  in evaluation the statistics are constants: dx = γ dy / √(running_var + ε)")
     summary = (f"{name}: {len(steps)} training steps (output, dx, dγ, dβ, running statistics) and evaluation match "
                "dlcore's BatchNorm")
@@ -250,8 +217,6 @@ def judge_batchnorm(plan: Plan, record: dict) -> Verdict:
 
 def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), seed: int = 0) -> Plan:
     """``Student(p, rng=seed)``: a training forward/backward, then an evaluation forward/backward."""
-    from dlcore.nn import Dropout
-
     if reference != "Dropout":
         raise ValueError(f"grader: check_dropout has no reference called {reference!r}")
     shape = tuple(int(n) for n in shape)
@@ -260,36 +225,30 @@ def plan_dropout(reference: str, *, p: float = 0.3, shape: Any = (100, 200), see
     x = np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)        # no zeros: a zero output means "dropped"
     dy = rng.standard_normal(shape)
     ref = Dropout(p, rng=seed)
-    y = np.array(ref.forward(x.copy(), train=True))
-    dx = np.array(ref.backward(dy.copy()))
     return Plan("dropout", reference, inputs={"p": float(p), "seed": int(seed), "x": x, "dy": dy, "trace": ["Dropout"]},
-                expected={"forward": y, "backward": dx}, info={})
+                expected={"forward": np.array(ref.forward(x.copy(), train=True)),
+                          "backward": np.array(ref.backward(dy.copy()))})
 
 
 def judge_dropout(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "Dropout")
-    delegated = _delegation(record.get("origin", {}), "Dropout")
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, "Dropout")
+    if bad := _delegated(record, "Dropout"):
+        return bad
     p, seed, x, dy = plan.inputs["p"], plan.inputs["seed"], plan.inputs["x"], plan.inputs["dy"]
     head = f"{name}({p}, rng={seed}) on x of shape {x.shape}"
     formula = ("inverted dropout: keep each unit with probability 1 − p (m_i = 1 when u_i ≥ p), y = x ⊙ m / (1 − p) "
                "in training, y = x in evaluation; dL/dx = dL/dy ⊙ m / (1 − p)")
-    build = record.get("build") or {}
-    if build.get("error"):
-        return Verdict(False, message=f"creating {name}({p}, rng={seed}) failed: {build['error']}")
+    if (record.get("build") or {}).get("error"):
+        return Verdict(False, message=f"creating {name}({p}, rng={seed}) failed: {record['build']['error']}")
 
     def fail(problem: str) -> Verdict:
         tail = "" if " raised " in problem else f"\n  formula: {formula}"
         return Verdict(False, message=f"{head}:\n- {problem}{tail}")
 
-    tr = record.get("train") or {}
-    fwd, bwd = tr.get("forward") or {}, tr.get("backward") or {}
+    fwd, bwd = ((record.get("train") or {}).get(part) or {} for part in ("forward", "backward"))
     for what, part in (("forward(x, train=True)", fwd), ("backward(dy)", bwd)):
-        if part.get("error"):
-            return fail(f"{what} raised {part['error']}")
-        if _warned(what, part.get("warnings") or []):
-            return fail(_warned(what, part["warnings"]))
+        if problem := _raised(what, part):
+            return fail(problem)
     y, dx = fwd.get("value"), bwd.get("value")
     note = ""
     exact = (compare("y", y, plan.expected["forward"], expect_dtype="float64") is None
@@ -330,18 +289,15 @@ def judge_dropout(plan: Plan, record: dict) -> Verdict:
             problem = compare("the gradient returned by backward", dx, want_dx) or ""
             return fail(with_cause(problem, cause))
         note = " (your mask differs from the reference's u ≥ p draw, but is a valid dropout mask)"
-    ev = record.get("eval") or {}
-    fwd, bwd = ev.get("forward") or {}, ev.get("backward") or {}
+    fwd, bwd = ((record.get("eval") or {}).get(part) or {} for part in ("forward", "backward"))
     if fwd.get("error"):
         return fail(f"forward(x, train=False) raised {fwd['error']}")
-    p_eval = compare("the output of forward(x, train=False)", fwd.get("value"), x)
-    if p_eval:
+    if p_eval := compare("the output of forward(x, train=False)", fwd.get("value"), x):
         return fail(p_eval + "\n  likely cause: in evaluation inverted dropout is the identity (y = x): no mask, "
                              "no scaling")
     if bwd.get("error"):
         return fail(f"backward(dy) after forward(x, train=False) raised {bwd['error']}")
-    p_eval = compare("the gradient in evaluation mode", bwd.get("value"), dy)
-    if p_eval:
+    if p_eval := compare("the gradient in evaluation mode", bwd.get("value"), dy):
         return fail(p_eval + "\n  likely cause: after an evaluation forward, backward passes dy through unchanged")
     return Verdict(True, summary=f"{name}: inverted dropout with p = {p}: training forward/backward and evaluation "
                                  f"match{note}")
@@ -355,32 +311,26 @@ def _standardize(x: np.ndarray, eps: float) -> np.ndarray:
     return (x - mu) / np.sqrt(x.var(axis=0) + eps)
 
 
-def _zca_matrix(xc: np.ndarray, eps: float) -> np.ndarray:
-    """W = U diag(1/√(λ + eps)) Uᵀ of centred data."""
-    lam, u = np.linalg.eigh(xc.T @ xc / xc.shape[0])
-    return (u / np.sqrt(np.maximum(lam, 0.0) + eps)) @ u.T
+def _zca_matrix(xc: np.ndarray, eps: float, *, ddof: int = 0, rotate_back: bool = True) -> np.ndarray:
+    """W = U diag(1/√(λ + eps)) Uᵀ of centred data, Σ = x̃ᵀ x̃ / (N − ddof) = U Λ Uᵀ (without Uᵀ: PCA whitening)."""
+    lam, u = np.linalg.eigh(xc.T @ xc / (xc.shape[0] - ddof))
+    w = u / np.sqrt(np.maximum(lam, 0.0) + eps)
+    return w @ u.T if rotate_back else w
 
 
-def _zca(x: np.ndarray, eps: float, *, ddof: int = 0, rotate_back: bool = True) -> np.ndarray:
+def _zca(x: np.ndarray, eps: float, **options: Any) -> np.ndarray:
     xc = x - x.mean(axis=0)
-    cov = xc.T @ xc / (x.shape[0] - ddof)
-    lam, u = np.linalg.eigh(cov)
-    w = (u / np.sqrt(np.maximum(lam, 0.0) + eps)) @ u.T if rotate_back else u / np.sqrt(np.maximum(lam, 0.0) + eps)
-    return xc @ w
+    return xc @ _zca_matrix(xc, eps, **options)
 
 
 _TRANSFORMS = {
-    "standardize": ("z = (x − μ) / √(σ² + eps), μ and σ² per feature (column) over the samples",
-                    lambda x, eps: _standardize(x, eps)),
-    "zca_whiten": ("x̃ = x − μ;  Σ = x̃ᵀ x̃ / N = U Λ Uᵀ;  W = U diag(1/√(λ + eps)) Uᵀ;  z = x̃ W",
-                   lambda x, eps: _zca(x, eps)),
+    "standardize": ("z = (x − μ) / √(σ² + eps), μ and σ² per feature (column) over the samples", _standardize),
+    "zca_whiten": ("x̃ = x − μ;  Σ = x̃ᵀ x̃ / N = U Λ Uᵀ;  W = U diag(1/√(λ + eps)) Uᵀ;  z = x̃ W", _zca),
 }
 
 
 def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, seed: int = 0) -> Plan:
     """``student(x, **kwargs)`` on n digits drawn with ``seed`` (and a shifted, scaled copy) against the formula."""
-    from dlcore.data import load_digits
-
     if reference not in _TRANSFORMS:
         raise ValueError(f"grader: check_transform has no reference called {reference!r}")
     kwargs = dict(kwargs or {})
@@ -389,12 +339,10 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
     rng = np.random.default_rng(seed)
     x1 = d.x_train[rng.choice(d.x_train.shape[0], size=int(n), replace=False)]
     x2 = 3.0 + 2.0 * rng.standard_normal((40, 6)) @ rng.standard_normal((6, 6))   # correlated, off-centre
-    cases, variants = [], []
+    variants = []
     for x in (x1, x2):
-        cases.append({"x": x, "kwargs": kwargs})
         xc = x - x.mean(axis=0)
-        alt = [(_TRANSFORMS[reference][1](x, 0.0) if reference == "standardize" else _zca(x, 0.0 + 1e-300),
-                "eps is missing")]
+        alt = [(_TRANSFORMS[reference][1](x, 1e-300 if reference == "zca_whiten" else 0.0), "eps is missing")]
         if reference == "standardize":
             alt += [(xc / (x.std(axis=0) + eps), "eps is added to σ, not to σ² under the square root"),
                     (xc / np.sqrt(x.var(axis=0, ddof=1) + eps), "the variance uses N − 1; divide by N here"),
@@ -409,32 +357,27 @@ def plan_transform(reference: str, *, kwargs: dict | None = None, n: int = 300, 
                     (x @ _zca_matrix(xc, eps), "the data was not centred before applying W: z = (x − μ) W"),
                     (xc @ np.linalg.inv(_zca_matrix(xc, eps)), "multiplied by √(λ + eps) instead of dividing by it")]
         variants.append(alt)
-    expected = [_TRANSFORMS[reference][1](c["x"], eps) for c in cases]
-    return Plan("transform", reference, inputs={"cases": cases}, expected={"outputs": expected},
+    return Plan("transform", reference, inputs={"cases": [{"x": x, "kwargs": kwargs} for x in (x1, x2)]},
+                expected={"outputs": [_TRANSFORMS[reference][1](x, eps) for x in (x1, x2)]},
                 info={"variants": variants, "formula": _TRANSFORMS[reference][0], "eps": eps})
 
 
 def judge_transform(plan: Plan, record: dict) -> Verdict:
     ref = plan.reference
-    name = str(record.get("origin", {}).get("name") or ref)
-    delegated = _delegation(record.get("origin", {}), ref)
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, ref)
+    if bad := _delegated(record, ref):
+        return bad
     got_cases = record.get("cases") or []
     labels = ["digits", "correlated Gaussian data"]
     for i, (case, want, got) in enumerate(zip(plan.inputs["cases"], plan.expected["outputs"], got_cases, strict=False)):
         x = case["x"]
-        kw = ", ".join(f"{k}={v!r}" for k, v in case["kwargs"].items())
-        where = f"{name}(x{', ' + kw if kw else ''}) on {x.shape[0]} samples of {labels[i]} ({x.shape[1]} features)"
-        if got.get("error"):
-            return Verdict(False, message=f"{where} raised {got['error']}")
-        warned = _warned(where, got.get("warnings") or [])
-        if warned:
-            return Verdict(False, message=warned)
+        where = (f"{name}({_args('x', kwargs=case['kwargs'])}) on {x.shape[0]} samples of {labels[i]} "
+                 f"({x.shape[1]} features)")
+        if problem := _raised(where, got):
+            return Verdict(False, message=problem)
         if got.get("mutated"):
             return Verdict(False, message=f"{where} modified x in place; compute a new array (x - mu, not x -= mu)")
-        p = compare("the result", got.get("value"), want, rtol=1e-6, expect_dtype="float64")
-        if p:
+        if p := compare("the result", got.get("value"), want, rtol=1e-6, expect_dtype="float64"):
             p = with_cause(p, _match(got.get("value"), plan.info["variants"][i]))
             return Verdict(False, message=f"{where}:\n- {p}\n  formula: {plan.info['formula']} "
                                           f"(eps = {plan.info['eps']:g})")
@@ -454,8 +397,6 @@ def plan_training(reference: str, *, kwargs: dict | None = None, lr: float = 0.1
     The optimizer is the grader's plain gradient step w ← w − lr g; the student's function returns
     (scores for x_test, per-epoch training losses). The accuracy is computed here from the test labels.
     """
-    from dlcore.data import load_digits
-
     if reference != "digits_mlp":
         raise ValueError(f"grader: check_training has no reference called {reference!r}")
     d = load_digits(seed=seed, dtype="float64")
@@ -466,22 +407,17 @@ def plan_training(reference: str, *, kwargs: dict | None = None, lr: float = 0.1
 
 
 def judge_training(plan: Plan, record: dict) -> Verdict:
-    name = str(record.get("origin", {}).get("name") or "the training function")
-    delegated = _delegation(record.get("origin", {}), "digits_mlp")
-    if delegated:
-        return Verdict(False, message=delegated)
+    name = _name(record, "the training function")
+    if bad := _delegated(record, "digits_mlp"):
+        return bad
     t = plan.expected["t_test"]
     minimum = plan.expected["minimum"]
-    kw = ", ".join(f"{k}={v!r}" for k, v in plan.inputs["kwargs"].items())
-    n_train = plan.inputs["x_train"].shape[0]
-    where = (f"{name}(x_train, t_train, x_test, optimizer{', ' + kw if kw else ''}) on a digits split drawn by the "
-             f"grader (seed {plan.info['seed']}: {n_train} training, {t.shape[0]} test images; optimizer: "
-             f"w ← w − {plan.inputs['lr']} g)")
-    if record.get("error"):
-        return Verdict(False, message=f"{where} raised {record['error']}")
-    warned = _warned(where, record.get("warnings") or [])
-    if warned:
-        return Verdict(False, message=warned + " (is the learning rate too large, or a layer unstable?)")
+    where = (f"{name}({_args('x_train', 't_train', 'x_test', 'optimizer', kwargs=plan.inputs['kwargs'])}) on a digits "
+             f"split drawn by the grader (seed {plan.info['seed']}: {plan.inputs['x_train'].shape[0]} training, "
+             f"{t.shape[0]} test images; optimizer: w ← w − {plan.inputs['lr']} g)")
+    if problem := _raised(where, record):
+        return Verdict(False, message=problem + ("" if record.get("error") else
+                                                 " (is the learning rate too large, or a layer unstable?)"))
     scores = record.get("scores")
     if not isinstance(scores, np.ndarray) or scores.shape != (t.shape[0], 10):
         got = f"an array of shape {scores.shape}" if isinstance(scores, np.ndarray) else repr(scores)
