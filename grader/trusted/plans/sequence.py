@@ -79,17 +79,12 @@ def _shape_text(arrays: list) -> str:
     return ", ".join(str(tuple(np.shape(a))) for a in arrays if isinstance(a, np.ndarray))
 
 
-def _ctor(name: str, args: list, kwargs: dict) -> str:
-    return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
-
-
-def _problem(what: str, got: Any, expected: Any, cands: list, formula: str | None,
-             expect_dtype: str | None = "float64") -> str | None:
+def _problem(what: str, got: Any, expected: Any, cands: list, formula: str | None) -> str | None:
     g, e = np.asarray(got) if isinstance(got, np.ndarray) else None, np.asarray(expected)
     if g is not None and g.shape == e.shape and e.dtype.kind == "f" and g.dtype.kind == "f" and e.size \
             and np.max(np.abs(e)) <= 1e-12 and np.max(np.abs(g)) <= 1e-10:
         return None      # both zero up to round-off (e.g. the key bias, which softmax ignores)
-    p = compare(what, got, expected, rtol=RTOL, candidates=cands, expect_dtype=expect_dtype)
+    p = compare(what, got, expected, rtol=RTOL, candidates=cands, expect_dtype="float64")
     if p and formula:
         p += f"\n  formula: {formula}"
     return p
@@ -185,8 +180,8 @@ def _judge_layer(plan: Plan, rec: dict) -> Verdict:
     def fail(message: str) -> Verdict:
         return Verdict(False, message=message + (f"\n({note})" if note else ""))
 
-    ctor = _ctor(name, [f"<layer {i + 1}>" for i in range(len(inputs.get("doubles", [])))] + inputs["args"],
-                 inputs["kwargs"])
+    shown = [f"<layer {i + 1}>" for i in range(len(inputs.get("doubles", [])))] + inputs["args"]
+    ctor = f"{name}({', '.join([repr(a) for a in shown] + [f'{k}={v!r}' for k, v in inputs['kwargs'].items()])})"
     if rec.get("build_error"):
         return fail(f"{name}: creating the layer as {ctor} failed with {rec['build_error']}")
     if rec.get("param_error"):
@@ -232,29 +227,24 @@ judge_attention = judge_mha = judge_encoder_layer = _judge_layer
 _LSTM_GATES = "fgio"
 
 
-def _lstm_permuted(params: dict, order: str, hdim: int) -> dict:
-    """Parameters under which dlcore's LSTM (order f, g, i, o) computes what a student reading ``order`` computes."""
-    out = {}
-    for k, v in params.items():
-        blocks = [v[..., j * hdim:(j + 1) * hdim] for j in range(4)]
-        out[k] = np.concatenate([blocks[order.index(g)] for g in _LSTM_GATES], axis=-1)
-    return out
-
-
 def _order_text(order: str) -> str:
     known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}
     return (f"the four column blocks of A are used as the gates {', '.join(order)}{known.get(order, '')}; this course "
             "(and dlcore) uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
 
 
-def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, run: Callable[[Any], dict]) -> dict:
-    """For every other gate order: what the reference gives with the columns read in that order."""
+def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, ins: list, names: list) -> dict:
+    """For every other gate order: the outputs ``names`` of forward(*ins) of dlcore's LSTM with its parameters'
+    column blocks permuted, so that dlcore (order f, g, i, o) computes what a student reading that order computes."""
     cands: dict[str, list] = {}
     for perm in itertools.permutations(_LSTM_GATES):
         order = "".join(perm)
         if order == _LSTM_GATES:
             continue
-        for n, v in run(_ref(reference, args, _lstm_permuted(params, order, hdim))).items():
+        permuted = {k: np.concatenate([v[..., order.index(g) * hdim:(order.index(g) + 1) * hdim] for g in _LSTM_GATES],
+                                      axis=-1) for k, v in params.items()}
+        outs = _ref(reference, args, permuted).forward(*[a.copy() for a in ins])
+        for n, v in zip(names, outs if isinstance(outs, tuple) else (outs,), strict=True):
             cands.setdefault(n, []).append((v, _order_text(order)))
     return cands
 
@@ -276,10 +266,7 @@ def plan_rnn_step(reference: str, *, args: Any, batches: Any = (3,), seed: int =
         case, exp = _expect(layer, ins, dys)
         x, h_prev = ins[:2]
         if lstm:
-            def run(ref: Any, _ins: list = ins) -> dict:
-                return dict(zip(("h_next", "c_next"), ref.forward(*[a.copy() for a in _ins]), strict=True))
-
-            cand = exp["cand"] = _lstm_order_candidates(reference, args, params, h, run)
+            cand = exp["cand"] = _lstm_order_candidates(reference, args, params, h, ins, ["h_next", "c_next"])
             a = x @ p["Wx"] + h_prev @ p["Wh"] + p["b"]
             sig = 1 / (1 + np.exp(-a))
             c_nof = ins[2] + np.tanh(a[:, h:2 * h]) * sig[:, 2 * h:3 * h]
@@ -358,10 +345,7 @@ def plan_bptt(reference: str, *, args: Any, shapes: Any = ((2, 5, 3),), seed: in
             for k in exp["grads"]:
                 cand[k].append((sum(s[k] for s in steps), msg))
         if reference == "LSTM":
-            def run(ref: Any, _xs: np.ndarray = xs) -> dict:
-                return {"hs": ref.forward(_xs.copy())}
-
-            cand.update(_lstm_order_candidates(reference, args, params, hdim, run))
+            cand.update(_lstm_order_candidates(reference, args, params, hdim, [xs], ["hs"]))
         cases.append((case, exp))
     return _layer_plan("bptt", reference, cases, seed=seed, out_names=["hs"], dx_names=["dxs"], args=args,
                        params=params)
