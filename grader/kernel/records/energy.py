@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.kernel.records.sequence import plain
 from grader.kernel.student import call
 
 __all__ = ["PlannedUniforms", "record_energy", "record_boltzmann", "record_free_energy", "record_conditional",
@@ -64,38 +65,9 @@ class PlannedUniforms:
         return "PlannedUniforms(the check's random numbers)"
 
 
-def _plain(v: Any, depth: int = 0) -> Any:
-    """Plain data for a record: arrays, numbers, strings, tuples/lists/dicts of them; else a description."""
-    if depth > 4:
-        return f"<{type(v).__name__}>"
-    if isinstance(v, np.ndarray):
-        return v.copy() if v.dtype.kind in "biuf" else f"<array of dtype {v.dtype}>"
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    if isinstance(v, str) or v is None:
-        return v
-    if isinstance(v, tuple):
-        return tuple(_plain(x, depth + 1) for x in v)
-    if isinstance(v, list):
-        return [_plain(x, depth + 1) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(x, depth + 1) for k, x in v.items()}
-    if hasattr(v, "__array__") and not callable(v):
-        try:
-            a = np.asarray(v)
-            return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"
-        except Exception:
-            pass
-    return f"<{type(v).__name__}>"
-
-
 def _run_formula(student: Any, inputs: dict) -> dict:
     args = [copy.deepcopy(a) for a in inputs["args"]]
-    rec = call(student, *args).as_record(_plain)
+    rec = call(student, *args).as_record(plain)
     rec["mutated"] = [i for i, (a, b) in enumerate(zip(args, inputs["args"], strict=True))
                       if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and a.shape == b.shape
                                                              and np.array_equal(a, b))]
@@ -109,7 +81,7 @@ record_reconstruction_error = record_log_likelihood = _run_formula
 def record_sampler(student: Any, inputs: dict) -> dict:
     """The student's sampler on the plan's inputs with :class:`PlannedUniforms` as its rng; the draws it made."""
     rng = PlannedUniforms(inputs["blocks"], inputs["labels"], inputs["extra_seed"])
-    rec = call(student, *copy.deepcopy(inputs["args"]), rng).as_record(_plain)
+    rec = call(student, *copy.deepcopy(inputs["args"]), rng).as_record(plain)
     rec["draws"] = rng.draws
     return rec
 
@@ -120,7 +92,7 @@ def record_cd(student: Any, inputs: dict) -> dict:
     if exact and not rec["error"]:
         rec["exact_runs"] = [
             call(student, *copy.deepcopy([exact["v"], exact["W"], exact["b"], exact["c"]]), k,
-                 PlannedUniforms([], [], exact["seed"] + int(k))).as_record(_plain) for k in exact["ks"]]
+                 PlannedUniforms([], [], exact["seed"] + int(k))).as_record(plain) for k in exact["ks"]]
     return rec
 
 
@@ -145,11 +117,11 @@ def record_dbn_pretraining(student: Any, inputs: dict) -> dict:
     def note(x: Any, n_hidden: Any) -> dict:
         a = np.asarray(x)
         return {"x": np.array(a, dtype="float64") if a.dtype.kind in "biuf" else f"<{type(x).__name__}>",
-                "n_hidden": _plain(n_hidden)}
+                "n_hidden": plain(n_hidden)}
 
     X = np.array(inputs["X"])
     rec = call(student, X, list(inputs["layer_sizes"]), _stand_in("train_rbm", inputs["layers"], calls, note)
-               ).as_record(_plain)
+               ).as_record(plain)
     rec["calls"] = calls
     rec["X_changed"] = not np.array_equal(X, inputs["X"])
     return rec
@@ -159,7 +131,7 @@ def record_dbn_training(student: Any, inputs: dict) -> dict:
     """Train the student's classifier on the plan's training data, pretraining through a stand-in ``train_layer``
     that hands out the plan's RBMs in order; return its class scores on the test INPUTS."""
     layer_calls: list = []
-    train_layer = _stand_in("train_layer", inputs["layers"], layer_calls, lambda x, n_hidden: _plain(n_hidden))
+    train_layer = _stand_in("train_layer", inputs["layers"], layer_calls, lambda x, n_hidden: plain(n_hidden))
     out = call(student, np.array(inputs["x_train"]), np.array(inputs["t_train"]), inputs["seed"],
                train_layer=train_layer)
     rec: dict = {"error": out.error, "warnings": out.warnings, "returned": f"<{type(out.value).__name__}>",
@@ -167,5 +139,5 @@ def record_dbn_training(student: Any, inputs: dict) -> dict:
     if out.error is None and callable(out.value):
         pred = call(out.value, np.array(inputs["x_test"]))
         rec["predict_error"] = pred.error
-        rec["scores"] = _plain(pred.value)
+        rec["scores"] = plain(pred.value)
     return rec

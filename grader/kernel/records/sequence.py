@@ -23,22 +23,25 @@ __all__ = ["LeakyIntegrator", "MixingDouble", "ScaleDouble", "DOUBLES",
 
 
 def plain(v: Any, depth: int = 0) -> Any:
-    """Plain-data copy of a student's value: arrays, numbers, None, tuples/lists of them; else a type name."""
+    """Plain-data copy of a student's value: numeric arrays, numbers, strings, None, and tuples, lists and dicts of
+    them (NumPy scalars as Python numbers); anything else becomes its type name."""
     if depth > 4:
         return "<nested too deeply>"
-    if isinstance(v, (tuple, list)):
+    if isinstance(v, tuple):
         return tuple(plain(x, depth + 1) for x in v)
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
+    if isinstance(v, list):
+        return [plain(x, depth + 1) for x in v]
+    if isinstance(v, dict):
+        return {str(k): plain(x, depth + 1) for k, x in v.items()}
     if isinstance(v, np.generic):
         return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
     try:
         a = np.asarray(v)
     except Exception:
         return f"<{type(v).__name__}>"
-    if a.dtype.kind not in "biuf":
-        return f"<{type(v).__name__}>"
-    return a.copy()
+    return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"
 
 
 def _name(student: Any) -> str:
