@@ -692,10 +692,10 @@ def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any 
 
 
 def _closing_plan(kind: str, reference: str, train: list, test_x: np.ndarray, expected: dict, *, seed: int,
-                  options: dict | None, minimum: float, **info: Any) -> Plan:
+                  options: dict | None, minimum: float) -> Plan:
     """A closing experiment: the kernel gets the training data, the options and the test INPUTS, never the targets."""
     inputs = {"train": train, "options": dict(options or {}), "test_x": test_x}
-    return Plan(kind, reference, inputs, expected, {"seed": seed, "minimum": float(minimum), **info})
+    return Plan(kind, reference, inputs, expected, {"seed": seed, "minimum": float(minimum)})
 
 
 def _closing_judge(plan: Plan, record: dict, what: str, shape: tuple, wanted: str,
@@ -732,8 +732,7 @@ def plan_next_symbol(reference: str = "LSTM", *, n_train: int = 1000, n_test: in
     train = next_symbol_data(embedded_reber_strings(int(n_train), gen, max_length=30))
     test = next_symbol_data(embedded_reber_strings(int(n_test), gen, max_length=30))
     return _closing_plan("next_symbol", reference, [train.xs, train.ts], test.xs,
-                         {"legal": test.legal, "lengths": test.lengths, "ts": test.ts}, seed=seed, options=options,
-                         minimum=minimum, n_train=int(n_train), n_test=int(n_test))
+                         {"legal": test.legal, "lengths": test.lengths}, seed=seed, options=options, minimum=minimum)
 
 
 def judge_next_symbol(plan: Plan, record: dict) -> Verdict:
@@ -768,19 +767,26 @@ def plan_seq2seq(reference: str = "AdditiveAttention", *, n_train: int = 3000, n
     q, a = addition_data(int(n_train), digits=int(digits), rng=gen, reverse=True)
     qt, at = addition_data(int(n_test), digits=int(digits), rng=gen, reverse=True)
     return _closing_plan("seq2seq", reference, [q, a], qt, {"answers": at[:, 1:]}, seed=seed, options=options,
-                         minimum=minimum, digits=int(digits))
+                         minimum=minimum)
+
+
+def _judge_matches(plan: Plan, record: dict, key: str, what: str, wanted: str, text: str) -> Verdict:
+    """Predicted ids against the plan's targets ``expected[key]``: the fraction of right symbols (``text`` names it,
+    and the fraction of entirely right rows) against the minimum."""
+    want = plan.expected[key]
+
+    def score(pred: np.ndarray) -> tuple[float, str]:
+        rate = float(np.mean(pred == want))
+        return rate, text.format(rate=rate, n=len(want), whole=float(np.mean(np.all(pred == want, axis=1))))
+
+    return _closing_judge(plan, record, what, want.shape, wanted.format(shape=want.shape), score)
 
 
 def judge_seq2seq(plan: Plan, record: dict) -> Verdict:
-    want = plan.expected["answers"]
-
-    def score(pred: np.ndarray) -> tuple[float, str]:
-        chars = float(np.mean(pred == want))
-        return chars, (f"{chars:.1%} of the answer characters of {len(want)} fresh questions right "
-                       f"({float(np.mean(np.all(pred == want, axis=1))):.1%} of the answers exactly)")
-
-    return _closing_judge(plan, record, "digit addition with attention", want.shape,
-                          f"model.generate(questions) must return integer ids of shape {want.shape}", score)
+    return _judge_matches(plan, record, "answers", "digit addition with attention",
+                          "model.generate(questions) must return integer ids of shape {shape}",
+                          "{rate:.1%} of the answer characters of {n} fresh questions right "
+                          "({whole:.1%} of the answers exactly)")
 
 
 def reverse_task(n: int, length: int, rng: np.random.Generator, vocab: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -802,12 +808,6 @@ def plan_sequence_training(reference: str = "TransformerEncoderLayer", *, n_trai
 
 
 def judge_sequence_training(plan: Plan, record: dict) -> Verdict:
-    want = plan.expected["ts"]
-
-    def score(pred: np.ndarray) -> tuple[float, str]:
-        acc = float(np.mean(pred == want))
-        return acc, (f"{acc:.1%} of the symbols of {len(want)} fresh strings right "
-                     f"({float(np.mean(np.all(pred == want, axis=1))):.1%} of the strings entirely)")
-
-    return _closing_judge(plan, record, "reversing digit strings", want.shape,
-                          f"model.forward(xs) must return scores of shape {want.shape + (10,)}", score)
+    return _judge_matches(plan, record, "ts", "reversing digit strings",
+                          "model.forward(xs) must return scores of shape ({shape[0]}, {shape[1]}, 10)",
+                          "{rate:.1%} of the symbols of {n} fresh strings right ({whole:.1%} of the strings entirely)")
