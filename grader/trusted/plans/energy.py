@@ -560,8 +560,7 @@ def plan_dbn_pretraining(reference: str, *, layer_sizes: Any = (8, 6, 4), n: int
     sizes = [int(s) for s in layer_sizes]
     g = np.random.default_rng(seed)
     X = g.random((n, sizes[0]))
-    layers, xs = [], []
-    x = X
+    layers, xs, x = [], [], X
     for i in range(len(sizes) - 1):
         W = g.normal(0.0, 1.0, (sizes[i], sizes[i + 1]))
         b, c = g.normal(0.0, 0.5, sizes[i]), g.normal(0.0, 0.5, sizes[i + 1])
@@ -616,30 +615,30 @@ def judge_dbn_pretraining(plan: Plan, rec: dict) -> Verdict:
                                  f"below and the weights were returned in order (sizes {sizes})")
 
 
-def plan_dbn_training(reference: str, *, seed: int = 0, minimum: float = 0.96, test_size: float = 0.2,
-                      layer_sizes: Any = (64, 256, 256), epochs: int = 15) -> Plan:
+def plan_dbn_training(reference: str, *, seed: int = 0, minimum: float = 0.96) -> Plan:
     """The closing experiment: ``dbn_classifier(x_train, t_train, seed, train_layer=...) -> predict``.
 
-    The plan draws a digits split and pretrains the DBN with dlcore's reference (``DBN.pretrain``: CD-1,
-    ``epochs`` epochs, batches of 10, ε = 0.1, pixels as probabilities); the student's classifier receives a
-    ``train_layer`` that hands out these reference RBMs, so a mistake in the student's CD costs only the CD
-    exercise. Graded here: the pretraining loop's use of ``train_layer``, the conversion to an MLP and the
-    fine-tuning. ``predict(x_test)`` gives class scores (N, 10) or labels (N,); the kernel gets the training
-    set and the test INPUTS only, the accuracy is computed here.
+    The plan draws a digits split (20 % test images) and pretrains a 64–256–256 DBN with dlcore's reference
+    (``DBN.pretrain``: CD-1, 15 epochs, batches of 10, ε = 0.1, pixels as probabilities); the student's classifier
+    receives a ``train_layer`` that hands out these reference RBMs, so a mistake in the student's CD costs only the
+    CD exercise. Graded here: the pretraining loop's use of ``train_layer``, the conversion to an MLP and the
+    fine-tuning. ``predict(x_test)`` gives class scores (N, 10) or labels (N,); the kernel gets the training set and
+    the test INPUTS only, the accuracy is computed here.
     """
     from dlcore.data import load_digits
 
-    d = load_digits(test_size=test_size, seed=seed, dtype="float64")
+    d = load_digits(test_size=0.2, seed=seed, dtype="float64")
     x_train = np.asarray(d.x_train)
-    dbn = DBN([int(s) for s in layer_sizes], rng=seed, dtype="float64")
-    dbn.pretrain(x_train, epochs=int(epochs), batch_size=10, lr=0.1, k=1, probabilities=True, rng=seed + 1,
-                 progress=False, monitor=False)
+    sizes = [64, 256, 256]
+    dbn = DBN(sizes, rng=seed, dtype="float64")
+    dbn.pretrain(x_train, epochs=15, batch_size=10, lr=0.1, k=1, probabilities=True, rng=seed + 1, progress=False,
+                 monitor=False)
     layers = [tuple(np.asarray(r.params[key]) for key in ("W", "b", "c")) for r in dbn.rbms]
     return Plan(kind="dbn_training", reference=reference,
                 inputs={"x_train": x_train, "t_train": np.asarray(d.t_train), "x_test": np.asarray(d.x_test),
                         "seed": int(seed), "layers": layers},
                 expected={"t_test": np.asarray(d.t_test)},
-                info={"minimum": float(minimum), "seed": seed, "sizes": [int(s) for s in layer_sizes]})
+                info={"minimum": float(minimum), "seed": seed, "sizes": sizes})
 
 
 def judge_dbn_training(plan: Plan, rec: dict) -> Verdict:
@@ -665,8 +664,7 @@ def judge_dbn_training(plan: Plan, rec: dict) -> Verdict:
     if s is None and rec.get("returned"):
         return Verdict(False, message=f"dbn_classifier must return a function predict(x); it returned "
                                       f"{rec['returned']}")
-    s = np.asarray(s) if isinstance(s, np.ndarray) else None
-    if s is None or s.dtype.kind not in "biuf":
+    if not isinstance(s, np.ndarray) or s.dtype.kind not in "biuf":
         return Verdict(False, message="predict(x_test) must return class scores (N, 10) or labels (N,)")
     if s.ndim == 2 and s.shape == (n, 10):
         if not np.all(np.isfinite(s)):
