@@ -363,27 +363,27 @@ def _cd_shapes(n: int, n_v: int, n_h: int, k: int, persistent: bool) -> tuple[li
     return shapes, labels
 
 
-def _cd_by_hand(v0: np.ndarray, start: np.ndarray, W: np.ndarray, b: np.ndarray, c: np.ndarray, k: int,
-                blocks: list, *, use_c: bool = True, extra: np.ndarray | None = None,
-                divide_by: int | None = None) -> dict:
-    """CD-k/PCD written out (for the likely-cause variants; the correct variant is checked against dlcore).
-
-    ``extra``: uniforms for a last hidden sample, whose binary values replace p(h|v) in the statistics."""
-    cc = c if use_c else np.zeros_like(c)
-    ph0 = _sig(cc + v0 @ W)
+def _cd_chain(start: np.ndarray, W: np.ndarray, b: np.ndarray, c: np.ndarray, k: int, blocks: list) -> tuple:
+    """The Gibbs chain of CD-k / PCD written out on the planned uniforms (drawn in the order of ``_cd_shapes``):
+    the first hidden sample h ~ p(h|start) and the last visible sample v_k."""
     it = iter(blocks)
-    h = h_first = (next(it) < _sig(cc + start @ W)).astype("float64")
-    vk = phk = None
-    for _step in range(k):
+    h = h0 = (next(it) < _sig(c + start @ W)).astype("float64")
+    for step in range(k):
         vk = (next(it) < _sig(b + h @ W.T)).astype("float64")
-        phk = _sig(cc + vk @ W)
-        nxt = next(it, None)
-        if nxt is not None and nxt.shape == phk.shape and _step < k - 1:
-            h = (nxt < phk).astype("float64")
-    pos, neg = (ph0, phk) if extra is None else (h_first, (extra < phk).astype("float64"))
-    n0, nk = v0.shape[0], divide_by or vk.shape[0]
-    return {"W": vk.T @ neg / nk - v0.T @ pos / n0, "b": vk.sum(0) / nk - v0.mean(0),
-            "c": neg.sum(0) / nk - pos.mean(0)}
+        if step < k - 1:
+            h = (next(it) < _sig(c + vk @ W)).astype("float64")
+    return h0, vk
+
+
+def _cd_grads(v0: np.ndarray, vk: np.ndarray, W: np.ndarray, c: np.ndarray, pos: np.ndarray | None = None,
+              neg: np.ndarray | None = None, m: int | None = None) -> dict:
+    """Model minus data statistics: W: v_kᵀ neg / M − v₀ᵀ pos / N, b: mean(v_k) − mean(v₀), c: mean(neg) − mean(pos),
+    by default with pos = p(h|v₀), neg = p(h|v_k) and M the number of chains (the likely-cause variants)."""
+    pos = _sig(c + v0 @ W) if pos is None else pos
+    neg = _sig(c + vk @ W) if neg is None else neg
+    m = m or vk.shape[0]
+    return {"W": vk.T @ neg / m - v0.T @ pos / v0.shape[0], "b": vk.sum(0) / m - v0.mean(0),
+            "c": neg.sum(0) / m - pos.mean(0)}
 
 
 def _cd_setup(n_visible: int, n_hidden: int, batch: int, k: int, seed: int, n_chains: int | None = None) -> tuple:
@@ -403,7 +403,8 @@ def _cd_setup(n_visible: int, n_hidden: int, batch: int, k: int, seed: int, n_ch
         ({kk: -vv for kk, vv in ref.items()},
          "the positive and negative phases are swapped (or you returned the ascent direction): return the gradient "
          "of −log p, ⟨·⟩_model − ⟨·⟩_data, so that θ ← θ − ε·grads learns"),
-        (_cd_by_hand(v0, start, W, b, c, k, blocks, use_c=False), "the hidden bias c is missing in p(h|v) = σ(c + vW)"),
+        (_cd_grads(v0, _cd_chain(start, W, b, 0 * c, k, blocks)[1], W, 0 * c),
+         "the hidden bias c is missing in p(h|v) = σ(c + vW)"),
     ]
     return W, b, c, v0, start, rbm, ref, blocks, labels, useed, variants
 
@@ -418,15 +419,16 @@ def plan_cd(reference: str, *, n_visible: int = 6, n_hidden: int = 4, batch: int
     if int(k) != k or k < 1:
         raise ValueError(f"grader: k must be a positive integer, got {k!r}")
     W, b, c, v0, _, _, ref, blocks, labels, useed, variants = _cd_setup(n_visible, n_hidden, batch, k, seed)
-    mine = _cd_by_hand(v0, v0, W, b, c, k, blocks)
+    h0, vk = _cd_chain(v0, W, b, c, k, blocks)
+    mine = _cd_grads(v0, vk, W, c)
     for key in ref:  # the draw order above is dlcore's: the hand-written CD must reproduce it exactly
         if not np.allclose(mine[key], ref[key], rtol=1e-10, atol=1e-12):
             raise AssertionError("grader: the planned uniforms do not reproduce dlcore's cd_gradient")
-    extra = np.random.default_rng(useed + 1).random((batch, n_hidden))
-    variants.append((_cd_by_hand(v0, v0, W, b, c, k, blocks, extra=extra), "the statistics use binary hidden "
-                     "SAMPLES; use the probabilities p(h|v₀) and p(h|v_k) (less noise)"))
+    hk = (np.random.default_rng(useed + 1).random((batch, n_hidden)) < _sig(c + vk @ W)).astype("float64")
+    variants.append((_cd_grads(v0, vk, W, c, pos=h0, neg=hk), "the statistics use binary hidden SAMPLES; use the "
+                     "probabilities p(h|v₀) and p(h|v_k) (less noise)"))
     if k > 1:
-        variants.append((_cd_by_hand(v0, v0, W, b, c, 1, blocks[:2]),
+        variants.append((_cd_grads(v0, _cd_chain(v0, W, b, c, 1, blocks)[1], W, c),
                          f"only one Gibbs step was run; CD-k runs k = {k} steps"))
     inputs: dict[str, Any] = {"args": [v0, W, b, c, int(k)], "blocks": blocks, "labels": labels,
                               "extra_seed": useed + 1, "exact": None}
@@ -513,7 +515,7 @@ def plan_pcd(reference: str, *, n_visible: int = 6, n_hidden: int = 4, batch: in
     W, b, c, v0, chain, rbm, ref, blocks, labels, useed, variants = _cd_setup(n_visible, n_hidden, batch, k, seed,
                                                                               n_chains)
     if n_chains != batch:
-        variants.append((_cd_by_hand(v0, chain, W, b, c, k, blocks, divide_by=batch),
+        variants.append((_cd_grads(v0, _cd_chain(chain, W, b, c, k, blocks)[1], W, c, m=batch),
                          f"the negative statistics are averaged over the batch size N = {batch}; average them over "
                          f"the M = {n_chains} chains"))
     return Plan(kind="pcd", reference=reference,
