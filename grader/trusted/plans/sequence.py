@@ -227,12 +227,6 @@ judge_attention = judge_mha = judge_encoder_layer = _judge_layer
 _LSTM_GATES = "fgio"
 
 
-def _order_text(order: str) -> str:
-    known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}
-    return (f"the four column blocks of A are used as the gates {', '.join(order)}{known.get(order, '')}; this course "
-            "(and dlcore) uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
-
-
 def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, ins: list, names: list) -> dict:
     """For every other gate order: the outputs ``names`` of forward(*ins) of dlcore's LSTM with its parameters'
     column blocks permuted, so that dlcore (order f, g, i, o) computes what a student reading that order computes."""
@@ -244,8 +238,11 @@ def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, i
         permuted = {k: np.concatenate([v[..., order.index(g) * hdim:(order.index(g) + 1) * hdim] for g in _LSTM_GATES],
                                       axis=-1) for k, v in params.items()}
         outs = _ref(reference, args, permuted).forward(*[a.copy() for a in ins])
+        known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}.get(order, "")
+        why = (f"the four column blocks of A are used as the gates {', '.join(order)}{known}; this course (and dlcore) "
+               "uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
         for n, v in zip(names, outs if isinstance(outs, tuple) else (outs,), strict=True):
-            cands.setdefault(n, []).append((v, _order_text(order)))
+            cands.setdefault(n, []).append((v, why))
     return cands
 
 
@@ -451,12 +448,6 @@ def plan_time_loss(reference: str = "TimeSoftmaxCrossEntropy", *, shapes: Any = 
 # --------------------------------------------------------------------------- Bahdanau attention
 
 
-def _padding_mask(rng: np.random.Generator, n: int, t: int) -> np.ndarray:
-    lengths = rng.integers(max(1, t // 2), t + 1, n)
-    lengths[0] = max(1, t - 2)
-    return np.arange(t)[None, :] < lengths[:, None]
-
-
 def plan_attention(reference: str = "AdditiveAttention", *, args: Any = (4, 3, 5), shapes: Any = ((2, 6, 4), (2, 3)),
                    mask: bool = False, seed: int = 0) -> Plan:
     """Bahdanau attention: forward(hs_enc, h_dec[, mask]) -> context and self.weights;
@@ -465,7 +456,11 @@ def plan_attention(reference: str = "AdditiveAttention", *, args: Any = (4, 3, 5
     params = _random_params(reference, args, rng, scale=0.8)
     hs = rng.standard_normal(tuple(shapes[0]))
     q = rng.standard_normal(tuple(shapes[1]))
-    fkw = {"mask": _padding_mask(rng, hs.shape[0], hs.shape[1])} if mask else {}
+    fkw = {}
+    if mask:    # padding at the end of some sequences, the first one two steps short
+        lengths = rng.integers(max(1, hs.shape[1] // 2), hs.shape[1] + 1, hs.shape[0])
+        lengths[0] = max(1, hs.shape[1] - 2)
+        fkw["mask"] = np.arange(hs.shape[1])[None, :] < lengths[:, None]
     dctx = rng.standard_normal(q.shape[:-1] + hs.shape[-1:])          # the context's shape
     case, exp = _expect(_ref(reference, args, params), [hs, q], [dctx], fkw, attrs=("weights",))
     if mask:
@@ -622,35 +617,23 @@ def judge_clip(plan: Plan, record: dict) -> Verdict:
 # --------------------------------------------------------------------------- Transformer encoder layer (parts: doubles)
 
 _SWAP = {"attn": "mixing", "norm1": "scale", "norm2": "scale"}
-_ENCODER_MISTAKES = {
-    "prenorm": "the layer normalizations are applied before the sub-layers (pre-norm); the paper's layer is "
-               "post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))",
-    "no_residual_ffn": "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))",
-    "no_residual_attn": "the residual connection around the attention is missing (X + MHA(X))",
-    "no_relu": "the ReLU between ffn1 and ffn2 is missing"}
 
 
-def _encoder_variant(params: dict, x: np.ndarray, variant: str) -> np.ndarray:
-    """Forward of a miswired encoder layer built from the same stand-ins (for naming the mistake)."""
-    e = x.shape[-1]
-    attn, n1, n2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
-    for part, prefix in ((attn, "attn."), (n1, "norm1."), (n2, "norm2.")):
-        for k in part.params:
-            part.params[k] = params[prefix + k]
+def _encoder_candidates(layer: Any, x: np.ndarray) -> list:
+    """Outputs of miswired encoder layers made of the parts of ``layer`` (dlcore's, with the stand-ins), each with
+    the mistake it names."""
+    attn, norm1, norm2 = layer.attn.forward, layer.norm1.forward, layer.norm2.forward
 
     def ffn(z: np.ndarray, relu: bool = True) -> np.ndarray:
-        u = z @ params["ffn1.W"] + params["ffn1.b"]
-        return (np.maximum(u, 0) if relu else u) @ params["ffn2.W"] + params["ffn2.b"]
+        u = layer.ffn1.forward(z)
+        return layer.ffn2.forward(np.maximum(u, 0) if relu else u)
 
-    if variant == "prenorm":
-        z = x + attn.forward(n1.forward(x))
-        return z + ffn(n2.forward(z))
-    z = n1.forward(x + attn.forward(x))
-    if variant == "no_residual_ffn":
-        return n2.forward(ffn(z))
-    if variant == "no_residual_attn":
-        return n2.forward(n1.forward(attn.forward(x)) + ffn(n1.forward(attn.forward(x))))
-    return n2.forward(z + ffn(z, relu=False))      # no_relu
+    z, pre, a = norm1(x + attn(x)), x + attn(norm1(x)), norm1(attn(x))
+    return [(pre + ffn(norm2(pre)), "the layer normalizations are applied before the sub-layers (pre-norm); the "
+                                    "paper's layer is post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))"),
+            (norm2(ffn(z)), "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))"),
+            (norm2(a + ffn(a)), "the residual connection around the attention is missing (X + MHA(X))"),
+            (norm2(z + ffn(z, relu=False)), "the ReLU between ffn1 and ffn2 is missing")]
 
 
 def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any = (8, 2, 16),
@@ -680,7 +663,7 @@ def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any 
         x = rng.standard_normal(tuple(shape))
         dy = rng.standard_normal(x.shape)
         case, exp = _expect(reference_layer(params), [x], [dy])
-        exp["cand"] = {"y": [(_encoder_variant(params, x, k), why) for k, why in _ENCODER_MISTAKES.items()]}
+        exp["cand"] = {"y": _encoder_candidates(reference_layer(params), x)}
         cases.append((case, exp))
     return _layer_plan("encoder_layer", reference, cases, seed=seed, out_names=["y"], dx_names=["dx"], args=args,
                        params=params, extra={"swap": {k: [v, e] for k, v in _SWAP.items()}},
