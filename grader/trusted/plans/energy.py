@@ -285,18 +285,13 @@ def _uniform_blocks(shapes: list[tuple[int, ...]], seed: int) -> list[np.ndarray
     return [g.random(s) for s in shapes]
 
 
-def _draws_text(rec: dict, plan: Plan) -> str:
-    draws = rec.get("draws")
-    if not draws:
-        return ""
-    planned = [tuple(np.shape(b)) for b in plan.inputs["blocks"]]
-    return f"\n  your draws from rng.random: {[tuple(d) for d in draws]}; the reference draws {planned}"
-
-
 def _sampled_failure(problem: str, plan: Plan, rec: dict, names: list[str] | None = None) -> Verdict:
     """A sampler kind's failure: the problem, the inputs (when ``names`` are given) and the draws made."""
-    inputs = "\n  inputs:\n" + _args_text(names, plan.inputs["args"]) if names else ""
-    return Verdict(False, message=problem + inputs + _draws_text(rec, plan))
+    text = problem + ("\n  inputs:\n" + _args_text(names, plan.inputs["args"]) if names else "")
+    if rec.get("draws"):
+        text += (f"\n  your draws from rng.random: {[tuple(d) for d in rec['draws']]}; the reference draws "
+                 f"{[tuple(np.shape(b)) for b in plan.inputs['blocks']]}")
+    return Verdict(False, message=text)
 
 
 def plan_sampler(reference: str, *, n_visible: int = 5, n_hidden: int = 3, batch: int = 4, seed: int = 0) -> Plan:
@@ -352,19 +347,8 @@ def judge_sampler(plan: Plan, rec: dict) -> Verdict:
 # --------------------------------------------------------------------------- CD and PCD
 
 
-def _cd_shapes(n: int, n_v: int, n_h: int, k: int, persistent: bool) -> tuple[list, list]:
-    shapes, labels = [(n, n_h)], ["h₀ ~ p(h|v₀)" if not persistent else "h ~ p(h|chain)"]
-    for step in range(k):
-        shapes.append((n, n_v))
-        labels.append(f"v_{step + 1} ~ p(v|h)")
-        if persistent or step < k - 1:
-            shapes.append((n, n_h))
-            labels.append(f"h_{step + 1} ~ p(h|v_{step + 1})")
-    return shapes, labels
-
-
 def _cd_chain(start: np.ndarray, W: np.ndarray, b: np.ndarray, c: np.ndarray, k: int, blocks: list) -> tuple:
-    """The Gibbs chain of CD-k / PCD written out on the planned uniforms (drawn in the order of ``_cd_shapes``):
+    """The Gibbs chain of CD-k / PCD written out on the planned uniforms (drawn in the order of ``_cd_setup``):
     the first hidden sample h ~ p(h|start) and the last visible sample v_k."""
     it = iter(blocks)
     h = h0 = (next(it) < _sig(c + start @ W)).astype("float64")
@@ -393,7 +377,14 @@ def _cd_setup(n_visible: int, n_hidden: int, batch: int, k: int, seed: int, n_ch
     v0 = _binary(g, (batch, n_visible))
     start = v0 if n_chains is None else _binary(g, (n_chains, n_visible))
     useed = seed + (2000 if n_chains is None else 4000)
-    shapes, labels = _cd_shapes(start.shape[0], n_visible, n_hidden, k, persistent=n_chains is not None)
+    n = start.shape[0]      # the draws, in dlcore's order: h ~ p(h|start), then k times v ~ p(v|h), h ~ p(h|v)
+    shapes, labels = [(n, n_hidden)], ["h₀ ~ p(h|v₀)" if n_chains is None else "h ~ p(h|chain)"]
+    for step in range(k):
+        shapes.append((n, n_visible))
+        labels.append(f"v_{step + 1} ~ p(v|h)")
+        if n_chains is not None or step < k - 1:    # CD draws no h after the last v
+            shapes.append((n, n_hidden))
+            labels.append(f"h_{step + 1} ~ p(h|v_{step + 1})")
     blocks = _uniform_blocks(shapes, useed)
     rbm = _rbm(W, b, c)
     persistent = {} if n_chains is None else {"persistent": start.copy()}
