@@ -412,7 +412,7 @@ def plan_cd(reference: str, *, n_visible: int = 6, n_hidden: int = 4, batch: int
     W, b, c, v0, _, _, ref, blocks, labels, useed, variants = _cd_setup(n_visible, n_hidden, batch, k, seed)
     h0, vk = _cd_chain(v0, W, b, c, k, blocks)
     mine = _cd_grads(v0, vk, W, c)
-    for key in ref:  # the draw order above is dlcore's: the hand-written CD must reproduce it exactly
+    for key in ref:  # the draw order of _cd_setup is dlcore's: the hand-written CD must reproduce it exactly
         if not np.allclose(mine[key], ref[key], rtol=1e-10, atol=1e-12):
             raise AssertionError("grader: the planned uniforms do not reproduce dlcore's cd_gradient")
     hk = (np.random.default_rng(useed + 1).random((batch, n_hidden)) < _sig(c + vk @ W)).astype("float64")
