@@ -69,8 +69,7 @@ def _run_formula(student: Any, inputs: dict) -> dict:
     args = [copy.deepcopy(a) for a in inputs["args"]]
     rec = call(student, *args).as_record(plain)
     rec["mutated"] = [i for i, (a, b) in enumerate(zip(args, inputs["args"], strict=True))
-                      if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and a.shape == b.shape
-                                                             and np.array_equal(a, b))]
+                      if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and np.array_equal(a, b))]
     return rec
 
 
