@@ -53,35 +53,35 @@ def p_v_given_h(h, W, b):
     return sigmoid(b + h @ W.T)
 
 
+def sample(p, rng):
+    return (rng.random(p.shape) < p).astype(float)
+
+
 def gibbs_step(v, W, b, c, rng):
-    ph = sigmoid(c + v @ W)
-    h = (rng.random(ph.shape) < ph).astype(float)
-    pv = sigmoid(b + h @ W.T)
-    return h, (rng.random(pv.shape) < pv).astype(float)
+    h = sample(p_h_given_v(v, W, c), rng)
+    return h, sample(p_v_given_h(h, W, b), rng)
+
+
+def gibbs_chain(h, W, b, c, k, rng, last_h):
+    """k steps v ~ p(v|h), then h ~ p(h|v) (after the last step only when ``last_h``): v_k, p(h|v_k), h."""
+    for step in range(k):
+        vk = sample(p_v_given_h(h, W, b), rng)
+        phk = p_h_given_v(vk, W, c)
+        if last_h or step < k - 1:
+            h = sample(phk, rng)
+    return vk, phk, h
 
 
 def cd_gradient(v0, W, b, c, k, rng):
-    ph0 = sigmoid(c + v0 @ W)
-    h = (rng.random(ph0.shape) < ph0).astype(float)
-    for step in range(k):
-        pv = sigmoid(b + h @ W.T)
-        vk = (rng.random(pv.shape) < pv).astype(float)
-        phk = sigmoid(c + vk @ W)
-        if step < k - 1:
-            h = (rng.random(phk.shape) < phk).astype(float)
+    ph0 = p_h_given_v(v0, W, c)
+    vk, phk, _ = gibbs_chain(sample(ph0, rng), W, b, c, k, rng, last_h=False)
     n = v0.shape[0]
     return {"W": (vk.T @ phk - v0.T @ ph0) / n, "b": vk.mean(0) - v0.mean(0), "c": phk.mean(0) - ph0.mean(0)}
 
 
 def pcd_gradient(v0, chain, W, b, c, k, rng):
-    ph0 = sigmoid(c + v0 @ W)
-    pc = sigmoid(c + chain @ W)
-    h = (rng.random(pc.shape) < pc).astype(float)
-    for _ in range(k):
-        pv = sigmoid(b + h @ W.T)
-        vk = (rng.random(pv.shape) < pv).astype(float)
-        phk = sigmoid(c + vk @ W)
-        h = (rng.random(phk.shape) < phk).astype(float)
+    ph0 = p_h_given_v(v0, W, c)
+    vk, phk, _ = gibbs_chain(sample(p_h_given_v(chain, W, c), rng), W, b, c, k, rng, last_h=True)
     grads = {"W": vk.T @ phk / vk.shape[0] - v0.T @ ph0 / v0.shape[0], "b": vk.mean(0) - v0.mean(0),
              "c": phk.mean(0) - ph0.mean(0)}
     return grads, vk
@@ -209,9 +209,9 @@ def test_sampler_accepts_correct_code_and_names_mistakes(seed):
     assert _run("sampler", gibbs_step, seed=seed).ok
 
     def reversed_cmp(v, W, b, c, rng):
-        ph = sigmoid(c + v @ W)
+        ph = p_h_given_v(v, W, c)
         h = (rng.random(ph.shape) > ph).astype(float)
-        pv = sigmoid(b + h @ W.T)
+        pv = p_v_given_h(h, W, b)
         return h, (rng.random(pv.shape) > pv).astype(float)
 
     _fails("sampler", reversed_cmp, "comparison is reversed", seed=seed)
@@ -265,14 +265,8 @@ def test_cd_other_mistakes():
     _fails("cd", one_step, "only one Gibbs step", k=3, seed=1)
 
     def sampled_stats(v0, W, b, c, k, rng):
-        ph0 = sigmoid(c + v0 @ W)
-        h0 = (rng.random(ph0.shape) < ph0).astype(float)
-        h = h0
-        for _ in range(k):
-            pv = sigmoid(b + h @ W.T)
-            vk = (rng.random(pv.shape) < pv).astype(float)
-            phk = sigmoid(c + vk @ W)
-            h = (rng.random(phk.shape) < phk).astype(float)
+        h0 = sample(p_h_given_v(v0, W, c), rng)
+        vk, _, h = gibbs_chain(h0, W, b, c, k, rng, last_h=True)
         n = v0.shape[0]
         return {"W": (vk.T @ h - v0.T @ h0) / n, "b": vk.mean(0) - v0.mean(0), "c": h.mean(0) - h0.mean(0)}
 
@@ -352,8 +346,7 @@ def test_dbn_pretraining_checks_the_greedy_loop(seed):
         for n in sizes[1:]:
             W, b, c = train_rbm(x, n)
             layers.append((W, b, c))
-            p = sigmoid(c + x @ W)
-            x = (r.random(p.shape) < p).astype(float)
+            x = sample(p_h_given_v(x, W, c), r)
         return layers
 
     _fails("dbn_pretraining", samples, "binary samples were passed", reference="DBN", seed=seed)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.student import Outcome, call
+from grader.kernel.records.sequence import plain
+from grader.kernel.student import call
 
 __all__ = ["PlannedUniforms", "record_energy", "record_boltzmann", "record_free_energy", "record_conditional",
            "record_reconstruction_error", "record_log_likelihood", "record_sampler", "record_cd", "record_pcd",
@@ -35,16 +36,8 @@ class PlannedUniforms:
         self._extra = np.random.default_rng(int(seed))
         self.draws: list[list[int]] = []
 
-    @staticmethod
-    def _shape(size: Any) -> tuple[int, ...]:
-        if size is None:
-            return ()
-        if isinstance(size, (int, np.integer)):
-            return (int(size),)
-        return tuple(int(s) for s in size)
-
     def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
-        shape = self._shape(size)
+        shape = () if size is None else tuple(int(s) for s in np.atleast_1d(size))
         self.draws.append(list(shape))
         if self._next < len(self._blocks):
             block = self._blocks[self._next]
@@ -72,46 +65,11 @@ class PlannedUniforms:
         return "PlannedUniforms(the check's random numbers)"
 
 
-def _plain(v: Any, depth: int = 0) -> Any:
-    """Plain data for a record: arrays, numbers, strings, tuples/lists/dicts of them; else a description."""
-    if depth > 4:
-        return f"<{type(v).__name__}>"
-    if isinstance(v, np.ndarray):
-        return v.copy() if v.dtype.kind in "biuf" else f"<array of dtype {v.dtype}>"
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    if isinstance(v, str) or v is None:
-        return v
-    if isinstance(v, tuple):
-        return tuple(_plain(x, depth + 1) for x in v)
-    if isinstance(v, list):
-        return [_plain(x, depth + 1) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(x, depth + 1) for k, x in v.items()}
-    if hasattr(v, "__array__") and not callable(v):
-        try:
-            a = np.asarray(v)
-            return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"
-        except Exception:
-            pass
-    return f"<{type(v).__name__}>"
-
-
-def _outcome(out: Outcome) -> dict:
-    return out.as_record(_plain)
-
-
 def _run_formula(student: Any, inputs: dict) -> dict:
     args = [copy.deepcopy(a) for a in inputs["args"]]
-    out = call(student, *args)
-    rec = _outcome(out)
+    rec = call(student, *args).as_record(plain)
     rec["mutated"] = [i for i, (a, b) in enumerate(zip(args, inputs["args"], strict=True))
-                      if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and a.shape == b.shape
-                                                             and np.array_equal(a, b))]
+                      if isinstance(b, np.ndarray) and not (isinstance(a, np.ndarray) and np.array_equal(a, b))]
     return rec
 
 
@@ -119,53 +77,50 @@ record_energy = record_boltzmann = record_free_energy = record_conditional = _ru
 record_reconstruction_error = record_log_likelihood = _run_formula
 
 
-def _sampler_call(student: Any, args: list, blocks: list, labels: list, seed: int) -> dict:
-    rng = PlannedUniforms(blocks, labels, seed)
-    args = [copy.deepcopy(a) for a in args]
-    out = call(student, *args, rng)
-    rec = _outcome(out)
+def record_sampler(student: Any, inputs: dict) -> dict:
+    """The student's sampler on the plan's inputs with :class:`PlannedUniforms` as its rng; the draws it made."""
+    rng = PlannedUniforms(inputs["blocks"], inputs["labels"], inputs["extra_seed"])
+    rec = call(student, *copy.deepcopy(inputs["args"]), rng).as_record(plain)
     rec["draws"] = rng.draws
     return rec
 
 
-def record_sampler(student: Any, inputs: dict) -> dict:
-    return _sampler_call(student, inputs["args"], inputs["blocks"], inputs["labels"], inputs["extra_seed"])
-
-
 def record_cd(student: Any, inputs: dict) -> dict:
-    rec = _sampler_call(student, inputs["args"], inputs["blocks"], inputs["labels"], inputs["extra_seed"])
-    exact = inputs.get("exact")
+    rec = record_sampler(student, inputs)
+    exact = inputs["exact"]
     if exact and not rec["error"]:
-        runs = []
-        for k in exact["ks"]:
-            run = _sampler_call(student, [exact["v"], exact["W"], exact["b"], exact["c"], k], [], [],
-                                exact["seed"] + int(k))
-            runs.append({"value": run["value"], "error": run["error"], "warnings": run["warnings"]})
-        rec["exact_runs"] = runs
+        rec["exact_runs"] = [
+            call(student, *copy.deepcopy([exact["v"], exact["W"], exact["b"], exact["c"]]), k,
+                 PlannedUniforms([], [], exact["seed"] + int(k))).as_record(plain) for k in exact["ks"]]
     return rec
 
 
 record_pcd = record_sampler
 
 
+def _stand_in(name: str, planned: list, calls: list, note: Any) -> Any:
+    """A stand-in ``name(x, n_hidden)`` that notes each call (``note(x, n_hidden)``) and hands out the planned
+    (W, b, c) in order."""
+    def train(x: Any, n_hidden: Any) -> tuple:
+        calls.append(note(x, n_hidden))
+        if len(calls) > len(planned):
+            raise RuntimeError(f"{name} was called {len(calls)} times for a DBN with {len(planned)} RBMs")
+        return tuple(np.array(a) for a in planned[len(calls) - 1])
+    return train
+
+
 def record_dbn_pretraining(student: Any, inputs: dict) -> dict:
     """The student's greedy loop, with a stand-in ``train_rbm`` that records its input and returns planned weights."""
-    planned = inputs["layers"]
     calls: list[dict] = []
 
-    def train_rbm(x: Any, n_hidden: Any) -> tuple:
+    def note(x: Any, n_hidden: Any) -> dict:
         a = np.asarray(x)
-        calls.append({"x": np.array(a, dtype="float64") if a.dtype.kind in "biuf" else f"<{type(x).__name__}>",
-                      "n_hidden": _plain(n_hidden)})
-        i = len(calls) - 1
-        if i >= len(planned):
-            raise RuntimeError(f"train_rbm was called {len(calls)} times for a DBN with {len(planned)} RBMs")
-        W, b, c = planned[i]
-        return np.array(W), np.array(b), np.array(c)
+        return {"x": np.array(a, dtype="float64") if a.dtype.kind in "biuf" else f"<{type(x).__name__}>",
+                "n_hidden": plain(n_hidden)}
 
     X = np.array(inputs["X"])
-    out = call(student, X, list(inputs["layer_sizes"]), train_rbm)
-    rec = _outcome(out)
+    rec = call(student, X, list(inputs["layer_sizes"]), _stand_in("train_rbm", inputs["layers"], calls, note)
+               ).as_record(plain)
     rec["calls"] = calls
     rec["X_changed"] = not np.array_equal(X, inputs["X"])
     return rec
@@ -174,24 +129,14 @@ def record_dbn_pretraining(student: Any, inputs: dict) -> dict:
 def record_dbn_training(student: Any, inputs: dict) -> dict:
     """Train the student's classifier on the plan's training data, pretraining through a stand-in ``train_layer``
     that hands out the plan's RBMs in order; return its class scores on the test INPUTS."""
-    planned = inputs["layers"]
     layer_calls: list = []
-
-    def train_layer(x: Any, n_hidden: Any) -> tuple:
-        layer_calls.append(_plain(n_hidden))
-        i = len(layer_calls) - 1
-        if i >= len(planned):
-            raise RuntimeError(f"train_layer was called {len(layer_calls)} times for a DBN with {len(planned)} RBMs")
-        return tuple(np.array(a) for a in planned[i])
-
+    train_layer = _stand_in("train_layer", inputs["layers"], layer_calls, lambda x, n_hidden: plain(n_hidden))
     out = call(student, np.array(inputs["x_train"]), np.array(inputs["t_train"]), inputs["seed"],
                train_layer=train_layer)
     rec: dict = {"error": out.error, "warnings": out.warnings, "returned": f"<{type(out.value).__name__}>",
                  "scores": None, "predict_error": None, "layer_calls": layer_calls}
-    if out.error is None:
-        if not callable(out.value):
-            return rec
+    if out.error is None and callable(out.value):
         pred = call(out.value, np.array(inputs["x_test"]))
         rec["predict_error"] = pred.error
-        rec["scores"] = _plain(pred.value)
+        rec["scores"] = plain(pred.value)
     return rec

@@ -23,30 +23,29 @@ __all__ = ["LeakyIntegrator", "MixingDouble", "ScaleDouble", "DOUBLES",
 
 
 def plain(v: Any, depth: int = 0) -> Any:
-    """Plain-data copy of a student's value: arrays, numbers, None, tuples/lists of them; else a type name."""
+    """Plain-data copy of a student's value: numeric arrays, numbers, strings, None, and tuples, lists and dicts of
+    them (NumPy scalars as Python numbers); anything else becomes its type name."""
     if depth > 4:
         return "<nested too deeply>"
-    if isinstance(v, (tuple, list)):
+    if isinstance(v, tuple):
         return tuple(plain(x, depth + 1) for x in v)
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
+    if isinstance(v, list):
+        return [plain(x, depth + 1) for x in v]
+    if isinstance(v, dict):
+        return {str(k): plain(x, depth + 1) for k, x in v.items()}
     if isinstance(v, np.generic):
         return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
     try:
         a = np.asarray(v)
     except Exception:
         return f"<{type(v).__name__}>"
-    if a.dtype.kind not in "biuf":
-        return f"<{type(v).__name__}>"
-    return a.copy()
+    return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"
 
 
 def _name(student: Any) -> str:
     return str(getattr(student, "__name__", type(student).__name__))[:80]
-
-
-def _copy(v: Any) -> Any:
-    return copy.deepcopy(v)
 
 
 class LeakyIntegrator:
@@ -62,6 +61,13 @@ class LeakyIntegrator:
         self.grads: dict = {}
         self.stateful = False
         self.xs: Any = None
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> LeakyIntegrator:
+        """The double a plan describes: ``{"input_size", "hidden_size", "decay", "W"}``."""
+        layer = cls(spec["input_size"], spec["hidden_size"], spec["decay"])
+        layer.params["W"] = np.array(spec["W"], dtype="float64")
+        return layer
 
     def forward(self, xs: Any) -> Any:
         xs = np.asarray(xs)
@@ -154,16 +160,10 @@ DOUBLES = {"mixing": MixingDouble, "scale": ScaleDouble}
 # --------------------------------------------------------------------------- layers
 
 
-def _build(student: Any, inputs: dict, rec: dict) -> Any:
+def _build(student: Any, inputs: dict, rec: dict) -> tuple | None:
     """The student's layer from the plan's constructor arguments (with doubles where asked), params loaded."""
-    args = [_copy(a) for a in inputs.get("args", [])]
-    doubles = []
-    for spec in inputs.get("doubles", []):
-        d = LeakyIntegrator(spec["input_size"], spec["hidden_size"], spec.get("decay", 0.5))
-        d.params["W"] = np.array(spec["W"], dtype="float64")
-        doubles.append(d)
-    args = doubles + args
-    made = call(student, *args, **_copy(inputs.get("kwargs", {})))
+    doubles = [LeakyIntegrator.from_spec(spec) for spec in inputs.get("doubles", [])]
+    made = call(student, *doubles, *copy.deepcopy(inputs["args"]), **copy.deepcopy(inputs["kwargs"]))
     if made.error or made.warnings:
         rec["build_error"] = made.error or "; ".join(made.warnings)
         return None
@@ -177,7 +177,7 @@ def _build(student: Any, inputs: dict, rec: dict) -> Any:
             return None
         for key, (double, size) in swap.items():
             parts[key] = DOUBLES[double](size)
-    want = inputs.get("params", {})
+    want = inputs["params"]
     if want:
         params = getattr(layer, "params", None)
         if not (hasattr(params, "keys") and hasattr(params, "__setitem__") and hasattr(params, "__getitem__")):
@@ -189,8 +189,7 @@ def _build(student: Any, inputs: dict, rec: dict) -> Any:
             return None
         for key, value in want.items():
             params[key] = np.array(value, dtype="float64")
-    layer_doubles = doubles
-    return layer, layer_doubles
+    return layer, doubles
 
 
 def _record_layer(student: Any, inputs: dict) -> dict:
@@ -201,18 +200,17 @@ def _record_layer(student: Any, inputs: dict) -> dict:
         if built is None:
             break
         layer, doubles = built
-        ins = [np.array(a) if isinstance(a, np.ndarray) else _copy(a) for a in case["forward"]]
-        kw = _copy(case.get("fkw", {}))
+        ins, kw = copy.deepcopy(case["forward"]), copy.deepcopy(case.get("fkw", {}))
         got: dict[str, Any] = {"forward": None, "backward": None, "grads": {}, "attrs": {}, "mutated": [],
                                "double_grads": []}
         rec["cases"].append(got)
         out = call(layer.forward, *ins, **kw)
         got["forward"] = out.as_record(plain)
         got["mutated"] = [i for i, (a, b) in enumerate(zip(ins, case["forward"], strict=True))
-                          if isinstance(b, np.ndarray) and (np.shape(a) != b.shape or not np.array_equal(a, b))]
+                          if isinstance(b, np.ndarray) and not np.array_equal(a, b)]
         for attr in case.get("attrs", []):
             got["attrs"][attr] = plain(getattr(layer, attr, None))
-        if out.error or case.get("backward") is None:
+        if out.error:
             continue
         dys = [np.array(d) for d in case["backward"]]
         back = call(layer.backward, *dys)
@@ -226,14 +224,8 @@ def _record_layer(student: Any, inputs: dict) -> dict:
     return rec
 
 
-record_rnn_step = _record_layer
-record_bptt = _record_layer
-record_bidirectional = _record_layer
-record_embedding = _record_layer
-record_time_loss = _record_layer
-record_attention = _record_layer
-record_mha = _record_layer
-record_encoder_layer = _record_layer
+record_rnn_step = record_bptt = record_bidirectional = record_embedding = _record_layer
+record_time_loss = record_attention = record_mha = record_encoder_layer = _record_layer
 
 
 # --------------------------------------------------------------------------- functions
@@ -265,50 +257,40 @@ def record_sdpa(student: Any, inputs: dict) -> dict:
 # --------------------------------------------------------------------------- closing experiments
 
 
-def _predict(model: Any, xs: np.ndarray, rec: dict, what: str = "forward") -> Any:
-    fn = getattr(model, what, None)
-    if not callable(fn):
-        rec["error"] = f"the returned model has no {what}() method (got {type(model).__name__})"
-        return None
-    out = call(fn, xs)
-    rec["warnings"] += out.warnings
-    if out.error:
-        rec["error"] = f"{what} on the test inputs raised {out.error}"
-        return None
-    return plain(out.value)
-
-
-def _train(student: Any, inputs: dict, rec: dict) -> Any:
-    """Train with the plan's training data and options; the test targets never reach the kernel."""
-    train = inputs["train"]
-    trained = call(student, *[np.array(a) for a in train], **_copy(inputs.get("options", {})))
+def _closing(student: Any, inputs: dict, predict: str) -> dict:
+    """Train with the plan's training data and options (the test targets never reach the kernel), then predict
+    the test inputs with the model's ``predict`` method: only the predicted ids are recorded."""
+    rec: dict[str, Any] = {"name": _name(student), "error": None, "warnings": [], "scores": None}
+    trained = call(student, *[np.array(a) for a in inputs["train"]], **copy.deepcopy(inputs["options"]))
     rec["warnings"] = list(trained.warnings)
     if trained.error:
         rec["error"] = f"training raised {trained.error}"
-        return None
-    return trained.value
-
-
-def _closing(student: Any, inputs: dict, predict: str) -> dict:
-    rec: dict[str, Any] = {"name": _name(student), "error": None, "warnings": [], "scores": None}
-    model = _train(student, inputs, rec)
-    if model is not None:
-        rec["scores"] = _predict(model, np.array(inputs["test_x"]), rec, predict)
-        if isinstance(rec["scores"], np.ndarray) and rec["scores"].ndim == 3:
-            rec["scores"] = rec["scores"].argmax(axis=-1)   # only the predicted ids are needed
+    if trained.error or trained.value is None:
+        return rec
+    fn = getattr(trained.value, predict, None)
+    if not callable(fn):
+        rec["error"] = f"the returned model has no {predict}() method (got {type(trained.value).__name__})"
+        return rec
+    out = call(fn, np.array(inputs["test_x"]))
+    rec["warnings"] += out.warnings
+    if out.error:
+        rec["error"] = f"{predict} on the test inputs raised {out.error}"
+        return rec
+    rec["scores"] = plain(out.value)
+    if isinstance(rec["scores"], np.ndarray) and rec["scores"].ndim == 3:
+        rec["scores"] = rec["scores"].argmax(axis=-1)
     return rec
 
 
 def record_next_symbol(student: Any, inputs: dict) -> dict:
-    """train(xs, ts, **options) -> model; then model.forward(test_x): the predicted next-symbol ids."""
-    return _closing(student, inputs, "forward")
-
-
-def record_sequence_training(student: Any, inputs: dict) -> dict:
-    """train(xs, ts, **options) -> model; then model.forward(test_x): the predicted ids per position."""
+    """train(xs, ts, **options) -> model; then model.forward(test_x): the predicted ids (next symbol, or per
+    position for sequence_training)."""
     return _closing(student, inputs, "forward")
 
 
 def record_seq2seq(student: Any, inputs: dict) -> dict:
     """train(questions, answers, **options) -> model; then model.generate(test_x) -> ids (N, L)."""
     return _closing(student, inputs, "generate")
+
+
+record_sequence_training = record_next_symbol

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from grader.checks import Verdict, compare, resolve_reference
-from grader.kernel.records.sequence import LeakyIntegrator
+from grader.kernel.records.sequence import LeakyIntegrator, MixingDouble, ScaleDouble
 from grader.kinds import Plan
+from grader.trusted.messages import incomplete
 
 __all__ = [f"{step}_{kind}" for kind in ("rnn_step", "bptt", "bidirectional", "clip", "embedding", "time_loss",
                                          "attention", "sdpa", "mha", "encoder_layer", "next_symbol", "seq2seq",
                                          "sequence_training") for step in ("plan", "judge")]
+
+RTOL = 1e-7
 
 _FORMULAS = {
     "RNNCell": {"h_next": "h_next = tanh(x Wx + h_prev Wh + b)", "dx": "dx = da Wxᵀ with da = dh_next ⊙ (1 − h_next²)",
@@ -49,78 +53,58 @@ _FORMULAS = {
 # --------------------------------------------------------------------------- helpers
 
 
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(int(seed))
-
-
 def _away(z: np.ndarray) -> np.ndarray:
     return np.where(z >= 0, 1.0, -1.0) * (np.abs(z) + 0.05)
 
 
-def _ref(reference: str, args: Any = (), kwargs: dict | None = None, params: dict | None = None) -> Any:
-    cls = resolve_reference(reference)
-    layer = cls(*args, **(kwargs or {}))
+def _ref(reference: str, args: Any = (), params: dict | None = None, **kwargs: Any) -> Any:
+    layer = resolve_reference(reference)(*args, **kwargs)
     for k, v in (params or {}).items():
         layer.params[k] = np.array(v, dtype="float64")
     return layer
 
 
-def _random_params(reference: str, args: Any, kwargs: dict | None, rng: np.random.Generator,
-                   scale: float = 0.5) -> dict:
-    layer = _ref(reference, args, kwargs)
-    return {k: rng.standard_normal(np.shape(v)) * scale for k, v in layer.params.items()}
+def _random_params(reference: str, args: Any, rng: np.random.Generator, scale: float = 0.5) -> dict:
+    return {k: rng.standard_normal(np.shape(v)) * scale for k, v in _ref(reference, args).params.items()}
 
 
-def _tup(v: Any) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v,)
-
-
-def _arr(v: Any) -> Any:
-    return None if v is None else np.asarray(v, dtype="float64") if np.asarray(v).dtype.kind == "f" else np.asarray(v)
+def _arrays(v: Any) -> Any:
+    """A reference's result as NumPy: None, an array, or a tuple of arrays."""
+    if v is None:
+        return None
+    return tuple(np.asarray(x) for x in v) if isinstance(v, tuple) else np.asarray(v)
 
 
 def _shape_text(arrays: list) -> str:
     return ", ".join(str(tuple(np.shape(a))) for a in arrays if isinstance(a, np.ndarray))
 
 
-def _ctor(name: str, args: list, kwargs: dict) -> str:
-    return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
-
-
-def _problem(what: str, got: Any, expected: Any, cands: list, formula: str | None, rtol: float,
-             expect_dtype: str | None = "float64") -> str | None:
+def _problem(what: str, got: Any, expected: Any, cands: list, formula: str | None) -> str | None:
     g, e = np.asarray(got) if isinstance(got, np.ndarray) else None, np.asarray(expected)
     if g is not None and g.shape == e.shape and e.dtype.kind == "f" and g.dtype.kind == "f" and e.size \
             and np.max(np.abs(e)) <= 1e-12 and np.max(np.abs(g)) <= 1e-10:
         return None      # both zero up to round-off (e.g. the key bias, which softmax ignores)
-    p = compare(what, got, expected, rtol=rtol, candidates=cands, expect_dtype=expect_dtype)
+    p = compare(what, got, expected, rtol=RTOL, candidates=cands, expect_dtype="float64")
     if p and formula:
         p += f"\n  formula: {formula}"
     return p
 
 
-def _named(kind: str, names: list[str], got: Any, expected: Any, cands: dict, formulas: dict, rtol: float) -> list:
+def _named(kind: str, names: list[str], got: Any, expected: Any, cands: dict, formulas: dict) -> list:
     """Compare an output (or a tuple of outputs) entry by entry, each with its own likely causes."""
     if len(names) == 1:
-        p = _problem(f"{kind} {names[0]}", got, expected, cands.get(names[0], []), formulas.get(names[0]), rtol)
-        return [p] if p else []
-    if not isinstance(got, (tuple, list)) or len(got) != len(names):
-        what = f"a tuple ({', '.join(names)})"
+        got, expected = (got,), (expected,)
+    elif not isinstance(got, (tuple, list)) or len(got) != len(names):
         if isinstance(got, (tuple, list)):
             gave = f"a tuple of {len(got)} values"
         elif got is None:
             gave = "None — did you forget a `return`?"
         else:
             gave = f"{type(got).__name__} {getattr(got, 'shape', '')}"
-        return [f"{kind} should return {what}, got {gave}"]
-    out = []
-    for n, g, e in zip(names, got, expected, strict=True):
-        if e is None:
-            continue
-        p = _problem(f"{kind} {n}", g, e, cands.get(n, []), formulas.get(n), rtol)
-        if p:
-            out.append(p)
-    return out
+        return [f"{kind} should return a tuple ({', '.join(names)}), got {gave}"]
+    problems = [_problem(f"{kind} {n}", g, e, cands.get(n, []), formulas.get(n))
+                for n, g, e in zip(names, got, expected, strict=True) if e is not None]
+    return [p for p in problems if p]
 
 
 def _warned(part: str, outcome: dict) -> str | None:
@@ -132,99 +116,110 @@ def _warned(part: str, outcome: dict) -> str | None:
     return None
 
 
-def _layer_plan(kind: str, reference: str, *, args: Any, kwargs: dict | None, params: dict, cases: list,
-                expected: list, info: dict, doubles: list | None = None) -> Plan:
-    inputs = {"args": list(args), "kwargs": dict(kwargs or {}), "params": params, "cases": cases}
-    if doubles:
-        inputs["doubles"] = doubles
-    return Plan(kind, reference, inputs, {"cases": expected}, info)
+# --------------------------------------------------------------------------- layer kinds: plan and judge
 
 
-def _judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7) -> Verdict:
-    info = plan.info
+def _expect(layer: Any, ins: list, dys: list, fkw: dict | None = None, attrs: tuple = ()) -> tuple[dict, dict]:
+    """One case of a layer kind: what the kernel gets, and what dlcore's ``layer`` gives on it."""
+    out = layer.forward(*[a.copy() for a in ins], **(fkw or {}))
+    case = {"forward": ins, "backward": dys}
+    exp = {"out": _arrays(out), "cand": {}}
+    if fkw is not None:
+        case["fkw"] = fkw
+    if attrs:
+        case["attrs"] = list(attrs)
+        exp["attrs"] = {a: np.asarray(getattr(layer, a)) for a in attrs}
+    exp["dx"] = _arrays(layer.backward(*[d.copy() for d in dys]))
+    exp["grads"] = {k: np.asarray(v) for k, v in layer.grads.items()}
+    return case, exp
+
+
+def _layer_plan(kind: str, reference: str, cases: list, *, seed: int, out_names: list, dx_names: list,
+                args: Any = (), params: dict | None = None, extra: dict | None = None, **info: Any) -> Plan:
+    """A layer kind's plan from (case, expected) pairs; ``extra`` goes to the kernel, ``info`` to the judge."""
+    inputs = {"args": list(args), "kwargs": {}, "params": params or {}, "cases": [c for c, _ in cases], **(extra or {})}
+    info = {"ref_name": reference, "seed": seed, "out_names": out_names, "dx_names": dx_names, **info}
+    return Plan(kind, reference, inputs, {"cases": [e for _, e in cases]}, info)
+
+
+def _case_problems(exp: dict, got: dict, info: dict) -> list[str]:
+    """What is wrong in one case: forward's outputs, attributes and inputs, then backward's results."""
+    cands, formulas = exp["cand"], _FORMULAS.get(info["ref_name"], {})
+    why = _warned("forward", got["forward"])
+    if why:
+        return [why]
+    problems = _named("forward's", info["out_names"], got["forward"]["value"], exp["out"], cands, formulas)
+    problems += [_problem(f"the attribute self.{attr} after forward", got["attrs"].get(attr), e, cands.get(attr, []),
+                          formulas.get(attr)) for attr, e in exp.get("attrs", {}).items()]
+    problems += [f"forward modified its input #{i + 1} in place; work on a copy" for i in got.get("mutated", [])]
+    if any(problems):
+        return [p for p in problems if p]
+    if got["backward"] is None:
+        return ["backward was not run"]
+    why = _warned("backward", got["backward"])
+    if why:
+        return [why]
+    if info["dx_names"]:
+        problems += _named("backward's", info["dx_names"], got["backward"]["value"], exp["dx"], cands, formulas)
+    for k, e in exp["grads"].items():
+        problems.append(_problem(f"the gradient d{k} stored in grads[{k!r}]", got["grads"][k], e, cands.get(k, []),
+                                 formulas.get(k)) if k in got["grads"] else
+                        f"backward did not set grads[{k!r}] (store dL/d{k} there)")
+    problems += [_problem(label, g, e, cands.get(label, []), None) for label, g, e in
+                 zip(info.get("double_names", []), got.get("double_grads", []), exp.get("double_grads", []),
+                     strict=False)]
+    return [p for p in problems if p]
+
+
+def _judge_layer(plan: Plan, rec: dict) -> Verdict:
+    """Every layer kind's judge: the constructor and params, then each case's forward and backward."""
+    info, inputs = plan.info, plan.inputs
     ref, name = info["ref_name"], str(rec.get("name") or info["ref_name"])
-    formulas = _FORMULAS.get(ref, {})
-    ctor = _ctor(name, plan.inputs["args"] if not plan.inputs.get("doubles") else
-                 [f"<layer {i + 1}>" for i in range(len(plan.inputs["doubles"]))] + plan.inputs["args"],
-                 plan.inputs["kwargs"])
+    note = info.get("note")
+
+    def fail(message: str) -> Verdict:
+        return Verdict(False, message=message + (f"\n({note})" if note else ""))
+
+    shown = [f"<layer {i + 1}>" for i in range(len(inputs.get("doubles", [])))] + inputs["args"]
+    ctor = f"{name}({', '.join([repr(a) for a in shown] + [f'{k}={v!r}' for k, v in inputs['kwargs'].items()])})"
     if rec.get("build_error"):
-        return Verdict(False, message=f"{name}: creating the layer as {ctor} failed with {rec['build_error']}")
+        return fail(f"{name}: creating the layer as {ctor} failed with {rec['build_error']}")
     if rec.get("param_error"):
-        return Verdict(False, message=(f"{name} {rec['param_error']}; the reference has params "
-                                       f"{sorted(plan.inputs['params'])}"))
-    want = plan.inputs["params"]
-    if want and rec.get("param_shapes") is not None:
-        got_shapes = rec["param_shapes"]
+        return fail(f"{name} {rec['param_error']}; the reference has params {sorted(inputs['params'])}")
+    want, got_shapes = inputs["params"], rec.get("param_shapes")
+    if want and got_shapes is not None:
         if sorted(got_shapes) != sorted(want):
-            return Verdict(False, message=(f"{name}.params has the keys {sorted(got_shapes)}, expected {sorted(want)}: "
-                                           "use exactly these names"))
+            return fail(f"{name}.params has the keys {sorted(got_shapes)}, expected {sorted(want)}: use exactly these "
+                        "names")
         for k, v in want.items():
             if tuple(got_shapes[k]) != np.shape(v):
                 hint = " (transposed?)" if tuple(got_shapes[k]) == np.shape(v)[::-1] else ""
-                return Verdict(False, message=f"{name}: params[{k!r}] created by {ctor} has shape "
-                                              f"{tuple(got_shapes[k])}, expected {np.shape(v)}{hint}")
-    if len(rec.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=(f"{name}: the results of {len(rec.get('cases', []))} of "
-                                       f"{len(plan.inputs['cases'])} test cases were recorded, so the exercise "
-                                       "cannot be checked"))
+                return fail(f"{name}: params[{k!r}] created by {ctor} has shape {tuple(got_shapes[k])}, expected "
+                            f"{np.shape(v)}{hint}")
+    n = len(inputs["cases"])
+    if len(rec.get("cases", [])) != n:
+        return fail(incomplete(name, len(rec.get("cases", [])), n))
     worst = 0.0
-    for ci, (case, exp, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"], strict=True)):
-        extra = "".join(f", {k}={v!r}" for k, v in case.get("fkw", {}).items() if not isinstance(v, np.ndarray))
-        if isinstance(case.get("fkw", {}).get("mask"), np.ndarray):
-            extra += ", mask (padding at the end of some sequences)"
-        context = f"(checked on inputs of shape {_shape_text(case['forward'])}{extra}, seed {info.get('seed', 0)})"
-        cands = exp.get("cand", {})
-        problems: list[str] = []
-        why = _warned("forward", got["forward"])
-        if why:
-            problems.append(why)
-        else:
-            problems += _named("forward's", info["out_names"], got["forward"]["value"], exp["out"], cands, formulas,
-                               rtol)
-            for attr, e in exp.get("attrs", {}).items():
-                p = _problem(f"the attribute self.{attr} after forward", got["attrs"].get(attr), e,
-                             cands.get(attr, []), formulas.get(attr), rtol)
-                if p:
-                    problems.append(p)
-            for i in got.get("mutated", []):
-                problems.append(f"forward modified its input #{i + 1} in place; work on a copy")
-        if not problems and case.get("backward") is not None:
-            if got["backward"] is None:
-                problems.append("backward was not run")
-            else:
-                why = _warned("backward", got["backward"])
-                if why:
-                    problems.append(why)
-                else:
-                    if info["dx_names"]:
-                        problems += _named("backward's", info["dx_names"], got["backward"]["value"], exp["dx"],
-                                           cands, formulas, rtol)
-                    for k, e in exp.get("grads", {}).items():
-                        if k not in got["grads"]:
-                            problems.append(f"backward did not set grads[{k!r}] (store dL/d{k} there)")
-                            continue
-                        p = _problem(f"the gradient d{k} stored in grads[{k!r}]", got["grads"][k], e, cands.get(k, []),
-                                     formulas.get(k), rtol)
-                        if p:
-                            problems.append(p)
-                    for label, g, e in zip(info.get("double_names", []), got.get("double_grads", []),
-                                           exp.get("double_grads", []), strict=False):
-                        p = _problem(label, g, e, cands.get(label, []), None, rtol)
-                        if p:
-                            problems.append(p)
+    for ci, (case, exp, got) in enumerate(zip(inputs["cases"], plan.expected["cases"], rec["cases"], strict=True)):
+        problems = _case_problems(exp, got, info)
         if problems:
-            head = f"{name} does not match dlcore's {ref} {context} [case {ci + 1} of {len(rec['cases'])}]:"
+            fkw = case.get("fkw", {})
+            extra = "".join(f", {k}={v!r}" for k, v in fkw.items() if not isinstance(v, np.ndarray))
+            if isinstance(fkw.get("mask"), np.ndarray):
+                extra += ", mask (padding at the end of some sequences)"
             body = "\n".join("- " + p.replace("\n", "\n  ") for p in problems[:4])
-            return Verdict(False, message=f"{head}\n{body}")
-        for k, e in exp.get("grads", {}).items():
+            return fail(f"{name} does not match dlcore's {ref} (checked on inputs of shape "
+                        f"{_shape_text(case['forward'])}{extra}, seed {info['seed']}) [case {ci + 1} of {n}]:\n{body}")
+        for k, e in exp["grads"].items():
             g = got["grads"].get(k)
             if isinstance(g, np.ndarray) and g.shape == np.shape(e):
                 worst = max(worst, float(np.max(np.abs(g - e)) / (np.max(np.abs(e)) + 1e-300)))
-    parts = ["forward"] + (["backward"] if plan.inputs["cases"] and plan.inputs["cases"][0].get("backward") is not None
-                           else [])
-    return Verdict(True, summary=(f"{name}: {' and '.join(parts)} match dlcore's {ref} on "
-                                  f"{len(rec['cases'])} case(s) (worst rel. error of a gradient {worst:.1e})"),
-                   worst=worst)
+    return Verdict(True, summary=(f"{name}: forward and backward match dlcore's {ref} on {n} case(s) (worst rel. "
+                                  f"error of a gradient {worst:.1e})" + (f" ({note})" if note else "")), worst=worst)
+
+
+judge_rnn_step = judge_bptt = judge_bidirectional = judge_embedding = judge_time_loss = _judge_layer
+judge_attention = judge_mha = judge_encoder_layer = _judge_layer
 
 
 # --------------------------------------------------------------------------- one recurrent step
@@ -232,90 +227,60 @@ def _judge_layer(plan: Plan, rec: dict, *, rtol: float = 1e-7) -> Verdict:
 _LSTM_GATES = "fgio"
 
 
-def _lstm_permuted(params: dict, order: str, hdim: int) -> dict:
-    """Parameters under which dlcore's LSTM (order f, g, i, o) computes what a student reading ``order`` computes."""
-    out = {}
-    for k, v in params.items():
-        blocks = [v[..., j * hdim:(j + 1) * hdim] for j in range(4)]
-        out[k] = np.concatenate([blocks[order.index(g)] for g in _LSTM_GATES], axis=-1)
-    return out
-
-
-def _order_text(order: str) -> str:
-    known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}
-    return (f"the four column blocks of A are used as the gates {', '.join(order)}{known.get(order, '')}; this course "
-            "(and dlcore) uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
-
-
-def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, run: Any) -> dict:
-    """For every other gate order: what the reference gives with the columns read in that order."""
+def _lstm_order_candidates(reference: str, args: Any, params: dict, hdim: int, ins: list, names: list) -> dict:
+    """For every other gate order: the outputs ``names`` of forward(*ins) of dlcore's LSTM with its parameters'
+    column blocks permuted, so that dlcore (order f, g, i, o) computes what a student reading that order computes."""
     cands: dict[str, list] = {}
     for perm in itertools.permutations(_LSTM_GATES):
         order = "".join(perm)
         if order == _LSTM_GATES:
             continue
-        outs = run(_ref(reference, args, {}, _lstm_permuted(params, order, hdim)))
-        for n, v in outs.items():
-            cands.setdefault(n, []).append((v, _order_text(order)))
+        permuted = {k: np.concatenate([v[..., order.index(g) * hdim:(order.index(g) + 1) * hdim] for g in _LSTM_GATES],
+                                      axis=-1) for k, v in params.items()}
+        outs = _ref(reference, args, permuted).forward(*[a.copy() for a in ins])
+        known = {"ifgo": " (PyTorch's order)", "ifog": " (Keras' order i, f, c, o)"}.get(order, "")
+        why = (f"the four column blocks of A are used as the gates {', '.join(order)}{known}; this course (and dlcore) "
+               "uses f, g, i, o: f = σ(A[:, :H]), g = tanh(A[:, H:2H]), i = σ(A[:, 2H:3H]), o = σ(A[:, 3H:])")
+        for n, v in zip(names, outs if isinstance(outs, tuple) else (outs,), strict=True):
+            cands.setdefault(n, []).append((v, why))
     return cands
 
 
 def plan_rnn_step(reference: str, *, args: Any, batches: Any = (3,), seed: int = 0) -> Plan:
     """One step of RNNCell (forward(x, h_prev) -> h_next; backward(dh_next) -> (dx, dh_prev)) or LSTMCell
     (forward(x, h_prev, c_prev) -> (h_next, c_next); backward(dh_next, dc_next) -> (dx, dh_prev, dc_prev))."""
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     d, h = int(args[0]), int(args[1])
     lstm = reference == "LSTMCell"
-    params = _random_params(reference, args, {}, rng)
-    cases, expected = [], []
+    p = params = _random_params(reference, args, rng)
+    cases = []
     for n in batches:
         ins = [_away(rng.standard_normal((n, d))), rng.standard_normal((n, h)) * 0.8]
         if lstm:
             ins.append(rng.standard_normal((n, h)))
         dys = [rng.standard_normal((n, h)) for _ in range(2 if lstm else 1)]
-        layer = _ref(reference, args, {}, params)
-        out = layer.forward(*[a.copy() for a in ins])
-        back = layer.backward(*[g.copy() for g in dys])
-        grads = {k: np.asarray(v) for k, v in layer.grads.items()}
-        cand: dict[str, list] = {}
-        p = params
+        layer = _ref(reference, args, params)
+        case, exp = _expect(layer, ins, dys)
+        x, h_prev = ins[:2]
         if lstm:
-            f = layer.cache[3][0]
-
-            def run(ref: Any, _ins: list = ins) -> dict:
-                hn, cn = ref.forward(*[a.copy() for a in _ins])
-                return {"h_next": hn, "c_next": cn}
-
-            cand = _lstm_order_candidates(reference, args, params, h, run)
-            a = ins[0] @ p["Wx"] + ins[1] @ p["Wh"] + p["b"]
+            cand = exp["cand"] = _lstm_order_candidates(reference, args, params, h, ins, ["h_next", "c_next"])
+            a = x @ p["Wx"] + h_prev @ p["Wh"] + p["b"]
             sig = 1 / (1 + np.exp(-a))
             c_nof = ins[2] + np.tanh(a[:, h:2 * h]) * sig[:, 2 * h:3 * h]
             cand.setdefault("c_next", []).append((c_nof, "the forget gate is missing: c_next = f ⊙ c_prev + g ⊙ i"))
             cand.setdefault("dc_prev", []).append(
-                (back[2] / f, "dc_prev is missing the factor f: "
-                              "dc_prev = (dc_next + dh_next ⊙ o ⊙ (1 − tanh²c_next)) ⊙ f"))
+                (exp["dx"][2] / layer.cache[3][0], "dc_prev is missing the factor f: "
+                                                    "dc_prev = (dc_next + dh_next ⊙ o ⊙ (1 − tanh²c_next)) ⊙ f"))
         else:
-            da = dys[0]
+            da, h_next = dys[0], exp["out"]
             msg = "the tanh derivative is missing: use da = dh_next ⊙ (1 − h_next²) before the products"
-            cand = {"dx": [(da @ p["Wx"].T, msg)], "dh_prev": [(da @ p["Wh"].T, msg)], "Wx": [(ins[0].T @ da, msg)],
-                    "Wh": [(ins[1].T @ da, msg), (out.T @ back_da(out, dys[0]), "dWh uses h_next; it is h_prevᵀ da")]}
-        cases.append({"forward": ins, "backward": dys})
-        expected.append({"out": tuple(np.asarray(o) for o in _tup(out)) if lstm else np.asarray(out),
-                         "dx": tuple(np.asarray(b) for b in back), "grads": grads, "cand": cand})
-    info = {"ref_name": reference, "seed": seed,
-            "out_names": ["h_next", "c_next"] if lstm else ["h_next"],
-            "dx_names": ["dx", "dh_prev", "dc_prev"] if lstm else ["dx", "dh_prev"]}
-    return _layer_plan("rnn_step", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
-                       info=info)
-
-
-def back_da(h_next: np.ndarray, dh: np.ndarray) -> np.ndarray:
-    """da = dh ⊙ (1 − h²) of a tanh unit."""
-    return dh * (1 - h_next * h_next)
-
-
-def judge_rnn_step(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+            dwh_next = h_next.T @ (da * (1 - h_next * h_next))
+            exp["cand"] = {"dx": [(da @ p["Wx"].T, msg)], "dh_prev": [(da @ p["Wh"].T, msg)], "Wx": [(x.T @ da, msg)],
+                           "Wh": [(h_prev.T @ da, msg), (dwh_next, "dWh uses h_next; it is h_prevᵀ da")]}
+        cases.append((case, exp))
+    names = (["h_next", "c_next"], ["dx", "dh_prev", "dc_prev"]) if lstm else (["h_next"], ["dx", "dh_prev"])
+    return _layer_plan("rnn_step", reference, cases, seed=seed, out_names=names[0], dx_names=names[1], args=args,
+                       params=params)
 
 
 # --------------------------------------------------------------------------- backpropagation through time
@@ -325,13 +290,12 @@ def _cell_steps(reference: str, args: Any, params: dict, xs: np.ndarray, dhs: np
                 carry_c: bool = True) -> tuple[list, np.ndarray]:
     """Per-step parameter gradients and dxs of a sequence, by stepping dlcore's cell (what BPTT sums)."""
     lstm = reference == "LSTM"
-    cell_name = "LSTMCell" if lstm else "RNNCell"
     n, t_len, _ = xs.shape
     h = np.zeros((n, int(args[1])))
     c = np.zeros_like(h)
     cells = []
     for t in range(t_len):
-        cell = _ref(cell_name, args, {}, params)
+        cell = _ref("LSTMCell" if lstm else "RNNCell", args, params)
         if lstm:
             h, c = cell.forward(xs[:, t], h, c)
         else:
@@ -351,50 +315,37 @@ def _cell_steps(reference: str, args: Any, params: dict, xs: np.ndarray, dhs: np
 
 def plan_bptt(reference: str, *, args: Any, shapes: Any = ((2, 5, 3),), seed: int = 0) -> Plan:
     """A whole-sequence RNN or LSTM: forward(xs) -> hs (N, T, H), backward(dhs) -> dxs, grads summed over time."""
-    rng = _rng(seed)
-    params = _random_params(reference, args, {}, rng)
+    rng = np.random.default_rng(seed)
+    params = _random_params(reference, args, rng)
     hdim = int(args[1])
-    cases, expected = [], []
+    broken = [({"carry_h": False}, "the gradient does not flow back through time: dL/dh_{t−1} from step t (da_t Whᵀ) "
+                                   "must be added to dhs[:, t−1] before step t−1 is processed")]
+    if reference == "LSTM":
+        broken.append(({"carry_c": False}, "the cell-state gradient dc does not flow back through time: carry "
+                                           "dc_prev = dc ⊙ f to step t−1"))
+    cases = []
     for shape in shapes:
         xs = _away(rng.standard_normal(tuple(shape)))
         dhs = rng.standard_normal((shape[0], shape[1], hdim))
-        layer = _ref(reference, args, {}, params)
-        hs = np.asarray(layer.forward(xs.copy()))
-        dxs = np.asarray(layer.backward(dhs.copy()))
-        grads = {k: np.asarray(v) for k, v in layer.grads.items()}
+        case, exp = _expect(_ref(reference, args, params), [xs], [dhs])
         per_step, _ = _cell_steps(reference, args, params, xs, dhs)
-        cand: dict[str, list] = {}
-        for k in grads:
+        cand = exp["cand"]
+        for k in exp["grads"]:
             cand[k] = [(per_step[0][k], f"d{k} holds only the contribution of the first time step: the gradients of "
                                         f"the weights must be accumulated (+=) over every step, d{k} = Σ_t …"),
                        (per_step[-1][k], f"d{k} holds only the contribution of the last time step: accumulate (+=) "
                                          "over every step instead of overwriting")]
-        steps_noh, dxs_noh = _cell_steps(reference, args, params, xs, dhs, carry_h=False)
-        msg = ("the gradient does not flow back through time: dL/dh_{t−1} from step t (da_t Whᵀ) must be added to "
-               "dhs[:, t−1] before step t−1 is processed")
-        cand["dxs"] = [(dxs_noh, msg)]
-        for k in grads:
-            cand[k].append((sum(s[k] for s in steps_noh), msg))
+        cand["dxs"] = []
+        for carry, msg in broken:
+            steps, dxs = _cell_steps(reference, args, params, xs, dhs, **carry)
+            cand["dxs"].append((dxs, msg))
+            for k in exp["grads"]:
+                cand[k].append((sum(s[k] for s in steps), msg))
         if reference == "LSTM":
-            steps_noc, dxs_noc = _cell_steps(reference, args, params, xs, dhs, carry_c=False)
-            msg = "the cell-state gradient dc does not flow back through time: carry dc_prev = dc ⊙ f to step t−1"
-            cand["dxs"].append((dxs_noc, msg))
-            for k in grads:
-                cand[k].append((sum(s[k] for s in steps_noc), msg))
-
-            def run(ref: Any, _xs: np.ndarray = xs) -> dict:
-                return {"hs": ref.forward(_xs.copy())}
-
-            cand.update(_lstm_order_candidates(reference, args, params, hdim, run))
-        cases.append({"forward": [xs], "backward": [dhs]})
-        expected.append({"out": hs, "dx": dxs, "grads": grads, "cand": cand})
-    info = {"ref_name": reference, "seed": seed, "out_names": ["hs"], "dx_names": ["dxs"]}
-    return _layer_plan("bptt", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
-                       info=info)
-
-
-def judge_bptt(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+            cand.update(_lstm_order_candidates(reference, args, params, hdim, [xs], ["hs"]))
+        cases.append((case, exp))
+    return _layer_plan("bptt", reference, cases, seed=seed, out_names=["hs"], dx_names=["dxs"], args=args,
+                       params=params)
 
 
 # --------------------------------------------------------------------------- bidirectional wrapper
@@ -405,49 +356,32 @@ def plan_bidirectional(reference: str = "Bidirectional", *, sizes: Any = (3, 4, 
     """Bidirectional(layer_fwd, layer_bwd) on two test-double recurrent layers (h_t = ½ h_{t−1} + x_t W)."""
     from dlcore.nn import Bidirectional
 
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     d, hf, hb = (int(s) for s in sizes)
     doubles = [{"input_size": d, "hidden_size": hf, "decay": 0.5, "W": rng.standard_normal((d, hf))},
                {"input_size": d, "hidden_size": hb, "decay": 0.5, "W": rng.standard_normal((d, hb))}]
-
-    def make() -> list:
-        out = []
-        for spec in doubles:
-            lay = LeakyIntegrator(spec["input_size"], spec["hidden_size"], spec["decay"])
-            lay.params["W"] = spec["W"].copy()
-            out.append(lay)
-        return out
-
-    cases, expected = [], []
+    cases = []
     for shape in shapes:
         xs = rng.standard_normal(tuple(shape))
         dhs = rng.standard_normal((shape[0], shape[1], hf + hb))
-        f, b = make()
-        bi = Bidirectional(f, b)
-        hs = bi.forward(xs.copy())
-        dxs = bi.backward(dhs.copy())
-        f2, b2 = make()
-        hs_f, hs_b = f2.forward(xs), b2.forward(xs[:, ::-1])
+        f, b = (LeakyIntegrator.from_spec(s) for s in doubles)
+        case, exp = _expect(Bidirectional(f, b), [xs], [dhs])
+        exp.update(grads={}, double_grads=[f.grads["W"], b.grads["W"]])
+        f, b = (LeakyIntegrator.from_spec(s) for s in doubles)
+        hs_f, hs_b = f.forward(xs), b.forward(xs[:, ::-1])
         hs_noflip = np.concatenate([hs_f, hs_b], axis=-1)
-        hs_same = np.concatenate([hs_f, b2.forward(xs)], axis=-1)
-        dxs_noflip = f2.backward(dhs[:, :, :hf]) + b2.backward(dhs[:, :, hf:])
-        cand = {"hs": [(hs_noflip, "the backward layer's outputs are not flipped back: h←_t must be aligned with x_t "
-                                   "(flip hs_bwd along the time axis before concatenating)"),
-                       (hs_same, "the backward layer reads the sequence forwards; give it xs[:, ::-1]")],
-                "dxs": [(dxs_noflip, "the gradient of the backward layer is not flipped: flip dhs[:, :, H_f:] before "
-                                     "its backward, and flip the dxs it returns")]}
-        cases.append({"forward": [xs], "backward": [dhs]})
-        expected.append({"out": hs, "dx": dxs, "grads": {}, "cand": cand,
-                         "double_grads": [f.grads["W"], b.grads["W"]]})
-    info = {"ref_name": "Bidirectional", "seed": seed, "out_names": ["hs"], "dx_names": ["dxs"],
-            "double_names": ["the forward layer's dW (after your backward)",
-                             "the backward layer's dW (after your backward)"]}
-    return _layer_plan("bidirectional", reference, args=[], kwargs={}, params={}, cases=cases, expected=expected,
-                       info=info, doubles=doubles)
-
-
-def judge_bidirectional(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+        hs_same = np.concatenate([hs_f, b.forward(xs)], axis=-1)
+        dxs_noflip = f.backward(dhs[:, :, :hf]) + b.backward(dhs[:, :, hf:])
+        exp["cand"] = {
+            "hs": [(hs_noflip, "the backward layer's outputs are not flipped back: h←_t must be aligned with x_t "
+                               "(flip hs_bwd along the time axis before concatenating)"),
+                   (hs_same, "the backward layer reads the sequence forwards; give it xs[:, ::-1]")],
+            "dxs": [(dxs_noflip, "the gradient of the backward layer is not flipped: flip dhs[:, :, H_f:] before "
+                                 "its backward, and flip the dxs it returns")]}
+        cases.append((case, exp))
+    return _layer_plan("bidirectional", reference, cases, seed=seed, out_names=["hs"], dx_names=["dxs"],
+                       extra={"doubles": doubles}, double_names=["the forward layer's dW (after your backward)",
+                                                                 "the backward layer's dW (after your backward)"])
 
 
 # --------------------------------------------------------------------------- embedding
@@ -455,30 +389,22 @@ def judge_bidirectional(plan: Plan, record: dict) -> Verdict:
 
 def plan_embedding(reference: str = "Embedding", *, args: Any = (5, 3), shapes: Any = ((2, 6),), seed: int = 0) -> Plan:
     """Embedding(V, D): forward(ids) -> W[ids]; backward(dy) stores dW (repeated ids add up)."""
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     v, d = int(args[0]), int(args[1])
     params = {"W": rng.standard_normal((v, d))}
-    cases, expected = [], []
+    cases = []
     for shape in shapes:
         ids = rng.integers(0, v, tuple(shape)).astype("int64")
         ids.flat[-1] = ids.flat[0]                       # at least one repeated id
         dy = rng.standard_normal(tuple(shape) + (d,))
-        layer = _ref(reference, args, {}, params)
-        out = np.asarray(layer.forward(ids.copy()))
-        layer.backward(dy.copy())
+        case, exp = _expect(_ref(reference, args, params), [ids], [dy])
         over = np.zeros((v, d))
         over[ids.reshape(-1)] = dy.reshape(-1, d)
-        cand = {"W": [(over, "repeated ids overwrite each other: dW[ids] = dy keeps only the last occurrence; add them "
-                             "up with np.add.at(dW, ids, dy)")]}
-        cases.append({"forward": [ids], "backward": [dy]})
-        expected.append({"out": out, "dx": None, "grads": {"W": np.asarray(layer.grads["W"])}, "cand": cand})
-    info = {"ref_name": "Embedding", "seed": seed, "out_names": ["output"], "dx_names": []}
-    return _layer_plan("embedding", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected,
-                       info=info)
-
-
-def judge_embedding(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+        exp["cand"] = {"W": [(over, "repeated ids overwrite each other: dW[ids] = dy keeps only the last occurrence; "
+                                    "add them up with np.add.at(dW, ids, dy)")]}
+        cases.append((case, exp))
+    return _layer_plan("embedding", reference, cases, seed=seed, out_names=["output"], dx_names=[], args=args,
+                       params=params)
 
 
 # --------------------------------------------------------------------------- time-distributed loss
@@ -486,8 +412,8 @@ def judge_embedding(plan: Plan, record: dict) -> Verdict:
 
 def plan_time_loss(reference: str = "TimeSoftmaxCrossEntropy", *, shapes: Any = ((3, 5, 4),), seed: int = 0) -> Plan:
     """Mean softmax cross-entropy over the non-padding positions (target −1 = padding); backward() -> dscores."""
-    rng = _rng(seed)
-    cases, expected = [], []
+    rng = np.random.default_rng(seed)
+    cases = []
     for shape in shapes:
         n, t, v = (int(s) for s in shape)
         scores = rng.standard_normal((n, t, v)) * 2
@@ -498,74 +424,51 @@ def plan_time_loss(reference: str = "TimeSoftmaxCrossEntropy", *, shapes: Any = 
             lengths[-1] = max(1, t - 2)
         for row, k in enumerate(lengths):
             ts[row, k:] = -1
-        layer = _ref(reference)
-        loss = float(layer.forward(scores.copy(), ts.copy()))
-        ds = np.asarray(layer.backward())
-        mask = ts >= 0
+        case, exp = _expect(_ref(reference), [scores, ts], [])
+        ds, mask = exp["dx"], ts >= 0
         count = int(mask.sum())
         logp = scores - scores.max(-1, keepdims=True)
         logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
-        p = np.exp(logp)
         onehot = np.eye(v)[np.where(mask, ts, 0)] * mask[..., None]
         picked = -np.sum(onehot * logp)
         raw = np.take_along_axis(logp, ts[..., None] % v, axis=-1)[..., 0]   # −1 read as the last class
-        cand = {"loss": [(picked / (n * t), f"divided by N·T = {n * t}, counting the padding; divide by the number of "
-                                           f"real positions |V| = {count}"),
-                         (picked / n, f"divided by N = {n}; the mean is over the {count} real positions"),
-                         (-raw.mean(), "the padding positions (target −1) were not masked out"),
-                         (-raw.sum() / count, "the padding positions (target −1) were not masked out")],
-                "dscores": [(ds * count / (n * t), f"divided by N·T = {n * t}; divide by the number of real positions "
-                                                   f"{count}"),
-                            ((p - onehot) / count, "the gradient is not zero at the padding positions")]}
-        cases.append({"forward": [scores, ts], "backward": []})
-        expected.append({"out": loss, "dx": ds, "grads": {}, "cand": cand})
-    info = {"ref_name": "TimeSoftmaxCrossEntropy", "seed": seed, "out_names": ["loss"], "dx_names": ["dscores"]}
-    return _layer_plan("time_loss", reference, args=[], kwargs={}, params={}, cases=cases, expected=expected, info=info)
-
-
-def judge_time_loss(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record, rtol=1e-7)
+        exp["cand"] = {
+            "loss": [(picked / (n * t), f"divided by N·T = {n * t}, counting the padding; divide by the number of "
+                                        f"real positions |V| = {count}"),
+                     (picked / n, f"divided by N = {n}; the mean is over the {count} real positions"),
+                     (-raw.mean(), "the padding positions (target −1) were not masked out"),
+                     (-raw.sum() / count, "the padding positions (target −1) were not masked out")],
+            "dscores": [(ds * count / (n * t), f"divided by N·T = {n * t}; divide by the number of real positions "
+                                               f"{count}"),
+                        ((np.exp(logp) - onehot) / count, "the gradient is not zero at the padding positions")]}
+        cases.append((case, exp))
+    return _layer_plan("time_loss", reference, cases, seed=seed, out_names=["loss"], dx_names=["dscores"])
 
 
 # --------------------------------------------------------------------------- Bahdanau attention
-
-
-def _padding_mask(rng: np.random.Generator, n: int, t: int) -> np.ndarray:
-    lengths = rng.integers(max(1, t // 2), t + 1, n)
-    lengths[0] = max(1, t - 2)
-    return np.arange(t)[None, :] < lengths[:, None]
 
 
 def plan_attention(reference: str = "AdditiveAttention", *, args: Any = (4, 3, 5), shapes: Any = ((2, 6, 4), (2, 3)),
                    mask: bool = False, seed: int = 0) -> Plan:
     """Bahdanau attention: forward(hs_enc, h_dec[, mask]) -> context and self.weights;
     backward(dcontext) -> (dhs_enc, dh_dec)."""
-    rng = _rng(seed)
-    params = _random_params(reference, args, {}, rng, scale=0.8)
+    rng = np.random.default_rng(seed)
+    params = _random_params(reference, args, rng, scale=0.8)
     hs = rng.standard_normal(tuple(shapes[0]))
     q = rng.standard_normal(tuple(shapes[1]))
-    fkw = {"mask": _padding_mask(rng, hs.shape[0], hs.shape[1])} if mask else {}
-    layer = _ref(reference, args, {}, params)
-    ctx = np.asarray(layer.forward(hs.copy(), q.copy(), **fkw))
-    weights = np.asarray(layer.weights)
-    dctx = rng.standard_normal(ctx.shape)
-    dhs, dq = layer.backward(dctx.copy())
-    cand: dict[str, list] = {}
+    fkw = {}
+    if mask:    # padding at the end of some sequences, the first one two steps short
+        lengths = rng.integers(max(1, hs.shape[1] // 2), hs.shape[1] + 1, hs.shape[0])
+        lengths[0] = max(1, hs.shape[1] - 2)
+        fkw["mask"] = np.arange(hs.shape[1])[None, :] < lengths[:, None]
+    dctx = rng.standard_normal(q.shape[:-1] + hs.shape[-1:])          # the context's shape
+    case, exp = _expect(_ref(reference, args, params), [hs, q], [dctx], fkw, attrs=("weights",))
     if mask:
-        plain_layer = _ref(reference, args, {}, params)
-        c2 = plain_layer.forward(hs.copy(), q.copy())
+        unmasked = _ref(reference, args, params)
         why = "the mask is not applied: padding steps must get weight 0 (set their scores to −inf before the softmax)"
-        cand = {"context": [(c2, why)], "weights": [(plain_layer.weights, why)]}
-    case = {"forward": [hs, q], "fkw": fkw, "backward": [dctx], "attrs": ["weights"]}
-    exp = {"out": ctx, "dx": (np.asarray(dhs), np.asarray(dq)), "attrs": {"weights": weights},
-           "grads": {k: np.asarray(v) for k, v in layer.grads.items()}, "cand": cand}
-    info = {"ref_name": reference, "seed": seed, "out_names": ["context"], "dx_names": ["dhs_enc", "dh_dec"]}
-    return _layer_plan("attention", reference, args=args, kwargs={}, params=params, cases=[case], expected=[exp],
-                       info=info)
-
-
-def judge_attention(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+        exp["cand"] = {"context": [(unmasked.forward(hs.copy(), q.copy()), why)], "weights": [(unmasked.weights, why)]}
+    return _layer_plan("attention", reference, [(case, exp)], seed=seed, out_names=["context"],
+                       dx_names=["dhs_enc", "dh_dec"], args=args, params=params)
 
 
 # --------------------------------------------------------------------------- scaled dot-product attention
@@ -589,9 +492,8 @@ def _sdpa(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool, *, scale: b
 def plan_sdpa(reference: str = "scaled_dot_product_attention", *, shapes: Any = ((2, 4, 3), (2, 4, 3), (2, 4, 5)),
               causal: bool = False, seed: int = 0) -> Plan:
     """attention(q, k, v, causal=...) -> (out, weights): softmax(q kᵀ / √d_k) v, step t seeing steps ≤ t when causal."""
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     q, k, v = (rng.standard_normal(tuple(s)) * 1.5 for s in shapes)
-    out, a = _sdpa(q, k, v, causal)
     cands = [(_sdpa(q, k, v, causal, scale=False), f"the 1/√d_k scaling is missing (d_k = {q.shape[-1]}): "
                                                    "scores = q kᵀ / √d_k")]
     if causal:
@@ -601,14 +503,15 @@ def plan_sdpa(reference: str = "scaled_dot_product_attention", *, shapes: Any = 
                                                            "j ≤ t, i.e. np.tril, not np.triu"))
     else:
         cands.append((_sdpa(q, k, v, True), "the causal mask is applied although causal=False"))
-    plan = Plan("sdpa", reference, {"cases": [{"args": [q, k, v], "causal": bool(causal)}]},
-                {"cases": [{"out": (out, a), "cand": cands}]}, {"seed": seed})
-    return plan
+    return Plan("sdpa", reference, {"cases": [{"args": [q, k, v], "causal": bool(causal)}]},
+                {"cases": [{"out": _sdpa(q, k, v, causal), "cand": cands}]}, {"seed": seed})
 
 
 def judge_sdpa(plan: Plan, record: dict) -> Verdict:
     name = str(record.get("name") or "attention")
-    for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], record.get("cases", []), strict=False):
+    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
+        return Verdict(False, message=incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"])))
+    for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], record["cases"], strict=True):
         where = (f"{name}(q, k, v, causal={case['causal']}) with q, k, v of shapes {_shape_text(case['args'])} "
                  f"(seed {plan.info['seed']})")
         why = _warned(where, got["out"])
@@ -618,17 +521,14 @@ def judge_sdpa(plan: Plan, record: dict) -> Verdict:
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             return Verdict(False, message=f"{where}: expected the pair (out, weights), got "
                                           f"{'None' if value is None else type(value).__name__}")
-        out_e, a_e = exp["out"]
-        for label, g, e, idx in (("the attention weights", value[1], a_e, 1), ("out", value[0], out_e, 0)):
+        for label, idx in (("the attention weights", 1), ("out", 0)):
             cands = [(c[idx], why) for c, why in exp["cand"]]
-            p = compare(label, g, e, rtol=1e-7, candidates=cands, expect_dtype="float64")
+            p = compare(label, value[idx], exp["out"][idx], rtol=RTOL, candidates=cands, expect_dtype="float64")
             if p:
                 return Verdict(False, message=f"{where}:\n- " + p.replace("\n", "\n  ") +
                                "\n  formula: out = softmax(q kᵀ / √d_k + M) v, M = −inf above the diagonal when causal")
         if got.get("mutated"):
             return Verdict(False, message=f"{where}: your function modified q, k or v in place; work on copies")
-    if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=f"{name}: not every test case was recorded, so the exercise cannot be checked")
     return Verdict(True, summary=f"{name}: out and weights match softmax(q kᵀ/√d_k) v "
                                  f"(causal={plan.inputs['cases'][0]['causal']})")
 
@@ -639,44 +539,31 @@ def judge_sdpa(plan: Plan, record: dict) -> Verdict:
 def plan_mha(reference: str = "MultiHeadAttention", *, args: Any = (8, 2), shapes: Any = ((2, 5, 8),),
              causal: bool = False, seed: int = 0) -> Plan:
     """Multi-head self-attention: forward(x, causal=...) -> y; backward(dy) -> dx; grads of Wq..bo; self.weights."""
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     e, heads = int(args[0]), int(args[1])
-    params = _random_params(reference, args, {}, rng, scale=1.0 / math.sqrt(e) * 1.5)
+    params = _random_params(reference, args, rng, scale=1.0 / math.sqrt(e) * 1.5)
     dk = e // heads
-    cases, expected = [], []
+    unscaled = {**params, "Wq": params["Wq"] * math.sqrt(dk), "bq": params["bq"] * math.sqrt(dk)}
+    cases = []
     for shape in shapes:
         x = rng.standard_normal(tuple(shape))
-        fkw = {"causal": bool(causal)}
-        layer = _ref(reference, args, {}, params)
-        y = np.asarray(layer.forward(x.copy(), **fkw))
-        dy = rng.standard_normal(y.shape)
-        dx = np.asarray(layer.backward(dy.copy()))
-        scaled = dict(params)
-        scaled["Wq"], scaled["bq"] = params["Wq"] * math.sqrt(dk), params["bq"] * math.sqrt(dk)
-        noscale = _ref(reference, args, {}, scaled)
-        cand = {"y": [(noscale.forward(x.copy(), **fkw), f"the 1/√d_k scaling is missing (d_k = E / heads = {dk})")],
-                "weights": [(noscale.weights, f"the 1/√d_k scaling is missing (d_k = {dk})")]}
+        dy = rng.standard_normal(x.shape)
+        case, exp = _expect(_ref(reference, args, params), [x], [dy], {"causal": bool(causal)}, attrs=("weights",))
+        noscale = _ref(reference, args, unscaled)
+        cand = exp["cand"] = {
+            "y": [(noscale.forward(x.copy(), causal=bool(causal)),
+                   f"the 1/√d_k scaling is missing (d_k = E / heads = {dk})")],
+            "weights": [(noscale.weights, f"the 1/√d_k scaling is missing (d_k = {dk})")]}
         if causal:
-            free = _ref(reference, args, {}, params)
+            free = _ref(reference, args, params)
             cand["y"].append((free.forward(x.copy()),
                               "the causal mask is not applied: step t may only attend to steps ≤ t"))
             cand["weights"].append((free.weights, "the causal mask is not applied"))
-        cases.append({"forward": [x], "fkw": fkw, "backward": [dy], "attrs": ["weights"]})
-        expected.append({"out": y, "dx": dx, "attrs": {"weights": np.asarray(layer.weights)},
-                         "grads": {k: np.asarray(v) for k, v in layer.grads.items()}, "cand": cand})
-    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"]}
-    return _layer_plan("mha", reference, args=args, kwargs={}, params=params, cases=cases, expected=expected, info=info)
-
-
-def judge_mha(plan: Plan, record: dict) -> Verdict:
-    return _judge_layer(plan, record)
+        cases.append((case, exp))
+    return _layer_plan("mha", reference, cases, seed=seed, out_names=["y"], dx_names=["dx"], args=args, params=params)
 
 
 # --------------------------------------------------------------------------- clipping
-
-
-def _norm(grads: dict) -> float:
-    return math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
 
 
 def plan_clip(reference: str = "clip_grad_norm", *, shapes: Any = ((3, 4), (4,), (4, 2)), max_norms: Any = (1.0, 100.0),
@@ -684,7 +571,7 @@ def plan_clip(reference: str = "clip_grad_norm", *, shapes: Any = ((3, 4), (4,),
     """clip(grads, max_norm): scale every gradient by c / max(‖g‖, c) in place, ‖g‖ the global norm; return ‖g‖."""
     from dlcore.optim import clip_grad_norm
 
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     cases, expected = [], []
     for c in max_norms:
         grads = {f"g{i}": rng.standard_normal(tuple(s)) * 2 for i, s in enumerate(shapes)}
@@ -699,7 +586,7 @@ def plan_clip(reference: str = "clip_grad_norm", *, shapes: Any = ((3, 4), (4,),
 def judge_clip(plan: Plan, record: dict) -> Verdict:
     name = str(record.get("name") or "clip_grads")
     if len(record.get("cases", [])) != len(plan.inputs["cases"]):
-        return Verdict(False, message=f"{name}: not every test case was recorded, so the exercise cannot be checked")
+        return Verdict(False, message=incomplete(name, len(record.get("cases", [])), len(plan.inputs["cases"])))
     for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], record["cases"], strict=True):
         shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in case["grads"].items())
         where = (f"{name}(grads, max_norm={case['max_norm']:g}) with gradients {{{shapes}}} of global norm "
@@ -710,13 +597,13 @@ def judge_clip(plan: Plan, record: dict) -> Verdict:
         if not got["same_keys"]:
             return Verdict(False, message=f"{where}: the dict of gradients must keep its keys")
         for k, e in exp["after"].items():
-            g = got["after"].get(k)
             cands = [(exp["per_tensor"][k], "each gradient was clipped by its own norm; clipping by global norm scales "
                                             "every gradient by the same factor c / max(‖g‖, c) with ‖g‖² = Σ_k ‖g_k‖²")]
             if exp["norm"] > case["max_norm"]:
                 cands.append((exp["before"][k], "the gradients were not changed in place: write grads[key] = g * scale "
                                                 "(or g *= scale) for every key"))
-            p = compare(f"grads[{k!r}] after the call", g, e, rtol=1e-9, candidates=cands, expect_dtype="float64")
+            p = compare(f"grads[{k!r}] after the call", got["after"].get(k), e, rtol=1e-9, candidates=cands,
+                        expect_dtype="float64")
             if p:
                 return Verdict(False, message=f"{where}:\n- " + p.replace("\n", "\n  ") +
                                "\n  formula: g_k ← g_k · c / max(‖g‖, c), ‖g‖ = sqrt(Σ_k Σ_i g_k,i²)")
@@ -732,31 +619,21 @@ def judge_clip(plan: Plan, record: dict) -> Verdict:
 _SWAP = {"attn": "mixing", "norm1": "scale", "norm2": "scale"}
 
 
-def _encoder_variant(params: dict, x: np.ndarray, variant: str) -> np.ndarray:
-    """Forward of a miswired encoder layer built from the same stand-ins (for naming the mistake)."""
-    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
-
-    e = x.shape[-1]
-    attn, n1, n2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
-    for part, prefix in ((attn, "attn."), (n1, "norm1."), (n2, "norm2.")):
-        for k in part.params:
-            part.params[k] = params[prefix + k]
+def _encoder_candidates(layer: Any, x: np.ndarray) -> list:
+    """Outputs of miswired encoder layers made of the parts of ``layer`` (dlcore's, with the stand-ins), each with
+    the mistake it names."""
+    attn, norm1, norm2 = layer.attn.forward, layer.norm1.forward, layer.norm2.forward
 
     def ffn(z: np.ndarray, relu: bool = True) -> np.ndarray:
-        u = z @ params["ffn1.W"] + params["ffn1.b"]
-        return (np.maximum(u, 0) if relu else u) @ params["ffn2.W"] + params["ffn2.b"]
+        u = layer.ffn1.forward(z)
+        return layer.ffn2.forward(np.maximum(u, 0) if relu else u)
 
-    if variant == "prenorm":
-        z = x + attn.forward(n1.forward(x))
-        return z + ffn(n2.forward(z))
-    z = n1.forward(x + attn.forward(x))
-    if variant == "no_residual_ffn":
-        return n2.forward(ffn(z))
-    if variant == "no_residual_attn":
-        return n2.forward(n1.forward(attn.forward(x)) + ffn(n1.forward(attn.forward(x))))
-    if variant == "no_relu":
-        return n2.forward(z + ffn(z, relu=False))
-    raise ValueError(variant)
+    z, pre, a = norm1(x + attn(x)), x + attn(norm1(x)), norm1(attn(x))
+    return [(pre + ffn(norm2(pre)), "the layer normalizations are applied before the sub-layers (pre-norm); the "
+                                    "paper's layer is post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))"),
+            (norm2(ffn(z)), "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))"),
+            (norm2(a + ffn(a)), "the residual connection around the attention is missing (X + MHA(X))"),
+            (norm2(z + ffn(z, relu=False)), "the ReLU between ffn1 and ffn2 is missing")]
 
 
 def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any = (8, 2, 16),
@@ -767,13 +644,11 @@ def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any 
     by simple stand-ins with the same parameters (grader.kernel.records.sequence.MixingDouble, ScaleDouble), and
     so are dlcore's: only the wiring of this exercise is graded, not the earlier exercises again.
     """
-    from grader.kernel.records.sequence import MixingDouble, ScaleDouble
-
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     e = int(args[0])
 
     def reference_layer(params: dict | None = None) -> Any:
-        layer = _ref(reference, args, {"dtype": "float64"})
+        layer = _ref(reference, args, dtype="float64")
         layer.attn, layer.norm1, layer.norm2 = MixingDouble(e), ScaleDouble(e), ScaleDouble(e)
         for k, v in (params or {}).items():
             layer.params[k] = np.array(v, dtype="float64")
@@ -783,47 +658,33 @@ def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any 
     for k in params:
         if k.endswith("gamma"):
             params[k] = 1.0 + 0.3 * rng.standard_normal(params[k].shape)
-    cases, expected = [], []
+    cases = []
     for shape in shapes:
         x = rng.standard_normal(tuple(shape))
-        layer = reference_layer(params)
-        y = np.asarray(layer.forward(x.copy()))
-        dy = rng.standard_normal(y.shape)
-        dx = np.asarray(layer.backward(dy.copy()))
-        variants = {
-            "prenorm": "the layer normalizations are applied before the sub-layers (pre-norm); the paper's layer "
-                       "is post-norm: Z = LN1(X + MHA(X)), Y = LN2(Z + FFN(Z))",
-            "no_residual_ffn": "the residual connection around the feed-forward sub-layer is missing (Z + FFN(Z))",
-            "no_residual_attn": "the residual connection around the attention is missing (X + MHA(X))",
-            "no_relu": "the ReLU between ffn1 and ffn2 is missing"}
-        cand = {"y": [(_encoder_variant(params, x, k), why) for k, why in variants.items()]}
-        cases.append({"forward": [x], "backward": [dy]})
-        expected.append({"out": y, "dx": dx, "grads": {k: np.asarray(v) for k, v in layer.grads.items()},
-                         "cand": cand})
-    info = {"ref_name": reference, "seed": seed, "out_names": ["y"], "dx_names": ["dx"],
-            "note": "your MultiHeadAttention and LayerNorm were replaced by simple stand-ins, "
-                    "so only the wiring counts"}
-    plan = _layer_plan("encoder_layer", reference, args=args, kwargs={}, params=params, cases=cases,
-                       expected=expected, info=info)
-    plan.inputs["swap"] = {k: [v, e] for k, v in _SWAP.items()}
-    return plan
-
-
-def judge_encoder_layer(plan: Plan, record: dict) -> Verdict:
-    v = _judge_layer(plan, record, rtol=1e-7)
-    note = plan.info.get("note")
-    if note:
-        if v.ok:
-            v.summary += f" ({note})"
-        else:
-            v.message += f"\n({note})"
-    return v
+        dy = rng.standard_normal(x.shape)
+        case, exp = _expect(reference_layer(params), [x], [dy])
+        exp["cand"] = {"y": _encoder_candidates(reference_layer(params), x)}
+        cases.append((case, exp))
+    return _layer_plan("encoder_layer", reference, cases, seed=seed, out_names=["y"], dx_names=["dx"], args=args,
+                       params=params, extra={"swap": {k: [v, e] for k, v in _SWAP.items()}},
+                       note="your MultiHeadAttention and LayerNorm were replaced by simple stand-ins, so only the "
+                            "wiring counts")
 
 
 # --------------------------------------------------------------------------- closing experiments
 
 
-def _closing_fail(what: str, record: dict) -> Verdict | None:
+def _closing_plan(kind: str, reference: str, train: list, test_x: np.ndarray, expected: dict, *, seed: int,
+                  options: dict | None, minimum: float) -> Plan:
+    """A closing experiment: the kernel gets the training data, the options and the test INPUTS, never the targets."""
+    inputs = {"train": train, "options": dict(options or {}), "test_x": test_x}
+    return Plan(kind, reference, inputs, expected, {"seed": seed, "minimum": float(minimum)})
+
+
+def _closing_judge(plan: Plan, record: dict, what: str, shape: tuple, wanted: str,
+                   score: Callable[[np.ndarray], str | tuple[float, str]], hint: str = "") -> Verdict:
+    """A closing experiment's verdict: the predicted ids must have ``shape`` (``wanted`` says so otherwise);
+    ``score`` gives a failure text, or the rate compared with the plan's minimum and its description."""
     name = str(record.get("name") or "your function")
     if record.get("error"):
         return Verdict(False, message=f"{what}: {name}: {record['error']}")
@@ -831,7 +692,17 @@ def _closing_fail(what: str, record: dict) -> Verdict | None:
         return Verdict(False, message=(f"{what}: {name} raised a warning during training or prediction: "
                                        f"{'; '.join(record['warnings'][:3])} — look for an overflow (exp of a large "
                                        "number) or a division by zero"))
-    return None
+    pred = record.get("scores")
+    if not isinstance(pred, np.ndarray) or pred.shape != shape or pred.dtype.kind not in "iu":
+        return Verdict(False, message=f"{what}: {wanted}; got {type(pred).__name__} {getattr(pred, 'shape', '')}")
+    result = score(pred)
+    if isinstance(result, str):
+        return Verdict(False, message=f"{what}: {result}")
+    rate, msg = result
+    minimum = plan.info["minimum"]
+    if rate < minimum:
+        return Verdict(False, message=f"{what}: {msg}, below the required {minimum:.0%}{hint}")
+    return Verdict(True, summary=f"{what}: {msg} ≥ {minimum:.0%}")
 
 
 def plan_next_symbol(reference: str = "LSTM", *, n_train: int = 1000, n_test: int = 300, seed: int = 0,
@@ -840,42 +711,33 @@ def plan_next_symbol(reference: str = "LSTM", *, n_train: int = 1000, n_test: in
     fresh test strings must pick a legal next symbol at ≥ ``minimum`` of the real positions."""
     from dlcore.data.sequences import embedded_reber_strings, next_symbol_data
 
-    gen = _rng(seed)
+    gen = np.random.default_rng(seed)
     train = next_symbol_data(embedded_reber_strings(int(n_train), gen, max_length=30))
     test = next_symbol_data(embedded_reber_strings(int(n_test), gen, max_length=30))
-    inputs = {"train": [train.xs, train.ts], "options": dict(options or {}), "test_x": test.xs}
-    return Plan("next_symbol", reference, inputs,
-                {"legal": test.legal, "lengths": test.lengths, "ts": test.ts},
-                {"seed": seed, "minimum": float(minimum), "n_train": int(n_train), "n_test": int(n_test)})
+    return _closing_plan("next_symbol", reference, [train.xs, train.ts], test.xs,
+                         {"legal": test.legal, "lengths": test.lengths}, seed=seed, options=options, minimum=minimum)
 
 
 def judge_next_symbol(plan: Plan, record: dict) -> Verdict:
-    what = "the embedded Reber grammar"
-    failed = _closing_fail(what, record)
-    if failed:
-        return failed
     legal, lengths = plan.expected["legal"], plan.expected["lengths"]
-    pred = record.get("scores")
-    n, t, _ = legal.shape
-    if not isinstance(pred, np.ndarray) or pred.shape != (n, t) or pred.dtype.kind not in "iu":
-        shape = getattr(pred, "shape", None)
-        return Verdict(False, message=(f"{what}: model.forward(xs) on {n} test strings padded to {t} steps must return "
-                                       f"scores of shape ({n}, {t}, 7); got {type(pred).__name__} {shape}"))
-    real = np.arange(t)[None, :] < lengths[:, None]
-    if pred.min() < 0 or pred.max() >= legal.shape[2]:
-        return Verdict(False, message=f"{what}: the scores must have 7 columns, one per symbol of 'BTPSXVE'")
-    ok = np.take_along_axis(legal, pred[..., None], axis=-1)[..., 0]
-    rate = float(ok[real].mean())
-    last = np.zeros_like(real)
-    last[np.arange(n), lengths - 2] = True
-    long_rate = float(ok[last].mean())
-    msg = (f"legal next symbol at {rate:.2%} of {int(real.sum())} positions of {n} fresh test strings "
-           f"(the long-range T/P repeat: {long_rate:.1%})")
-    if rate < plan.info["minimum"]:
-        return Verdict(False, message=(f"{what}: {msg}, below the required {plan.info['minimum']:.0%}. Check the LSTM, "
-                                       "embedding and loss exercises first, then the number of steps and the learning "
-                                       "rate"))
-    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
+    n, t, n_symbols = legal.shape
+
+    def score(pred: np.ndarray) -> str | tuple[float, str]:
+        if pred.min() < 0 or pred.max() >= n_symbols:
+            return "the scores must have 7 columns, one per symbol of 'BTPSXVE'"
+        real = np.arange(t)[None, :] < lengths[:, None]
+        ok = np.take_along_axis(legal, pred[..., None], axis=-1)[..., 0]
+        last = np.zeros_like(real)
+        last[np.arange(n), lengths - 2] = True
+        rate = float(ok[real].mean())
+        return rate, (f"legal next symbol at {rate:.2%} of {int(real.sum())} positions of {n} fresh test strings "
+                      f"(the long-range T/P repeat: {float(ok[last].mean()):.1%})")
+
+    return _closing_judge(plan, record, "the embedded Reber grammar", (n, t),
+                          f"model.forward(xs) on {n} test strings padded to {t} steps must return scores of shape "
+                          f"({n}, {t}, 7)", score,
+                          hint=". Check the LSTM, embedding and loss exercises first, then the number of steps and the "
+                               "learning rate")
 
 
 def plan_seq2seq(reference: str = "AdditiveAttention", *, n_train: int = 3000, n_test: int = 300, digits: int = 2,
@@ -884,31 +746,30 @@ def plan_seq2seq(reference: str = "AdditiveAttention", *, n_train: int = 3000, n
     model.generate(test questions) -> the answer ids; the fraction of right answer characters ≥ ``minimum``."""
     from dlcore.data.sequences import addition_data
 
-    gen = _rng(seed)
+    gen = np.random.default_rng(seed)
     q, a = addition_data(int(n_train), digits=int(digits), rng=gen, reverse=True)
     qt, at = addition_data(int(n_test), digits=int(digits), rng=gen, reverse=True)
-    inputs = {"train": [q, a], "options": dict(options or {}), "test_x": qt}
-    return Plan("seq2seq", reference, inputs, {"answers": at[:, 1:]},
-                {"seed": seed, "minimum": float(minimum), "digits": int(digits)})
+    return _closing_plan("seq2seq", reference, [q, a], qt, {"answers": at[:, 1:]}, seed=seed, options=options,
+                         minimum=minimum)
+
+
+def _judge_matches(plan: Plan, record: dict, key: str, what: str, wanted: str, text: str) -> Verdict:
+    """Predicted ids against the plan's targets ``expected[key]``: the fraction of right symbols (``text`` names it,
+    and the fraction of entirely right rows) against the minimum."""
+    want = plan.expected[key]
+
+    def score(pred: np.ndarray) -> tuple[float, str]:
+        rate = float(np.mean(pred == want))
+        return rate, text.format(rate=rate, n=len(want), whole=float(np.mean(np.all(pred == want, axis=1))))
+
+    return _closing_judge(plan, record, what, want.shape, wanted.format(shape=want.shape), score)
 
 
 def judge_seq2seq(plan: Plan, record: dict) -> Verdict:
-    what = "digit addition with attention"
-    failed = _closing_fail(what, record)
-    if failed:
-        return failed
-    want = plan.expected["answers"]
-    pred = record.get("scores")
-    if not isinstance(pred, np.ndarray) or pred.shape != want.shape or pred.dtype.kind not in "iu":
-        return Verdict(False, message=(f"{what}: model.generate(questions) must return integer ids of shape "
-                                       f"{want.shape}; got {type(pred).__name__} {getattr(pred, 'shape', '')}"))
-    acc = float(np.mean(np.all(pred == want, axis=1)))
-    chars = float(np.mean(pred == want))
-    msg = (f"{chars:.1%} of the answer characters of {len(want)} fresh questions right "
-           f"({acc:.1%} of the answers exactly)")
-    if chars < plan.info["minimum"]:
-        return Verdict(False, message=f"{what}: {msg}, below the required {plan.info['minimum']:.0%}")
-    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
+    return _judge_matches(plan, record, "answers", "digit addition with attention",
+                          "model.generate(questions) must return integer ids of shape {shape}",
+                          "{rate:.1%} of the answer characters of {n} fresh questions right "
+                          "({whole:.1%} of the answers exactly)")
 
 
 def reverse_task(n: int, length: int, rng: np.random.Generator, vocab: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -922,26 +783,14 @@ def plan_sequence_training(reference: str = "TransformerEncoderLayer", *, n_trai
                            minimum: float = 0.9) -> Plan:
     """Reversing digit strings: train(xs, ts, **options) -> model; model.forward(test xs) -> scores (N, T, 10);
     the fraction of right symbols at every position ≥ ``minimum``."""
-    gen = _rng(seed)
+    gen = np.random.default_rng(seed)
     xs, ts = reverse_task(int(n_train), int(length), gen)
     xt, tt = reverse_task(int(n_test), int(length), gen)
-    inputs = {"train": [xs, ts], "options": dict(options or {}), "test_x": xt}
-    return Plan("sequence_training", reference, inputs, {"ts": tt}, {"seed": seed, "minimum": float(minimum)})
+    return _closing_plan("sequence_training", reference, [xs, ts], xt, {"ts": tt}, seed=seed, options=options,
+                         minimum=minimum)
 
 
 def judge_sequence_training(plan: Plan, record: dict) -> Verdict:
-    what = "reversing digit strings"
-    failed = _closing_fail(what, record)
-    if failed:
-        return failed
-    want = plan.expected["ts"]
-    pred = record.get("scores")
-    if not isinstance(pred, np.ndarray) or pred.shape != want.shape or pred.dtype.kind not in "iu":
-        return Verdict(False, message=(f"{what}: model.forward(xs) must return scores of shape {want.shape + (10,)}; "
-                                       f"got {type(pred).__name__} {getattr(pred, 'shape', '')}"))
-    acc = float(np.mean(pred == want))
-    whole = float(np.mean(np.all(pred == want, axis=1)))
-    msg = f"{acc:.1%} of the symbols of {len(want)} fresh strings right ({whole:.1%} of the strings entirely)"
-    if acc < plan.info["minimum"]:
-        return Verdict(False, message=f"{what}: {msg}, below the required {plan.info['minimum']:.0%}")
-    return Verdict(True, summary=f"{what}: {msg} ≥ {plan.info['minimum']:.0%}")
+    return _judge_matches(plan, record, "ts", "reversing digit strings",
+                          "model.forward(xs) must return scores of shape ({shape[0]}, {shape[1]}, 10)",
+                          "{rate:.1%} of the symbols of {n} fresh strings right ({whole:.1%} of the strings entirely)")
