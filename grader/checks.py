@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 _TRUSTED = {"Verdict", "compare", "likely_cause", "resolve_reference", "CheckFailed", "OK"}
-_COMPAT = {"LayerPlan", "LayerRecord", "plan_layer", "judge_layer", "to_json", "from_json", "same_inputs"}
 
 
 def _show_message_only(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
@@ -41,10 +40,6 @@ def __getattr__(name: str) -> Any:
     if name in _TRUSTED:
         from grader.trusted import messages
         return getattr(messages, name)
-    if name.startswith("_") or name in _COMPAT:  # what the chapters' plans use (trusted side only)
-        from grader.trusted import compat
-        if hasattr(compat, name):
-            return getattr(compat, name)
     if name.startswith("check_"):
         try:
             from grader import kinds
