@@ -146,3 +146,40 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     # nothing was written into the repository or the course's source
     assert not (REPO_ROOT / "gradebook.db").exists() and not (source / "gradebook.db").exists()
     print(f"term workflow with 3 students in {time.monotonic() - start:.1f} s")
+
+
+def test_collect_copies_links_as_links_and_grading_refuses_them(tmp_path):
+    """nbgrader's own collect follows links (shutil.copytree): a student's inbound folder linking to the
+    solutions, or itself a link to another student's folder, would be collected as that content and graded
+    as the student's own. Collected as links, the autograder refuses both with the reason; ada is graded."""
+    source, term_dir, exchange = tmp_path / "course_root", tmp_path / "term", tmp_path / "exchange"
+    shutil.copytree(MINI, source)
+    release(source_root=source)
+    grader_cli("term", "init", str(term_dir), "--exchange", str(exchange), "--course-root", str(source))
+    term = load_term(term_dir)
+    wf.release_to_exchange(term, "mini")
+    inbound_dir = exchange / "dlcourse" / "inbound"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    ada = inbound_dir / f"ada+mini+{stamp}+a1"
+    H.write(H.fill(source / "course" / "mini" / "mini.ipynb", ANSWERS), ada, "mini.ipynb")
+    (ada / "timestamp.txt").write_text(stamp, encoding="utf-8")
+    eve = inbound_dir / f"eve+mini+{stamp}+e1"
+    eve.mkdir()
+    (eve / "mini.ipynb").symlink_to(source / "solutions" / "mini" / "mini.ipynb")
+    (eve / "timestamp.txt").write_text(stamp, encoding="utf-8")
+    (inbound_dir / f"mal+mini+{stamp}+m1").symlink_to(ada, target_is_directory=True)
+
+    assert wf.collect(term, "mini").new == ["ada", "eve", "mal"]
+    collected = term_dir / "collected"
+    assert not (collected / "ada" / "mini" / "mini.ipynb").is_symlink()
+    assert (collected / "eve" / "mini" / "mini.ipynb").is_symlink()            # not the solution's bytes
+    assert not (collected / "mal" / "mini").is_symlink() and (collected / "mal" / "mini" / "mini.ipynb").is_symlink()
+
+    lines: list[str] = []
+    run = wf.grade_collected(term, "mini", timeout=20, notebook_timeout=60, feedback=False, echo=lines.append)
+    assert run.graded == ["ada"] and run.results["ada"].raw_score == 6
+    text = "\n".join(lines)
+    for student in ("eve", "mal"):
+        assert f"refused {student}: mini.ipynb is a symbolic link" in text and "links are never followed" in text
+    with Gradebook(term.db_url, "dlcourse") as gb:
+        assert {s.student.id for s in gb.assignment_submissions("mini")} == {"ada"}

@@ -15,16 +15,18 @@ and passes ``--student=<id>`` (``CourseDirectory.student_id``), which nbgrader's
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from nbgrader.utils import parse_utc
+from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.utils import ignore_patterns, parse_utc
 
 from grader.course.release import NbgraderError
 
-__all__ = ["COURSE_ID", "inbound", "StudentClient"]
+__all__ = ["COURSE_ID", "inbound", "StudentClient", "LinkSafeCollect"]
 
 COURSE_ID = "dlcourse"
 
@@ -41,6 +43,45 @@ def inbound(exchange: Path | str, chapter: str, course_id: str = COURSE_ID) -> l
         except (ValueError, OverflowError):
             continue
     return sorted(found)
+
+
+class LinkSafeCollect(ExchangeCollect):
+    """nbgrader's ``collect``, except that a link in a submission is copied as a link, never followed.
+
+    nbgrader copies an inbound folder (which its student can write) with ``shutil.copytree``, which follows
+    links: a submitted ``mini.ipynb`` linking to ``solutions/…`` or to another student's collected notebook
+    would be collected as that file's content and graded as the student's own work. Copied as a link, it
+    reaches the autograder, which refuses the submission with its reason. A submission folder that is itself
+    a link is collected as a folder of links to what it points at (the same refusal). The folder is opened
+    without following a link and copied through its descriptor, so it cannot be swapped for a link between
+    the check and the copy. Selected by grader/nbgrader_config.py (``ExchangeFactory.collect``).
+    """
+
+    def do_copy(self, src: str, dest: str, log=None) -> None:
+        try:
+            fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:                                   # a link (or not a folder): its entries as links
+            os.makedirs(dest)
+            names = os.listdir(src) if os.path.isdir(src) else []
+            for name in names:
+                os.symlink(os.path.join(src, name), os.path.join(dest, name))
+            self.log.warning("%s is a link: collected as links, which the autograder refuses", src)
+            return
+        try:
+            here = f"/proc/self/fd/{fd}" if os.path.isdir(f"/proc/self/fd/{fd}") else src
+            if self.get_size(here) > 1000 * self.coursedir.max_dir_size:
+                raise RuntimeError(f"{src} is larger than CourseDirectory.max_dir_size")
+            shutil.copytree(here, dest, symlinks=True,
+                            ignore=ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
+                                                   max_file_size=self.coursedir.max_file_size, log=self.log))
+        finally:
+            os.close(fd)
+        if self.coursedir.groupshared:                   # as nbgrader does: the copy stays writable by the group
+            for folder, _dirs, files in os.walk(dest):
+                os.chmod(folder, (os.stat(folder).st_mode | 0o2770) & 0o2777)
+                for path in (os.path.join(folder, f) for f in files):
+                    if not os.path.islink(path):
+                        os.chmod(path, (os.stat(path).st_mode | 0o660) & 0o777)
 
 
 class StudentClient:
