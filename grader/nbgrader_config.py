@@ -42,11 +42,11 @@ c.ClearHiddenTests.enforce_metadata = True
 # Per-cell time limit; a cell that runs longer is interrupted and scores zero.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
-# nbgrader's Execute replaced by grader.execute.RobustExecute: same behaviour, plus a wall-clock
+# nbgrader's Execute replaced by grader.trusted.execute.RobustExecute: same behaviour, plus a wall-clock
 # limit per notebook, survival of a dead or wedged kernel (the cells that ran keep their points)
 # and a journal of executed cells from which a killed autograde run can still be scored.
 c.Autograde.autograde_preprocessors = [
-    "grader.execute.RobustExecute",
+    "grader.trusted.execute.RobustExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

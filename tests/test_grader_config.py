@@ -55,11 +55,11 @@ def test_autograde_pipeline_is_nbgraders_with_robust_execute(monkeypatch):
     classes = Autograde.class_traits()["autograde_preprocessors"].default()
     default = [f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}" for cls in classes]
     configured = _load(monkeypatch).Autograde.autograde_preprocessors
-    assert configured[0] == "grader.execute.RobustExecute"
+    assert configured[0] == "grader.trusted.execute.RobustExecute"
     assert configured[1:] == default[1:], "apart from Execute, the autograde pipeline must stay nbgrader's own"
     from nbgrader.preprocessors import Execute
 
-    from grader.execute import RobustExecute
+    from grader.trusted.execute import RobustExecute
     assert issubclass(RobustExecute, Execute)
 
 

@@ -1,4 +1,4 @@
-"""grader.execute.RobustExecute on its own: the per-notebook time limit, and scoring from a journal."""
+"""grader.trusted.execute.RobustExecute on its own: the per-notebook time limit, and scoring from a journal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.execute import NOT_RUN, RobustExecute, journal_path
+from grader.trusted.execute import NOT_RUN, RobustExecute, journal_path
 
 
 def _nb(*sources: str):

@@ -48,8 +48,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import nbformat
+from tqdm.auto import tqdm
 
 from grader.course.release import REPO_ROOT, chapters, ensure_scripts_on_path, nbgrader
 from grader.trusted import staging
@@ -65,18 +67,11 @@ from grader.trusted.report import (
 )
 
 __all__ = ["autograde", "BatchResult", "StudentResult", "ExerciseResult", "Outcome", "format_table", "write_csv",
-           "default_workers", "STARTUP_GRACE"]
+           "STARTUP_GRACE"]
 
 _MARKER = ".dlcourse-grading"
 #: Seconds a worker gets beyond the notebooks' limits (interpreter, kernel start, the trusted replay).
 STARTUP_GRACE = 120.0
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- scratch course root
@@ -97,7 +92,7 @@ def _workdir(chapter: str, workdir: Path | None) -> Path:
     return ws
 
 
-def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
+def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> None:
     src = source_root / "solutions" / chapter
     dst = ws / "solutions" / chapter
     fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
@@ -105,8 +100,7 @@ def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
     changed = not dst.exists() or _tree_digest(fresh / chapter) != _tree_digest(dst) or \
         not (ws / "gradebook.db").exists() or not (ws / "course" / chapter).is_dir()
     if changed:
-        if dst.exists():
-            shutil.rmtree(dst)
+        shutil.rmtree(dst, ignore_errors=True)
         dst.parent.mkdir(exist_ok=True)
         shutil.move(str(fresh / chapter), str(dst))
     shutil.rmtree(fresh, ignore_errors=True)
@@ -114,7 +108,6 @@ def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
         (ws / sub).mkdir(exist_ok=True)
     if changed:
         nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
-    return ws
 
 
 def _tree_digest(root: Path) -> str:
@@ -144,11 +137,9 @@ def _ledger(ws: Path) -> dict[str, str]:
     path = ws / "ledger.jsonl"
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 entry = json.loads(line)
                 found[entry["student"]] = entry["hash"]
-            except (ValueError, KeyError, TypeError):
-                continue
     return found
 
 
@@ -156,60 +147,46 @@ def _nbgrader_config(ws: Path) -> Any:
     from traitlets.config.loader import PyFileConfigLoader
 
     from grader.course.release import CONFIG
-    old = os.environ.get("DLCOURSE_COURSE_ROOT")
-    os.environ["DLCOURSE_COURSE_ROOT"] = str(ws)
-    try:
+    with mock.patch.dict(os.environ, DLCOURSE_COURSE_ROOT=str(ws)):
         return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
-    finally:
-        if old is None:
-            os.environ.pop("DLCOURSE_COURSE_ROOT", None)
-        else:
-            os.environ["DLCOURSE_COURSE_ROOT"] = old
+
+
+def _gradebook(ws: Path) -> Any:
+    from nbgrader.api import Gradebook
+
+    return Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse")
 
 
 def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
     """Write one worker's result into the gradebook (this process is its only writer), then the ledger."""
-
     import warnings
 
-    student = result["student"]
-    db_url = f"sqlite:///{ws / 'gradebook.db'}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
-        _record_quietly(ws, chapter, result, config, student, db_url)
-
-
-def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: str, db_url: str) -> None:
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from nbgrader.utils import parse_utc
 
+    student = result["student"]
     stamp_path = ws / "submitted" / student / chapter / "timestamp.txt"
     timestamp = None
-    if stamp_path.exists():
-        with contextlib.suppress(ValueError, OSError):
-            text = stamp_path.read_text(encoding="utf-8").strip()
-            timestamp = parse_utc(text) if text else None
-    with Gradebook(db_url, "dlcourse") as gb:
-        gb.update_or_create_student(student)
-        if timestamp is not None:
-            gb.update_or_create_submission(chapter, student, timestamp=timestamp)
-        else:
-            gb.update_or_create_submission(chapter, student)
-    for name, entry in result.get("notebooks", {}).items():
-        resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student, "db_url": db_url}}
-        path = Path(entry.get("autograded", ""))
-        if entry.get("submitted") and path.exists():
-            nb = nbformat.read(str(path), as_version=4)
-            SaveAutoGrades(config=config).preprocess(nb, resources)
-            AssignLatePenalties(config=config).preprocess(nb, resources)
-        else:
-            with Gradebook(db_url, "dlcourse") as gb:
-                try:
-                    sub = gb.find_submission_notebook(name, chapter, student)
-                except MissingEntry:
-                    continue
-                for grade in sub.grades:
+    with contextlib.suppress(ValueError, OSError):
+        text = stamp_path.read_text(encoding="utf-8").strip()
+        timestamp = parse_utc(text) if text else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
+        with _gradebook(ws) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(chapter, student, **({"timestamp": timestamp} if timestamp else {}))
+        for name, entry in result.get("notebooks", {}).items():
+            resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student,
+                                      "db_url": f"sqlite:///{ws / 'gradebook.db'}"}}
+            path = Path(entry.get("autograded", ""))
+            if entry.get("submitted") and path.exists():
+                nb = nbformat.read(str(path), as_version=4)
+                SaveAutoGrades(config=config).preprocess(nb, resources)
+                AssignLatePenalties(config=config).preprocess(nb, resources)
+                continue
+            with _gradebook(ws) as gb, contextlib.suppress(MissingEntry):
+                for grade in gb.find_submission_notebook(name, chapter, student).grades:
                     grade.auto_score = 0
                     grade.needs_manual_grade = False
                 gb.db.commit()
@@ -217,6 +194,24 @@ def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: 
         fh.write(json.dumps({"student": student, "hash": result.get("hash", ""), "time": time.time()}) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _forget(ws: Path, chapter: str, students: list[str]) -> None:
+    """Refused submissions: this chapter's earlier submission of each student leaves the gradebook (nbgrader's
+    exports and the Formgrader would show its old score) and the work directory (no stale feedback, no
+    result a rerun could take for this submission's)."""
+    from nbgrader.api import MissingEntry
+
+    with _gradebook(ws) as gb:
+        known = {s.id for s in gb.students}
+        for student in (s for s in students if s in known):
+            with contextlib.suppress(MissingEntry):
+                gb.remove_submission(chapter, student)
+    for student in students:
+        for folder in ("submitted", "autograded", "feedback"):
+            shutil.rmtree(ws / folder / student / chapter, ignore_errors=True)
+        if (_read_result(ws, student) or {}).get("chapter") == chapter:
+            (ws / "results" / f"{student}.json").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- workers
@@ -233,29 +228,25 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Slot:
-    """One long-lived worker process (``python -m grader.trusted.worker --serve``) and the job it is grading."""
+    """One long-lived worker process (``python -m grader.trusted.worker``) and the job it is grading."""
 
     def __init__(self, ws: Path, index: int) -> None:
-        self.ws, self.index = ws, index
-        log = open(ws / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115 - inherited by the child
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker", "--serve"], cwd=ws,
-                                         env=_worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, start_new_session=True)
-        finally:
-            log.close()
+        self.ws = ws
+        with open(ws / "logs" / f"worker-{index}.log", "ab") as log:  # inherited by the child
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker"], cwd=ws, env=_worker_env(),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                         start_new_session=True)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.buffer = b""
         self.student: str | None = None
         self.salvage = ""
-        self.started = self.deadline = 0.0
-        self.wall = 0.0
+        self.started = self.deadline = self.wall = 0.0
         self.kernel_started = False
 
     def send(self, job: dict, wall: float) -> None:
         path = self.ws / "jobs" / f"{job['student']}.json"
         path.write_text(json.dumps(job), encoding="utf-8")
-        self.student, self.salvage = job["student"], job.get("salvage", "")
+        self.student, self.salvage = job["student"], job["salvage"]
         self.started = time.monotonic()
         # The wall-clock limit counts from the first kernel start (the worker's own start-up and
         # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
@@ -264,21 +255,17 @@ class _Slot:
         self.proc.stdin.write(f"{path}\n".encode())
         self.proc.stdin.flush()
 
-    def check_kernel_started(self, ws: Path, chapter: str) -> None:
+    def check_kernel_started(self, chapter: str) -> None:
         if not self.kernel_started and self.student is not None:
-            folder = ws / "journal" / self.student / chapter
+            folder = self.ws / "journal" / self.student / chapter
             if folder.is_dir() and any(folder.glob("*.jsonl")):
                 self.kernel_started = True
                 self.deadline = time.monotonic() + self.wall
 
     def finished(self) -> int | None:
         """The job's exit status once the worker reports it done, else None."""
-        try:
-            chunk = self.proc.stdout.read()
-        except (OSError, ValueError):
-            chunk = None
-        if chunk:
-            self.buffer += chunk
+        with contextlib.suppress(OSError, ValueError):
+            self.buffer += self.proc.stdout.read() or b""
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
             head, _, rc = line.decode(errors="replace").rpartition(" ")   # "done <job path> <status>"
@@ -290,7 +277,8 @@ class _Slot:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        from grader.execute import kill_process_tree
+        from grader.trusted.execute import kill_process_tree
+
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         kill_process_tree(self.proc.pid)
@@ -317,25 +305,13 @@ def _world_readable(path: Path) -> bool:
         return False
 
 
-def _keep_records(ws: Path, chapter: str, student: str, notebooks: list[str]) -> None:
-    """After killing a worker: copy what its kernels recorded, before the sandbox is swept away."""
-    for name in notebooks:
-        state = ws / "journal" / student / chapter / f"{name}.records"
-        dest = ws / "records" / student / chapter / f"{name}.jsonl"
-        if state.exists() and not dest.exists():
-            with contextlib.suppress(OSError):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(state.read_text(encoding="utf-8").strip(), "rb") as src, open(dest, "wb") as out:
-                    out.write(src.read(256 * 2**20))
-
-
-def _read_result(ws: Path, student: str, digest: str) -> dict | None:
-    path = ws / "results" / f"{student}.json"
+def _read_result(ws: Path, student: str, digest: str | None = None) -> dict | None:
+    """results/<student>.json, if it is of the submission with ``digest`` (None: whatever it is of)."""
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads((ws / "results" / f"{student}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return result if result.get("hash") == digest else None
+    return result if digest is None or result.get("hash") == digest else None
 
 
 # --------------------------------------------------------------------------- batch
@@ -363,30 +339,26 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     if not submissions.is_dir():
         raise ValueError(f"{submissions} is not a directory of submissions (one folder per student)")
     found = staging.find_submissions(submissions, chapter)
-    workers = max(1, workers or default_workers())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, workers or cores)
     limits = limits or sandbox.Limits()
     limits.cell_timeout, limits.notebook_timeout = timeout, notebook_timeout
     ws = _workdir(chapter, workdir)
-    lock = open(ws / ".lock", "w")  # noqa: SIM115 - held for the whole batch
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
-    try:
+    with open(ws / ".lock", "w") as lock:  # held for the whole batch
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
         _prepare_workdir(chapter, source_root, ws)
         config = _nbgrader_config(ws)
         if nbgrader_config is not None:
             config.merge(nbgrader_config)
         batch = _batch(chapter, submissions, found, ws, source_root, limits, workers, wall_limit, regrade, config,
                        echo, progress)
-    finally:
-        lock.close()
     if feedback:
         generate_feedback(ws, chapter, show_hidden=show_hidden, mathjax_url=mathjax_url, echo=echo)
-        for res in batch.students:
-            res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html")) \
-                if res.status is not Outcome.REFUSED else []
+        for res in batch.students:  # a refused submission has none (see _forget)
+            res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html"))
     echo(format_table(batch))
     if csv_path is not None:
         batch.csv_path = write_csv(batch, Path(csv_path))
@@ -401,6 +373,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
            limits: Any, workers: int, wall_limit: float | None, regrade: bool, config: Any,
            echo: Callable[[str], None], progress: bool | None) -> BatchResult:
     from grader.trusted import sandbox
+    from grader.trusted.worker import keep_records
 
     caps = sandbox.probe()
     sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
@@ -410,20 +383,19 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
     ledger = _ledger(ws)
     subs = {sub.student: sub for sub in found}
     digests = {s: sub.digest for s, sub in subs.items()}
-    status: dict[str, Outcome] = {s: Outcome.REFUSED for s, sub in subs.items() if sub.refused}
     refused: dict[str, str] = {s: sub.refused for s, sub in subs.items() if sub.refused}
+    status: dict[str, Outcome] = dict.fromkeys(refused, Outcome.REFUSED)
     results: dict[str, dict] = {}
     todo = []
     for s in (s for s in subs if s not in refused):
-        if not regrade and ledger.get(s) == digests[s] and (res := _read_result(ws, s, digests[s])):
-            status[s], results[s] = Outcome.SKIPPED, res
-            continue
         res = _read_result(ws, s, digests[s]) if not regrade else None
-        if res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
+        if res is not None and ledger.get(s) == digests[s]:
+            status[s], results[s] = Outcome.SKIPPED, res
+        elif res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
             _record(ws, chapter, res, config)  # finished before a crash of the grader: record, do not regrade
             status[s], results[s] = Outcome.RECOVERED, res
-            continue
-        todo.append(s)
+        else:
+            todo.append(s)
     graded_before = len(subs) - len(todo) - len(refused)
     echo(f"Autograding {chapter}: {len(subs)} submission(s) ({len(todo)} to grade"
          + (f", {graded_before} already graded" if graded_before else "")
@@ -461,13 +433,13 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             shutil.rmtree(old, ignore_errors=True)
         (ws / "results" / f"{student}.json").unlink(missing_ok=True)
         if why:
-            shutil.rmtree(ws / "submitted" / student, ignore_errors=True)
             status[student], refused[student] = Outcome.REFUSED, why + "; grade it again"
         return not why
 
     pending: list[tuple[str, str]] = [(s, "") for s in todo]
     slots: list[_Slot] = []
-    bar = _progress(len(todo), progress)
+    bar = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr,
+               disable=None if progress is None else not progress) if progress is not False and todo else None
     say = safe_echo(bar.write) if bar is not None else echo
     done = 0
 
@@ -478,10 +450,11 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         slot.student = None
         assert student is not None
         res = _read_result(ws, student, digests[student])
-        if outcome is None and res is not None and res.get("status") == "ok":
+        kind = (res or {}).get("status")
+        if kind == "ok" and (outcome is None or salvage):
             _record(ws, chapter, res, config)
             status[student] = Outcome.GRADED
-        elif res is not None and res.get("status") == "error":
+        elif kind == "error":
             # the grader itself failed (not the submission): nothing is recorded, a rerun tries again
             status[student] = Outcome.ERROR
         elif not salvage:
@@ -489,14 +462,9 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             pending.insert(0, (student, outcome or (res or {}).get("notes", ["the grader failed"])[0]))
             return
         else:
-            res = res if res is not None and res.get("status") == "ok" else {
-                "student": student, "status": "error", "hash": digests[student], "notebooks": {},
-                "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
-            if res.get("status") == "ok":
-                _record(ws, chapter, res, config)
-                status[student] = Outcome.GRADED
-            else:
-                status[student] = Outcome.ERROR
+            res = {"student": student, "status": "error", "hash": digests[student], "notebooks": {},
+                   "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
+            status[student] = Outcome.ERROR
         results[student] = res
         done += 1
         first = (res.get("notes") or [""])[0]
@@ -504,6 +472,11 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             + (f" — {first}" if first else ""))
         if bar is not None:
             bar.update(1)
+
+    def stopped(slot: _Slot, why: str) -> None:
+        for name in notebooks:  # what its kernels recorded, before a sweep removes it
+            keep_records(ws, slot.student, chapter, name)
+        finish(slot, why)
 
     try:
         slots = [_Slot(ws, k) for k in range(min(workers, len(todo)))]
@@ -522,19 +495,16 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             for k, slot in enumerate(slots):
                 if slot.student is None:
                     continue
-                slot.check_kernel_started(ws, chapter)
+                slot.check_kernel_started(chapter)
                 rc = slot.finished()
+                log = f"logs/worker-{k}.log in the work directory"
                 if rc is not None:
-                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "
-                                                      f"logs/worker-{k}.log in the work directory)")
+                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see {log})")
                 elif not slot.alive():
-                    _keep_records(ws, chapter, slot.student, notebooks)    # before a sweep removes them
-                    finish(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
-                                 f"logs/worker-{k}.log in the work directory)")
+                    stopped(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see {log})")
                 elif time.monotonic() >= slot.deadline:
                     slot.kill()
-                    _keep_records(ws, chapter, slot.student, notebooks)
-                    finish(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
+                    stopped(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
     finally:
         if bar is not None:
             bar.close()
@@ -546,30 +516,20 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         if library is not None:
             shutil.rmtree(library, ignore_errors=True)
         sandbox.sweep_all()
+    _forget(ws, chapter, list(refused))
     return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells),
                        sandbox=header)
-
-
-def _progress(total: int, progress: bool | None) -> Any:
-    if progress is False or total == 0:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(total=total, desc="grading", unit="submission", file=sys.stderr,
-                disable=None if progress is None else not progress)
 
 
 def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dict], status: dict[str, Outcome],
              refused: dict[str, str], cells: dict[str, list[tuple[str, float]]]) -> list[StudentResult]:
     """Scores from the gradebook (read after every write), reasons from the workers' results."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     ensure_scripts_on_path()
     out = []
     multi = len(cells) > 1
-    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+    with _gradebook(ws) as gb:
         for student in students:
             res = results.get(student, {})
             outcome = status.get(student, Outcome.ERROR)
@@ -581,11 +541,9 @@ def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dic
                 for grade_id, points in grade_cells:
                     score, max_score = None, points
                     if outcome.recorded:
-                        try:
+                        with contextlib.suppress(MissingEntry):
                             grade = gb.find_grade(grade_id, notebook, chapter, student)
                             score, max_score = grade.score, grade.max_score
-                        except MissingEntry:
-                            pass
                     row = rows.get(grade_id, {})
                     reason = row.get("reason", "")
                     if outcome is Outcome.ERROR:

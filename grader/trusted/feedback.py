@@ -96,7 +96,7 @@ def generate_feedback(ws: Path, chapter: str, *, show_hidden: bool = False, math
 
     preprocessors = ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
     if not show_hidden:
-        preprocessors.insert(1, "grader.execute.ClearHiddenTestsForFeedback")
+        preprocessors.insert(1, "grader.trusted.execute.ClearHiddenTestsForFeedback")
     args = ["generate_feedback", chapter, "--force", f"--GenerateFeedback.preprocessors={json.dumps(preprocessors)}",
             f"--GenerateFeedback.exporter_class={SafeFeedbackExporter.__module__}.SafeFeedbackExporter"]
     if mathjax_url:
