@@ -1,13 +1,7 @@
-"""Batch autograding: every submission of one chapter, in parallel, each in its own sandbox.
-
-    python -m grader autograde CHAPTER SUBMISSIONS_DIR [--workers N] [--timeout 60] [--notebook-timeout 600]
-                               [--csv grades.csv] [--feedback] [--show-hidden] [--workdir DIR] [--regrade]
-                               [--memory-mb 2048] [--cpu-seconds S] [--file-mb 64] [--processes 64]
-                               [--output-kb 256] [--mathjax-url URL]
-
-SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's <student_id>/<CHAPTER>/<notebook>.ipynb).
-Which folders are submissions, and which are refused with a reason (links, ids nbgrader cannot use):
-grader/trusted/staging.py.
+"""Batch autograding (``python -m grader autograde``, options in grader/README.md): every submission of one
+chapter, in parallel, each in its own sandbox. SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's
+<student_id>/<CHAPTER>/<notebook>.ipynb); which folders are submissions and which are refused with a reason
+(links, ids nbgrader cannot use): grader/trusted/staging.py.
 
 Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
 kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
@@ -25,6 +19,7 @@ records/, journal/, logs/ and feedback/. The repository is never written to.
 - A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
   left alone, results finished after a crash of this process are recorded without grading again, the
   rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
+  A refused submission takes the student's earlier one of this chapter out of the gradebook.
 - At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
   max_score, reason), ``--feedback`` HTML per student (grader/trusted/feedback.py: sanitized, hidden
   tests removed unless ``--show-hidden``). Student text is made inert on the console and in the CSV
@@ -357,12 +352,9 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
                        echo, progress)
     if feedback:
         generate_feedback(ws, chapter, show_hidden=show_hidden, mathjax_url=mathjax_url, echo=echo)
-        for res in batch.students:  # a refused submission has none (see _forget)
-            res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html"))
     echo(format_table(batch))
     if csv_path is not None:
-        batch.csv_path = write_csv(batch, Path(csv_path))
-        echo(f"CSV written to {batch.csv_path}")
+        echo(f"CSV written to {write_csv(batch, Path(csv_path))}")
     if feedback:
         echo(f"Feedback HTML: {ws / 'feedback'}/<student>/{chapter}/" + (" (hidden tests included)"
                                                                           if show_hidden else ""))
@@ -377,7 +369,6 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
 
     caps = sandbox.probe()
     sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
-    header = sandbox.describe(caps, limits)
     cells = _grade_cells(ws, chapter)
     notebooks = list(cells)
     ledger = _ledger(ws)
@@ -403,7 +394,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
          + f"), {sum(len(v) for v in cells.values())} graded cells, {workers} worker(s); work directory {ws}")
     for s, why in refused.items():
         echo(f"  refused {s}: {why}")
-    echo(header)
+    echo(sandbox.describe(caps, limits))
     if not caps.mountns:
         exposed = sorted({str(p) for p in (source_root / "solutions", REPO_ROOT / "solutions") if _world_readable(p)})
         if exposed:
@@ -426,7 +417,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         try:
             digest = staging.stage(subs[student], ws / "submitted" / student / chapter)
         except OSError as exc:
-            digest, why = "", f"the submission changed while it was being copied ({exc.strerror or exc})"
+            why = f"the submission changed while it was being copied ({exc.strerror or exc})"
         else:
             why = "" if digest == digests[student] else "the submission changed while it was being graded"
         for old in (ws / "journal" / student, ws / "records" / student):
@@ -517,8 +508,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             shutil.rmtree(library, ignore_errors=True)
         sandbox.sweep_all()
     _forget(ws, chapter, list(refused))
-    return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells),
-                       sandbox=header)
+    return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells))
 
 
 def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dict], status: dict[str, Outcome],
@@ -534,7 +524,7 @@ def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dic
             res = results.get(student, {})
             outcome = status.get(student, Outcome.ERROR)
             notes = [f"refused: {refused[student]}"] if outcome is Outcome.REFUSED else list(res.get("notes", []))
-            sr = StudentResult(student, notes=notes, seconds=float(res.get("seconds", 0.0)), status=outcome)
+            sr = StudentResult(student, notes=notes, status=outcome)
             out.append(sr)
             for notebook, grade_cells in cells.items():
                 rows = {r["grade_id"]: r for r in res.get("notebooks", {}).get(notebook, {}).get("cells", [])}

@@ -28,7 +28,6 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,16 +128,11 @@ def _files(name: str, root: Path, path: tuple[str, ...], base_fd: int) -> Submis
         elif entry.name.endswith(".ipynb") or entry.name == "timestamp.txt":
             return Submission(name, root, path, refused=why)
         # else a file the grader does not use anyway: never followed, never copied
-    h = hashlib.sha256()
     try:
-        for fname in files:
-            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
-            for block in _read(base_fd, fname):
-                h.update(block)
+        return Submission(name, root, path, tuple(files), digest=_copy(base_fd, files))
     except OSError as exc:
-        return Submission(name, root, path, refused=f"{safe_text(fname)} could not be read "
+        return Submission(name, root, path, refused=f"{safe_text(exc.filename or 'a file')} could not be read "
                                                     f"({exc.strerror or exc})")
-    return Submission(name, root, path, tuple(files), digest=h.hexdigest())
 
 
 def _link_reason(dir_fd: int, name: str, what: str, exc: OSError | None) -> str:
@@ -158,19 +152,30 @@ def _hard_link_reason(name: str, links: int) -> str:
                                   "another student's); hard links are not accepted, submit the files themselves")
 
 
-def _read(dir_fd: int, name: str) -> Iterator[bytes]:
-    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(0, "not a regular file")
-        if info.st_nlink > 1:
-            raise OSError(0, _hard_link_reason(name, info.st_nlink))
-        os.set_blocking(fd, True)
-        while block := os.read(fd, _BLOCK):
-            yield block
-    finally:
-        os.close(fd)
+def _copy(dir_fd: int, files: list[str] | tuple[str, ...], dest: Path | None = None) -> str:
+    """The digest of ``files`` (names and contents) in the folder ``dir_fd``, each copied into ``dest`` unless None.
+
+    Each is opened without following a link and must still be a regular file with one link (``OSError`` else).
+    """
+    h = hashlib.sha256()
+    for name in files:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(0, "not a regular file", name)
+            if info.st_nlink > 1:
+                raise OSError(0, _hard_link_reason(name, info.st_nlink), name)
+            os.set_blocking(fd, True)
+            with open(dest / name, "wb") if dest is not None else contextlib.nullcontext() as out:
+                while block := os.read(fd, _BLOCK):
+                    h.update(block)
+                    if out is not None:
+                        out.write(block)
+        finally:
+            os.close(fd)
+    return h.hexdigest()
 
 
 def _open_path(root: Path, path: tuple[str, ...]) -> int:
@@ -194,15 +199,8 @@ def stage(sub: Submission, dest: Path) -> str:
     """
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    h = hashlib.sha256()
     base_fd = _open_path(sub.root, sub.path)
     try:
-        for fname in sub.files:
-            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
-            with open(dest / fname, "wb") as out:
-                for block in _read(base_fd, fname):
-                    h.update(block)
-                    out.write(block)
+        return _copy(base_fd, sub.files, dest)
     finally:
         os.close(base_fd)
-    return h.hexdigest()

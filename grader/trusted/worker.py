@@ -33,7 +33,6 @@ import re
 import shutil
 import signal
 import sys
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,7 +423,6 @@ def grade_submission(job: Job) -> dict:
     """Grade every notebook of one submission; returns the result (also written to results/<student>.json)."""
     from grader.trusted.sandbox import Capabilities, Limits
 
-    start = time.monotonic()
     limits = Limits(**job.limits)
     caps = Capabilities(**job.caps)
     result: dict[str, Any] = {"student": job.student, "chapter": job.chapter, "hash": job.submission_hash,
@@ -452,7 +450,6 @@ def grade_submission(job: Job) -> dict:
         result["notebooks"][name] = entry
     if job.salvage:
         result["notes"].insert(0, job.salvage)
-    result["seconds"] = time.monotonic() - start
     _replace(Path(job.workdir) / "results" / f"{job.student}.json", json.dumps(result, indent=1))
     return result
 
