@@ -33,21 +33,11 @@ pytestmark = pytest.mark.slow
 
 
 def _grade_rows(ws: Path) -> dict[str, list[tuple]]:
-    """student -> [(grade id, cell, auto_score, submission id)] straight from the gradebook's tables."""
-    import sqlite3
-    con = sqlite3.connect(ws / "gradebook.db")
-    try:
-        rows = con.execute(
-            "SELECT student.id, grade.id, grade.cell_id, grade.auto_score, submitted_assignment.id "
-            "FROM grade JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
-            "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
-            "JOIN student ON submitted_assignment.student_id = student.id ORDER BY grade.id").fetchall()
-    finally:
-        con.close()
-    found: dict[str, list[tuple]] = {}
-    for student, *rest in rows:
-        found.setdefault(student, []).append(tuple(rest))
-    return found
+    """student -> [(grade id, cell, auto_score, submission id)] by grade id, from the gradebook."""
+    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+        return {sub.student_id: sorted((grade.id, grade.cell_id, grade.auto_score, sub.id)
+                                       for nb in sub.notebooks for grade in nb.grades)
+                for sub in gb.assignment_submissions("mini")}
 
 
 def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):

@@ -99,7 +99,7 @@ def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> None:
         dst.parent.mkdir(exist_ok=True)
         shutil.move(str(fresh / chapter), str(dst))
     shutil.rmtree(fresh, ignore_errors=True)
-    for sub in ("logs", "journal", "results", "records", "jobs", "autograded", "submitted"):
+    for sub in ("logs", "journal", "results", "records", "autograded", "submitted"):
         (ws / sub).mkdir(exist_ok=True)
     if changed:
         nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
@@ -239,15 +239,13 @@ class _Slot:
         self.kernel_started = False
 
     def send(self, job: dict, wall: float) -> None:
-        path = self.ws / "jobs" / f"{job['student']}.json"
-        path.write_text(json.dumps(job), encoding="utf-8")
         self.student, self.salvage = job["student"], job["salvage"]
         self.started = time.monotonic()
         # The wall-clock limit counts from the first kernel start (the worker's own start-up and
         # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
         self.wall, self.kernel_started = wall, bool(self.salvage)
         self.deadline = self.started + wall + (0 if self.salvage else STARTUP_GRACE)
-        self.proc.stdin.write(f"{path}\n".encode())
+        self.proc.stdin.write(json.dumps(job).encode() + b"\n")  # one line: JSON escapes every line break
         self.proc.stdin.flush()
 
     def check_kernel_started(self, chapter: str) -> None:
@@ -263,8 +261,8 @@ class _Slot:
             self.buffer += self.proc.stdout.read() or b""
         while b"\n" in self.buffer:
             line, self.buffer = self.buffer.split(b"\n", 1)
-            head, _, rc = line.decode(errors="replace").rpartition(" ")   # "done <job path> <status>"
-            if head.startswith("done ") and rc.lstrip("-").isdigit():
+            head, _, rc = line.decode(errors="replace").partition(" ")   # "done <status>"
+            if head == "done" and rc.lstrip("-").isdigit():
                 return int(rc)
         return None
 

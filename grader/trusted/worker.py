@@ -34,7 +34,7 @@ import shutil
 import signal
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 @dataclass
 class Job:
+    """One submission to grade, as the batch grader sends it (grader.trusted.autograde's ``job``)."""
+
     student: str
     chapter: str
     workdir: str
@@ -67,9 +69,9 @@ class Job:
     limits: dict
     caps: dict
     library: str | None
-    cover: list = field(default_factory=list)
-    salvage: str = ""            # non-empty: rebuild from the journal, with this reason
-    submission_hash: str = ""
+    cover: list
+    salvage: str                 # non-empty: rebuild from the journal, with this reason
+    submission_hash: str
 
 
 def _meta(cell: NotebookNode) -> dict:
@@ -481,9 +483,8 @@ def _hint(ename: str, limits: dict) -> str:
             "OSError": files, "PermissionError": files}.get(ename, "")
 
 
-def run_job(path: str) -> int:
-    """Grade the job in ``path``; a failure of the grader itself is written as an "error" result."""
-    job = Job(**json.loads(Path(path).read_text(encoding="utf-8")))
+def run_job(job: Job) -> int:
+    """Grade ``job``; a failure of the grader itself is written as an "error" result."""
     try:
         grade_submission(job)
     except Exception:
@@ -498,7 +499,7 @@ def run_job(path: str) -> int:
 
 
 def serve() -> int:
-    """Grade jobs named on stdin, one per line; answer ``done <path> <status>`` on the real stdout.
+    """Grade the jobs given on stdin, one JSON line each; answer ``done <status>`` on the real stdout.
 
     One long-lived worker process per parallel slot: the imports (nbformat, nbgrader, NumPy) are paid
     once, and no student code ever runs in this process (only plain data comes back from the kernels).
@@ -506,10 +507,9 @@ def serve() -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to the log
     sys.stdout = sys.stderr
-    proto.write("ready\n")
     for line in sys.stdin:
         if line.strip():
-            proto.write(f"done {line.strip()} {run_job(line.strip())}\n")
+            proto.write(f"done {run_job(Job(**json.loads(line)))}\n")
     return 0
 
 
