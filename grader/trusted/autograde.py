@@ -259,12 +259,10 @@ class _Slot:
         """The job's exit status once the worker reports it done, else None."""
         with contextlib.suppress(OSError, ValueError):
             self.buffer += self.proc.stdout.read() or b""
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            head, _, rc = line.decode(errors="replace").partition(" ")   # "done <status>"
-            if head == "done" and rc.lstrip("-").isdigit():
-                return int(rc)
-        return None
+        if b"\n" not in self.buffer:
+            return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return int(line.split()[-1])  # "done <status>": the worker's only output on this pipe
 
     def alive(self) -> bool:
         return self.proc.poll() is None

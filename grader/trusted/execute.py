@@ -13,9 +13,9 @@ that notebook is ever scored. This preprocessor runs the same cell by cell execu
   marks every later code cell "not run" with the reason. The notebook then goes on through
   nbgrader's pipeline, so ``SaveAutoGrades`` records the points of every cell that did run.
 - it appends each executed cell's outputs to a journal (``journal_dir``, JSON lines). If the
-  whole autograde process has to be killed from outside (the batch grader's last resort), a
-  second run with ``replay = True`` rebuilds the notebook from the journal instead of executing
-  it, marks the cell that was running and the rest, and nbgrader scores that.
+  whole autograde process has to be killed from outside (the batch grader's last resort),
+  :func:`replay` rebuilds the notebook from the journal instead of executing it, marks the cell
+  that was running and the rest, and nbgrader scores that.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, Execute
-from traitlets import Bool, Integer, Unicode
+from traitlets import Integer, Unicode
 
-__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "ClearHiddenTestsForFeedback"]
+__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "replay", "ClearHiddenTestsForFeedback"]
 
 #: ``ename`` of the error output given to cells that were not run.
 NOT_RUN = "NotRun"
@@ -80,16 +80,36 @@ def kill_process_tree(pid: int) -> None:
     psutil.wait_procs(victims, timeout=5)
 
 
+def replay(nb: NotebookNode, journal: str, reason: str) -> NotebookNode:
+    """``nb`` with the outputs the journal at ``journal`` holds (a killed run's); the cell that was running
+    gets ``GraderStopped`` and every later code cell "not run", both with ``reason``."""
+    events = read_journal(journal)
+    done = {e["index"]: e for e in events if e.get("event") == "cell"}
+    running = [e["index"] for e in events if e.get("event") == "run" and e["index"] not in done]
+    stop: str | None = None
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        if stop is None and index in done:
+            cell.outputs = [NotebookNode(o) for o in done[index]["outputs"]]
+            cell.execution_count = done[index].get("execution_count")
+            continue
+        cell.execution_count = None
+        if stop is None and running and index == running[-1]:
+            cell.outputs = [_error_output("GraderStopped", f"{reason} while this cell was running")]
+            stop = f"not run: {reason} in an earlier cell ({_label(cell, index)})"
+            continue
+        stop = stop or f"not run: {reason}"
+        cell.outputs = [_error_output(NOT_RUN, stop)]
+    return nb
+
+
 class RobustExecute(Execute):
     """nbgrader's Execute with a notebook wall limit, kernel-death survival and a journal."""
 
     notebook_timeout = Integer(0, help="Wall-clock limit in seconds for the whole notebook (0: no limit).").tag(
         config=True)
     journal_dir = Unicode("", help="Directory for the journal of executed cells ('' : no journal).").tag(config=True)
-    replay = Bool(False, help="Rebuild the notebook from its journal instead of executing it (after a killed run)."
-                  ).tag(config=True)
-    replay_reason = Unicode("the autograder stopped this notebook", help="Why a replayed notebook is incomplete.").tag(
-        config=True)
     output_cell_bytes = Integer(0, help="Output kept per cell (characters of streams, rich outputs and tracebacks; "
                                 "0: no limit).").tag(config=True)
     output_notebook_bytes = Integer(0, help="Output kept per notebook (0: no limit).").tag(config=True)
@@ -200,8 +220,6 @@ class RobustExecute(Execute):
 
     # -- execution -------------------------------------------------------------------------
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
-        if self.replay:
-            return self._replay(nb, resources)
         path = self._journal_file(resources)
         if path:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -283,30 +301,6 @@ class RobustExecute(Execute):
             self._write({"event": "end", "stopped": stop})
         self.set_widgets_metadata()
         return self.nb, self.resources
-
-    def _replay(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
-        """Outputs from the journal; the cell that was running and all later ones get the reason."""
-        path = self._journal_file(resources)
-        events = read_journal(path) if path else []
-        done = {e["index"]: e for e in events if e.get("event") == "cell"}
-        running = [e["index"] for e in events if e.get("event") == "run" and e["index"] not in done]
-        stop: str | None = None
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            if stop is None and index in done:
-                cell.outputs = [NotebookNode(o) for o in done[index]["outputs"]]
-                cell.execution_count = done[index].get("execution_count")
-                continue
-            cell.execution_count = None
-            if stop is None and running and index == running[-1]:
-                cell.outputs = [_error_output("GraderStopped", f"{self.replay_reason} while this cell was running")]
-                stop = f"not run: {self.replay_reason} in an earlier cell ({_label(cell, index)})"
-                continue
-            stop = stop or f"not run: {self.replay_reason}"
-            cell.outputs = [_error_output(NOT_RUN, stop)]
-        return nb, resources
-
 
 class ClearHiddenTestsForFeedback(ClearHiddenTests):
     """Feedback without the hidden tests' source: removes the hidden regions of the locked test cells only.

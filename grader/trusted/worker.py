@@ -19,7 +19,7 @@ For each notebook of the chapter:
    The gradebook is NOT touched here: the batch grader is its only writer.
 
 With ``salvage`` the notebook is not executed again: it is rebuilt from the journal of a worker that was
-killed (grader.trusted.execute.RobustExecute.replay) and the tests are judged on the records that were written.
+killed (grader.trusted.execute.replay) and the tests are judged on the records that were written.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from grader import kinds
 from grader.kernel import wire
 from grader.trusted import cells as tc
 from grader.trusted import source as src
-from grader.trusted.execute import NOT_RUN, RobustExecute, read_journal
+from grader.trusted.execute import NOT_RUN, RobustExecute, read_journal, replay
 
 __all__ = ["Job", "grade_submission", "build_notebook", "keep_records", "INCIDENTS"]
 
@@ -244,10 +244,6 @@ class _Notebook:
     def _path(self, folder: str, suffix: str) -> Path:
         return self.ws / folder / self.job.student / self.job.chapter / f"{self.name}{suffix}"
 
-    def resources(self, path: str) -> dict:
-        return {"metadata": {"path": path},
-                "nbgrader": {"student": self.job.student, "assignment": self.job.chapter, "notebook": self.name}}
-
     # -- execution ----------------------------------------------------------------------------
     def execute(self, limits: Any, caps: Any) -> None:
         """Run the notebook in its sandbox; the chapter's data files (the instructor's, from the release)
@@ -281,7 +277,8 @@ class _Notebook:
                                startup_timeout=120)
             ep.death_reason = death_reason
             try:
-                self.nb, _ = ep.preprocess(self.nb, self.resources(str(sb.scratch)), km=km)
+                self.nb, _ = ep.preprocess(self.nb, {"metadata": {"path": str(sb.scratch)}, "nbgrader": {
+                    "student": self.job.student, "assignment": self.job.chapter, "notebook": self.name}}, km=km)
             finally:
                 with contextlib.suppress(Exception):
                     ep.km = km
@@ -290,8 +287,7 @@ class _Notebook:
                 keep_records(self.ws, self.job.student, self.job.chapter, self.name)
 
     def salvage(self, reason: str) -> None:
-        ep = RobustExecute(journal_dir=str(self.ws / "journal"), replay=True, replay_reason=reason)
-        self.nb, _ = ep.preprocess(self.nb, self.resources(str(self.ws)))
+        self.nb = replay(self.nb, str(self._path("journal", ".jsonl")), reason)
         records = keep_records(self.ws, self.job.student, self.job.chapter, self.name)
         if records is not None and records.parent.name.endswith(".rec"):
             _cleanup_scratch(records.parent.parent / records.parent.name[:-4])
