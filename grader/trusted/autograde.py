@@ -229,10 +229,7 @@ class _Slot:
         self.ws = ws
         with open(ws / "logs" / f"worker-{index}.log", "ab") as log:  # inherited by the child
             self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker"], cwd=ws, env=_worker_env(),
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                         start_new_session=True)
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.buffer = b""
+                                         stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         self.student: str | None = None
         self.salvage = ""
         self.started = self.deadline = self.wall = 0.0
@@ -240,6 +237,7 @@ class _Slot:
 
     def send(self, job: dict, wall: float) -> None:
         self.student, self.salvage = job["student"], job["salvage"]
+        (self.ws / "results" / f"{self.student}.json").unlink(missing_ok=True)  # the job is done when it is back
         self.started = time.monotonic()
         # The wall-clock limit counts from the first kernel start (the worker's own start-up and
         # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
@@ -255,14 +253,9 @@ class _Slot:
                 self.kernel_started = True
                 self.deadline = time.monotonic() + self.wall
 
-    def finished(self) -> int | None:
-        """The job's exit status once the worker reports it done, else None."""
-        with contextlib.suppress(OSError, ValueError):
-            self.buffer += self.proc.stdout.read() or b""
-        if b"\n" not in self.buffer:
-            return None
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return int(line.split()[-1])  # "done <status>": the worker's only output on this pipe
+    def finished(self) -> bool:
+        """Has the worker written the job's result (its last step, whatever happened)?"""
+        return self.student is not None and (self.ws / "results" / f"{self.student}.json").exists()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -483,12 +476,11 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
                 if slot.student is None:
                     continue
                 slot.check_kernel_started(chapter)
-                rc = slot.finished()
-                log = f"logs/worker-{k}.log in the work directory"
-                if rc is not None:
-                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see {log})")
+                if slot.finished():
+                    finish(slot, None)
                 elif not slot.alive():
-                    stopped(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see {log})")
+                    stopped(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
+                                  f"logs/worker-{k}.log in the work directory)")
                 elif time.monotonic() >= slot.deadline:
                     slot.kill()
                     stopped(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")

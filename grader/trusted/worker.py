@@ -157,13 +157,9 @@ def _errors(cell: NotebookNode) -> list[NotebookNode]:
 
 
 def _aliases(cells: list[NotebookNode]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for c in cells:
-        if c.cell_type == "code" and _meta(c).get("locked"):
-            tree = src.parse_cell(c.source)
-            if tree is not None:
-                found.update(src.imports_of(tree))
-    return found
+    """Local name -> dotted path for every import in the locked (instructor's) code cells."""
+    trees = [src.parse_cell(c.source) for c in cells if c.cell_type == "code" and _meta(c).get("locked")]
+    return {name: module for tree in trees if tree is not None for name, module in src.imports_of(tree).items()}
 
 
 def keep_records(ws: Path, student: str, chapter: str, name: str) -> Path | None:
@@ -384,21 +380,15 @@ def _tampered(name: str, found: list[str]) -> str:
 
 
 def _reason(cell: NotebookNode) -> str:
+    """Why ``cell`` lost points: its last error, on one line ('' without one: a manually graded cell)."""
     errors = _errors(cell)
-    if errors:
-        out = errors[-1]
-        ename, evalue = out.get("ename", ""), str(out.get("evalue", ""))
-        if not evalue.strip() and ename == "CellTimeoutError":
-            evalue = " ".join(_ANSI.sub("", t) for t in out.get("traceback", [])).split(": ", 1)[-1]
-        if ename in (NOT_RUN, "NotGraded"):
-            text = evalue
-        else:
-            text = f"{ename}: {evalue}" if evalue.strip() else ename
-            if ename == "NotImplementedError":
-                text += " (not implemented yet)"
-    else:
-        streams = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"]
-        text = f"the cell wrote to stderr: {streams[0].get('text', '')}" if streams else ""
+    out = errors[-1] if errors else {}
+    ename, evalue = out.get("ename", ""), str(out.get("evalue", ""))
+    if not evalue.strip() and ename == "CellTimeoutError":
+        evalue = " ".join(_ANSI.sub("", t) for t in out.get("traceback", [])).split(": ", 1)[-1]
+    text = evalue if ename == NOT_RUN else f"{ename}: {evalue}" if evalue.strip() else ename
+    if ename == "NotImplementedError":
+        text += " (not implemented yet)"
     text = " | ".join(line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip())
     return text if len(text) <= 600 else text[:600] + " …"
 
@@ -479,7 +469,7 @@ def _hint(ename: str, limits: dict) -> str:
             "OSError": files, "PermissionError": files}.get(ename, "")
 
 
-def run_job(job: Job) -> int:
+def run_job(job: Job) -> None:
     """Grade ``job``; a failure of the grader itself is written as an "error" result."""
     try:
         grade_submission(job)
@@ -490,24 +480,18 @@ def run_job(job: Job) -> int:
             "student": job.student, "chapter": job.chapter, "hash": job.submission_hash, "status": "error",
             "notes": [f"the grader failed on this submission: {err.strip().splitlines()[-1][:300]}"],
             "traceback": err[-4000:], "notebooks": {}}, indent=1))
-        return 1
-    return 0
 
 
-def serve() -> int:
-    """Grade the jobs given on stdin, one JSON line each; answer ``done <status>`` on the real stdout.
+def serve() -> None:
+    """Grade the jobs given on stdin, one JSON line each; each ends with its result file, which the batch awaits.
 
     One long-lived worker process per parallel slot: the imports (nbformat, nbgrader, NumPy) are paid
     once, and no student code ever runs in this process (only plain data comes back from the kernels).
     """
-    proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # anything else printed goes to the log
-    sys.stdout = sys.stderr
     for line in sys.stdin:
         if line.strip():
-            proto.write(f"done {run_job(Job(**json.loads(line)))}\n")
-    return 0
+            run_job(Job(**json.loads(line)))
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    serve()
