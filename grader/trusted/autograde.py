@@ -65,6 +65,7 @@ __all__ = ["autograde", "BatchResult", "StudentResult", "ExerciseResult", "Outco
            "STARTUP_GRACE"]
 
 _MARKER = ".dlcourse-grading"
+_NOT_SOURCE = {".ipynb_checkpoints", "__pycache__"}  # in solutions/<chapter>: not copied, not hashed
 #: Seconds a worker gets beyond the notebooks' limits (interpreter, kernel start, the trusted replay).
 STARTUP_GRACE = 120.0
 
@@ -88,17 +89,12 @@ def _workdir(chapter: str, workdir: Path | None) -> Path:
 
 
 def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> None:
-    src = source_root / "solutions" / chapter
-    dst = ws / "solutions" / chapter
-    fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
-    shutil.copytree(src, fresh / chapter, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    changed = not dst.exists() or _tree_digest(fresh / chapter) != _tree_digest(dst) or \
+    src, dst = source_root / "solutions" / chapter, ws / "solutions" / chapter
+    changed = not dst.exists() or _tree_digest(src) != _tree_digest(dst) or \
         not (ws / "gradebook.db").exists() or not (ws / "course" / chapter).is_dir()
     if changed:
         shutil.rmtree(dst, ignore_errors=True)
-        dst.parent.mkdir(exist_ok=True)
-        shutil.move(str(fresh / chapter), str(dst))
-    shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
     for sub in ("logs", "journal", "results", "records", "autograded", "submitted"):
         (ws / sub).mkdir(exist_ok=True)
     if changed:
@@ -108,7 +104,7 @@ def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> None:
 def _tree_digest(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and not _NOT_SOURCE & set(p.relative_to(root).parts):
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()

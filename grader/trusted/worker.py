@@ -87,11 +87,6 @@ def _is_test(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
 
 
-def _is_solution(cell: NotebookNode) -> bool:
-    m = _meta(cell)
-    return bool(m.get("solution")) and not m.get("locked")
-
-
 def build_notebook(source: NotebookNode, release: NotebookNode | None,
                    submitted: NotebookNode | None) -> tuple[NotebookNode, list[tuple[str, str]]]:
     """The notebook to execute: the source's cells, the student's solution cells and added cells.
@@ -121,7 +116,7 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
             new.outputs, new.execution_count = [], None
         if gid in released:
             new.metadata = copy.deepcopy(released[gid].metadata)
-        if _is_solution(c):
+        if _meta(c).get("solution") and not _meta(c).get("locked"):  # a solution cell: the student's
             mine = student.get(gid)
             new.source = mine.source if mine is not None and mine.cell_type == c.cell_type else \
                 released[gid].source if gid in released else ""
