@@ -6,7 +6,7 @@
 - ``grader/nbgrader_config.py``: nbgrader's configuration (solutions/ -> course/).
 - ``python -m grader release | check-sync | autograde | lab | nbgrader``: see grader/README.md.
 
-This package imports nothing heavy at import time: nbgrader loads ``grader.execute`` inside its
+This package imports nothing heavy at import time: nbgrader loads ``grader.trusted.execute`` inside its
 own process and the kernels import ``grader.checks`` and ``grader.kernel.runner``.
 """
 

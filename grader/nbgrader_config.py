@@ -4,7 +4,9 @@ nbgrader's course directory is the repository root: ``solutions/`` is the source
 (instructor notebooks with solutions and hidden tests) and ``course/`` the release directory
 (what students get), so ``nbgrader generate_assignment`` writes straight into ``course/``.
 Submissions, autograded copies, feedback and the gradebook live next to them in folders that
-.gitignore excludes (``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db``).
+.gitignore excludes (nbgrader's defaults ``submitted/``, ``autograded/``, ``feedback/``; ``gradebook.db``).
+Only what differs from nbgrader's defaults is set here; the markers stay nbgrader's (``### BEGIN SOLUTION``,
+``### BEGIN HIDDEN TESTS``, metadata enforced), as do ``LimitOutput``'s limits.
 
 Used by ``python -m grader ...`` and by hand:  nbgrader <command> --config grader/nbgrader_config.py
 Environment overrides (the batch autograder uses them to work on a scratch copy):
@@ -23,30 +25,20 @@ c.CourseDirectory.root = _root
 c.CourseDirectory.course_id = "dlcourse"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "course"
-c.CourseDirectory.submitted_directory = "submitted"
-c.CourseDirectory.autograded_directory = "autograded"
-c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = os.environ.get("DLCOURSE_GRADEBOOK") or "sqlite:///" + os.path.join(_root, "gradebook.db")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
 
 # --- student version ---------------------------------------------------------------------
-c.ClearSolutions.begin_solution_delimeter = "BEGIN SOLUTION"
-c.ClearSolutions.end_solution_delimeter = "END SOLUTION"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-c.ClearSolutions.enforce_metadata = True
-c.ClearHiddenTests.begin_test_delimeter = "BEGIN HIDDEN TESTS"
-c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
-c.ClearHiddenTests.enforce_metadata = True
 
 # --- autograding ---------------------------------------------------------------------------
-# Per-cell time limit; a cell that runs longer is interrupted and scores zero.
+# Per-cell time limit; a cell that runs longer is interrupted (nbgrader's default) and scores zero.
 c.Execute.timeout = 60
-c.Execute.interrupt_on_timeout = True
-# nbgrader's Execute replaced by grader.execute.RobustExecute: same behaviour, plus a wall-clock
+# nbgrader's Execute replaced by grader.trusted.execute.RobustExecute: same behaviour, plus a wall-clock
 # limit per notebook, survival of a dead or wedged kernel (the cells that ran keep their points)
 # and a journal of executed cells from which a killed autograde run can still be scored.
 c.Autograde.autograde_preprocessors = [
-    "grader.execute.RobustExecute",
+    "grader.trusted.execute.RobustExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -55,10 +47,13 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.RobustExecute.notebook_timeout = 600
-c.LimitOutput.max_lines = 1000
-c.LimitOutput.max_traceback = 100
 
 # --- feedback ------------------------------------------------------------------------------------
 # Feedback HTML through the sanitizing exporter (no script, event handler or javascript: URL from
 # student content), also for the Formgrader's "Generate Feedback" button and plain nbgrader.
 c.GenerateFeedback.exporter_class = "grader.trusted.feedback.SafeFeedbackExporter"
+
+# --- exchange ------------------------------------------------------------------------------------
+# nbgrader's collect follows symbolic links in a student's inbound folder; this one copies them as links,
+# which the autograder refuses (grader/course/exchange.py), also for the Formgrader's "Collect" button.
+c.ExchangeFactory.collect = "grader.course.exchange.LinkSafeCollect"

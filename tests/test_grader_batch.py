@@ -2,55 +2,46 @@
 
 The gradebook has one writer (the batch process); a worker's result reaches it only complete. Killing the
 grader keeps every recorded result; a rerun records results that finished after the kill without grading
-them again, leaves everything already recorded untouched, and grades the rest.
+them again, leaves everything already recorded untouched, and grades the rest. A submission refused later
+(a link, a hard link) leaves the gradebook. Staging refuses hard links as it refuses symbolic links.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
-import nbformat
 import pytest
 import waiting as W
+from nbgrader.api import Gradebook, MissingEntry
 
 from grader.course.release import REPO_ROOT
 from grader.trusted import autograde as ag
+from grader.trusted import staging
 
-MINI = Path(__file__).parent / "fixtures" / "mini_course"
-SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
+MINI, SOURCE_NB = H.MINI, H.MINI_SOURCE
+EXERCISES = ("double_test", "relu_test", "square_test")
+LINKS = "links are never followed, submit the files themselves"
+HARD = ("mini.ipynb has 2 hard links (it is also another file, perhaps another student's); hard links are not "
+        "accepted, submit the files themselves")
 pytestmark = pytest.mark.slow
 
 
-
 def _grade_rows(ws: Path) -> dict[str, list[tuple]]:
-    """student -> [(grade id, cell, auto_score, submission id)] straight from the gradebook's tables."""
-    import sqlite3
-    con = sqlite3.connect(ws / "gradebook.db")
-    try:
-        rows = con.execute(
-            "SELECT student.id, grade.id, grade.cell_id, grade.auto_score, submitted_assignment.id "
-            "FROM grade JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
-            "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
-            "JOIN student ON submitted_assignment.student_id = student.id ORDER BY grade.id").fetchall()
-    finally:
-        con.close()
-    found: dict[str, list[tuple]] = {}
-    for student, *rest in rows:
-        found.setdefault(student, []).append(tuple(rest))
-    return found
+    """student -> [(grade id, cell, auto_score, submission id)] by grade id, from the gradebook."""
+    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+        return {sub.student_id: sorted((grade.id, grade.cell_id, grade.auto_score, sub.id)
+                                       for nb in sub.notebooks for grade in nb.grades)
+                for sub in gb.assignment_submissions("mini")}
 
 
 def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
-    course = tmp_path / "course_root"
-    shutil.copytree(MINI, course)
-    subprocess.run([sys.executable, "-m", "grader", "release", "--course-root", str(course)], check=True,
-                   capture_output=True, cwd=REPO_ROOT)
-    release = course / "course" / "mini" / "mini.ipynb"
+    release = H.release_copy(MINI, tmp_path / "course_root") / "course" / "mini" / "mini.ipynb"
     answers = H.student_answers(SOURCE_NB)
     # c_slow's square cell sleeps 12 s: the grader is killed as soon as the journal shows that cell started (an
     # event), so c_slow cannot have finished yet unless this process stalls for 12 s between two statements.
@@ -59,8 +50,7 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
     subs, ws = tmp_path / "submissions", tmp_path / "work"
     for name, over in {"a_correct": {}, "b_wrong": wrong, "c_slow": {"square_impl": slow}, "d_correct": {}}.items():
         H.write(H.fill(release, answers, over), subs / name, "mini.ipynb")
-    square = next(i for i, c in enumerate(nbformat.read(str(SOURCE_NB), as_version=4).cells)
-                  if H.grade_id(c) == "square_impl")
+    square = H.cell_index(SOURCE_NB, "square_impl")
 
     proc = subprocess.Popen([sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root",
                              str(MINI), "--workers", "1", "--timeout", "60", "--workdir", str(ws)],
@@ -107,6 +97,56 @@ def test_killed_grader_loses_nothing_and_a_rerun_is_idempotent(tmp_path):
                                                             "d_correct": 4}
     html = (ws / "feedback" / "b_wrong" / "mini" / "mini.html").read_text(encoding="utf-8")
     assert "HIDDEN-MARKER-2" in html and "returns dy unchanged" in html
+
+    # graded before, refused now (its folder became a link to another student's): the earlier submission
+    # leaves the gradebook, so nbgrader's exports show no stale score; the CSV and the table give the refusal.
+    # A notebook that is a hard link (to a file outside the submissions) is refused too.
+    shutil.rmtree(subs / "d_correct")
+    (subs / "d_correct").symlink_to("a_correct")
+    shutil.copy(subs / "a_correct" / "mini.ipynb", tmp_path / "elsewhere.ipynb")
+    (subs / "e_hard").mkdir()
+    os.link(tmp_path / "elsewhere.ipynb", subs / "e_hard" / "mini.ipynb")
+    lines.clear()
+    batch = ag.autograde("mini", subs, source_root=MINI, timeout=60, workdir=ws, workers=2, echo=lines.append,
+                         progress=False, csv_path=tmp_path / "grades.csv")
+    assert {s.student: s.status for s in batch.students} == {
+        "a_correct": ag.Outcome.SKIPPED, "b_wrong": ag.Outcome.SKIPPED, "c_slow": ag.Outcome.SKIPPED,
+        "d_correct": ag.Outcome.REFUSED, "e_hard": ag.Outcome.REFUSED}
+    assert sorted(_grade_rows(ws)) == ["a_correct", "b_wrong", "c_slow"]
+    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb, pytest.raises(MissingEntry):
+        gb.find_submission("mini", "d_correct")
+    grades = H.read_grades(tmp_path / "grades.csv")
+    for student, why in (("d_correct", f"the student folder is a symbolic link (to a_correct); {LINKS}"),
+                         ("e_hard", HARD)):
+        assert {e: grades[student][e] for e in EXERCISES} == {
+            "double_test": (0, 1, f"not graded: {why}"), "relu_test": (0, 2, f"not graded: {why}"),
+            "square_test": (0, 3, f"not graded: {why}")}
+        assert grades[student]["TOTAL"] == (0, 6, f"refused: {why}")
+        assert f"  {student}: refused: {why}" in "\n".join(lines).splitlines()   # the table's notes
+    for folder in ("submitted", "autograded", "feedback"):
+        assert not (ws / folder / "d_correct" / "mini").exists()
+    assert grades["a_correct"]["TOTAL"] == (6, 6, "")
+
+
+def test_hard_links_are_refused_like_symbolic_links(tmp_path):
+    """A notebook with a second hard link (another student's file, or any other) refuses its submission; a hard
+    linked file the grader does not use is not copied; a hard link made after the check is refused when staged."""
+    subs = tmp_path / "subs"
+    for student in ("alice", "bob", "carol", "dave"):
+        (subs / student).mkdir(parents=True)
+        if student != "bob":
+            (subs / student / "mini.ipynb").write_text(f'{{"student": "{student}"}}')
+    os.link(subs / "alice" / "mini.ipynb", subs / "bob" / "mini.ipynb")     # bob's notebook IS alice's
+    (subs / "carol" / "data.csv").write_text("1,2\n")
+    os.link(subs / "carol" / "data.csv", tmp_path / "data.csv")
+    found = {sub.student: sub for sub in staging.find_submissions(subs, "mini")}
+    assert found["alice"].refused == found["bob"].refused == HARD
+    assert (found["carol"].refused, found["carol"].files) == ("", ("mini.ipynb",))
+    assert staging.stage(found["carol"], tmp_path / "staged") == found["carol"].digest
+    assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == ["mini.ipynb"]
+    os.link(subs / "dave" / "mini.ipynb", tmp_path / "dave.ipynb")          # after the check, before staging
+    with pytest.raises(OSError, match="mini.ipynb has 2 hard links"):
+        staging.stage(found["dave"], tmp_path / "staged-dave")
 
 
 def test_a_second_grader_on_the_same_workdir_is_refused(tmp_path):

@@ -26,18 +26,26 @@ def _load(monkeypatch, **env: str):
 
 
 def test_config_maps_solutions_to_course(monkeypatch):
+    """The values nbgrader's own classes take from the configuration (set there or nbgrader's defaults)."""
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, Execute, LimitOutput
+
     c = _load(monkeypatch)
-    cd = c.CourseDirectory
+    cd = CourseDirectory(config=c)
     assert Path(cd.root) == REPO_ROOT
     assert (cd.source_directory, cd.release_directory) == ("solutions", "course")
     assert (cd.submitted_directory, cd.autograded_directory, cd.feedback_directory) == \
         ("submitted", "autograded", "feedback")
     assert cd.course_id == "dlcourse"
     assert cd.db_url == f"sqlite:///{REPO_ROOT / 'gradebook.db'}"
-    assert c.ClearSolutions.code_stub == {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-    assert c.ClearSolutions.begin_solution_delimeter == "BEGIN SOLUTION"
-    assert c.ClearHiddenTests.begin_test_delimeter == "BEGIN HIDDEN TESTS"
-    assert c.Execute.timeout > 0 and c.RobustExecute.notebook_timeout > 0
+    clear, hidden = ClearSolutions(config=c), ClearHiddenTests(config=c)
+    assert clear.code_stub == {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    assert (clear.begin_solution_delimeter, clear.end_solution_delimeter) == ("BEGIN SOLUTION", "END SOLUTION")
+    assert (hidden.begin_test_delimeter, hidden.end_test_delimeter) == ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+    assert clear.enforce_metadata and hidden.enforce_metadata
+    assert (LimitOutput(config=c).max_lines, LimitOutput(config=c).max_traceback) == (1000, 100)
+    execute = Execute(config=c)
+    assert execute.timeout == 60 and execute.interrupt_on_timeout and c.RobustExecute.notebook_timeout > 0
     # the submitted/autograded/feedback folders and the gradebook are never committed
     ignored = (REPO_ROOT / ".gitignore").read_text().split()
     assert {"/submitted/", "/autograded/", "/feedback/", "gradebook.db"} <= set(ignored)
@@ -55,11 +63,11 @@ def test_autograde_pipeline_is_nbgraders_with_robust_execute(monkeypatch):
     classes = Autograde.class_traits()["autograde_preprocessors"].default()
     default = [f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}" for cls in classes]
     configured = _load(monkeypatch).Autograde.autograde_preprocessors
-    assert configured[0] == "grader.execute.RobustExecute"
+    assert configured[0] == "grader.trusted.execute.RobustExecute"
     assert configured[1:] == default[1:], "apart from Execute, the autograde pipeline must stay nbgrader's own"
     from nbgrader.preprocessors import Execute
 
-    from grader.execute import RobustExecute
+    from grader.trusted.execute import RobustExecute
     assert issubclass(RobustExecute, Execute)
 
 

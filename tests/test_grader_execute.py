@@ -1,4 +1,4 @@
-"""grader.execute.RobustExecute on its own: the per-notebook time limit, and scoring from a journal."""
+"""grader.trusted.execute on its own: RobustExecute's per-notebook time limit, and scoring from a journal (replay)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader.execute import NOT_RUN, RobustExecute, journal_path
+from grader.trusted.execute import NOT_RUN, RobustExecute, journal_path, replay
 
 
 def _nb(*sources: str):
@@ -51,9 +51,7 @@ def test_replay_rebuilds_the_notebook_from_the_journal(tmp_path):
                       {"event": "run", "index": 1}):
             fh.write(json.dumps(event) + "\n")
         fh.write('{"event": "cell", "index": 1, "outp')  # the writer was killed mid-line
-    nb = _nb("a = 1", "while True: pass", "b = 2", "")
-    ep = RobustExecute(journal_dir=str(tmp_path), replay=True, replay_reason="stopped at the wall-clock limit (9 s)")
-    nb, _ = ep.preprocess(nb, _resources(tmp_path))
+    nb = replay(_nb("a = 1", "while True: pass", "b = 2", ""), path, "stopped at the wall-clock limit (9 s)")
     assert nb.cells[0].outputs == [nbformat.from_dict(ok)] and nb.cells[0].execution_count == 1
     assert nb.cells[1].outputs[0]["ename"] == "GraderStopped"
     assert "while this cell was running" in nb.cells[1].outputs[0]["evalue"]

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import grading_helpers as H  # tests/fixtures, on pytest's pythonpath
@@ -31,21 +30,14 @@ import waiting as W
 from grader.course.release import REPO_ROOT, check_sync
 from grader.trusted import autograde as ag
 
-MINI = Path(__file__).parent / "fixtures" / "mini_course"
-SOURCE_NB = MINI / "solutions" / "mini" / "mini.ipynb"
+MINI, SOURCE_NB = H.MINI, H.MINI_SOURCE
 pytestmark = pytest.mark.slow
-
 
 
 @pytest.fixture(scope="module")
 def mini_root(tmp_path_factory) -> Path:
     """A copy of the mini course root with its release in course/ (made like `python -m grader release`)."""
-    root = tmp_path_factory.mktemp("mini") / "course_root"
-    shutil.copytree(MINI, root)
-    proc = subprocess.run([sys.executable, "-m", "grader", "release", "--course-root", str(root)],
-                          capture_output=True, text=True, cwd=REPO_ROOT)
-    assert proc.returncode == 0 and "released" in proc.stdout, proc.stdout + proc.stderr
-    return root
+    return H.release_copy(MINI, tmp_path_factory.mktemp("mini") / "course_root")
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +50,9 @@ def test_release_is_reproducible_clean_and_checked(tmp_path, mini_root, mini_rel
     assert text.endswith("}\n") and json.loads(text)["nbformat"] == 4
     nb = nbformat.reads(text, as_version=4)
     assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "HIDDEN-MARKER"):
-        assert marker not in text
-    cells = {H.grade_id(c): c.source for c in nb.cells}
-    for gid, lines in H.secret_lines(SOURCE_NB).items():
-        for line in lines:
-            assert line not in cells[gid], f"solution/hidden line leaked into {gid}: {line}"
-    assert "raise NotImplementedError()" in cells["relu_impl"]
+    H.check_release_is_clean(SOURCE_NB, mini_release)
+    assert "HIDDEN-MARKER" not in text
+    assert "raise NotImplementedError()" in next(c.source for c in nb.cells if H.grade_id(c) == "relu_impl")
     # releasing never writes a gradebook or other nbgrader folders into the course root
     assert sorted(p.name for p in mini_root.iterdir()) == ["course", "solutions"]
 
@@ -111,19 +99,10 @@ def _submissions(release_nb: Path, folder: Path) -> dict[str, Path]:
 def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
     subs = tmp_path / "submissions"
     _submissions(mini_release, subs)
-    workdir, csv_path = tmp_path / "work", tmp_path / "grades.csv"
-    start = time.monotonic()
     # The hangs run until the 20 s cell limit stops them; every other cell (setup imports included) needs well
     # under a second, so a loaded machine has a 20x margin before a correct cell could be cut off.
-    proc = subprocess.run(
-        [sys.executable, "-m", "grader", "autograde", "mini", str(subs), "--course-root", str(MINI),
-         "--timeout", "20", "--notebook-timeout", "300", "--csv", str(csv_path), "--feedback", "--workers", "2",
-         "--workdir", str(workdir)],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=1500)  # a ceiling against hangs, not a timing
-    elapsed = time.monotonic() - start
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    grades = H.read_grades(csv_path)
+    grades, workdir, out = H.autograde("mini", subs, tmp_path, feedback=True, options=(
+        "--course-root", str(MINI), "--timeout", "20", "--notebook-timeout", "300", "--workers", "2"))
     totals = {s: g["TOTAL"][0] for s, g in grades.items()}
     assert totals == {"correct": 6, "wrong_relu": 4, "blank": 0, "hang_then_raise": 1,
                       "hang_swallowing_interrupt": 1, "os_exit": 1, "corrupt": 0, "no_notebook": 0}, out
@@ -168,13 +147,6 @@ def test_batch_survives_hang_raise_and_dead_kernel(tmp_path, mini_release):
             assert (workdir / "feedback" / student / "mini" / "mini.html").exists()
     assert "double_test" in out and "6/6" in out and "Why points were lost" in out
     assert not (MINI / "gradebook.db").exists() and not (REPO_ROOT / "gradebook.db").exists()
-    print(f"batch of 8 mini submissions graded in {elapsed:.1f} s")
-
-
-def _cell_index(grade: str) -> int:
-    """Index of the cell ``grade`` in the notebook the worker executes (the source's cell order)."""
-    nb = nbformat.read(str(SOURCE_NB), as_version=4)
-    return next(i for i, c in enumerate(nb.cells) if H.grade_id(c) == grade)
 
 
 def test_killed_worker_is_scored_from_its_journal(tmp_path):
@@ -185,7 +157,7 @@ def test_killed_worker_is_scored_from_its_journal(tmp_path):
     (The submission is the source notebook filled in: the grader uses the source's locked cells either way.)"""
     subs, work = tmp_path / "submissions", tmp_path / "work"
     H.write(H.fill(SOURCE_NB, H.student_answers(SOURCE_NB), {"relu_impl": SWALLOW}), subs / "stuck", "mini.ipynb")
-    stuck, graded = _cell_index("relu_impl"), _cell_index("double_test")
+    stuck, graded = H.cell_index(SOURCE_NB, "relu_impl"), H.cell_index(SOURCE_NB, "double_test")
     lines: list[str] = []
     done: dict[str, ag.BatchResult] = {}
     runner = threading.Thread(target=lambda: done.update(batch=ag.autograde(

@@ -1,13 +1,7 @@
-"""Batch autograding: every submission of one chapter, in parallel, each in its own sandbox.
-
-    python -m grader autograde CHAPTER SUBMISSIONS_DIR [--workers N] [--timeout 60] [--notebook-timeout 600]
-                               [--csv grades.csv] [--feedback] [--show-hidden] [--workdir DIR] [--regrade]
-                               [--memory-mb 2048] [--cpu-seconds S] [--file-mb 64] [--processes 64]
-                               [--output-kb 256] [--mathjax-url URL]
-
-SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's <student_id>/<CHAPTER>/<notebook>.ipynb).
-Which folders are submissions, and which are refused with a reason (links, ids nbgrader cannot use):
-grader/trusted/staging.py.
+"""Batch autograding (``python -m grader autograde``, options in grader/README.md): every submission of one
+chapter, in parallel, each in its own sandbox. SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's
+<student_id>/<CHAPTER>/<notebook>.ipynb); which folders are submissions and which are refused with a reason
+(links, ids nbgrader cannot use): grader/trusted/staging.py.
 
 Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
 kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
@@ -25,6 +19,7 @@ records/, journal/, logs/ and feedback/. The repository is never written to.
 - A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
   left alone, results finished after a crash of this process are recorded without grading again, the
   rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
+  A refused submission takes the student's earlier one of this chapter out of the gradebook.
 - At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
   max_score, reason), ``--feedback`` HTML per student (grader/trusted/feedback.py: sanitized, hidden
   tests removed unless ``--show-hidden``). Student text is made inert on the console and in the CSV
@@ -48,8 +43,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import nbformat
+from tqdm.auto import tqdm
 
 from grader.course.release import REPO_ROOT, chapters, ensure_scripts_on_path, nbgrader
 from grader.trusted import staging
@@ -65,18 +62,12 @@ from grader.trusted.report import (
 )
 
 __all__ = ["autograde", "BatchResult", "StudentResult", "ExerciseResult", "Outcome", "format_table", "write_csv",
-           "default_workers", "STARTUP_GRACE"]
+           "STARTUP_GRACE"]
 
 _MARKER = ".dlcourse-grading"
+_NOT_SOURCE = {".ipynb_checkpoints", "__pycache__"}  # in solutions/<chapter>: not copied, not hashed
 #: Seconds a worker gets beyond the notebooks' limits (interpreter, kernel start, the trusted replay).
 STARTUP_GRACE = 120.0
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- scratch course root
@@ -97,30 +88,23 @@ def _workdir(chapter: str, workdir: Path | None) -> Path:
     return ws
 
 
-def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> Path:
-    src = source_root / "solutions" / chapter
-    dst = ws / "solutions" / chapter
-    fresh = Path(tempfile.mkdtemp(dir=ws, prefix=".solutions-"))
-    shutil.copytree(src, fresh / chapter, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    changed = not dst.exists() or _tree_digest(fresh / chapter) != _tree_digest(dst) or \
+def _prepare_workdir(chapter: str, source_root: Path, ws: Path) -> None:
+    src, dst = source_root / "solutions" / chapter, ws / "solutions" / chapter
+    changed = not dst.exists() or _tree_digest(src) != _tree_digest(dst) or \
         not (ws / "gradebook.db").exists() or not (ws / "course" / chapter).is_dir()
     if changed:
-        if dst.exists():
-            shutil.rmtree(dst)
-        dst.parent.mkdir(exist_ok=True)
-        shutil.move(str(fresh / chapter), str(dst))
-    shutil.rmtree(fresh, ignore_errors=True)
-    for sub in ("logs", "journal", "results", "records", "jobs", "autograded", "submitted"):
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+    for sub in ("logs", "journal", "results", "records", "autograded", "submitted"):
         (ws / sub).mkdir(exist_ok=True)
     if changed:
         nbgrader("generate_assignment", chapter, "--force", root=ws, timeout=300)
-    return ws
 
 
 def _tree_digest(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and not _NOT_SOURCE & set(p.relative_to(root).parts):
             h.update(str(p.relative_to(root)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
@@ -144,11 +128,9 @@ def _ledger(ws: Path) -> dict[str, str]:
     path = ws / "ledger.jsonl"
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 entry = json.loads(line)
                 found[entry["student"]] = entry["hash"]
-            except (ValueError, KeyError, TypeError):
-                continue
     return found
 
 
@@ -156,60 +138,46 @@ def _nbgrader_config(ws: Path) -> Any:
     from traitlets.config.loader import PyFileConfigLoader
 
     from grader.course.release import CONFIG
-    old = os.environ.get("DLCOURSE_COURSE_ROOT")
-    os.environ["DLCOURSE_COURSE_ROOT"] = str(ws)
-    try:
+    with mock.patch.dict(os.environ, DLCOURSE_COURSE_ROOT=str(ws)):
         return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
-    finally:
-        if old is None:
-            os.environ.pop("DLCOURSE_COURSE_ROOT", None)
-        else:
-            os.environ["DLCOURSE_COURSE_ROOT"] = old
+
+
+def _gradebook(ws: Path) -> Any:
+    from nbgrader.api import Gradebook
+
+    return Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse")
 
 
 def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
     """Write one worker's result into the gradebook (this process is its only writer), then the ledger."""
-
     import warnings
 
-    student = result["student"]
-    db_url = f"sqlite:///{ws / 'gradebook.db'}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
-        _record_quietly(ws, chapter, result, config, student, db_url)
-
-
-def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: str, db_url: str) -> None:
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from nbgrader.utils import parse_utc
 
+    student = result["student"]
     stamp_path = ws / "submitted" / student / chapter / "timestamp.txt"
     timestamp = None
-    if stamp_path.exists():
-        with contextlib.suppress(ValueError, OSError):
-            text = stamp_path.read_text(encoding="utf-8").strip()
-            timestamp = parse_utc(text) if text else None
-    with Gradebook(db_url, "dlcourse") as gb:
-        gb.update_or_create_student(student)
-        if timestamp is not None:
-            gb.update_or_create_submission(chapter, student, timestamp=timestamp)
-        else:
-            gb.update_or_create_submission(chapter, student)
-    for name, entry in result.get("notebooks", {}).items():
-        resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student, "db_url": db_url}}
-        path = Path(entry.get("autograded", ""))
-        if entry.get("submitted") and path.exists():
-            nb = nbformat.read(str(path), as_version=4)
-            SaveAutoGrades(config=config).preprocess(nb, resources)
-            AssignLatePenalties(config=config).preprocess(nb, resources)
-        else:
-            with Gradebook(db_url, "dlcourse") as gb:
-                try:
-                    sub = gb.find_submission_notebook(name, chapter, student)
-                except MissingEntry:
-                    continue
-                for grade in sub.grades:
+    with contextlib.suppress(ValueError, OSError):
+        text = stamp_path.read_text(encoding="utf-8").strip()
+        timestamp = parse_utc(text) if text else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
+        with _gradebook(ws) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(chapter, student, **({"timestamp": timestamp} if timestamp else {}))
+        for name, entry in result.get("notebooks", {}).items():
+            resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student,
+                                      "db_url": f"sqlite:///{ws / 'gradebook.db'}"}}
+            path = Path(entry.get("autograded", ""))
+            if entry.get("submitted") and path.exists():
+                nb = nbformat.read(str(path), as_version=4)
+                SaveAutoGrades(config=config).preprocess(nb, resources)
+                AssignLatePenalties(config=config).preprocess(nb, resources)
+                continue
+            with _gradebook(ws) as gb, contextlib.suppress(MissingEntry):
+                for grade in gb.find_submission_notebook(name, chapter, student).grades:
                     grade.auto_score = 0
                     grade.needs_manual_grade = False
                 gb.db.commit()
@@ -217,6 +185,24 @@ def _record_quietly(ws: Path, chapter: str, result: dict, config: Any, student: 
         fh.write(json.dumps({"student": student, "hash": result.get("hash", ""), "time": time.time()}) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _forget(ws: Path, chapter: str, students: list[str]) -> None:
+    """Refused submissions: this chapter's earlier submission of each student leaves the gradebook (nbgrader's
+    exports and the Formgrader would show its old score) and the work directory (no stale feedback, no
+    result a rerun could take for this submission's)."""
+    from nbgrader.api import MissingEntry
+
+    with _gradebook(ws) as gb:
+        known = {s.id for s in gb.students}
+        for student in (s for s in students if s in known):
+            with contextlib.suppress(MissingEntry):
+                gb.remove_submission(chapter, student)
+    for student in students:
+        for folder in ("submitted", "autograded", "feedback"):
+            shutil.rmtree(ws / folder / student / chapter, ignore_errors=True)
+        if (_read_result(ws, student) or {}).get("chapter") == chapter:
+            (ws / "results" / f"{student}.json").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- workers
@@ -233,64 +219,46 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Slot:
-    """One long-lived worker process (``python -m grader.trusted.worker --serve``) and the job it is grading."""
+    """One long-lived worker process (``python -m grader.trusted.worker``) and the job it is grading."""
 
     def __init__(self, ws: Path, index: int) -> None:
-        self.ws, self.index = ws, index
-        log = open(ws / "logs" / f"worker-{index}.log", "ab")  # noqa: SIM115 - inherited by the child
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker", "--serve"], cwd=ws,
-                                         env=_worker_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, start_new_session=True)
-        finally:
-            log.close()
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.buffer = b""
+        self.ws = ws
+        with open(ws / "logs" / f"worker-{index}.log", "ab") as log:  # inherited by the child
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker"], cwd=ws, env=_worker_env(),
+                                         stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         self.student: str | None = None
         self.salvage = ""
-        self.started = self.deadline = 0.0
-        self.wall = 0.0
+        self.started = self.deadline = self.wall = 0.0
         self.kernel_started = False
 
     def send(self, job: dict, wall: float) -> None:
-        path = self.ws / "jobs" / f"{job['student']}.json"
-        path.write_text(json.dumps(job), encoding="utf-8")
-        self.student, self.salvage = job["student"], job.get("salvage", "")
+        self.student, self.salvage = job["student"], job["salvage"]
+        (self.ws / "results" / f"{self.student}.json").unlink(missing_ok=True)  # the job is done when it is back
         self.started = time.monotonic()
         # The wall-clock limit counts from the first kernel start (the worker's own start-up and
         # preparation are not the student's time), with STARTUP_GRACE seconds allowed for getting there.
         self.wall, self.kernel_started = wall, bool(self.salvage)
         self.deadline = self.started + wall + (0 if self.salvage else STARTUP_GRACE)
-        self.proc.stdin.write(f"{path}\n".encode())
+        self.proc.stdin.write(json.dumps(job).encode() + b"\n")  # one line: JSON escapes every line break
         self.proc.stdin.flush()
 
-    def check_kernel_started(self, ws: Path, chapter: str) -> None:
+    def check_kernel_started(self, chapter: str) -> None:
         if not self.kernel_started and self.student is not None:
-            folder = ws / "journal" / self.student / chapter
+            folder = self.ws / "journal" / self.student / chapter
             if folder.is_dir() and any(folder.glob("*.jsonl")):
                 self.kernel_started = True
                 self.deadline = time.monotonic() + self.wall
 
-    def finished(self) -> int | None:
-        """The job's exit status once the worker reports it done, else None."""
-        try:
-            chunk = self.proc.stdout.read()
-        except (OSError, ValueError):
-            chunk = None
-        if chunk:
-            self.buffer += chunk
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            head, _, rc = line.decode(errors="replace").rpartition(" ")   # "done <job path> <status>"
-            if head.startswith("done ") and rc.lstrip("-").isdigit():
-                return int(rc)
-        return None
+    def finished(self) -> bool:
+        """Has the worker written the job's result (its last step, whatever happened)?"""
+        return self.student is not None and (self.ws / "results" / f"{self.student}.json").exists()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        from grader.execute import kill_process_tree
+        from grader.trusted.execute import kill_process_tree
+
         with contextlib.suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         kill_process_tree(self.proc.pid)
@@ -317,25 +285,13 @@ def _world_readable(path: Path) -> bool:
         return False
 
 
-def _keep_records(ws: Path, chapter: str, student: str, notebooks: list[str]) -> None:
-    """After killing a worker: copy what its kernels recorded, before the sandbox is swept away."""
-    for name in notebooks:
-        state = ws / "journal" / student / chapter / f"{name}.records"
-        dest = ws / "records" / student / chapter / f"{name}.jsonl"
-        if state.exists() and not dest.exists():
-            with contextlib.suppress(OSError):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(state.read_text(encoding="utf-8").strip(), "rb") as src, open(dest, "wb") as out:
-                    out.write(src.read(256 * 2**20))
-
-
-def _read_result(ws: Path, student: str, digest: str) -> dict | None:
-    path = ws / "results" / f"{student}.json"
+def _read_result(ws: Path, student: str, digest: str | None = None) -> dict | None:
+    """results/<student>.json, if it is of the submission with ``digest`` (None: whatever it is of)."""
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads((ws / "results" / f"{student}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return result if result.get("hash") == digest else None
+    return result if digest is None or result.get("hash") == digest else None
 
 
 # --------------------------------------------------------------------------- batch
@@ -363,34 +319,27 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     if not submissions.is_dir():
         raise ValueError(f"{submissions} is not a directory of submissions (one folder per student)")
     found = staging.find_submissions(submissions, chapter)
-    workers = max(1, workers or default_workers())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, workers or cores)
     limits = limits or sandbox.Limits()
     limits.cell_timeout, limits.notebook_timeout = timeout, notebook_timeout
     ws = _workdir(chapter, workdir)
-    lock = open(ws / ".lock", "w")  # noqa: SIM115 - held for the whole batch
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
-    try:
+    with open(ws / ".lock", "w") as lock:  # held for the whole batch
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another `python -m grader autograde` is running on {ws}") from None
         _prepare_workdir(chapter, source_root, ws)
         config = _nbgrader_config(ws)
         if nbgrader_config is not None:
             config.merge(nbgrader_config)
         batch = _batch(chapter, submissions, found, ws, source_root, limits, workers, wall_limit, regrade, config,
                        echo, progress)
-    finally:
-        lock.close()
     if feedback:
         generate_feedback(ws, chapter, show_hidden=show_hidden, mathjax_url=mathjax_url, echo=echo)
-        for res in batch.students:
-            res.feedback = sorted((ws / "feedback" / res.student / chapter).glob("*.html")) \
-                if res.status is not Outcome.REFUSED else []
     echo(format_table(batch))
     if csv_path is not None:
-        batch.csv_path = write_csv(batch, Path(csv_path))
-        echo(f"CSV written to {batch.csv_path}")
+        echo(f"CSV written to {write_csv(batch, Path(csv_path))}")
     if feedback:
         echo(f"Feedback HTML: {ws / 'feedback'}/<student>/{chapter}/" + (" (hidden tests included)"
                                                                           if show_hidden else ""))
@@ -401,29 +350,28 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
            limits: Any, workers: int, wall_limit: float | None, regrade: bool, config: Any,
            echo: Callable[[str], None], progress: bool | None) -> BatchResult:
     from grader.trusted import sandbox
+    from grader.trusted.worker import keep_records
 
     caps = sandbox.probe()
     sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
-    header = sandbox.describe(caps, limits)
     cells = _grade_cells(ws, chapter)
     notebooks = list(cells)
     ledger = _ledger(ws)
     subs = {sub.student: sub for sub in found}
     digests = {s: sub.digest for s, sub in subs.items()}
-    status: dict[str, Outcome] = {s: Outcome.REFUSED for s, sub in subs.items() if sub.refused}
     refused: dict[str, str] = {s: sub.refused for s, sub in subs.items() if sub.refused}
+    status: dict[str, Outcome] = dict.fromkeys(refused, Outcome.REFUSED)
     results: dict[str, dict] = {}
     todo = []
     for s in (s for s in subs if s not in refused):
-        if not regrade and ledger.get(s) == digests[s] and (res := _read_result(ws, s, digests[s])):
-            status[s], results[s] = Outcome.SKIPPED, res
-            continue
         res = _read_result(ws, s, digests[s]) if not regrade else None
-        if res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
+        if res is not None and ledger.get(s) == digests[s]:
+            status[s], results[s] = Outcome.SKIPPED, res
+        elif res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
             _record(ws, chapter, res, config)  # finished before a crash of the grader: record, do not regrade
             status[s], results[s] = Outcome.RECOVERED, res
-            continue
-        todo.append(s)
+        else:
+            todo.append(s)
     graded_before = len(subs) - len(todo) - len(refused)
     echo(f"Autograding {chapter}: {len(subs)} submission(s) ({len(todo)} to grade"
          + (f", {graded_before} already graded" if graded_before else "")
@@ -431,7 +379,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
          + f"), {sum(len(v) for v in cells.values())} graded cells, {workers} worker(s); work directory {ws}")
     for s, why in refused.items():
         echo(f"  refused {s}: {why}")
-    echo(header)
+    echo(sandbox.describe(caps, limits))
     if not caps.mountns:
         exposed = sorted({str(p) for p in (source_root / "solutions", REPO_ROOT / "solutions") if _world_readable(p)})
         if exposed:
@@ -454,20 +402,20 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         try:
             digest = staging.stage(subs[student], ws / "submitted" / student / chapter)
         except OSError as exc:
-            digest, why = "", f"the submission changed while it was being copied ({exc.strerror or exc})"
+            why = f"the submission changed while it was being copied ({exc.strerror or exc})"
         else:
             why = "" if digest == digests[student] else "the submission changed while it was being graded"
         for old in (ws / "journal" / student, ws / "records" / student):
             shutil.rmtree(old, ignore_errors=True)
         (ws / "results" / f"{student}.json").unlink(missing_ok=True)
         if why:
-            shutil.rmtree(ws / "submitted" / student, ignore_errors=True)
             status[student], refused[student] = Outcome.REFUSED, why + "; grade it again"
         return not why
 
     pending: list[tuple[str, str]] = [(s, "") for s in todo]
     slots: list[_Slot] = []
-    bar = _progress(len(todo), progress)
+    bar = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr,
+               disable=None if progress is None else not progress) if progress is not False and todo else None
     say = safe_echo(bar.write) if bar is not None else echo
     done = 0
 
@@ -478,10 +426,11 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         slot.student = None
         assert student is not None
         res = _read_result(ws, student, digests[student])
-        if outcome is None and res is not None and res.get("status") == "ok":
+        kind = (res or {}).get("status")
+        if kind == "ok" and (outcome is None or salvage):
             _record(ws, chapter, res, config)
             status[student] = Outcome.GRADED
-        elif res is not None and res.get("status") == "error":
+        elif kind == "error":
             # the grader itself failed (not the submission): nothing is recorded, a rerun tries again
             status[student] = Outcome.ERROR
         elif not salvage:
@@ -489,14 +438,9 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             pending.insert(0, (student, outcome or (res or {}).get("notes", ["the grader failed"])[0]))
             return
         else:
-            res = res if res is not None and res.get("status") == "ok" else {
-                "student": student, "status": "error", "hash": digests[student], "notebooks": {},
-                "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
-            if res.get("status") == "ok":
-                _record(ws, chapter, res, config)
-                status[student] = Outcome.GRADED
-            else:
-                status[student] = Outcome.ERROR
+            res = {"student": student, "status": "error", "hash": digests[student], "notebooks": {},
+                   "notes": [salvage] + ([outcome] if outcome else []) + list((res or {}).get("notes", []))}
+            status[student] = Outcome.ERROR
         results[student] = res
         done += 1
         first = (res.get("notes") or [""])[0]
@@ -504,6 +448,11 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             + (f" — {first}" if first else ""))
         if bar is not None:
             bar.update(1)
+
+    def stopped(slot: _Slot, why: str) -> None:
+        for name in notebooks:  # what its kernels recorded, before a sweep removes it
+            keep_records(ws, slot.student, chapter, name)
+        finish(slot, why)
 
     try:
         slots = [_Slot(ws, k) for k in range(min(workers, len(todo)))]
@@ -522,19 +471,15 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
             for k, slot in enumerate(slots):
                 if slot.student is None:
                     continue
-                slot.check_kernel_started(ws, chapter)
-                rc = slot.finished()
-                if rc is not None:
-                    finish(slot, None if rc == 0 else f"the grader's worker failed on this submission (see "
-                                                      f"logs/worker-{k}.log in the work directory)")
+                slot.check_kernel_started(chapter)
+                if slot.finished():
+                    finish(slot, None)
                 elif not slot.alive():
-                    _keep_records(ws, chapter, slot.student, notebooks)    # before a sweep removes them
-                    finish(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
-                                 f"logs/worker-{k}.log in the work directory)")
+                    stopped(slot, f"the grader's worker for this submission died (exit {slot.proc.poll()}; see "
+                                  f"logs/worker-{k}.log in the work directory)")
                 elif time.monotonic() >= slot.deadline:
                     slot.kill()
-                    _keep_records(ws, chapter, slot.student, notebooks)
-                    finish(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
+                    stopped(slot, f"the autograder stopped this submission at its wall-clock limit ({wall:g} s)")
     finally:
         if bar is not None:
             bar.close()
@@ -546,46 +491,33 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
         if library is not None:
             shutil.rmtree(library, ignore_errors=True)
         sandbox.sweep_all()
-    return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells),
-                       sandbox=header)
-
-
-def _progress(total: int, progress: bool | None) -> Any:
-    if progress is False or total == 0:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(total=total, desc="grading", unit="submission", file=sys.stderr,
-                disable=None if progress is None else not progress)
+    _forget(ws, chapter, list(refused))
+    return BatchResult(chapter, ws, _results(ws, chapter, list(subs), results, status, refused, cells))
 
 
 def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dict], status: dict[str, Outcome],
              refused: dict[str, str], cells: dict[str, list[tuple[str, float]]]) -> list[StudentResult]:
     """Scores from the gradebook (read after every write), reasons from the workers' results."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     ensure_scripts_on_path()
     out = []
     multi = len(cells) > 1
-    with Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse") as gb:
+    with _gradebook(ws) as gb:
         for student in students:
             res = results.get(student, {})
             outcome = status.get(student, Outcome.ERROR)
             notes = [f"refused: {refused[student]}"] if outcome is Outcome.REFUSED else list(res.get("notes", []))
-            sr = StudentResult(student, notes=notes, seconds=float(res.get("seconds", 0.0)), status=outcome)
+            sr = StudentResult(student, notes=notes, status=outcome)
             out.append(sr)
             for notebook, grade_cells in cells.items():
                 rows = {r["grade_id"]: r for r in res.get("notebooks", {}).get(notebook, {}).get("cells", [])}
                 for grade_id, points in grade_cells:
                     score, max_score = None, points
                     if outcome.recorded:
-                        try:
+                        with contextlib.suppress(MissingEntry):
                             grade = gb.find_grade(grade_id, notebook, chapter, student)
                             score, max_score = grade.score, grade.max_score
-                        except MissingEntry:
-                            pass
                     row = rows.get(grade_id, {})
                     reason = row.get("reason", "")
                     if outcome is Outcome.ERROR:

@@ -71,12 +71,9 @@ class SafeFeedbackExporter(HTMLExporter):
 
     def from_notebook_node(self, nb: Any, resources: dict | None = None, **kw: Any) -> tuple[str, dict]:
         output, resources = super().from_notebook_node(nb, resources, **kw)
-        return self.make_safe(output), resources
-
-    def make_safe(self, output: str) -> str:
         match = _BODY.search(output)
         if match is None:                       # not the feedback template: everything is untrusted
-            return sanitize_body(output)
+            return sanitize_body(output), resources
         head, body = output[:match.start()], output[match.end():]
         if self.dlcourse_mathjax_url:
             head = head.replace(_CDN, self.dlcourse_mathjax_url.replace('"', "%22"))
@@ -86,7 +83,7 @@ class SafeFeedbackExporter(HTMLExporter):
         note = (f'<div id="{_NOTE_ID}" style="border:1px solid #c90;background:#fff8e0;padding:0.5em;margin:0.5em">'
                 f"{OFFLINE_NOTE}</div>\n")
         body = body.rsplit("</body>", 1)[0]
-        return f"{head}<body>\n{note}{sanitize_body(body)}\n</body>\n</html>\n"
+        return f"{head}<body>\n{note}{sanitize_body(body)}\n</body>\n</html>\n", resources
 
 
 def generate_feedback(ws: Path, chapter: str, *, show_hidden: bool = False, mathjax_url: str = "",
@@ -96,7 +93,7 @@ def generate_feedback(ws: Path, chapter: str, *, show_hidden: bool = False, math
 
     preprocessors = ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
     if not show_hidden:
-        preprocessors.insert(1, "grader.execute.ClearHiddenTestsForFeedback")
+        preprocessors.insert(1, "grader.trusted.execute.ClearHiddenTestsForFeedback")
     args = ["generate_feedback", chapter, "--force", f"--GenerateFeedback.preprocessors={json.dumps(preprocessors)}",
             f"--GenerateFeedback.exporter_class={SafeFeedbackExporter.__module__}.SafeFeedbackExporter"]
     if mathjax_url:

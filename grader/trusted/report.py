@@ -55,8 +55,6 @@ class StudentResult:
     student: str
     exercises: list[ExerciseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)      # submission-level events (kernel died, refused, ...)
-    feedback: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
     status: Outcome = Outcome.GRADED
 
     @property
@@ -73,8 +71,6 @@ class BatchResult:
     chapter: str
     workdir: Path
     students: list[StudentResult]
-    csv_path: Path | None = None
-    sandbox: str = ""
 
     def by_student(self) -> dict[str, StudentResult]:
         return {s.student: s for s in self.students}

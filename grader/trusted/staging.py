@@ -7,10 +7,12 @@ or a link is one :class:`Submission`: graded, or refused with a reason that the 
 
 Links are never followed, at any level: a student folder, a chapter folder or a notebook (or
 ``timestamp.txt``) that is a symbolic link refuses that student — a link to another student's folder
-would otherwise be graded as this student's work. Every file is opened relative to its folder's
-descriptor with ``O_NOFOLLOW``, so a link swapped in after the check is refused by the kernel too
-(``ELOOP``) instead of being read. Other links beside the notebooks are not copied (the grader does not
-use files a student submits next to the notebook anyway).
+would otherwise be graded as this student's work. A notebook (or ``timestamp.txt``) with more than one
+hard link is refused the same way: it is also another name of a file, perhaps another student's
+notebook. Every file is opened relative to its folder's descriptor with ``O_NOFOLLOW`` and its link
+count checked on the open descriptor, so a link swapped in after the check is refused too instead of
+being read. Other links beside the notebooks are not copied (the grader does not use files a student
+submits next to the notebook anyway).
 
 A folder name is a student id in the gradebook and part of file names in the work directory. Names
 that nbgrader or the file system cannot carry are refused one by one: control characters, a leading
@@ -24,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +51,6 @@ class Submission:
     files: tuple[str, ...] = ()         # regular files to stage (notebooks, timestamp.txt, others)
     refused: str = ""                   # why it is not graded
     digest: str = ""                    # of the staged files' names and contents
-
-    @property
-    def folder(self) -> Path:
-        return self.root.joinpath(*self.path)
-
-    @property
-    def notebooks(self) -> list[str]:
-        return [f for f in self.files if f.endswith(".ipynb")]
 
 
 def check_id(name: str) -> str:
@@ -121,25 +115,24 @@ def _files(name: str, root: Path, path: tuple[str, ...], base_fd: int) -> Submis
     for entry in sorted(os.scandir(base_fd), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
-        used = entry.name.endswith(".ipynb") or entry.name == "timestamp.txt"
         if entry.is_symlink():
-            if used:
-                return Submission(name, root, path, refused=_link_reason(base_fd, entry.name, entry.name, None))
-            continue                                                 # never followed, never copied
-        if entry.is_file(follow_symlinks=False):
+            why = _link_reason(base_fd, entry.name, entry.name, None)
+        elif entry.is_file(follow_symlinks=False):
+            why = _hard_link_reason(entry.name, entry.stat(follow_symlinks=False).st_nlink)
+        elif not entry.is_dir(follow_symlinks=False):
+            why = f"{safe_text(entry.name)} is not a regular file"
+        else:
+            continue
+        if not why:
             files.append(entry.name)
-        elif used and not entry.is_dir(follow_symlinks=False):
-            return Submission(name, root, path, refused=f"{safe_text(entry.name)} is not a regular file")
-    h = hashlib.sha256()
+        elif entry.name.endswith(".ipynb") or entry.name == "timestamp.txt":
+            return Submission(name, root, path, refused=why)
+        # else a file the grader does not use anyway: never followed, never copied
     try:
-        for fname in files:
-            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
-            for block in _read(base_fd, fname):
-                h.update(block)
+        return Submission(name, root, path, tuple(files), digest=_copy(base_fd, files))
     except OSError as exc:
-        return Submission(name, root, path, refused=f"{safe_text(fname)} could not be read "
+        return Submission(name, root, path, refused=f"{safe_text(exc.filename or 'a file')} could not be read "
                                                     f"({exc.strerror or exc})")
-    return Submission(name, root, path, tuple(files), digest=h.hexdigest())
 
 
 def _link_reason(dir_fd: int, name: str, what: str, exc: OSError | None) -> str:
@@ -153,16 +146,36 @@ def _link_reason(dir_fd: int, name: str, what: str, exc: OSError | None) -> str:
             "submit the files themselves")
 
 
-def _read(dir_fd: int, name: str) -> Iterator[bytes]:
-    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "not a regular file")
-        os.set_blocking(fd, True)
-        while block := os.read(fd, _BLOCK):
-            yield block
-    finally:
-        os.close(fd)
+def _hard_link_reason(name: str, links: int) -> str:
+    """Why a regular file with ``links`` hard links is not used ('' for one link)."""
+    return "" if links <= 1 else (f"{safe_text(name)} has {links} hard links (it is also another file, perhaps "
+                                  "another student's); hard links are not accepted, submit the files themselves")
+
+
+def _copy(dir_fd: int, files: list[str] | tuple[str, ...], dest: Path | None = None) -> str:
+    """The digest of ``files`` (names and contents) in the folder ``dir_fd``, each copied into ``dest`` unless None.
+
+    Each is opened without following a link and must still be a regular file with one link (``OSError`` else).
+    """
+    h = hashlib.sha256()
+    for name in files:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OSError(0, "not a regular file", name)
+            if info.st_nlink > 1:
+                raise OSError(0, _hard_link_reason(name, info.st_nlink), name)
+            os.set_blocking(fd, True)
+            with open(dest / name, "wb") if dest is not None else contextlib.nullcontext() as out:
+                while block := os.read(fd, _BLOCK):
+                    h.update(block)
+                    if out is not None:
+                        out.write(block)
+        finally:
+            os.close(fd)
+    return h.hexdigest()
 
 
 def _open_path(root: Path, path: tuple[str, ...]) -> int:
@@ -184,21 +197,10 @@ def stage(sub: Submission, dest: Path) -> str:
 
     A file that became a link or vanished since :func:`find_submissions` raises ``OSError``.
     """
-    if sub.refused:
-        raise ValueError(f"{sub.student} is refused: {sub.refused}")
-    if dest.exists():
-        import shutil
-        shutil.rmtree(dest)
+    shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    h = hashlib.sha256()
     base_fd = _open_path(sub.root, sub.path)
     try:
-        for fname in sub.files:
-            h.update(fname.encode("utf-8", "surrogateescape") + b"\0")
-            with open(dest / fname, "wb") as out:
-                for block in _read(base_fd, fname):
-                    h.update(block)
-                    out.write(block)
+        return _copy(base_fd, sub.files, dest)
     finally:
         os.close(base_fd)
-    return h.hexdigest()

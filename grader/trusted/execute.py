@@ -13,25 +13,27 @@ that notebook is ever scored. This preprocessor runs the same cell by cell execu
   marks every later code cell "not run" with the reason. The notebook then goes on through
   nbgrader's pipeline, so ``SaveAutoGrades`` records the points of every cell that did run.
 - it appends each executed cell's outputs to a journal (``journal_dir``, JSON lines). If the
-  whole autograde process has to be killed from outside (the batch grader's last resort), a
-  second run with ``replay = True`` rebuilds the notebook from the journal instead of executing
-  it, marks the cell that was running and the rest, and nbgrader scores that.
+  whole autograde process has to be killed from outside (the batch grader's last resort),
+  :func:`replay` rebuilds the notebook from the journal instead of executing it, marks the cell
+  that was running and the rest, and nbgrader scores that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from typing import Any
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer, Unicode
+from nbgrader.preprocessors import ClearHiddenTests, Execute
+from traitlets import Integer, Unicode
 
-__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "ClearHiddenTestsForFeedback"]
+__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "replay", "ClearHiddenTestsForFeedback"]
 
 #: ``ename`` of the error output given to cells that were not run.
 NOT_RUN = "NotRun"
@@ -44,15 +46,12 @@ def journal_path(journal_dir: str, student: str, assignment: str, notebook: str)
 def read_journal(path: str) -> list[dict[str, Any]]:
     """The journal's events (a truncated last line, from a killed writer, is ignored)."""
     events = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                break
     return events
 
 
@@ -68,64 +67,62 @@ def _label(cell: NotebookNode, index: int) -> str:
 
 def kill_process_tree(pid: int) -> None:
     """SIGKILL ``pid`` and all its descendants (collected first, so reparenting cannot hide them)."""
+    import psutil  # a dependency of ipykernel
+
     try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil comes with ipykernel
-        psutil = None
-    victims = []
-    if psutil is not None:
-        try:
-            parent = psutil.Process(pid)
-            victims = parent.children(recursive=True) + [parent]
-        except psutil.Error:
-            victims = []
-        for proc in victims:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(victims, timeout=5)
-    else:  # pragma: no cover
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        parent = psutil.Process(pid)
+        victims = parent.children(recursive=True) + [parent]
+    except psutil.Error:
+        return
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(victims, timeout=5)
+
+
+def replay(nb: NotebookNode, journal: str, reason: str) -> NotebookNode:
+    """``nb`` with the outputs the journal at ``journal`` holds (a killed run's); the cell that was running
+    gets ``GraderStopped`` and every later code cell "not run", both with ``reason``."""
+    events = read_journal(journal)
+    done = {e["index"]: e for e in events if e.get("event") == "cell"}
+    running = [e["index"] for e in events if e.get("event") == "run" and e["index"] not in done]
+    stop: str | None = None
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        if stop is None and index in done:
+            cell.outputs = [NotebookNode(o) for o in done[index]["outputs"]]
+            cell.execution_count = done[index].get("execution_count")
+            continue
+        cell.execution_count = None
+        if stop is None and running and index == running[-1]:
+            cell.outputs = [_error_output("GraderStopped", f"{reason} while this cell was running")]
+            stop = f"not run: {reason} in an earlier cell ({_label(cell, index)})"
+            continue
+        stop = stop or f"not run: {reason}"
+        cell.outputs = [_error_output(NOT_RUN, stop)]
+    return nb
 
 
 class RobustExecute(Execute):
     """nbgrader's Execute with a notebook wall limit, kernel-death survival and a journal."""
 
+    notebook_timeout = Integer(0, help="Wall-clock limit in seconds for the whole notebook (0: no limit).").tag(
+        config=True)
+    journal_dir = Unicode("", help="Directory for the journal of executed cells ('' : no journal).").tag(config=True)
+    output_cell_bytes = Integer(0, help="Output kept per cell (characters of streams, rich outputs and tracebacks; "
+                                "0: no limit).").tag(config=True)
+    output_notebook_bytes = Integer(0, help="Output kept per notebook (0: no limit).").tag(config=True)
+    setup_code = Unicode("", help="Code run silently in the kernel before the first cell (the grader's recorder)."
+                         ).tag(config=True)
+
     _journal: Any = None
     _deadline: float | None = None
-
-    notebook_timeout = Integer(
-        0, help="Wall-clock limit in seconds for executing the whole notebook (0: no limit)."
-    ).tag(config=True)
-    journal_dir = Unicode(
-        "", help="Directory for the journal of executed cells ('' : no journal)."
-    ).tag(config=True)
-    replay = Bool(
-        False, help="Rebuild the notebook from its journal instead of executing it (after a killed run)."
-    ).tag(config=True)
-    replay_reason = Unicode(
-        "the autograder stopped this notebook", help="Why a replayed notebook is incomplete."
-    ).tag(config=True)
-    output_cell_bytes = Integer(
-        0, help="Output kept per cell (characters of streams, rich outputs and tracebacks; 0: no limit)."
-    ).tag(config=True)
-    output_notebook_bytes = Integer(
-        0, help="Output kept per notebook (0: no limit)."
-    ).tag(config=True)
-    setup_code = Unicode(
-        "", help="Code run silently in the kernel before the first cell (the grader's recorder)."
-    ).tag(config=True)
-
     _cell_used = 0
     _nb_used = 0
     _overflow: str | None = None
     death_reason: Any = None  # callable(returncode) -> str | None, set by the grader's worker
 
-    # -- journal ---------------------------------------------------------------------------
     def _journal_file(self, resources: dict[str, Any]) -> str | None:
         info = (resources or {}).get("nbgrader", {})
         if not self.journal_dir or not info:
@@ -137,19 +134,13 @@ class RobustExecute(Execute):
             self._journal.write(json.dumps(event) + "\n")
             self._journal.flush()
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _kernel_pid(self) -> int | None:
-        provisioner = getattr(self.km, "provisioner", None)
-        pid = getattr(provisioner, "pid", None)
-        if pid is None:
-            process = getattr(provisioner, "process", None)
-            pid = getattr(process, "pid", None)
-        return pid
+    def _kernel_process(self) -> subprocess.Popen | None:
+        return getattr(getattr(self.km, "provisioner", None), "process", None)
 
     def _kill_kernel(self) -> None:
-        pid = self._kernel_pid()
-        if pid:
-            kill_process_tree(pid)
+        process = self._kernel_process()
+        if process is not None:
+            kill_process_tree(process.pid)
 
     def _cell_timeout(self, cell: NotebookNode) -> int | None:
         limit = self.timeout if self.timeout and self.timeout > 0 else None
@@ -158,12 +149,11 @@ class RobustExecute(Execute):
             limit = left if limit is None else min(limit, left)
         return limit
 
-    def _incident(self, index: int, cell: NotebookNode, kind: str, message: str) -> str:
+    def _incident(self, index: int, cell: NotebookNode, kind: str, message: str) -> None:
         cell.outputs.append(_error_output(kind, message))
         self._write({"event": "incident", "index": index, "cell": _label(cell, index), "kind": kind,
                      "message": message})
         self.log.warning("%s: %s", _label(cell, index), message)
-        return message
 
     # -- output limits ----------------------------------------------------------------------
     @staticmethod
@@ -178,82 +168,59 @@ class RobustExecute(Execute):
         return sum(len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) for v in data.values()) + \
             len(json.dumps(content.get("metadata", {}), default=str))
 
-    def _room(self) -> int | None:
-        rooms = []
-        if self.output_cell_bytes > 0:
-            rooms.append(self.output_cell_bytes - self._cell_used)
-        if self.output_notebook_bytes > 0:
-            rooms.append(self.output_notebook_bytes - self._nb_used)
-        return min(rooms) if rooms else None
-
-    def _limit_text(self) -> str:
-        cell_room = self.output_cell_bytes - self._cell_used if self.output_cell_bytes > 0 else None
-        nb_room = self.output_notebook_bytes - self._nb_used if self.output_notebook_bytes > 0 else None
-        if cell_room is not None and (nb_room is None or cell_room <= nb_room):
-            return f"{self.output_cell_bytes // 1024} kB, the limit per cell"
-        return f"{self.output_notebook_bytes // 1024} kB, the limit per notebook"
+    def _room(self) -> tuple[int, str] | None:
+        """The output that may still be kept and the limit that decides it (None: no limit)."""
+        rooms = [(limit - used, f"{limit // 1024} kB, the limit per {what}")
+                 for limit, used, what in ((self.output_cell_bytes, self._cell_used, "cell"),
+                                           (self.output_notebook_bytes, self._nb_used, "notebook")) if limit > 0]
+        return min(rooms, key=lambda room: room[0]) if rooms else None
 
     def output(self, outs: list, msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
         room = self._room()
+        if room is not None and self._size(msg) > room[0]:
+            self._overflow = self._overflow or room[1]
+            kind, content, keep = msg.get("msg_type"), msg["content"], max(room[0], 0)
+            if kind == "stream" and keep > 0:
+                msg = {**msg, "content": {**content, "text": content.get("text", "")[:keep]}}
+            elif kind == "error":  # an error must stay visible (it decides the cell), shortened
+                msg = {**msg, "content": {**content, "evalue": str(content.get("evalue", ""))[:2000],
+                                          "traceback": [str(t)[:2000] for t in content.get("traceback", [])][-3:]}}
+            else:
+                return None
         size = self._size(msg)
-        if room is None or size <= room:
-            self._cell_used += size
-            self._nb_used += size
-            return super().output(outs, msg, display_id, cell_index)
-        kind = msg.get("msg_type")
-        if self._overflow is None:
-            self._overflow = self._limit_text()
-        keep = max(room, 0)
-        if kind == "stream" and keep > 0:
-            msg = {**msg, "content": {**msg["content"], "text": msg["content"].get("text", "")[:keep]}}
-        elif kind == "error":  # an error must stay visible (it decides the cell), shortened
-            content = msg["content"]
-            msg = {**msg, "content": {**content, "evalue": str(content.get("evalue", ""))[:2000],
-                                      "traceback": [str(t)[:2000] for t in content.get("traceback", [])][-3:]}}
-        else:
-            return None
-        self._cell_used += self._size(msg)
-        self._nb_used += self._size(msg)
+        self._cell_used += size
+        self._nb_used += size
         return super().output(outs, msg, display_id, cell_index)
 
     def _update_display_id(self, display_id: str, msg: dict[str, Any]) -> None:
         room = self._room()
-        if room is not None and self._size(msg) > room:
-            self._overflow = self._overflow or self._limit_text()
+        if room is not None and self._size(msg) > room[0]:
+            self._overflow = self._overflow or room[1]
             return
         super()._update_display_id(display_id, msg)
 
     def handle_comm_msg(self, outs: list, msg: dict[str, Any], cell_index: int) -> None:
         return None  # widgets are not graded; their state could be arbitrarily large
 
-    def _kernel_returncode(self) -> int | None:
-        process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        if process is None:
-            return None
-        for _ in range(20):
-            rc = process.poll()
-            if rc is not None:
-                return rc
-            time.sleep(0.05)
-        return None
-
     def _died(self) -> str:
-        rc = self._kernel_returncode()
+        rc = None
+        with contextlib.suppress(AttributeError, subprocess.TimeoutExpired):
+            rc = self._kernel_process().wait(timeout=1)
         reason = self.death_reason(rc) if callable(self.death_reason) else None
         if reason:
             return reason
         if rc is not None and rc < 0:
-            name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = str(-rc)
             return f"the kernel was killed by {name} while running this cell"
         return ("the kernel died while running this cell (os._exit, sys.exit in a thread, a crash, or running out "
                 "of memory)")
 
     # -- execution -------------------------------------------------------------------------
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
-        if self.replay:
-            return self._replay(nb, resources)
         path = self._journal_file(resources)
-        self._journal = None
         if path:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             self._journal = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
@@ -278,7 +245,8 @@ class RobustExecute(Execute):
             info_msg = self.wait_for_reply(self.kc.kernel_info())
             if info_msg:
                 self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-            self._write({"event": "start", "kernel_pid": self._kernel_pid(), "time": time.time()})
+            process = self._kernel_process()
+            self._write({"event": "start", "kernel_pid": process.pid if process else None, "time": time.time()})
             if self.setup_code:
                 reply = self.wait_for_reply(self.kc.execute(self.setup_code, silent=True, store_history=False))
                 if not reply or reply.get("content", {}).get("status") != "ok":
@@ -291,12 +259,10 @@ class RobustExecute(Execute):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue
                 if stop is None and self._deadline is not None and time.monotonic() >= self._deadline:
-                    stop = (f"not run: the notebook reached its time limit of {self.notebook_timeout} s "
-                            f"before this cell")
+                    stop = f"not run: the notebook reached its time limit of {self.notebook_timeout} s before this cell"
                     self._kill_kernel()
                 if stop is not None:
-                    cell.outputs = [_error_output(NOT_RUN, stop)]
-                    cell.execution_count = None
+                    cell.outputs, cell.execution_count = [_error_output(NOT_RUN, stop)], None
                     continue
                 self._write({"event": "run", "index": index})
                 self._cell_used, self._overflow = 0, None
@@ -326,47 +292,15 @@ class RobustExecute(Execute):
                 if self._overflow is not None:
                     self._incident(index, cell, "OutputLimit",
                                    f"this cell's output exceeded {self._overflow}; the rest of it was dropped")
-                if stop is None:
-                    if self._deadline is not None and time.monotonic() >= self._deadline and any(
-                            o.get("ename") == "CellTimeoutError" for o in cell.outputs):
-                        self._incident(index, cell, "NotebookTimeout",
-                                       f"the notebook reached its time limit of {self.notebook_timeout} s while "
-                                       "this cell was running")
+                if stop is None and self._deadline is not None and time.monotonic() >= self._deadline and any(
+                        o.get("ename") == "CellTimeoutError" for o in cell.outputs):
+                    self._incident(index, cell, "NotebookTimeout", f"the notebook reached its time limit of "
+                                   f"{self.notebook_timeout} s while this cell was running")
                 self._write({"event": "cell", "index": index, "execution_count": cell.get("execution_count"),
                              "outputs": cell.outputs})
             self._write({"event": "end", "stopped": stop})
         self.set_widgets_metadata()
         return self.nb, self.resources
-
-    def _replay(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
-        """Outputs from the journal; the cell that was running and all later ones get the reason."""
-        path = self._journal_file(resources)
-        events = read_journal(path) if path else []
-        done = {e["index"]: e for e in events if e.get("event") == "cell"}
-        running = [e["index"] for e in events if e.get("event") == "run" and e["index"] not in done]
-        current = running[-1] if running else None
-        stop: str | None = None
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            if stop is None and index in done:
-                cell.outputs = [NotebookNode(o) for o in done[index]["outputs"]]
-                cell.execution_count = done[index].get("execution_count")
-                continue
-            if stop is None:
-                if current is not None and index == current:
-                    cell.outputs = [_error_output("GraderStopped", f"{self.replay_reason} while this cell was running")]
-                    cell.execution_count = None
-                    stop = f"not run: {self.replay_reason} in an earlier cell ({_label(cell, index)})"
-                    continue
-                stop = f"not run: {self.replay_reason}"
-            cell.outputs = [_error_output(NOT_RUN, stop)]
-            cell.execution_count = None
-        return nb, resources
-
-
-from nbgrader.preprocessors import ClearHiddenTests  # noqa: E402 - kept next to its only use
-
 
 class ClearHiddenTestsForFeedback(ClearHiddenTests):
     """Feedback without the hidden tests' source: removes the hidden regions of the locked test cells only.
