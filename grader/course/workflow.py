@@ -37,7 +37,7 @@ from pathlib import Path
 from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
 
-from grader.course.exchange import LinkSafeCollect, inbound
+from grader.course.exchange import inbound
 from grader.course.release import NbgraderError, chapters, gradebook, nbgrader
 from grader.course.term import COLLECTED, Term, TermError, atomic_write, check_chapter, duedates, locked, show_utc
 from grader.plugins import LatePenalty
@@ -134,8 +134,7 @@ def collect(term: Term, chapter: str, *, update: bool = False, before_duedate: b
     before = collected_submissions(term, chapter)
     options = [flag for flag, on in (("--update", update), ("--before-duedate", before_duedate)) if on]
     nbgrader("collect", chapter, f"--CourseDirectory.submitted_directory={COLLECTED}",
-             f"--Exchange.root={term.exchange}", f"--ExchangeFactory.collect={LinkSafeCollect.__module__}."
-             f"{LinkSafeCollect.__name__}", *options, root=term.root, timeout=600)
+             f"--Exchange.root={term.exchange}", *options, root=term.root, timeout=600)
     report = CollectReport(chapter)
     due = duedates(term).get(chapter)
     waiting = inbound(term.exchange, chapter, term.course_id)
