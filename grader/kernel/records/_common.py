@@ -1,4 +1,4 @@
-"""Helpers shared by the record functions of chapters 3 and 4 (kernel side: stdlib and NumPy only)."""
+"""Helpers shared by the record functions of chapters 3–6 (kernel side: stdlib and NumPy only)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,24 @@ def trace(names: str | list | tuple | None, hits: list) -> Iterator[None]:
     finally:
         if names:
             sys.setprofile(old)
+
+def plain_data(v: Any, depth: int = 0) -> Any:
+    """Plain-data copy of a student's value: numeric arrays, numbers, strings, None, and tuples, lists and dicts of
+    them (NumPy scalars as Python numbers); anything else becomes its type name."""
+    if depth > 4:
+        return "<nested too deeply>"
+    if isinstance(v, tuple):
+        return tuple(plain_data(x, depth + 1) for x in v)
+    if isinstance(v, list):
+        return [plain_data(x, depth + 1) for x in v]
+    if isinstance(v, dict):
+        return {str(k): plain_data(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    try:
+        a = np.asarray(v)
+    except Exception:
+        return f"<{type(v).__name__}>"
+    return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"

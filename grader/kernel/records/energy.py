@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.records.sequence import plain
+from grader.kernel.records._common import plain_data as plain
 from grader.kernel.student import call
 
 __all__ = ["PlannedUniforms", "record_energy", "record_boltzmann", "record_free_energy", "record_conditional",

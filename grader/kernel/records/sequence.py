@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.kernel.records._common import plain_data as plain
 from grader.kernel.student import call
 
 __all__ = ["LeakyIntegrator", "MixingDouble", "ScaleDouble", "DOUBLES",
@@ -21,27 +22,6 @@ __all__ = ["LeakyIntegrator", "MixingDouble", "ScaleDouble", "DOUBLES",
            "record_time_loss", "record_attention", "record_mha", "record_clip", "record_sdpa",
            "record_next_symbol", "record_seq2seq", "record_sequence_training", "record_encoder_layer"]
 
-
-def plain(v: Any, depth: int = 0) -> Any:
-    """Plain-data copy of a student's value: numeric arrays, numbers, strings, None, and tuples, lists and dicts of
-    them (NumPy scalars as Python numbers); anything else becomes its type name."""
-    if depth > 4:
-        return "<nested too deeply>"
-    if isinstance(v, tuple):
-        return tuple(plain(x, depth + 1) for x in v)
-    if isinstance(v, list):
-        return [plain(x, depth + 1) for x in v]
-    if isinstance(v, dict):
-        return {str(k): plain(x, depth + 1) for k, x in v.items()}
-    if isinstance(v, np.generic):
-        return v.item()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    try:
-        a = np.asarray(v)
-    except Exception:
-        return f"<{type(v).__name__}>"
-    return a.copy() if a.dtype.kind in "biuf" else f"<{type(v).__name__}>"
 
 
 def _name(student: Any) -> str:
