@@ -46,13 +46,6 @@ class Plan:
     info: dict = field(default_factory=dict)
 
 
-@dataclass
-class Record:
-    """What the student's code gave on ``plan.inputs`` (plain data)."""
-
-    data: dict
-
-
 @dataclass(frozen=True)
 class Kind:
     name: str
