@@ -142,6 +142,21 @@ def test_relu_forward_and_mask_multiply_match_the_formula(xp, rng):
     np.testing.assert_array_equal(_np(backend.mask_multiply(_arr(dy, xp), mask)), dy * want_mask)
 
 
+def test_relu_and_relu_backward_match_the_formula(xp, rng):
+    x = rng.standard_normal((6, 7)).astype("float32")
+    x[0, 0], x[1, 1], x[2, 2] = np.nan, 0.0, -0.0
+    dy = rng.standard_normal((6, 7)).astype("float32")
+    dy[3, 3] = np.inf
+    y = backend.relu(_arr(x, xp))
+    want_mask = (x > 0).astype("float32")
+    np.testing.assert_array_equal(_np(y), x * want_mask)            # NaN stays NaN, 0 at x <= 0
+    assert backend.dtype_name(y.dtype) == "float32"
+    dx = backend.relu_backward(_arr(dy, xp), y)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(_np(dx), dy * want_mask)      # 0 at a NaN input, inf · 0 = NaN as before
+    assert backend.dtype_name(dx.dtype) == "float32"
+
+
 def test_mask_multiply_accepts_a_bool_mask_on_every_backend(xp, rng):
     dy = rng.standard_normal((4, 5))
     m = rng.random((4, 5)) < 0.5
@@ -181,6 +196,51 @@ def test_bernoulli_draws_the_same_samples_as_the_plain_comparison(xp):
     got = backend.bernoulli(np.random.default_rng(7), _arr(p, xp))
     assert backend.dtype_name(got.dtype) == "float32"
     np.testing.assert_array_equal(_np(got), (u < p).astype("float32"))
+
+
+# --------------------------------------------------------------------------- layer fast paths
+
+
+def _maxpool_backward_loop(x, dy, k):
+    """dL/dx of a k x k, stride-k max-pooling, window by window: all of dy to the first maximum."""
+    dx = np.zeros_like(x)
+    n, c, oh, ow = dy.shape
+    for b, ch, p, q in np.ndindex(n, c, oh, ow):
+        window = x[b, ch, p * k:p * k + k, q * k:q * k + k]
+        i, j = np.unravel_index(np.argmax(window), window.shape)       # argmax: the first maximum
+        dx[b, ch, p * k + i, q * k + j] += dy[b, ch, p, q]
+    return dx
+
+
+@pytest.mark.parametrize("size", [8, 9])          # 9: the last row and column are in no window
+def test_maxpool_backward_writes_each_share_into_place_as_the_loop_does(xp, rng, size):
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = np.maximum(rng.standard_normal((3, 2, size, size)), 0.0).astype("float32")   # ties: zeros
+    x[0, 0, :2, :2] = 1.5                                                            # a window of four ties
+    pool = MaxPool2D(2)
+    y = pool.forward(_arr(x, xp))
+    dy = rng.standard_normal(tuple(y.shape)).astype("float32")
+    np.testing.assert_array_equal(_np(pool.backward(_arr(dy, xp))), _maxpool_backward_loop(x, dy, 2))
+
+
+@pytest.mark.parametrize(("stride", "padding", "block"), [(1, 0, 1 << 18), (1, 1, 50), ((2, 1), 0, 50), (2, 1, 50)])
+def test_conv_dx_by_blocks_and_runs_equals_col2im_of_the_plain_product(xp, rng, monkeypatch, stride, padding, block):
+    """Conv2D's channels-last dL/dx (image blocks of ``block`` entries, runs of KW C_in along the row
+    when the width stride is 1) against col2im_loop(dY W_mat), the definition."""
+    from dlcore.nn.conv import Conv2D
+    from dlcore.nn.im2col import col2im_loop
+
+    monkeypatch.setattr(Conv2D, "block_entries", block)                 # 50: blocks of one or two images
+    x = rng.standard_normal((5, 3, 9, 8))
+    conv = Conv2D(3, 4, 3, stride=stride, padding=padding, rng=1, dtype="float64", layout="rows").to(xp)
+    y = conv.forward(_arr(x, xp))
+    dy = rng.standard_normal(tuple(y.shape))
+    dx = _np(conv.backward(_arr(dy, xp)))
+    w_mat = _np(conv.params["W"]).reshape(4, -1)                         # (C_out, (c, i, j))
+    dcol = dy.transpose(0, 2, 3, 1).reshape(-1, 4) @ w_mat
+    want = col2im_loop(dcol, x.shape, 3, stride, padding)
+    np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- the fused RBM step
@@ -239,11 +299,13 @@ def _layer_results(rng):
     p = pool.forward(y)
     dp = rng.standard_normal(p.shape).astype("float32")
     dy = backend.mask_multiply(pool.backward(dp), mask)
+    r = backend.relu(x - 0.5)
+    dr = backend.relu_backward(x, r)
     per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
     z = per_image.forward(x)
     dz = per_image.backward(np.ones_like(z))
     return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x), z, dz,
-            per_image.grads["W"]]
+            per_image.grads["W"], r, dr]
 
 
 def test_split_passes_give_identical_results(two_threads, monkeypatch):

@@ -56,6 +56,9 @@ class Conv2D(Layer):
     drops b (before batch normalization it is redundant). The im2col buffer is kept between calls.
     """
 
+    #: entries of one block of dY W_i in :meth:`_dx_rows` (2^18 float32: 1 MB, cache-sized)
+    block_entries = 1 << 18
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, *, init: str | initializers.Initializer = "he", rng: backend.Seed = None,
                  dtype: Any = "float32", bias: bool = True, input_grad: bool = True, layout: str = "auto") -> None:
@@ -150,26 +153,45 @@ class Conv2D(Layer):
         Same sums as :func:`~dlcore.nn.im2col.col2im`, but each row's block is made and added while it
         is in cache instead of forming dcol (as large as col) first, and with KH products of width
         KW C_in rather than KH KW narrow ones of width C_in (a (8192, 50) x (50, 20) product keeps the
-        BLAS far below its speed; (50, 100) is better shaped).
+        BLAS far below its speed; (50, 100) is better shaped). The batch goes through in blocks of
+        images whose B_i fits in the cache (about 1 MB), so the adds read B_i from the cache.
+
+        With stride 1 along the width, B_i's row (n, p, q) is added as one run of KW C_in numbers:
+        its (j, c) entries land on the consecutive channels-last positions (q + j, c) of dx_pad's row
+        p s_h + i, so a block takes OW adds of length KW C_in per kernel row instead of KW adds of
+        length C_in (long runs are what NumPy's loops are fast on).
         """
         n, c, h, w = self.x_shape
         _, _, oh, ow = self.y_shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph, pw = self.padding
         co = self.out_channels
+        hp, wp = h + 2 * ph, w + 2 * pw
         w_rows = materialize(xp.reshape(xp.permute_dims(self.params["W"], (2, 0, 3, 1)), (kh, co, kw * c)))
-        acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
+        runs = sw == 1
+        acc = xp.zeros((n, hp, wp * c) if runs else (n, hp, wp, c), dtype=d_y.dtype, device=backend.device_of(d_y))
         pixels = oh * ow
+        per_block = max(1, self.block_entries // (pixels * kw * c))   # images whose B_i is about 1 MB
 
         def images(lo: int, hi: int) -> None:           # images lo:hi (one thread's block of the batch)
-            d_block = d_y[lo * pixels:hi * pixels, :]
-            for i in range(kh):
-                block = xp.reshape(backend.matmul(d_block, w_rows[i, ...]), (hi - lo, oh, ow, kw, c))
-                rows = slice(i, i + sh * (oh - 1) + 1, sh)
-                for j in range(kw):
-                    acc[lo:hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
+            for b_lo in range(lo, hi, per_block):
+                b_hi = min(hi, b_lo + per_block)
+                d_block = d_y[b_lo * pixels:b_hi * pixels, :]
+                for i in range(kh):
+                    block = backend.matmul(d_block, w_rows[i, ...])
+                    rows = slice(i, i + sh * (oh - 1) + 1, sh)
+                    if runs:
+                        block = xp.reshape(block, (b_hi - b_lo, oh, ow, kw * c))
+                        for q in range(ow):
+                            acc[b_lo:b_hi, rows, q * c:(q + kw) * c] += block[:, :, q, :]
+                    else:
+                        block = xp.reshape(block, (b_hi - b_lo, oh, ow, kw, c))
+                        for j in range(kw):
+                            acc[b_lo:b_hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
 
         backend.parallel_rows(n, images, n * pixels * kh * kw * c, xp)
+        if runs:
+            acc = xp.reshape(acc, (n, hp, wp, c))
         return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
 
     def _dx_images(self, d_y: Any, xp: Any) -> Any:
