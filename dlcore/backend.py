@@ -388,20 +388,52 @@ def _flops(a: Any, b: Any) -> float:
     return 2.0 * m * a.shape[-1] * n
 
 
-def matmul(a: Any, b: Any, out: Any = None) -> Any:
-    """a @ b on any backend. On NumPy the BLAS runs with the thread count of
+def matmul(a: Any, b: Any, out: Any = None, *, own_threads: bool | None = None) -> Any:
+    """a @ b on any backend. On NumPy the product runs on the thread count of
     :mod:`dlcore.blas_threads` (one thread for small products or when other processes hold the
     CPUs); ``out`` (NumPy/CuPy) receives the result without a new allocation. Other backends
-    ignore ``out`` and return a new array: always use the returned value."""
+    ignore ``out`` and return a new array: always use the returned value.
+
+    With several threads, a 2-D product is split by rows over dlcore's own threads, each a
+    single-threaded BLAS call (:func:`_split_matmul`), when ``own_threads`` is true (None: the policy's
+    default, :func:`dlcore.blas_threads.configure`); otherwise the BLAS threads it. Own threads suit
+    layers between passes that dlcore splits over its threads (convolutional nets); the BLAS's
+    threads, which keep spinning between calls, suit a rapid sequence of products with little in
+    between (an LSTM's time loop, an RBM's batches)."""
     if type(a) is np.ndarray and type(b) is np.ndarray:
         flops = _flops(a, b)
         if out is None and flops < blas_threads.POLICY.min_flops and max(a.ndim, b.ndim) == 3:
             return _batched_matmul(a, b, flops)
+        if a.ndim == 2 and b.ndim == 2:
+            threads = blas_threads.POLICY.product_threads(flops, a.shape[0], own_threads)
+            if threads > 1:
+                return _split_matmul(a, b, out, threads)
         return blas_threads.POLICY.run(flops, np.matmul, a, b, out=out)
     xp = namespace(a, b, where="matmul")
     if out is not None and is_cupy(xp):
         return xp.matmul(a, b, out=out)
     return a @ b
+
+
+def _split_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, threads: int) -> np.ndarray:
+    """a @ b by blocks of a's rows, one per thread of dlcore's pool, each a single-threaded BLAS call.
+
+    Each row of the result is the same dot product as in one call (to round-off: the BLAS may take
+    another kernel for the edge rows of a block, as it does when it threads a product itself).
+
+    Why not the BLAS's own threads: OpenBLAS keeps them spinning for up to about 0.1 s after every
+    threaded call, on the very CPUs that dlcore's next split pass (a ReLU, a pooling, an im2col copy)
+    wants; measured here, a LeNet step on two threads then burnt twice the CPU time of one thread
+    (87 ms against 41 ms under load), with own threads 44 ms. dlcore's pool threads sleep while they wait.
+    """
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+
+    def rows(lo: int, hi: int) -> None:
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+    blas_threads.POLICY.blocks(a.shape[0], rows, threads)
+    return out
 
 
 def _batched_matmul(a: np.ndarray, b: np.ndarray, flops: float) -> np.ndarray:

@@ -23,6 +23,13 @@ product), and ``free CPUs`` = CPUs − (CPU time other processes used over the l
 the size rule applies). Thread counts change the order of floating-point sums inside the BLAS at
 most, so results agree to round-off.
 
+A product that gets several threads is, by default, split by rows over dlcore's own threads, each
+block a single-threaded BLAS call (:func:`dlcore.backend.matmul`, ``own_threads``): OpenBLAS keeps its
+own threads spinning for up to about 0.1 s after each threaded call, and in a convolutional net they
+took the second CPU from dlcore's split elementwise passes (a LeNet step on two threads burnt twice
+the CPU time of one). The LSTM's time loop and the RBM, a rapid sequence of products with nothing
+split in between, keep the BLAS's threads (``own_threads=False``), whose hand-over is quickest.
+
 Threads are set through ``threadpoolctl`` (a dependency of the library). Without it, or with a BLAS it
 cannot control (Apple Accelerate), products run with the BLAS's own setting.
 
@@ -52,6 +59,8 @@ DEFAULT_MIN_FLOPS = 4_000_000
 DEFAULT_WINDOW = 0.25
 #: Elementwise passes touching fewer entries than this stay on one thread.
 DEFAULT_MIN_ENTRIES = 1 << 18
+#: Split large 2-D products by rows over dlcore's own threads (True) or let the BLAS thread them (False).
+DEFAULT_OWN_THREADS = True
 
 _clock = time.monotonic
 
@@ -89,9 +98,10 @@ class ThreadPolicy:
     """The rule of the module docstring; one instance, :data:`POLICY`, is used by dlcore."""
 
     def __init__(self, min_flops: float = DEFAULT_MIN_FLOPS, adaptive: bool = True,
-                 window: float = DEFAULT_WINDOW, min_entries: int = DEFAULT_MIN_ENTRIES) -> None:
+                 window: float = DEFAULT_WINDOW, min_entries: int = DEFAULT_MIN_ENTRIES,
+                 own_threads: bool = DEFAULT_OWN_THREADS) -> None:
         self.min_flops, self.adaptive, self.window = float(min_flops), bool(adaptive), float(window)
-        self.min_entries = int(min_entries)
+        self.min_entries, self.own_threads = int(min_entries), bool(own_threads)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._busy = False                               # a parallel pass is running (no nesting)
@@ -161,6 +171,18 @@ class ThreadPolicy:
         finally:
             self._set(ceiling)
 
+    def product_threads(self, flops: float, rows: int, own_threads: bool | None = None) -> int:
+        """Threads for a product of ``flops`` to be split by ``rows`` output rows over dlcore's own threads
+        (1: do not split; :meth:`run` then chooses the BLAS's threads). ``own_threads``: None for the
+        policy's setting, False never to split."""
+        own = self.own_threads if own_threads is None else own_threads
+        if not own or self._busy or rows < 2:
+            return 1
+        ctl = self.controllers
+        if not ctl:
+            return 1
+        return min(rows, self.threads_for(flops, ctl[0].get_num_threads()))
+
     def chunk_threads(self, rows: int, entries: int) -> int:
         """Threads for an elementwise pass over ``rows`` batch rows touching ``entries`` entries."""
         if self._busy or rows < 2 or entries < self.min_entries:
@@ -172,7 +194,12 @@ class ThreadPolicy:
 
     def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
         """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads."""
-        threads = self.chunk_threads(rows, entries)
+        self.blocks(rows, fn, self.chunk_threads(rows, entries))
+
+    def blocks(self, rows: int, fn: Callable[[int, int], Any], threads: int) -> None:
+        """``fn(lo, hi)`` over ``threads`` row blocks covering ``range(rows)``, one per thread, with the BLAS
+        set to one thread inside; ``fn(0, rows)`` as it is for ``threads`` <= 1 (or while another split
+        pass runs: no nesting)."""
         if threads <= 1:
             fn(0, rows)
             return
@@ -230,10 +257,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def configure(*, min_flops: float | None = None, adaptive: bool | None = None, window: float | None = None,
-              min_entries: int | None = None) -> None:
+              min_entries: int | None = None, own_threads: bool | None = None) -> None:
     """Change the rule: the size threshold (``min_flops``; 0 lets every product use the BLAS's threads),
     whether the load of other processes is watched (``adaptive``), and how often (``window`` seconds),
-    and the size from which elementwise passes are split (``min_entries``; a huge number turns it off)."""
+    the size from which elementwise passes are split (``min_entries``; a huge number turns it off), and
+    whether large products are split by rows over dlcore's threads (``own_threads=True``) or threaded
+    by the BLAS itself (False)."""
+    if own_threads is not None:
+        POLICY.own_threads = bool(own_threads)
     if min_entries is not None:
         if min_entries < 0:
             raise ValueError(f"blas_threads.configure: expected min_entries >= 0, got {min_entries}")

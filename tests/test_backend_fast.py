@@ -324,6 +324,27 @@ def test_split_passes_give_identical_results(two_threads, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("shapes", [((300, 200), (200, 100)), ((7, 300), (300, 5))])
+def test_a_product_split_by_rows_over_own_threads_equals_one_call(two_threads, monkeypatch, rng, shapes):
+    monkeypatch.setattr(blas_threads.POLICY, "min_flops", 0.0)                # split even the small one
+    a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    want = a @ b
+    assert blas_threads.POLICY.product_threads(2.0 * a.shape[0] * a.shape[1] * b.shape[1], a.shape[0]) == 2
+    got = backend.matmul(a, b)
+    # the same dot products; the BLAS may take another kernel for a block's edge rows: round-off apart
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = np.empty_like(want)
+    assert backend.matmul(np.asfortranarray(a), b, out=out) is out     # a column-major a, the result in out
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    assert 1 in two_threads.history and two_threads.threads == 2         # one BLAS thread inside, then restored
+    assert blas_threads.POLICY.product_threads(1e12, 300, own_threads=False) == 1
+    blas_threads.configure(own_threads=False)
+    try:
+        assert blas_threads.POLICY.product_threads(1e12, 300) == 1
+    finally:
+        blas_threads.configure(own_threads=True)
+
+
 def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):
     done = []
 
