@@ -99,10 +99,10 @@ class Conv2D(Layer):
         w_mat = xp.reshape(self.params["W"], (co, -1))                              # (C_out, C_in KH KW)
         if self._use_images(ow):
             self.per_image = True
-            self.col = im2col_images(x, self.kernel_size, self.stride, self.padding, out=self.col)
-            y = backend.matmul(w_mat, self.col)                                     # Y_n = W_mat col_n
-            if "b" in self.params:
-                y += xp.reshape(self.params["b"], (co, 1))
+            self.col = self._image_columns(x, xp)
+            if "b" in self.params:                                                  # [W_mat | b] [col_n; 1]
+                w_mat = xp.concat([w_mat, xp.reshape(self.params["b"], (co, 1))], axis=1)
+            y = backend.matmul(w_mat, self.col)                                     # Y_n = W_mat col_n + b
             return xp.reshape(y, (n, co, oh, ow))
         self.per_image = False
         self.col = im2col(x, self.kernel_size, self.stride, self.padding, channels_last=True, out=self.col)
@@ -110,6 +110,31 @@ class Conv2D(Layer):
         if "b" in self.params:
             y += self.params["b"]
         return materialize(xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2)))
+
+    def _image_columns(self, x: Any, xp: Any) -> Any:
+        """Per-image columns (N, C_in KH KW, OH OW) of :func:`~dlcore.nn.im2col.im2col_images`, with a row of
+        ones below when the layer has a bias: then [W_mat | b] [col_n; 1] = W_mat col_n + b is one product,
+        and the backward's Σ_n dY_n [col_n; 1]ᵀ holds db = Σ_{n,p,q} dY as its last column. That saves
+        two passes over the layer's output (the bias add and the db sum: 1.5 M numbers each in LeNet's
+        first layer). On NumPy/CuPy the buffer, ones included, is kept between calls."""
+        args = (self.kernel_size, self.stride, self.padding)
+        if "b" not in self.params:
+            return im2col_images(x, *args, out=self.col)
+        n, _, h, w = x.shape
+        oh, ow = output_size(h, w, *args, "Conv2D")
+        k, pixels = self.in_channels * self.kernel_size[0] * self.kernel_size[1], oh * ow
+        if not (backend.is_numpy(xp) or backend.is_cupy(xp)):
+            ones = xp.ones((n, 1, pixels), dtype=x.dtype, device=backend.device_of(x))
+            return xp.concat([im2col_images(x, *args), ones], axis=1)
+        buf = self.col
+        if (buf is None or type(buf) is not type(x) or tuple(buf.shape) != (n, k + 1, pixels)
+                or buf.dtype != x.dtype):
+            buf = xp.empty((n, k + 1, pixels), dtype=x.dtype)
+            buf[:, k, :] = 1
+        cols = im2col_images(x, *args, out=buf[:, :k, :])
+        if not xp.may_share_memory(cols, buf):           # the copy did not go into the buffer: put it there
+            buf[:, :k, :] = cols
+        return buf
 
     def _w_rows(self, xp: Any) -> Any:
         """W as (KH KW C_in, C_out), matching the channels-last columns (i, j, c)."""
@@ -120,13 +145,16 @@ class Conv2D(Layer):
         xp = backend.namespace(dy, self.col, where="Conv2D.backward")
         n, co, oh, ow = self.y_shape
         c, (kh, kw) = self.in_channels, self.kernel_size
-        if "b" in self.params:
-            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
         if self.per_image:
             d_y = xp.reshape(dy, (n, co, oh * ow))
             dw_mat = xp.sum(backend.matmul(d_y, xp.permute_dims(self.col, (0, 2, 1))), axis=0)   # Σ_n dY_n col_nᵀ
-            self.grads["W"] = xp.reshape(dw_mat, (co, c, kh, kw))
+            k = c * kh * kw
+            if "b" in self.params:                                                  # the ones row's column: db
+                self.grads["b"] = materialize(dw_mat[:, k])
+            self.grads["W"] = xp.reshape(materialize(dw_mat[:, :k]), (co, c, kh, kw))
             return self._dx_images(d_y, xp) if self.input_grad else None
+        if "b" in self.params:
+            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
         d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, co))               # dY, channels last
         dw_rows = backend.matmul(self.col.T, d_y)                                    # colᵀ dY: (KH KW C_in, C_out)
         self.grads["W"] = xp.permute_dims(xp.reshape(dw_rows, (kh, kw, c, co)), (3, 2, 0, 1))
