@@ -56,8 +56,8 @@ class Conv2D(Layer):
     drops b (before batch normalization it is redundant). The im2col buffer is kept between calls.
     """
 
-    #: entries of one block of dY W_i in :meth:`_dx_rows` (2^18 float32: 1 MB, cache-sized)
-    block_entries = 1 << 18
+    #: entries of one block of dY W_i in :meth:`_dx_rows` (2^17 float32: 512 kB, cache-sized)
+    block_entries = 1 << 17
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, *, init: str | initializers.Initializer = "he", rng: backend.Seed = None,
@@ -182,7 +182,7 @@ class Conv2D(Layer):
         is in cache instead of forming dcol (as large as col) first, and with KH products of width
         KW C_in rather than KH KW narrow ones of width C_in (a (8192, 50) x (50, 20) product keeps the
         BLAS far below its speed; (50, 100) is better shaped). The batch goes through in blocks of
-        images whose B_i fits in the cache (about 1 MB), so the adds read B_i from the cache.
+        images whose B_i fits in the cache (about 512 kB), so the adds read B_i from the cache.
 
         With stride 1 along the width, B_i's row (n, p, q) is added as one run of KW C_in numbers:
         its (j, c) entries land on the consecutive channels-last positions (q + j, c) of dx_pad's row
@@ -199,7 +199,7 @@ class Conv2D(Layer):
         runs = sw == 1
         acc = xp.zeros((n, hp, wp * c) if runs else (n, hp, wp, c), dtype=d_y.dtype, device=backend.device_of(d_y))
         pixels = oh * ow
-        per_block = max(1, self.block_entries // (pixels * kw * c))   # images whose B_i is about 1 MB
+        per_block = max(1, self.block_entries // (pixels * kw * c))   # images whose B_i is about 512 kB
 
         def images(lo: int, hi: int) -> None:           # images lo:hi (one thread's block of the batch)
             for b_lo in range(lo, hi, per_block):
