@@ -153,9 +153,9 @@ class Conv2D(Layer):
                 self.grads["b"] = materialize(dw_mat[:, k])
             self.grads["W"] = xp.reshape(materialize(dw_mat[:, :k]), (co, c, kh, kw))
             return self._dx_images(d_y, xp) if self.input_grad else None
+        d_y = xp.reshape(materialize(xp.permute_dims(dy, (0, 2, 3, 1))), (-1, co))  # dY, channels last
         if "b" in self.params:
-            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
-        d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, co))               # dY, channels last
+            self.grads["b"] = xp.sum(d_y, axis=0)                                    # db = Σ_{n,p,q} dY
         dw_rows = backend.matmul(self.col.T, d_y)                                    # colᵀ dY: (KH KW C_in, C_out)
         self.grads["W"] = xp.permute_dims(xp.reshape(dw_rows, (kh, kw, c, co)), (3, 2, 0, 1))
         return self._dx_rows(d_y, xp) if self.input_grad else None
