@@ -601,18 +601,23 @@ def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
 
     NumPy: block by block through one small scratch buffer, so neither a w-sized temporary is
     allocated nor the product alpha · g written to and read back from main memory (same roundings
-    as ``w += alpha * g``). Other backends: ``w + alpha * g`` (in place where supported).
+    as ``w += alpha * g``); a large w's blocks are split over the free CPUs. Other backends:
+    ``w + alpha * g`` (in place where supported).
     """
     if type(w) is np.ndarray and type(g) is np.ndarray and w.flags.c_contiguous and g.flags.c_contiguous \
             and w.dtype == g.dtype and w.size > block:
         wf, gf = w.reshape(-1), g.reshape(-1)
         scale = w.dtype.type(alpha)
-        buf = np.empty(block, dtype=w.dtype)
-        for start in range(0, wf.size, block):
-            stop = min(start + block, wf.size)
-            tmp = buf[:stop - start]
-            np.multiply(gf[start:stop], scale, out=tmp)
-            wf[start:stop] += tmp
+
+        def blocks(lo: int, hi: int) -> None:            # blocks lo:hi, on one thread, with its own buffer
+            buf = np.empty(block, dtype=w.dtype)
+            for start in range(lo * block, min(hi * block, wf.size), block):
+                stop = min(start + block, wf.size)
+                tmp = buf[:stop - start]
+                np.multiply(gf[start:stop], scale, out=tmp)
+                wf[start:stop] += tmp
+
+        blas_threads.parallel_chunks(-(-wf.size // block), blocks, wf.size)
         return w
     try:
         w += alpha * g

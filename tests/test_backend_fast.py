@@ -318,11 +318,13 @@ def _layer_results(rng):
     dy = backend.mask_multiply(pool.backward(dp), mask)
     r = backend.relu(x - 0.5)
     dr = backend.relu_backward(x, r)
+    g = np.cos(np.arange(100_003, dtype="float32"))
+    w = backend.add_scaled(np.linspace(-1, 1, 100_003, dtype="float32"), -0.01, g, block=1000)
     per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
     z = per_image.forward(x)
     dz = per_image.backward(np.ones_like(z))
     return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x), z, dz,
-            per_image.grads["W"], r, dr]
+            per_image.grads["W"], r, dr, w]
 
 
 def test_split_passes_give_identical_results(two_threads, monkeypatch):
