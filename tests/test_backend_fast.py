@@ -343,12 +343,18 @@ def test_split_passes_give_identical_results(two_threads, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("shapes", [((300, 200), (200, 100)), ((7, 300), (300, 5))])
+@pytest.mark.parametrize("shapes", [((300, 200), (200, 100)), ((7, 300), (300, 5)), ((60, 80), (80, 500))])
 def test_a_product_split_by_rows_over_own_threads_equals_one_call(two_threads, monkeypatch, rng, shapes):
     monkeypatch.setattr(blas_threads.POLICY, "min_flops", 0.0)                # split even the small one
     a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
     want = a @ b
-    assert blas_threads.POLICY.product_threads(2.0 * a.shape[0] * a.shape[1] * b.shape[1], a.shape[0]) == 2
+    flops = 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    monkeypatch.setattr(blas_threads.POLICY, "_last_pass", float("-inf"))
+    assert blas_threads.POLICY.product_threads(flops, a.shape[0]) == 1        # no split pass lately: the BLAS's
+    monkeypatch.setattr(blas_threads.POLICY, "pass_memory", 1e9)              # (no dependence on the clock)
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)               # a split pass ran
+    assert blas_threads.POLICY.product_threads(flops, a.shape[0]) == 2        # now dlcore's threads
+    # rows of a, or columns of b when b has more (the third shape)
     got = backend.matmul(a, b)
     # the same dot products; the BLAS may take another kernel for a block's edge rows: round-off apart
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
