@@ -621,7 +621,8 @@ def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
 
     NumPy: block by block through one small scratch buffer, so neither a w-sized temporary is
     allocated nor the product alpha · g written to and read back from main memory (same roundings
-    as ``w += alpha * g``); a large w's blocks are split over the free CPUs. Other backends:
+    as ``w += alpha * g``); a large w's blocks are split over the free CPUs while dlcore splits its other
+    passes (a convolutional net; not in an MLP, where the BLAS's threads are kept). Other backends:
     ``w + alpha * g`` (in place where supported).
     """
     if type(w) is np.ndarray and type(g) is np.ndarray and w.flags.c_contiguous and g.flags.c_contiguous \
@@ -637,7 +638,7 @@ def add_scaled(w: Any, alpha: float, g: Any, *, block: int = 1 << 15) -> Any:
                 np.multiply(gf[start:stop], scale, out=tmp)
                 wf[start:stop] += tmp
 
-        blas_threads.parallel_chunks(-(-wf.size // block), blocks, wf.size)
+        blas_threads.parallel_chunks(-(-wf.size // block), blocks, wf.size, follow=True)
         return w
     try:
         w += alpha * g

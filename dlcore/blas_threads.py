@@ -188,7 +188,7 @@ class ThreadPolicy:
         otherwise (an MLP: products with small passes in between) leave the threads to the BLAS, whose
         hand-over is quicker."""
         if own_threads is None:
-            own = self.own_threads and _clock() - self._last_pass < self.pass_memory
+            own = self.own_threads and self.splitting()
         else:
             own = own_threads
         if not own or self._busy or rows < 2:
@@ -207,11 +207,19 @@ class ThreadPolicy:
             return 1
         return max(1, min(rows, ceiling, int(self.free_cpus() + 0.5)))
 
-    def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
-        """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads."""
+    def splitting(self) -> bool:
+        """Whether dlcore split an elementwise pass over its threads within the last ``pass_memory`` seconds."""
+        return _clock() - self._last_pass < self.pass_memory
+
+    def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int, *, follow: bool = False) -> None:
+        """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads.
+        ``follow``: split only while other passes are split (:meth:`splitting`), and do not count as one
+        (an optimizer's update, which in an MLP would otherwise turn on own-thread products)."""
         threads = self.chunk_threads(rows, entries)
+        if follow and not self.splitting():
+            threads = 1
         self.blocks(rows, fn, threads)
-        if threads > 1:
+        if threads > 1 and not follow:
             self._last_pass = _clock()
 
     def blocks(self, rows: int, fn: Callable[[int, int], Any], threads: int) -> None:
@@ -305,7 +313,8 @@ def describe() -> str:
     return POLICY.describe()
 
 
-def parallel_chunks(rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
+def parallel_chunks(rows: int, fn: Callable[[int, int], Any], entries: int, *, follow: bool = False) -> None:
     """Run ``fn(lo, hi)`` over row blocks covering ``range(rows)`` (see the module docstring); serially
-    (``fn(0, rows)``) for small passes, a single CPU, a BLAS limited to one thread, or a busy machine."""
-    POLICY.parallel(rows, fn, entries)
+    (``fn(0, rows)``) for small passes, a single CPU, a BLAS limited to one thread, or a busy machine;
+    with ``follow``, also serially unless dlcore is splitting other passes (:meth:`ThreadPolicy.parallel`)."""
+    POLICY.parallel(rows, fn, entries, follow=follow)

@@ -303,6 +303,7 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(blas_threads.POLICY, "_controllers", [fake])
     monkeypatch.setattr(blas_threads.POLICY, "free_cpus", lambda: 2.0)
     monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)
+    monkeypatch.setattr(blas_threads.POLICY, "pass_memory", 1e9)      # "recently" never runs out in a test
     return fake
 
 
@@ -318,6 +319,7 @@ def _layer_results(rng):
     dy = backend.mask_multiply(pool.backward(dp), mask)
     r = backend.relu(x - 0.5)
     dr = backend.relu_backward(x, r)
+    blas_threads.parallel_chunks(2, lambda lo, hi: None, 10**9)               # a split pass: the update follows
     g = np.cos(np.arange(100_003, dtype="float32"))
     w = backend.add_scaled(np.linspace(-1, 1, 100_003, dtype="float32"), -0.01, g, block=1000)
     per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
@@ -368,6 +370,17 @@ def test_a_product_split_by_rows_over_own_threads_equals_one_call(two_threads, m
         assert blas_threads.POLICY.product_threads(1e12, 300) == 1
     finally:
         blas_threads.configure(own_threads=True)
+
+
+def test_a_following_pass_splits_only_while_others_do_and_is_not_counted(two_threads, monkeypatch):
+    blocks = []
+    monkeypatch.setattr(blas_threads.POLICY, "_last_pass", float("-inf"))
+    blas_threads.parallel_chunks(4, lambda lo, hi: blocks.append((lo, hi)), 10**9, follow=True)
+    assert blocks == [(0, 4)] and not blas_threads.POLICY.splitting()       # serial, and not counted
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)              # an ordinary split pass
+    assert blas_threads.POLICY.splitting()
+    blas_threads.parallel_chunks(4, lambda lo, hi: blocks.append((lo, hi)), 10**9, follow=True)
+    assert sorted(blocks[1:]) == [(0, 2), (2, 4)]
 
 
 def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):
