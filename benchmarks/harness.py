@@ -148,15 +148,36 @@ def spread(ts: Timing) -> str:
     return f"{min(ts.rounds) * 1e3:.2f}-{max(ts.rounds) * 1e3:.2f} ms"
 
 
+#: Seconds to sleep before each candidate's round, which then starts with one untimed call
+#: (``--settle``; 0: neither). Between two libraries' rounds this lets the first one's idle threads
+#: park: OpenBLAS's keep spinning for up to ~0.1 s after a threaded product and, without a pause, take
+#: a CPU from the next candidate's round (torch's MLP step measured 8.6-9.3 ms right after dlcore's,
+#: 4.7 ms alone).
+SETTLE = 0.0
+
+
+def _settle_seconds(text: str) -> float:
+    global SETTLE
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected --settle >= 0 seconds, got {text}")
+    SETTLE = value
+    return value
+
+
 def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 2, inner: int = 1) -> dict[str, Timing]:
     """Median times with the candidates alternating inside each round (each round: ``inner`` calls of one,
-    then of the next), so that load from other processes hits every candidate alike."""
+    then of the next), so that load from other processes hits every candidate alike; with ``SETTLE``
+    (``--settle``) a pause and one untimed call before each candidate's round."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            if SETTLE > 0:
+                time.sleep(SETTLE)                       # the other candidate's threads park
+                fn()                                     # then one untimed call: this one's own steady state
             gc.collect()
             t0 = time.perf_counter()
             for _ in range(inner):
@@ -174,6 +195,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
                         help="also measure with a busy CPU-bound process running beside (quiet vs contended)")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit NumPy's BLAS (threadpoolctl) and torch to this many threads")
+    parser.add_argument("--settle", type=_settle_seconds, default=0.0, metavar="SECONDS",
+                        help="pause before each candidate's round (then one untimed call) so that the other's idle "
+                             "BLAS/OpenMP threads stop spinning (0.2 is enough for OpenBLAS); default 0")
 
 
 @contextlib.contextmanager

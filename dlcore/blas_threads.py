@@ -23,6 +23,15 @@ product), and ``free CPUs`` = CPUs − (CPU time other processes used over the l
 the size rule applies). Thread counts change the order of floating-point sums inside the BLAS at
 most, so results agree to round-off.
 
+While dlcore is splitting elementwise passes (one ran within the last 0.1 s: a convolutional net), a
+product that gets several threads is split in blocks over dlcore's own threads instead, each block a
+single-threaded BLAS call (:func:`dlcore.backend.matmul`, ``own_threads``): OpenBLAS keeps its own
+threads spinning for up to about 0.1 s after each threaded call, and they took the second CPU from
+dlcore's split passes (a LeNet step on two threads burnt twice the CPU time of one, and ran no faster
+than on one). Elsewhere (an MLP, whose passes are too small to split; the LSTM's time loop and the
+RBM, which ask for it with ``own_threads=False``) the BLAS threads the product: its spinning threads
+hand over quickest in a rapid sequence of products (an MLP step was 1.3x slower on dlcore's threads).
+
 Threads are set through ``threadpoolctl`` (a dependency of the library). Without it, or with a BLAS it
 cannot control (Apple Accelerate), products run with the BLAS's own setting.
 
@@ -52,6 +61,12 @@ DEFAULT_MIN_FLOPS = 4_000_000
 DEFAULT_WINDOW = 0.25
 #: Elementwise passes touching fewer entries than this stay on one thread.
 DEFAULT_MIN_ENTRIES = 1 << 18
+#: Split large 2-D products over dlcore's own threads (True: while dlcore splits passes, see
+#: :meth:`ThreadPolicy.product_threads`) or always let the BLAS thread them (False).
+DEFAULT_OWN_THREADS = True
+#: Seconds after a split elementwise pass during which products use dlcore's own threads (about how
+#: long OpenBLAS's threads keep spinning after a call).
+DEFAULT_PASS_MEMORY = 0.1
 
 _clock = time.monotonic
 
@@ -89,9 +104,12 @@ class ThreadPolicy:
     """The rule of the module docstring; one instance, :data:`POLICY`, is used by dlcore."""
 
     def __init__(self, min_flops: float = DEFAULT_MIN_FLOPS, adaptive: bool = True,
-                 window: float = DEFAULT_WINDOW, min_entries: int = DEFAULT_MIN_ENTRIES) -> None:
+                 window: float = DEFAULT_WINDOW, min_entries: int = DEFAULT_MIN_ENTRIES,
+                 own_threads: bool = DEFAULT_OWN_THREADS) -> None:
         self.min_flops, self.adaptive, self.window = float(min_flops), bool(adaptive), float(window)
-        self.min_entries = int(min_entries)
+        self.min_entries, self.own_threads = int(min_entries), bool(own_threads)
+        self.pass_memory = DEFAULT_PASS_MEMORY
+        self._last_pass = float("-inf")                  # when a split elementwise pass last ran
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._busy = False                               # a parallel pass is running (no nesting)
@@ -161,6 +179,25 @@ class ThreadPolicy:
         finally:
             self._set(ceiling)
 
+    def product_threads(self, flops: float, rows: int, own_threads: bool | None = None) -> int:
+        """Threads for a product of ``flops`` to be split in ``rows`` blocks over dlcore's own threads
+        (1: do not split; :meth:`run` then chooses the BLAS's threads). ``own_threads``: True to split,
+        False never to split, None (the default of :func:`dlcore.backend.matmul`): split while dlcore is
+        splitting elementwise passes too, i.e. one ran within the last ``pass_memory`` seconds (a
+        convolutional net), where the BLAS's spinning threads would take the CPU those passes want;
+        otherwise (an MLP: products with small passes in between) leave the threads to the BLAS, whose
+        hand-over is quicker."""
+        if own_threads is None:
+            own = self.own_threads and self.splitting()
+        else:
+            own = own_threads
+        if not own or self._busy or rows < 2:
+            return 1
+        ctl = self.controllers
+        if not ctl:
+            return 1
+        return min(rows, self.threads_for(flops, ctl[0].get_num_threads()))
+
     def chunk_threads(self, rows: int, entries: int) -> int:
         """Threads for an elementwise pass over ``rows`` batch rows touching ``entries`` entries."""
         if self._busy or rows < 2 or entries < self.min_entries:
@@ -170,9 +207,25 @@ class ThreadPolicy:
             return 1
         return max(1, min(rows, ceiling, int(self.free_cpus() + 0.5)))
 
-    def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
-        """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads."""
+    def splitting(self) -> bool:
+        """Whether dlcore split an elementwise pass over its threads within the last ``pass_memory`` seconds."""
+        return _clock() - self._last_pass < self.pass_memory
+
+    def parallel(self, rows: int, fn: Callable[[int, int], Any], entries: int, *, follow: bool = False) -> None:
+        """``fn(lo, hi)`` over row blocks covering ``range(rows)``, in :meth:`chunk_threads` threads.
+        ``follow``: split only while other passes are split (:meth:`splitting`), and do not count as one
+        (an optimizer's update, which in an MLP would otherwise turn on own-thread products)."""
         threads = self.chunk_threads(rows, entries)
+        if follow and not self.splitting():
+            threads = 1
+        self.blocks(rows, fn, threads)
+        if threads > 1 and not follow:
+            self._last_pass = _clock()
+
+    def blocks(self, rows: int, fn: Callable[[int, int], Any], threads: int) -> None:
+        """``fn(lo, hi)`` over ``threads`` row blocks covering ``range(rows)``, one per thread, with the BLAS
+        set to one thread inside; ``fn(0, rows)`` as it is for ``threads`` <= 1 (or while another split
+        pass runs: no nesting)."""
         if threads <= 1:
             fn(0, rows)
             return
@@ -230,10 +283,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def configure(*, min_flops: float | None = None, adaptive: bool | None = None, window: float | None = None,
-              min_entries: int | None = None) -> None:
+              min_entries: int | None = None, own_threads: bool | None = None) -> None:
     """Change the rule: the size threshold (``min_flops``; 0 lets every product use the BLAS's threads),
     whether the load of other processes is watched (``adaptive``), and how often (``window`` seconds),
-    and the size from which elementwise passes are split (``min_entries``; a huge number turns it off)."""
+    the size from which elementwise passes are split (``min_entries``; a huge number turns it off), and
+    whether large products may be split over dlcore's threads while it splits passes (``own_threads=True``)
+    or are always threaded by the BLAS itself (False)."""
+    if own_threads is not None:
+        POLICY.own_threads = bool(own_threads)
     if min_entries is not None:
         if min_entries < 0:
             raise ValueError(f"blas_threads.configure: expected min_entries >= 0, got {min_entries}")
@@ -256,7 +313,8 @@ def describe() -> str:
     return POLICY.describe()
 
 
-def parallel_chunks(rows: int, fn: Callable[[int, int], Any], entries: int) -> None:
+def parallel_chunks(rows: int, fn: Callable[[int, int], Any], entries: int, *, follow: bool = False) -> None:
     """Run ``fn(lo, hi)`` over row blocks covering ``range(rows)`` (see the module docstring); serially
-    (``fn(0, rows)``) for small passes, a single CPU, a BLAS limited to one thread, or a busy machine."""
-    POLICY.parallel(rows, fn, entries)
+    (``fn(0, rows)``) for small passes, a single CPU, a BLAS limited to one thread, or a busy machine;
+    with ``follow``, also serially unless dlcore is splitting other passes (:meth:`ThreadPolicy.parallel`)."""
+    POLICY.parallel(rows, fn, entries, follow=follow)

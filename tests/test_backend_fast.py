@@ -142,6 +142,21 @@ def test_relu_forward_and_mask_multiply_match_the_formula(xp, rng):
     np.testing.assert_array_equal(_np(backend.mask_multiply(_arr(dy, xp), mask)), dy * want_mask)
 
 
+def test_relu_and_relu_backward_match_the_formula(xp, rng):
+    x = rng.standard_normal((6, 7)).astype("float32")
+    x[0, 0], x[1, 1], x[2, 2] = np.nan, 0.0, -0.0
+    dy = rng.standard_normal((6, 7)).astype("float32")
+    dy[3, 3] = np.inf
+    y = backend.relu(_arr(x, xp))
+    want_mask = (x > 0).astype("float32")
+    np.testing.assert_array_equal(_np(y), x * want_mask)            # NaN stays NaN, 0 at x <= 0
+    assert backend.dtype_name(y.dtype) == "float32"
+    dx = backend.relu_backward(_arr(dy, xp), y)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(_np(dx), dy * want_mask)      # 0 at a NaN input, inf · 0 = NaN as before
+    assert backend.dtype_name(dx.dtype) == "float32"
+
+
 def test_mask_multiply_accepts_a_bool_mask_on_every_backend(xp, rng):
     dy = rng.standard_normal((4, 5))
     m = rng.random((4, 5)) < 0.5
@@ -181,6 +196,68 @@ def test_bernoulli_draws_the_same_samples_as_the_plain_comparison(xp):
     got = backend.bernoulli(np.random.default_rng(7), _arr(p, xp))
     assert backend.dtype_name(got.dtype) == "float32"
     np.testing.assert_array_equal(_np(got), (u < p).astype("float32"))
+
+
+# --------------------------------------------------------------------------- layer fast paths
+
+
+def _maxpool_backward_loop(x, dy, k):
+    """dL/dx of a k x k, stride-k max-pooling, window by window: all of dy to the first maximum."""
+    dx = np.zeros_like(x)
+    n, c, oh, ow = dy.shape
+    for b, ch, p, q in np.ndindex(n, c, oh, ow):
+        window = x[b, ch, p * k:p * k + k, q * k:q * k + k]
+        i, j = np.unravel_index(np.argmax(window), window.shape)       # argmax: the first maximum
+        dx[b, ch, p * k + i, q * k + j] += dy[b, ch, p, q]
+    return dx
+
+
+@pytest.mark.parametrize("size", [8, 9])          # 9: the last row and column are in no window
+def test_maxpool_backward_writes_each_share_into_place_as_the_loop_does(xp, rng, size):
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = np.maximum(rng.standard_normal((3, 2, size, size)), 0.0).astype("float32")   # ties: zeros
+    x[0, 0, :2, :2] = 1.5                                                            # a window of four ties
+    pool = MaxPool2D(2)
+    y = pool.forward(_arr(x, xp))
+    dy = rng.standard_normal(tuple(y.shape)).astype("float32")
+    np.testing.assert_array_equal(_np(pool.backward(_arr(dy, xp))), _maxpool_backward_loop(x, dy, 2))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding"),
+                         [(2, 2, 0), ((2, 1), 1, 0), ((1, 2), (1, 2), 0), (3, 2, 1), ((3, 2), (1, 2), (1, 0))])
+def test_maxpool_forward_over_rows_then_columns_equals_the_window_maximum(xp, rng, kernel, stride, padding):
+    from dlcore.nn.im2col import pair
+    from dlcore.nn.pooling import MaxPool2D
+
+    x = rng.standard_normal((2, 3, 9, 10)).astype("float32")
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel, "k", "t"), pair(stride, "s", "t"), pair(padding, "p", "t", minimum=0)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    oh, ow = (x_pad.shape[2] - kh) // sh + 1, (x_pad.shape[3] - kw) // sw + 1
+    want = np.empty((2, 3, oh, ow), dtype="float32")
+    for p, q in np.ndindex(oh, ow):
+        want[:, :, p, q] = x_pad[:, :, p * sh:p * sh + kh, q * sw:q * sw + kw].max(axis=(2, 3))
+    got = MaxPool2D(kernel, stride, padding).forward(_arr(x, xp))
+    np.testing.assert_array_equal(_np(got), want)
+
+
+@pytest.mark.parametrize(("stride", "padding", "block"), [(1, 0, 1 << 18), (1, 1, 50), ((2, 1), 0, 50), (2, 1, 50)])
+def test_conv_dx_by_blocks_and_runs_equals_col2im_of_the_plain_product(xp, rng, monkeypatch, stride, padding, block):
+    """Conv2D's channels-last dL/dx (image blocks of ``block`` entries, runs of KW C_in along the row
+    when the width stride is 1) against col2im_loop(dY W_mat), the definition."""
+    from dlcore.nn.conv import Conv2D
+    from dlcore.nn.im2col import col2im_loop
+
+    monkeypatch.setattr(Conv2D, "block_entries", block)                 # 50: blocks of one or two images
+    x = rng.standard_normal((5, 3, 9, 8))
+    conv = Conv2D(3, 4, 3, stride=stride, padding=padding, rng=1, dtype="float64", layout="rows").to(xp)
+    y = conv.forward(_arr(x, xp))
+    dy = rng.standard_normal(tuple(y.shape))
+    dx = _np(conv.backward(_arr(dy, xp)))
+    w_mat = _np(conv.params["W"]).reshape(4, -1)                         # (C_out, (c, i, j))
+    dcol = dy.transpose(0, 2, 3, 1).reshape(-1, 4) @ w_mat
+    want = col2im_loop(dcol, x.shape, 3, stride, padding)
+    np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- the fused RBM step
@@ -226,6 +303,7 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(blas_threads.POLICY, "_controllers", [fake])
     monkeypatch.setattr(blas_threads.POLICY, "free_cpus", lambda: 2.0)
     monkeypatch.setattr(blas_threads.POLICY, "min_entries", 1)
+    monkeypatch.setattr(blas_threads.POLICY, "pass_memory", 1e9)      # "recently" never runs out in a test
     return fake
 
 
@@ -239,11 +317,16 @@ def _layer_results(rng):
     p = pool.forward(y)
     dp = rng.standard_normal(p.shape).astype("float32")
     dy = backend.mask_multiply(pool.backward(dp), mask)
+    r = backend.relu(x - 0.5)
+    dr = backend.relu_backward(x, r)
+    blas_threads.parallel_chunks(2, lambda lo, hi: None, 10**9)               # a split pass: the update follows
+    g = np.cos(np.arange(100_003, dtype="float32"))
+    w = backend.add_scaled(np.linspace(-1, 1, 100_003, dtype="float32"), -0.01, g, block=1000)
     per_image = Conv2D(3, 4, 3, rng=2, layout="images")          # stacks of small products (batched matmul)
     z = per_image.forward(x)
     dz = per_image.backward(np.ones_like(z))
     return [y, p, dy, conv.backward(dy), conv.grads["W"], backend.copy_into(np.empty_like(x), x), z, dz,
-            per_image.grads["W"]]
+            per_image.grads["W"], r, dr, w]
 
 
 def test_split_passes_give_identical_results(two_threads, monkeypatch):
@@ -260,6 +343,44 @@ def test_split_passes_give_identical_results(two_threads, monkeypatch):
     assert splits[n_serial:].count(2) >= 5 and two_threads.threads == 2
     for a, b in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shapes", [((300, 200), (200, 100)), ((7, 300), (300, 5)), ((60, 80), (80, 500))])
+def test_a_product_split_by_rows_over_own_threads_equals_one_call(two_threads, monkeypatch, rng, shapes):
+    monkeypatch.setattr(blas_threads.POLICY, "min_flops", 0.0)                # split even the small one
+    a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    want = a @ b
+    flops = 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    monkeypatch.setattr(blas_threads.POLICY, "_last_pass", float("-inf"))
+    assert blas_threads.POLICY.product_threads(flops, a.shape[0]) == 1        # no split pass lately: the BLAS's
+    monkeypatch.setattr(blas_threads.POLICY, "pass_memory", 1e9)              # (no dependence on the clock)
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)               # a split pass ran
+    assert blas_threads.POLICY.product_threads(flops, a.shape[0]) == 2        # now dlcore's threads
+    # rows of a, or columns of b when b has more (the third shape)
+    got = backend.matmul(a, b)
+    # the same dot products; the BLAS may take another kernel for a block's edge rows: round-off apart
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = np.empty_like(want)
+    assert backend.matmul(np.asfortranarray(a), b, out=out) is out     # a column-major a, the result in out
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    assert 1 in two_threads.history and two_threads.threads == 2         # one BLAS thread inside, then restored
+    assert blas_threads.POLICY.product_threads(1e12, 300, own_threads=False) == 1
+    blas_threads.configure(own_threads=False)
+    try:
+        assert blas_threads.POLICY.product_threads(1e12, 300) == 1
+    finally:
+        blas_threads.configure(own_threads=True)
+
+
+def test_a_following_pass_splits_only_while_others_do_and_is_not_counted(two_threads, monkeypatch):
+    blocks = []
+    monkeypatch.setattr(blas_threads.POLICY, "_last_pass", float("-inf"))
+    blas_threads.parallel_chunks(4, lambda lo, hi: blocks.append((lo, hi)), 10**9, follow=True)
+    assert blocks == [(0, 4)] and not blas_threads.POLICY.splitting()       # serial, and not counted
+    blas_threads.parallel_chunks(4, lambda lo, hi: None, 10**9)              # an ordinary split pass
+    assert blas_threads.POLICY.splitting()
+    blas_threads.parallel_chunks(4, lambda lo, hi: blocks.append((lo, hi)), 10**9, follow=True)
+    assert sorted(blocks[1:]) == [(0, 2), (2, 4)]
 
 
 def test_an_error_in_a_block_is_raised_after_every_block_finished(two_threads):

@@ -206,7 +206,8 @@ def test_conv_gradients(xp, shape, k, s, p, layout):
 def test_conv_auto_layout_choice():
     first = Conv2D(1, 4, 5)                      # C_in KW = 5 < OW = 24: per-image columns
     first.forward(np.zeros((2, 1, 28, 28), np.float32))
-    assert first.per_image and first.col.shape == (2, 25, 576)
+    assert first.per_image and first.col.shape == (2, 26, 576)          # 25 kernel entries and the bias's ones
+    np.testing.assert_array_equal(first.col[:, 25, :], 1.0)
     second = Conv2D(20, 4, 5)                    # C_in KW = 100 > OW = 8: channels-last rows
     second.forward(np.zeros((2, 20, 12, 12), np.float32))
     assert not second.per_image and second.col.shape == (128, 500)

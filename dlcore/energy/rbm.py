@@ -103,12 +103,12 @@ class RBM(Layer):
 
     # -- the model -------------------------------------------------------------------------
     def _ph(self, v: Any) -> Any:
-        z = backend.matmul(v, self.params["W"])
+        z = backend.matmul(v, self.params["W"], own_threads=False)
         z += self.params["c"]
         return backend.sigmoid_(z)                       # σ(vW + c), in place on the fresh product
 
     def _mean_v(self, h: Any) -> Any:
-        z = backend.matmul(h, self.params["W"].T)
+        z = backend.matmul(h, self.params["W"].T, own_threads=False)
         z += self.params["b"]
         return backend.sigmoid_(z)                       # σ(hWᵀ + b)
 
@@ -271,7 +271,7 @@ class RBM(Layer):
         sign = xp.concat([xp.full((n0, 1), -1.0 / n0, dtype=v0.dtype, device=dev),
                           xp.full((nk, 1), 1.0 / nk, dtype=v0.dtype, device=dev)], axis=0)
         return {
-            "W": backend.matmul(both.T, p_both * sign),
+            "W": backend.matmul(both.T, p_both * sign, own_threads=False),
             "b": xp.mean(vk, axis=0) - xp.mean(v0, axis=0),
             "c": xp.mean(phk, axis=0) - xp.mean(ph0, axis=0),
         }

@@ -52,26 +52,25 @@ class Tanh(Layer):
 class ReLU(Layer):
     """y = max(0, x) = x · [x > 0];  dL/dx = dL/dy · [x > 0]  (the subgradient 0 is used at x = 0).
 
-    Both directions multiply by the mask (:func:`dlcore.backend.relu_forward`,
-    :func:`~dlcore.backend.mask_multiply`): several times faster in NumPy than ``where``, and a NaN
-    input shows up as NaN instead of being hidden as 0. On NumPy the mask is a bool array (one byte
-    per entry, one pass fewer); elsewhere 0/1 in the input's dtype.
+    The layer keeps y and finds the mask [x > 0] = [y > 0] again in backward
+    (:func:`dlcore.backend.relu`, :func:`~dlcore.backend.relu_backward`): on NumPy the forward is then
+    one ``maximum`` pass and the backward a comparison into a float array and one product, fewer and
+    faster passes than a bool mask made in forward and a mixed-type product (and several times faster
+    than ``where``). A NaN input shows up as NaN in y instead of being hidden as 0.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.x: Any = None
-        self.mask: Any = None
+        self.y: Any = None
 
     def forward(self, x: Any) -> Any:
         check_array("ReLU", "x", x)
-        y, self.mask = backend.relu_forward(x)
-        self.x = x
-        return y
+        self.y = backend.relu(x)
+        return self.y
 
     def backward(self, dy: Any) -> Any:
-        _check_dy("ReLU", dy, self.x)
-        return backend.mask_multiply(dy, self.mask)
+        _check_dy("ReLU", dy, self.y)
+        return backend.relu_backward(dy, self.y)
 
 
 class LeakyReLU(Layer):

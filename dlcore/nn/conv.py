@@ -56,6 +56,9 @@ class Conv2D(Layer):
     drops b (before batch normalization it is redundant). The im2col buffer is kept between calls.
     """
 
+    #: entries of one block of dY W_i in :meth:`_dx_rows` (2^17 float32: 512 kB, cache-sized)
+    block_entries = 1 << 17
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: IntPair = 0, *, init: str | initializers.Initializer = "he", rng: backend.Seed = None,
                  dtype: Any = "float32", bias: bool = True, input_grad: bool = True, layout: str = "auto") -> None:
@@ -96,10 +99,10 @@ class Conv2D(Layer):
         w_mat = xp.reshape(self.params["W"], (co, -1))                              # (C_out, C_in KH KW)
         if self._use_images(ow):
             self.per_image = True
-            self.col = im2col_images(x, self.kernel_size, self.stride, self.padding, out=self.col)
-            y = backend.matmul(w_mat, self.col)                                     # Y_n = W_mat col_n
-            if "b" in self.params:
-                y += xp.reshape(self.params["b"], (co, 1))
+            self.col = self._image_columns(x, xp)
+            if "b" in self.params:                                                  # [W_mat | b] [col_n; 1]
+                w_mat = xp.concat([w_mat, xp.reshape(self.params["b"], (co, 1))], axis=1)
+            y = backend.matmul(w_mat, self.col)                                     # Y_n = W_mat col_n + b
             return xp.reshape(y, (n, co, oh, ow))
         self.per_image = False
         self.col = im2col(x, self.kernel_size, self.stride, self.padding, channels_last=True, out=self.col)
@@ -107,6 +110,31 @@ class Conv2D(Layer):
         if "b" in self.params:
             y += self.params["b"]
         return materialize(xp.permute_dims(xp.reshape(y, (n, oh, ow, co)), (0, 3, 1, 2)))
+
+    def _image_columns(self, x: Any, xp: Any) -> Any:
+        """Per-image columns (N, C_in KH KW, OH OW) of :func:`~dlcore.nn.im2col.im2col_images`, with a row of
+        ones below when the layer has a bias: then [W_mat | b] [col_n; 1] = W_mat col_n + b is one product,
+        and the backward's Σ_n dY_n [col_n; 1]ᵀ holds db = Σ_{n,p,q} dY as its last column. That saves
+        two passes over the layer's output (the bias add and the db sum: 1.5 M numbers each in LeNet's
+        first layer). On NumPy/CuPy the buffer, ones included, is kept between calls."""
+        args = (self.kernel_size, self.stride, self.padding)
+        if "b" not in self.params:
+            return im2col_images(x, *args, out=self.col)
+        n, _, h, w = x.shape
+        oh, ow = output_size(h, w, *args, "Conv2D")
+        k, pixels = self.in_channels * self.kernel_size[0] * self.kernel_size[1], oh * ow
+        if not (backend.is_numpy(xp) or backend.is_cupy(xp)):
+            ones = xp.ones((n, 1, pixels), dtype=x.dtype, device=backend.device_of(x))
+            return xp.concat([im2col_images(x, *args), ones], axis=1)
+        buf = self.col
+        if (buf is None or type(buf) is not type(x) or tuple(buf.shape) != (n, k + 1, pixels)
+                or buf.dtype != x.dtype):
+            buf = xp.empty((n, k + 1, pixels), dtype=x.dtype)
+            buf[:, k, :] = 1
+        cols = im2col_images(x, *args, out=buf[:, :k, :])
+        if not xp.may_share_memory(cols, buf):           # the copy did not go into the buffer: put it there
+            buf[:, :k, :] = cols
+        return buf
 
     def _w_rows(self, xp: Any) -> Any:
         """W as (KH KW C_in, C_out), matching the channels-last columns (i, j, c)."""
@@ -117,14 +145,17 @@ class Conv2D(Layer):
         xp = backend.namespace(dy, self.col, where="Conv2D.backward")
         n, co, oh, ow = self.y_shape
         c, (kh, kw) = self.in_channels, self.kernel_size
-        if "b" in self.params:
-            self.grads["b"] = xp.sum(dy, axis=(0, 2, 3))                             # db = Σ_{n,p,q} dY
         if self.per_image:
             d_y = xp.reshape(dy, (n, co, oh * ow))
             dw_mat = xp.sum(backend.matmul(d_y, xp.permute_dims(self.col, (0, 2, 1))), axis=0)   # Σ_n dY_n col_nᵀ
-            self.grads["W"] = xp.reshape(dw_mat, (co, c, kh, kw))
+            k = c * kh * kw
+            if "b" in self.params:                                                  # the ones row's column: db
+                self.grads["b"] = materialize(dw_mat[:, k])
+            self.grads["W"] = xp.reshape(materialize(dw_mat[:, :k]), (co, c, kh, kw))
             return self._dx_images(d_y, xp) if self.input_grad else None
-        d_y = xp.reshape(xp.permute_dims(dy, (0, 2, 3, 1)), (-1, co))               # dY, channels last
+        d_y = xp.reshape(materialize(xp.permute_dims(dy, (0, 2, 3, 1))), (-1, co))  # dY, channels last
+        if "b" in self.params:
+            self.grads["b"] = xp.sum(d_y, axis=0)                                    # db = Σ_{n,p,q} dY
         dw_rows = backend.matmul(self.col.T, d_y)                                    # colᵀ dY: (KH KW C_in, C_out)
         self.grads["W"] = xp.permute_dims(xp.reshape(dw_rows, (kh, kw, c, co)), (3, 2, 0, 1))
         return self._dx_rows(d_y, xp) if self.input_grad else None
@@ -150,26 +181,45 @@ class Conv2D(Layer):
         Same sums as :func:`~dlcore.nn.im2col.col2im`, but each row's block is made and added while it
         is in cache instead of forming dcol (as large as col) first, and with KH products of width
         KW C_in rather than KH KW narrow ones of width C_in (a (8192, 50) x (50, 20) product keeps the
-        BLAS far below its speed; (50, 100) is better shaped).
+        BLAS far below its speed; (50, 100) is better shaped). The batch goes through in blocks of
+        images whose B_i fits in the cache (about 512 kB), so the adds read B_i from the cache.
+
+        With stride 1 along the width, B_i's row (n, p, q) is added as one run of KW C_in numbers:
+        its (j, c) entries land on the consecutive channels-last positions (q + j, c) of dx_pad's row
+        p s_h + i, so a block takes OW adds of length KW C_in per kernel row instead of KW adds of
+        length C_in (long runs are what NumPy's loops are fast on).
         """
         n, c, h, w = self.x_shape
         _, _, oh, ow = self.y_shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         ph, pw = self.padding
         co = self.out_channels
+        hp, wp = h + 2 * ph, w + 2 * pw
         w_rows = materialize(xp.reshape(xp.permute_dims(self.params["W"], (2, 0, 3, 1)), (kh, co, kw * c)))
-        acc = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=d_y.dtype, device=backend.device_of(d_y))
+        runs = sw == 1
+        acc = xp.zeros((n, hp, wp * c) if runs else (n, hp, wp, c), dtype=d_y.dtype, device=backend.device_of(d_y))
         pixels = oh * ow
+        per_block = max(1, self.block_entries // (pixels * kw * c))   # images whose B_i is about 512 kB
 
         def images(lo: int, hi: int) -> None:           # images lo:hi (one thread's block of the batch)
-            d_block = d_y[lo * pixels:hi * pixels, :]
-            for i in range(kh):
-                block = xp.reshape(backend.matmul(d_block, w_rows[i, ...]), (hi - lo, oh, ow, kw, c))
-                rows = slice(i, i + sh * (oh - 1) + 1, sh)
-                for j in range(kw):
-                    acc[lo:hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
+            for b_lo in range(lo, hi, per_block):
+                b_hi = min(hi, b_lo + per_block)
+                d_block = d_y[b_lo * pixels:b_hi * pixels, :]
+                for i in range(kh):
+                    block = backend.matmul(d_block, w_rows[i, ...])
+                    rows = slice(i, i + sh * (oh - 1) + 1, sh)
+                    if runs:
+                        block = xp.reshape(block, (b_hi - b_lo, oh, ow, kw * c))
+                        for q in range(ow):
+                            acc[b_lo:b_hi, rows, q * c:(q + kw) * c] += block[:, :, q, :]
+                    else:
+                        block = xp.reshape(block, (b_hi - b_lo, oh, ow, kw, c))
+                        for j in range(kw):
+                            acc[b_lo:b_hi, rows, j:j + sw * (ow - 1) + 1:sw, :] += block[:, :, :, j, :]
 
         backend.parallel_rows(n, images, n * pixels * kh * kw * c, xp)
+        if runs:
+            acc = xp.reshape(acc, (n, hp, wp, c))
         return materialize(xp.permute_dims(acc[:, ph:ph + h, pw:pw + w, :], (0, 3, 1, 2)))
 
     def _dx_images(self, d_y: Any, xp: Any) -> Any:

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from dlcore import backend
 from dlcore.nn.base import check_array
 
@@ -103,6 +105,9 @@ def materialize(view: Any, out: Any = None) -> Any:
                 and getattr(getattr(out, "flags", None), "writeable", True)
                 and not xp.may_share_memory(out, view))
     if not reusable:
+        if backend.is_numpy(xp) and view.ndim > 0 and not view.flags.c_contiguous:
+            # a fresh C-ordered array filled by row blocks, on several threads for a large batch
+            return backend.copy_into(np.empty(view.shape, dtype=view.dtype), view)
         return xp.reshape(xp.reshape(view, (-1,)), tuple(view.shape))   # flattening copies in C order
     return backend.copy_into(out, view)          # by row blocks on several threads for a large batch
 

@@ -216,7 +216,7 @@ class LSTM(RecurrentBase):
         wh_s = wh * scale
         x_tm = np_.ascontiguousarray(xs.transpose(1, 0, 2)).reshape(t_len * n, d)
         gates = np_.empty((t_len, n, 4 * hdim), dtype=dtype)   # pre-activations, then f, g, i, o
-        backend.matmul(x_tm, wx * scale, out=gates.reshape(t_len * n, 4 * hdim))
+        backend.matmul(x_tm, wx * scale, out=gates.reshape(t_len * n, 4 * hdim), own_threads=False)
         gates += b * scale
         hs = np_.empty((t_len + 1, n, hdim), dtype=dtype)       # hs[0] = h0
         cs = np_.empty((t_len + 1, n, hdim), dtype=dtype)       # cs[0] = c0
@@ -226,7 +226,7 @@ class LSTM(RecurrentBase):
         tmp = np_.empty((n, hdim), dtype=dtype)
         for t in range(t_len):
             a = gates[t]
-            backend.matmul(hs[t], wh_s, out=tmp4)
+            backend.matmul(hs[t], wh_s, out=tmp4, own_threads=False)
             a += tmp4
             np_.tanh(a, out=a)
             a *= scale
@@ -279,11 +279,11 @@ class LSTM(RecurrentBase):
             np_.multiply(g, g, out=tmp)                  # tanh' = 1 - g²
             np_.subtract(1.0, tmp, out=tmp)
             dg *= tmp
-            backend.matmul(da, wh_t, out=dh)             # dh_prev = dA Whᵀ
+            backend.matmul(da, wh_t, out=dh, own_threads=False)             # dh_prev = dA Whᵀ
         da2 = da_all.reshape(t_len * n, 4 * hdim)
-        self.grads["Wx"] = backend.matmul(cache["x_tm"].T, da2)
-        self.grads["Wh"] = backend.matmul(hs[:-1].reshape(t_len * n, hdim).T, da2)
+        self.grads["Wx"] = backend.matmul(cache["x_tm"].T, da2, own_threads=False)
+        self.grads["Wh"] = backend.matmul(hs[:-1].reshape(t_len * n, hdim).T, da2, own_threads=False)
         self.grads["b"] = np_.sum(da2, axis=0)
         self.dh0, self.dc0 = dh, dc
-        dxs = backend.matmul(da2, self.params["Wx"].T).reshape(t_len, n, d)
+        dxs = backend.matmul(da2, self.params["Wx"].T, own_threads=False).reshape(t_len, n, d)
         return dxs.transpose(1, 0, 2)
