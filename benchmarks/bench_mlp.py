@@ -27,7 +27,7 @@ def dlcore_step() -> tuple:
     rng = np.random.default_rng(0)
     layers: list = []
     for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
-        layers.append(nn.Affine(a, b, rng=i))
+        layers.append(nn.Affine(a, b, rng=i, input_grad=i > 0))   # no dL/dx for the data, as in torch
         if i < len(SIZES) - 2:
             layers.append(nn.ReLU())
     model, loss, opt = nn.Sequential(*layers), nn.SoftmaxCrossEntropy(), optim.SGD(lr=LR)

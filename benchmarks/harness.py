@@ -149,11 +149,11 @@ def spread(ts: Timing) -> str:
 
 
 #: Seconds to sleep before each candidate's round, which then starts with one untimed call
-#: (``--settle``; 0: neither). Between two libraries' rounds this lets the first one's idle threads
-#: park: OpenBLAS's keep spinning for up to ~0.1 s after a threaded product and, without a pause, take
-#: a CPU from the next candidate's round (torch's MLP step measured 8.6-9.3 ms right after dlcore's,
-#: 4.7 ms alone).
-SETTLE = 0.0
+#: (``--settle``, default 0.2; 0: neither, as the first round of issue 12 measured). Between two
+#: libraries' rounds this lets the first one's idle threads park: OpenBLAS's keep spinning for up to
+#: ~0.1 s after a threaded product and, without a pause, take a CPU from the next candidate's round
+#: (torch's MLP step measured 8.6-9.3 ms right after dlcore's, 4.7 ms alone).
+SETTLE = 0.2
 
 
 def _settle_seconds(text: str) -> float:
@@ -195,9 +195,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
                         help="also measure with a busy CPU-bound process running beside (quiet vs contended)")
     parser.add_argument("--threads", type=int, default=None,
                         help="limit NumPy's BLAS (threadpoolctl) and torch to this many threads")
-    parser.add_argument("--settle", type=_settle_seconds, default=0.0, metavar="SECONDS",
+    parser.add_argument("--settle", type=_settle_seconds, default="0.2", metavar="SECONDS",
                         help="pause before each candidate's round (then one untimed call) so that the other's idle "
-                             "BLAS/OpenMP threads stop spinning (0.2 is enough for OpenBLAS); default 0")
+                             "BLAS/OpenMP threads stop spinning (0.2 is enough for OpenBLAS; 0 turns it off); "
+                             "default 0.2")
 
 
 @contextlib.contextmanager

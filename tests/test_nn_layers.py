@@ -64,6 +64,18 @@ def test_affine_gradients(xp, n):
     assert_layer_gradients(layer, _arr(_input((n, 4)), xp), rtol=RTOL)
 
 
+def test_affine_without_input_gradient_keeps_the_parameter_gradients(xp):
+    """input_grad=False (a network's first layer): backward returns None, dW and db are unchanged."""
+    x = _arr(_input((5, 4)), xp)
+    dy = _arr(np.random.default_rng(3).normal(size=(5, 3)), xp)
+    full, first = (_on(nn.Affine(4, 3, rng=1, input_grad=flag), xp) for flag in (True, False))
+    for layer in (full, first):
+        layer.forward(x)
+    assert full.backward(dy) is not None and first.backward(dy) is None
+    for key in ("W", "b"):
+        np.testing.assert_array_equal(backend.to_numpy(first.grads[key]), backend.to_numpy(full.grads[key]))
+
+
 @pytest.mark.parametrize("n,pieces", [(1, 3), (5, 2)])
 def test_maxout_gradients(xp, n, pieces):
     layer = _on(nn.Maxout(4, 3, pieces, rng=3), xp)

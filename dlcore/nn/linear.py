@@ -12,14 +12,20 @@ __all__ = ["Affine", "Flatten"]
 
 
 class Affine(Layer):
-    """Y = X W + b  (lecture notation; X is a row-per-sample batch, W has shape (in, out))."""
+    """Y = X W + b  (lecture notation; X is a row-per-sample batch, W has shape (in, out)).
+
+    ``input_grad=False`` skips dL/dX (``backward`` returns None): for the first layer of a network, whose
+    input is data, as PyTorch does for inputs without ``requires_grad`` (in an MLP 784-1000-1000-10 it is
+    a seventh of a step's arithmetic).
+    """
 
     def __init__(self, in_features: int, out_features: int, *, init: str | initializers.Initializer = "he",
-                 rng: backend.Seed = None, dtype: Any = "float32") -> None:
+                 rng: backend.Seed = None, dtype: Any = "float32", input_grad: bool = True) -> None:
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Affine: expected positive feature counts, got in={in_features}, out={out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
+        self.input_grad = bool(input_grad)
         self.params = {
             "W": initializers.get(init)((in_features, out_features), rng, dtype),
             "b": initializers.zeros((out_features,), dtype=dtype),
@@ -41,7 +47,7 @@ class Affine(Layer):
         xp = backend.namespace(dy)
         self.grads["W"] = backend.matmul(self.x.T, dy)          # dL/dW = X^T dY
         self.grads["b"] = xp.sum(dy, axis=0)                     # dL/db = sum over the batch
-        return backend.matmul(dy, self.params["W"].T)           # dL/dX = dY W^T
+        return backend.matmul(dy, self.params["W"].T) if self.input_grad else None  # dL/dX = dY W^T
 
 
 class Flatten(Layer):
