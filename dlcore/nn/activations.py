@@ -61,11 +61,12 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
+        self.x: Any = None                               # the input, kept for inspection (no copy)
         self.y: Any = None
 
     def forward(self, x: Any) -> Any:
         check_array("ReLU", "x", x)
-        self.y = backend.relu(x)
+        self.x, self.y = x, backend.relu(x)
         return self.y
 
     def backward(self, dy: Any) -> Any:
