@@ -32,8 +32,8 @@ DURATIONS = {
             "in seconds"),
     "test --fast": ("1-2 minutes on a quiet 2-core machine (about 100 s of CPU time); 5.5 minutes measured while "
                     "other jobs kept both cores busy"),
-    "test": ("11 minutes measured on a quiet 2-core machine from a fresh clone with a warm pip cache (pytest 10 "
-             "minutes, all six chapters); about 14 with another job busy on one core"),
+    "test": ("10 minutes measured on a quiet 2-core machine from a fresh clone with a warm pip cache (pytest 9 "
+             "minutes, all six chapters); 16 on the same machine when its host ran it at about half speed"),
 }
 
 
