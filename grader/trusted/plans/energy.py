@@ -26,6 +26,7 @@ import numpy as np
 from dlcore.energy import DBN, RBM, binary_states, log_partition
 from grader.checks import Verdict, compare
 from grader.kinds import Plan
+from grader.trusted.messages import _describe
 
 __all__ = [f"{step}_{kind}" for kind in (
     "energy", "boltzmann", "free_energy", "conditional", "reconstruction_error", "log_likelihood", "sampler", "cd",
@@ -94,15 +95,13 @@ def _problems_of_outcome(name: str, call: str, rec: dict, *, sampled: bool = Fal
 
 
 def _kind_of(v: Any) -> str:
+    """What a student's result is, for a message: :func:`grader.trusted.messages._describe`, with a hint for
+    None and the kernel's "<type>" text for an object that could not be recorded as data."""
     if v is None:
         return "None (did you forget a `return`?)"
-    if isinstance(v, np.ndarray):
-        return f"an array of shape {v.shape}"
-    if isinstance(v, (tuple, list)):
-        return f"a {type(v).__name__} of length {len(v)}"
     if isinstance(v, str):
         return v if v.startswith("<") else repr(v)
-    return f"a {type(v).__name__}"
+    return _describe(v)
 
 
 # --------------------------------------------------------------------------- formulas
