@@ -6,15 +6,11 @@ plans (trusted: seeded inputs, dlcore's reference), records (the student's code 
 judges in this process, and prints one line "✔ …" or fails with a message alone (no grader frames).
 In batch grading the same calls are read from the source notebook and planned and judged outside the
 kernel, which only records (grader/kernel/runner.py).
-
-``Verdict``, ``compare``, ``likely_cause`` and ``resolve_reference`` are re-exported for the judges.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-_TRUSTED = {"Verdict", "compare", "likely_cause", "resolve_reference", "CheckFailed", "OK"}
 
 
 def _show_message_only(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
@@ -36,10 +32,7 @@ def _hide_frames() -> None:
 
 
 def __getattr__(name: str) -> Any:
-    """``check_<kind>`` for every registered kind; the trusted helpers the judges use."""
-    if name in _TRUSTED:
-        from grader.trusted import messages
-        return getattr(messages, name)
+    """``check_<kind>`` for every registered kind."""
     if name.startswith("check_"):
         try:
             from grader import kinds

@@ -98,7 +98,7 @@ def _split(options: dict) -> tuple[dict, dict]:
 
 def judge(kind: str, plan: Plan, record: Any) -> Any:
     """The verdict on one record: also when the record says the student's object is missing or broke."""
-    from grader.checks import Verdict
+    from grader.trusted.messages import Verdict
 
     if not isinstance(record, dict):
         return Verdict(False, message="the grader found no result of this check (the test did not run)")

@@ -7,6 +7,7 @@ grade the network exercises, agree with dlcore's on random geometries.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ from grader import checks, kinds
 from grader.course.release import REPO_ROOT
 from grader.kernel import wire
 from grader.kernel.records import cnn as records
+from grader.trusted.messages import Verdict
 from grader.trusted.plans import cnn as plans
 
 NOTEBOOK = REPO_ROOT / "solutions" / "04_cnn" / "cnn.ipynb"
@@ -58,14 +60,14 @@ def solution(**changes: tuple[str, str]) -> dict:
 SOL = solution()
 
 
-def verdict(kind: str, student, reference: str, **options) -> checks.Verdict:
+def verdict(kind: str, student, reference: str, **options) -> Verdict:
     k = kinds.find(kind)
     assert k is not None, f"no kind {kind}"
     with kinds._quiet():
         plan = k.plan(reference, **options)
         record = k.record(student, plan.inputs)
         # the record crosses a process boundary as JSON: judge what comes back from it
-        return k.judge(plan, wire.loads(wire.dumps(record)))
+        return k.judge(plan, wire.decode(json.loads(json.dumps(wire.encode(record), allow_nan=False))))
 
 
 def rejects(kind: str, student, reference: str, *words: str, **options) -> str:

@@ -73,7 +73,7 @@ def test_a_call_is_parsed_into_kind_name_reference_literals_and_names():
 
 def test_wire_round_trip_and_hostile_input():
     value = {"a": (np.arange(3.0), np.float32(2.5), [1, "x", None]), "b": float("nan"), "c": {1: True}}
-    back = wire.loads(wire.dumps(value))
+    back = wire.decode(json.loads(json.dumps(wire.encode(value), allow_nan=False)))
     assert np.array_equal(back["a"][0], value["a"][0]) and back["a"][1].dtype == np.float32
     assert back["a"][2] == [1, "x", None] and np.isnan(back["b"]) and back["c"] == {1: True}
     assert isinstance(wire.decode(wire.encode(object())), wire.Opaque)
@@ -121,6 +121,23 @@ def test_the_kernel_runner_gets_data_only_and_names_a_missing_object(tmp_path):
     assert np.array_equal(wire.decode(lines[0]["record"])["cases"][0]["out"], np.arange(3.0) ** 2)
     assert wire.decode(lines[1]["record"]) == {"__missing__": "cube"}
     runner._state["out"].close()
+
+
+def test_the_kernels_checks_module_answers_attribute_error(monkeypatch):
+    """The kernel's copy of grader.checks has no grader.kinds nor grader.trusted: any name but a check kind's
+    (IPython probing ``_repr_html_``, a judge's helper like ``Verdict``) is an AttributeError, never an
+    ImportError, so that hasattr() and getattr(..., default) work there."""
+    import grader
+    from grader import checks
+
+    monkeypatch.delattr(grader, "kinds", raising=False)
+    monkeypatch.delattr(grader, "trusted", raising=False)
+    for hidden in ("grader.kinds", "grader.trusted", "grader.trusted.messages"):
+        monkeypatch.setitem(sys.modules, hidden, None)
+    for name in ("_repr_html_", "Verdict", "compare", "OK", "check_layer"):
+        with pytest.raises(AttributeError):
+            getattr(checks, name)
+    assert not hasattr(checks, "_ipython_display_")
 
 
 def test_source_checks_find_delegation_and_tampering():

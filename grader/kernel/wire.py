@@ -14,13 +14,12 @@ Imports only the standard library and NumPy (this module is copied into the sand
 from __future__ import annotations
 
 import base64
-import json
 import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["encode", "decode", "dumps", "loads", "Opaque"]
+__all__ = ["encode", "decode", "Opaque"]
 
 MAX_BYTES = 32 * 2**20     # one message's array data; more is recorded as "too large"
 MAX_DEPTH = 40
@@ -140,10 +139,3 @@ def decode(v: Any, depth: int = 0) -> Any:
         return v
     raise ValueError(f"not a wire value: {type(v).__name__}")
 
-
-def dumps(v: Any) -> str:
-    return json.dumps(encode(v), allow_nan=False)
-
-
-def loads(text: str) -> Any:
-    return decode(json.loads(text))

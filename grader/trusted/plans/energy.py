@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from dlcore.energy import DBN, RBM, binary_states, log_partition
-from grader.checks import Verdict, compare
 from grader.kinds import Plan
-from grader.trusted.messages import _describe
+from grader.trusted.messages import Verdict, _describe, compare
 
 __all__ = [f"{step}_{kind}" for kind in (
     "energy", "boltzmann", "free_energy", "conditional", "reconstruction_error", "log_likelihood", "sampler", "cd",

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import Verdict, compare, resolve_reference
 from grader.kernel.records.sequence import LeakyIntegrator, MixingDouble, ScaleDouble
 from grader.kinds import Plan
-from grader.trusted.messages import incomplete
+from grader.trusted.messages import Verdict, compare, incomplete, resolve_reference
 
 __all__ = [f"{step}_{kind}" for kind in ("rnn_step", "bptt", "bidirectional", "clip", "embedding", "time_loss",
                                          "attention", "sdpa", "mha", "encoder_layer", "next_symbol", "seq2seq",
