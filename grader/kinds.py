@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.kernel.runner import import_modules
+from grader.kernel.runner import find_function, import_modules
 
 KERNEL_PACKAGE = "grader.kernel.records"
 TRUSTED_PACKAGE = "grader.trusted.plans"
@@ -58,7 +58,7 @@ _modules = functools.cache(import_modules)
 
 
 def _find(package: str, attr: str) -> Callable | None:
-    return next((getattr(m, attr) for m in _modules(package)[0] if callable(getattr(m, attr, None))), None)
+    return find_function(_modules(package)[0], attr)
 
 
 @functools.cache

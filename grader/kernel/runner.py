@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -34,9 +35,14 @@ def import_modules(package: str) -> tuple[list[ModuleType], dict[str, str]]:
     return modules, broken
 
 
+def find_function(modules: list[ModuleType], name: str) -> Callable | None:
+    """The function ``name`` of the first of ``modules`` that defines it, or None."""
+    return next((getattr(m, name) for m in modules if callable(getattr(m, name, None))), None)
+
+
 def _record_function(kind: str) -> Any:
     modules, broken = _state["modules"] or import_modules(RECORDS)
-    fn = next((getattr(m, f"record_{kind}") for m in modules if callable(getattr(m, f"record_{kind}", None))), None)
+    fn = find_function(modules, f"record_{kind}")
     if fn is None:
         raise LookupError(f"the kernel has no record_{kind}" + "".join(f"; {m} failed to import ({e})"
                                                                        for m, e in broken.items()))

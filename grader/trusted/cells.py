@@ -97,18 +97,17 @@ def test_calls(nb: Any) -> dict[str, list[Call] | NotDeclarative]:
 
 
 def defined_names(source: str) -> set[str]:
-    """Top-level names a cell defines (functions, classes, assignments, imports)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
+    """Top-level names a cell defines (functions, classes, assignments, imports); IPython syntax allowed."""
+    from grader.trusted.source import parse_cell as parse_code
+
+    tree = parse_code(source)
     names: set[str] = set()
-    for stmt in tree.body:
+    for stmt in tree.body if tree is not None else ():
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(stmt.name)
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             for t in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
-                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in stmt.names}
     return names

@@ -284,3 +284,15 @@ def incomplete(name: str, got: int, want: int) -> str:
     """A record must answer every case of its plan: fewer (or more) results never pass."""
     return f"{name}: the results of {got} of {want} test cases were recorded, so the exercise cannot be checked"
 
+
+def refused(rec: dict, reference: str, what: str, cases: Sequence | None = None) -> Verdict | None:
+    """The failure before any comparison (None when there is none): the student's object delegates to dlcore;
+    then, given the plan's ``cases``, a record that lacks some of them; else an error or a NumPy warning that
+    the student's one call (``rec["error"]``, ``rec["warnings"]``) raised."""
+    why = delegation(rec.get("provenance") or {}, reference)
+    if why is None and cases is not None:
+        why = incomplete(what, len(rec["cases"]), len(cases)) if len(rec["cases"]) != len(cases) else None
+    elif why is None:
+        why = f"{what} raised {rec['error']}" if rec.get("error") else numpy_warning(what, rec.get("warnings") or [])
+    return Verdict(False, message=why) if why else None
+

@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from grader.kernel.student import PROTOCOL_BASES
+from grader.trusted.cells import defined_names
 
 __all__ = ["parse_cell", "imports_of", "SourceIndex", "delegation", "tampering", "PUBLIC_CHECKS"]
 
@@ -73,15 +74,11 @@ class SourceIndex:
 
     def __init__(self, student_cells: list[str], all_cells: list[str]) -> None:
         self.aliases: dict[str, set[str]] = defaultdict(set)
-        self.anywhere: set[str] = set()   # top-level names defined by any cell (the instructor's too)
         for tree in filter(None, map(parse_cell, all_cells)):
             for name, path in imports_of(tree).items():
                 self.aliases[name].add(path)
-            for stmt in tree.body:
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    self.anywhere.add(stmt.name)
-                elif isinstance(stmt, ast.Assign):
-                    self.anywhere.update(n for t in stmt.targets for n in _target_names(t))
+        #: top-level names defined by any cell (the instructor's too)
+        self.anywhere: set[str] = set().union(*map(defined_names, all_cells))
         self.defs: dict[str, list[ast.AST]] = defaultdict(list)
         for tree in filter(None, map(parse_cell, student_cells)):
             for stmt in tree.body:

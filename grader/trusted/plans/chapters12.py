@@ -11,15 +11,7 @@ from typing import Any
 import numpy as np
 
 from grader.kinds import Plan
-from grader.trusted.messages import Verdict, _describe, compare, delegation, numpy_warning, show_array
-
-
-def _failed(rec: dict, reference: str, what: str) -> Verdict | None:
-    """The failure when the record shows delegation to dlcore, an error or a NumPy warning (None otherwise)."""
-    why = delegation(rec.get("provenance") or {}, reference) or (f"{what} raised {rec['error']}" if rec.get("error")
-                                                                 else numpy_warning(what, rec.get("warnings") or []))
-    return Verdict(False, message=why) if why else None
-
+from grader.trusted.messages import Verdict, _describe, compare, refused, show_array
 
 # --------------------------------------------------------------------------- chapter 1
 
@@ -111,7 +103,7 @@ def _follow(plan: Plan, calls: list) -> tuple[dict | None, str | None]:
 
 def judge_perceptron_training(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    if bad := _failed(rec, plan.reference, what):
+    if bad := refused(rec, plan.reference, what):
         return bad
     expected, note = plan.expected, ""
     if rec["calls"] and not rec.get("truncated"):
@@ -171,7 +163,7 @@ def _halves(what: str, losses: Any) -> Verdict | None:
 
 def judge_softmax_fit(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    if bad := _failed(rec, plan.reference, what):
+    if bad := refused(rec, plan.reference, what):
         return bad
     out = rec["out"]
     if not isinstance(out, (tuple, list)) or len(out) != 3:
@@ -223,7 +215,7 @@ def plan_network(reference: str = "TwoLayerNet", *, sizes: Sequence[int] = (6, 5
 
 def judge_network(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    if bad := _failed(rec, plan.reference, what):
+    if bad := refused(rec, plan.reference, what):
         return bad
     want = {k: list(v.shape) for k, v in plan.inputs["params"].items()}
     if rec["param_shapes"] != want:
@@ -267,7 +259,7 @@ def plan_network_training(reference: str = "train", *, network: str = "TwoLayerN
 
 def judge_network_training(plan: Plan, rec: dict) -> Verdict:
     what = plan.info["what"]
-    if bad := _failed(rec, plan.reference, what):
+    if bad := refused(rec, plan.reference, what):
         return bad
     hist, epochs = rec["history"], plan.info["epochs"]
     if epochs is not None and (not isinstance(hist, (list, tuple)) or len(hist) != epochs):

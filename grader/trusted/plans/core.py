@@ -29,6 +29,7 @@ from grader.trusted.messages import (
     incomplete,
     likely_cause,
     numpy_warning,
+    refused,
     resolve_reference,
     show_array,
 )
@@ -69,20 +70,12 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', _short(obj))}"
 
 
-def _fail(message: str, worst: float = 0.0) -> Verdict:
-    return Verdict(False, message=message, worst=worst)
+def _fail(message: str) -> Verdict:
+    return Verdict(False, message=message)
 
 
 def _bullets(where: str, problems: Sequence[str]) -> str:
     return f"{where}:\n" + "\n".join("- " + p.replace("\n", "\n  ") for p in problems)
-
-
-def _refused(rec: dict, reference: str, name: str, cases: list) -> Verdict | None:
-    """The failure when the student's object delegates to dlcore, or when the record lacks cases of the plan."""
-    why = delegation(rec.get("provenance") or {}, reference)
-    if why is None and len(rec["cases"]) != len(cases):
-        why = incomplete(name, len(rec["cases"]), len(cases))
-    return _fail(why) if why else None
 
 
 # --------------------------------------------------------------------------- functions
@@ -116,7 +109,7 @@ def judge_function(plan: Plan, rec: dict) -> Verdict:
     if rec.get("not_callable"):
         return _fail(f"{name}: expected a function, got a {rec['not_callable']}")
     cases, expected = plan.inputs["cases"], plan.expected["cases"]
-    if bad := _refused(rec, plan.reference, name, cases):
+    if bad := refused(rec, plan.reference, name, cases):
         return bad
     worst = 0.0
     for ci, (args, case, got) in enumerate(zip(cases, expected, rec["cases"], strict=True)):
@@ -135,7 +128,7 @@ def judge_function(plan: Plan, rec: dict) -> Verdict:
         problem = compare("the result", got["out"], case["out"], rtol=rtol, batch=batch, names=outputs,
                           exact_dtype=True)
         if problem:
-            return _fail(_bullets(where, [problem]), worst)
+            return _fail(_bullets(where, [problem]))
         after = got.get("args_after") or []
         if len(after) != len(args):
             return _fail(f"{where}: the record of the arguments after the call is incomplete")
@@ -150,7 +143,7 @@ def judge_function(plan: Plan, rec: dict) -> Verdict:
         if ga is not None and ea is not None and ga.shape == ea.shape and ea.dtype.kind == "f":
             worst = max(worst, _rel_error(ga.astype("float64"), ea)[0])
     return Verdict(True, summary=f"{name}: all {len(cases)} cases match the reference "
-                                 f"(worst rel. error {worst:.1e})", worst=worst)
+                                 f"(worst rel. error {worst:.1e})")
 
 
 # --------------------------------------------------------------------------- worked examples
@@ -206,7 +199,7 @@ def plan_gate(reference: str, *, cases: Sequence[Sequence[float]]) -> Plan:
 
 def judge_gate(plan: Plan, rec: dict) -> Verdict:
     name = str((rec.get("provenance") or {}).get("name") or plan.info["name"])
-    if bad := _refused(rec, plan.reference, name, plan.inputs["cases"]):
+    if bad := refused(rec, plan.reference, name, plan.inputs["cases"]):
         return bad
     for ci, ((x, y, dout), case, got) in enumerate(zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"],
                                                        strict=True)):
@@ -267,7 +260,7 @@ def plan_numerical_gradient(reference: str = "numerical_gradient", *, seed: int 
 
 def judge_numerical_gradient(plan: Plan, rec: dict) -> Verdict:
     name = str((rec.get("provenance") or {}).get("name") or "numerical_gradient")
-    if bad := _refused(rec, plan.reference, name, plan.inputs["cases"]):
+    if bad := refused(rec, plan.reference, name, plan.inputs["cases"]):
         return bad
     worst = 0.0
     for case, exp, got in zip(plan.inputs["cases"], plan.expected["cases"], rec["cases"], strict=True):
@@ -294,7 +287,7 @@ def judge_numerical_gradient(plan: Plan, rec: dict) -> Verdict:
                          "to its original value")
         worst = max(worst, _rel_error(np.asarray(got["got"], dtype="float64"), expected)[0])
     return Verdict(True, summary=f"{name}: matches the analytic gradients of {len(rec['cases'])} test functions "
-                                 f"(worst rel. error {worst:.1e})", worst=worst)
+                                 f"(worst rel. error {worst:.1e})")
 
 
 # --------------------------------------------------------------------------- layers
@@ -448,11 +441,11 @@ def judge_layer(plan: Plan, rec: dict) -> Verdict:
             if len(problems) > MAX_PROBLEMS:
                 problems = problems[:MAX_PROBLEMS] + [f"… and {len(problems) - MAX_PROBLEMS} more"]
             return _fail(_bullets(f"{student} does not match dlcore's {name} (checked on inputs of shape {shapes}, "
-                                  f"seed {plan.info['seed']})", problems), worst)
+                                  f"seed {plan.info['seed']})", problems))
     parts = ["forward", "dscores" if inp["is_loss"] else "dx"] + [f"d{k}" for k in inp["params"]]
     summary = (f"{student}: {', '.join(parts)} match the reference on {len(inp['cases'])} input shape(s) "
                f"(worst rel. error {worst:.1e})")
-    return Verdict(True, summary=summary + (" — " + "; ".join(notes) if notes else ""), worst=worst)
+    return Verdict(True, summary=summary + (" — " + "; ".join(notes) if notes else ""))
 
 
 def _judge_gradients(is_loss: bool, case: dict, exp: dict, got: dict, n_float: int, batch: int | None,
