@@ -1,11 +1,8 @@
-"""The checks the notebooks' test cells call: ``from grader import checks``.
+"""The checks the notebooks' test cells call: ``from grader import checks``; ``check_<kind>`` for every kind.
 
-A test cell is a list of calls ``checks.check_<kind>(StudentName, "Reference", option=literal, ...)``
-(see grader/kinds.py for the contract and grader/README.md for the kinds). In JupyterLab each call
-plans (trusted: seeded inputs, dlcore's reference), records (the student's code on the inputs) and
-judges in this process, and prints one line "✔ …" or fails with a message alone (no grader frames).
-In batch grading the same calls are read from the source notebook and planned and judged outside the
-kernel, which only records (grader/kernel/runner.py).
+In JupyterLab a call plans, records and judges in this process (grader/kinds.py); a failure shows its
+message alone, without grader frames. See grader/README.md, "Check helpers". The kernel's copy of this
+module (batch grading) has no kinds: there, every attribute but its own is an AttributeError.
 """
 
 from __future__ import annotations

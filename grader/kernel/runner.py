@@ -1,11 +1,9 @@
 """The kernel side of batch grading: run the requested records of a test cell, write them as data.
 
-The worker writes, before the kernel starts, a requests file (read-only for the kernel): for each
-test cell, the list of ``{"kind", "student", "names", "inputs"}`` it planned from the SOURCE notebook.
-The executed test cell is only ``__dlc_tests__("<grade_id>")``: no test source enters the kernel.
-For each request this looks the student's object up in the notebook's namespace, calls
-``record_<kind>(student, inputs)`` and appends ``{"cell", "call", "record"}`` to the records file.
-Nothing here decides anything; the worker judges the records against its own plans.
+Requests (per test cell, ``{"kind", "student", "names", "inputs"}`` planned from the SOURCE notebook) come
+from a file the kernel cannot write; the executed test cell is only ``__dlc_tests__("<grade_id>")``; each
+record is appended as ``{"cell", "call", "record"}``. Nothing here decides anything: see grader/README.md,
+"Threat model and design", 2.
 """
 
 from __future__ import annotations

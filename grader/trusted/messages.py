@@ -1,9 +1,5 @@
-"""Messages and verdicts (trusted side): compare a student's result with the expected one and say why not.
-
-Every failure names the quantity, the worst relative error and where, the expected and got values
-(printed with enough digits to show why), the dtype when it differs, and a likely cause when the
-pattern is recognisable (transposed, missing sum over the batch, flipped sign, missing or extra 1/N,
-a constant factor, all zeros, a missing bias, NaN/inf from overflow, "k of n entries differ").
+"""Messages and verdicts (trusted side): compare a student's result with the expected one and say why not
+(what a message holds: grader/README.md, "Check helpers").
 
 The error measure is dlcore.gradcheck's:  rel_i = |a_i − e_i| / max(|a_i| + |e_i|, 1e-3 (max|a| + max|e|)).
 """

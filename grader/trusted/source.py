@@ -1,12 +1,8 @@
 """Checks on the student's source (trusted side), decided from the AST of the answer cells.
 
-- *Delegation* (a second line behind the kernel's dlcore, which lacks the exercises' references): the
-  definitions of the checked name and of everything they use are followed through the answer cells; an
-  import of, a subclass of, or any use of the check's dlcore reference, a dlcore base other than
-  Layer/Loss, or code the grader cannot follow (``__import__``, ``eval``, …) makes that exercise 0.
-- *Tampering*: ways to reach the grader or the interpreter from a notebook (the grader's internals,
-  changing imported modules, ``sys.modules``, ``exec``, frames, IPython hooks, other processes, modules
-  that are not part of the course environment): such a notebook is not executed, every exercise is 0.
+*Delegation* (an exercise uses its dlcore reference: that exercise is 0) and *tampering* (a way to reach
+the grader or the interpreter: the notebook is not executed, every exercise is 0); what each covers is in
+grader/README.md, "Threat model and design", 3.
 """
 
 from __future__ import annotations
