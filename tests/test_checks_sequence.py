@@ -329,7 +329,8 @@ def test_closing_experiment_judges_on_plan_data():
     """The kernel sees the test inputs only; the judge scores predictions against the plan's own targets."""
     k = kinds.find("next_symbol")
     plan = k.plan("LSTM", n_train=20, n_test=50, seed=3)
-    assert "legal" not in plan.inputs and "ts" not in plan.inputs and set(plan.inputs) == {"train", "options", "test_x"}
+    assert "legal" not in plan.inputs and "ts" not in plan.inputs
+    assert set(plan.inputs) == {"train", "options", "test_x", "earlier"}
     first_legal = plan.expected["legal"].argmax(-1)                    # a perfect next-symbol predictor
     assert k.judge(plan, {"name": "f", "error": None, "warnings": [], "scores": first_legal}).ok
     bad = np.zeros_like(first_legal)

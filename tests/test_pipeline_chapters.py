@@ -23,7 +23,9 @@ The mistakes:
   hidden test); a DBN loop that passes binary samples up instead of probabilities (the closing experiment pretrains
   through dlcore's reference RBMs, the DBN loop is graded with a stand-in train_rbm, CD with injected uniforms);
 - 06: RNN weight gradients overwritten instead of summed over time; LSTM gates read in PyTorch's order; scaled
-  dot-product attention without 1/√d_k together with clipping per tensor instead of by the global norm.
+  dot-product attention without 1/√d_k together with clipping per tensor instead of by the global norm; a wrong
+  LSTM, LayerNorm and AdditiveAttention together, which lose those three exercises only (the closing experiments
+  train with the grader's correct earlier layers, the encoder layer is checked with stand-ins).
 """
 
 from __future__ import annotations
@@ -109,6 +111,13 @@ MISTAKES: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "    for key in grads:\n"
              "        grads[key] = grads[key] * (max_norm / max(float(np.linalg.norm(grads[key])), max_norm))"),
         ],
+        "wrong_earlier_layers": [
+            ("rnn_lstm:lstm", "            dwh += h_prev.T @ da\n", "            dwh = h_prev.T @ da\n"),
+            ("attention_transformer:layer_norm", "return inv * (d - d.mean(axis=-1, keepdims=True) - xhat",
+             "return inv * (d - xhat"),
+            ("attention_transformer:additive_attention", "ds = a * (da - np.sum(da * a, axis=-1, keepdims=True))",
+             "ds = a * da"),
+        ],
     },
 }
 
@@ -144,6 +153,9 @@ EXPECTED: dict[str, dict[str, dict[str, str | tuple[str, ...]]]] = {
         "wrong_lstm_gates": {"rnn_lstm:test_lstm_cell": "PyTorch's order"},
         "wrong_scale_and_clip": {"attention_transformer:test_sdpa": "1/√d_k",
                                  "rnn_lstm:test_clip_grads": "clipped by its own norm"},
+        "wrong_earlier_layers": {"rnn_lstm:test_lstm": "accumulated",
+                                 "attention_transformer:test_layer_norm": "numerical gradient",
+                                 "attention_transformer:test_additive_attention": "dhs_enc"},
     },
 }
 

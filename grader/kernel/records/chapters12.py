@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.kernel.records._common import swapped
 from grader.kernel.student import call, plain, provenance
 
 MAX_CALLS = 20_000
@@ -118,14 +119,8 @@ _EARLIER_LAYERS = {"Affine": _Affine, "ReLU": _ReLU, "SoftmaxWithLoss": _Softmax
 def _build_with_correct_layers(network: Any, *args: Any, **kwargs: Any) -> Any:
     """``network(*args, **kwargs)`` with the notebook's Affine, ReLU and SoftmaxWithLoss replaced by correct
     ones while it is built, so that a mistake in those exercises costs their own points and not this one's."""
-    namespace = getattr(getattr(network, "__init__", None), "__globals__", None)
-    namespace = namespace if isinstance(namespace, dict) else {}
-    saved = {name: namespace[name] for name in _EARLIER_LAYERS if name in namespace}
-    namespace.update({name: _EARLIER_LAYERS[name] for name in saved})
-    try:
+    with swapped(getattr(getattr(network, "__init__", None), "__globals__", None), _EARLIER_LAYERS, _EARLIER_LAYERS):
         return call(network, *args, **kwargs)
-    finally:
-        namespace.update(saved)
 
 
 def record_network(student: Any, inputs: dict) -> dict:

@@ -16,14 +16,12 @@ with dlcore's reference on the same parameters, so a disagreement between the tw
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from grader.kernel.records._common import array_or_text, origin, trace
+from grader.kernel.records._common import array_or_text, origin, swapped, trace
 from grader.kernel.records.core import record_layer
 from grader.kernel.student import call
 
@@ -207,19 +205,6 @@ class KNet:
 HELPERS = {"im2col": k_im2col, "col2im": k_col2im}
 
 
-@contextlib.contextmanager
-def _substituted(student: Any, names: list) -> Iterator[list]:
-    """Within ``with``: those of ``names`` that the student's module defines point to the grader's :data:`HELPERS`
-    (the names replaced are what ``with`` gives)."""
-    namespace = getattr(getattr(student, "forward", None), "__globals__", None)
-    saved = {n: namespace[n] for n in names if n in HELPERS and n in namespace} if isinstance(namespace, dict) else {}
-    for name in saved:
-        namespace[name] = HELPERS[name]
-    try:
-        yield list(saved)
-    finally:
-        for name, value in saved.items():
-            namespace[name] = value
 
 
 # --------------------------------------------------------------------------- functions
@@ -280,7 +265,8 @@ def record_cnn_layer(student: Any, inputs: dict) -> dict:
     """A layer class on the plan's parameters and inputs (grader.kernel.records.core's layer record), run with the
     grader's im2col/col2im in place of the student's; ``warnings``: those its forward and backward raised."""
     hits: list = []
-    with _substituted(student, inputs.get("helpers", [])) as used, trace(inputs.get("reference"), hits):
+    with swapped(getattr(getattr(student, "forward", None), "__globals__", None), HELPERS,
+                 inputs.get("helpers", [])) as used, trace(inputs.get("reference"), hits):
         rec = record_layer(student, {**inputs, "is_loss": False})
     rec["provenance"] = {**origin(student), "calls_reference": hits}
     rec["warnings"] = list(dict.fromkeys(w for case in rec["cases"] for w in case["warnings"]))

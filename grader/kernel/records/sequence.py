@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from grader.kernel.records._common import plain_data as plain
+from grader.kernel.records._common import swapped
+from grader.kernel.records._sequence_standins import STANDINS
 from grader.kernel.student import call
 
 __all__ = ["LeakyIntegrator", "MixingDouble", "ScaleDouble", "DOUBLES",
@@ -239,8 +241,16 @@ def record_sdpa(student: Any, inputs: dict) -> dict:
 
 def _closing(student: Any, inputs: dict, predict: str) -> dict:
     """Train with the plan's training data and options (the test targets never reach the kernel), then predict
-    the test inputs with the model's ``predict`` method: only the predicted ids are recorded."""
-    rec: dict[str, Any] = {"name": _name(student), "error": None, "warnings": [], "scores": None}
+    the test inputs with the model's ``predict`` method: only the predicted ids are recorded. The notebook's
+    own classes named in ``inputs["earlier"]`` are the grader's correct ones meanwhile (recorded as ``standins``)."""
+    rec: dict[str, Any] = {"name": _name(student), "error": None, "warnings": [], "scores": None, "standins": []}
+    with swapped(getattr(student, "__globals__", None), STANDINS, inputs.get("earlier", []),
+                 own_only=getattr(student, "__module__", None)) as standins:
+        rec["standins"] = standins
+        return _train_and_predict(student, inputs, predict, rec)
+
+
+def _train_and_predict(student: Any, inputs: dict, predict: str, rec: dict) -> dict:
     trained = call(student, *[np.array(a) for a in inputs["train"]], **copy.deepcopy(inputs["options"]))
     rec["warnings"] = list(trained.warnings)
     if trained.error:

@@ -674,9 +674,13 @@ def plan_encoder_layer(reference: str = "TransformerEncoderLayer", *, args: Any 
 
 
 def _closing_plan(kind: str, reference: str, train: list, test_x: np.ndarray, expected: dict, *, seed: int,
-                  options: dict | None, minimum: float) -> Plan:
-    """A closing experiment: the kernel gets the training data, the options and the test INPUTS, never the targets."""
-    inputs = {"train": train, "options": dict(options or {}), "test_x": test_x}
+                  options: dict | None, minimum: float, earlier: Any) -> Plan:
+    """A closing experiment: the kernel gets the training data, the options and the test INPUTS, never the targets.
+
+    ``earlier``: the notebook's classes (earlier exercises) that the model is built from; while it trains they
+    are the grader's correct ones (grader.kernel.records._sequence_standins), so that a mistake in one of them
+    costs that exercise's points only. ``earlier=()`` trains the student's own layers."""
+    inputs = {"train": train, "options": dict(options or {}), "test_x": test_x, "earlier": [str(n) for n in earlier]}
     return Plan(kind, reference, inputs, expected, {"seed": seed, "minimum": float(minimum)})
 
 
@@ -685,6 +689,10 @@ def _closing_judge(plan: Plan, record: dict, what: str, shape: tuple, wanted: st
     """A closing experiment's verdict: the predicted ids must have ``shape`` (``wanted`` says so otherwise);
     ``score`` gives a failure text, or the rate compared with the plan's minimum and its description."""
     name = str(record.get("name") or "your function")
+    if standins := record.get("standins"):
+        what = f"{what} (with the grader's {', '.join(map(str, standins))}: only the training counts here)"
+        hint = ". Check the training loop: the order forward, loss, backward, update, the number of steps and the " \
+               "learning rate"
     if record.get("error"):
         return Verdict(False, message=f"{what}: {name}: {record['error']}")
     if record.get("warnings"):
@@ -705,16 +713,19 @@ def _closing_judge(plan: Plan, record: dict, what: str, shape: tuple, wanted: st
 
 
 def plan_next_symbol(reference: str = "LSTM", *, n_train: int = 1000, n_test: int = 300, seed: int = 0,
-                     options: dict | None = None, minimum: float = 0.99) -> Plan:
+                     options: dict | None = None, minimum: float = 0.99,
+                     earlier: Any = ("Embedding", "LSTM", "TimeSoftmaxCrossEntropy")) -> Plan:
     """The embedded Reber grammar: train(xs, ts, **options) -> model on strings the plan draws; model.forward on
-    fresh test strings must pick a legal next symbol at ≥ ``minimum`` of the real positions."""
+    fresh test strings must pick a legal next symbol at ≥ ``minimum`` of the real positions. The notebook's
+    ``earlier`` classes are the grader's correct ones while it trains (``earlier=()``: the student's own)."""
     from dlcore.data.sequences import embedded_reber_strings, next_symbol_data
 
     gen = np.random.default_rng(seed)
     train = next_symbol_data(embedded_reber_strings(int(n_train), gen, max_length=30))
     test = next_symbol_data(embedded_reber_strings(int(n_test), gen, max_length=30))
     return _closing_plan("next_symbol", reference, [train.xs, train.ts], test.xs,
-                         {"legal": test.legal, "lengths": test.lengths}, seed=seed, options=options, minimum=minimum)
+                         {"legal": test.legal, "lengths": test.lengths}, seed=seed, options=options, minimum=minimum,
+                         earlier=earlier)
 
 
 def judge_next_symbol(plan: Plan, record: dict) -> Verdict:
@@ -740,16 +751,19 @@ def judge_next_symbol(plan: Plan, record: dict) -> Verdict:
 
 
 def plan_seq2seq(reference: str = "AdditiveAttention", *, n_train: int = 3000, n_test: int = 300, digits: int = 2,
-                 seed: int = 0, options: dict | None = None, minimum: float = 0.5) -> Plan:
+                 seed: int = 0, options: dict | None = None, minimum: float = 0.5,
+                 earlier: Any = ("AdditiveAttention",)) -> Plan:
     """Digit addition with an encoder–decoder: train(questions, answers, **options) -> model;
-    model.generate(test questions) -> the answer ids; the fraction of right answer characters ≥ ``minimum``."""
+    model.generate(test questions) -> the answer ids; the fraction of right answer characters ≥ ``minimum``.
+    The notebook's ``earlier`` classes are the grader's correct ones while it trains (``earlier=()``: the
+    student's own)."""
     from dlcore.data.sequences import addition_data
 
     gen = np.random.default_rng(seed)
     q, a = addition_data(int(n_train), digits=int(digits), rng=gen, reverse=True)
     qt, at = addition_data(int(n_test), digits=int(digits), rng=gen, reverse=True)
     return _closing_plan("seq2seq", reference, [q, a], qt, {"answers": at[:, 1:]}, seed=seed, options=options,
-                         minimum=minimum)
+                         minimum=minimum, earlier=earlier)
 
 
 def _judge_matches(plan: Plan, record: dict, key: str, what: str, wanted: str, text: str) -> Verdict:
@@ -778,15 +792,16 @@ def reverse_task(n: int, length: int, rng: np.random.Generator, vocab: int = 10)
 
 
 def plan_sequence_training(reference: str = "TransformerEncoderLayer", *, n_train: int = 2000, n_test: int = 300,
-                           length: int = 8, seed: int = 0, options: dict | None = None,
-                           minimum: float = 0.9) -> Plan:
+                           length: int = 8, seed: int = 0, options: dict | None = None, minimum: float = 0.9,
+                           earlier: Any = ("PositionalEncoding", "TransformerEncoderLayer")) -> Plan:
     """Reversing digit strings: train(xs, ts, **options) -> model; model.forward(test xs) -> scores (N, T, 10);
-    the fraction of right symbols at every position ≥ ``minimum``."""
+    the fraction of right symbols at every position ≥ ``minimum``. The notebook's ``earlier`` classes are the
+    grader's correct ones while it trains (``earlier=()``: the student's own)."""
     gen = np.random.default_rng(seed)
     xs, ts = reverse_task(int(n_train), int(length), gen)
     xt, tt = reverse_task(int(n_test), int(length), gen)
     return _closing_plan("sequence_training", reference, [xs, ts], xt, {"ts": tt}, seed=seed, options=options,
-                         minimum=minimum)
+                         minimum=minimum, earlier=earlier)
 
 
 def judge_sequence_training(plan: Plan, record: dict) -> Verdict:
