@@ -239,7 +239,6 @@ class Verdict:
     ok: bool
     summary: str = ""
     message: str = ""
-    worst: float = 0.0
 
     def text(self) -> str:
         return f"{OK} {self.summary}" if self.ok else self.message

@@ -424,8 +424,7 @@ def _judge_cnn_layer(lp: Plan, all_causes: list, record: dict) -> Verdict:
     # the specific causes replace the generic guesses ("12 of 96 entries differ", "off by a constant factor")
     kept = [line for line in verdict.message.split("\n")
             if not re.match(r"\s*likely cause: (\d+ of \d+ entries differ|off by a constant factor)", line)]
-    return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in found),
-                   worst=verdict.worst)
+    return Verdict(False, message="\n".join(kept) + "\n" + "\n".join(f"- likely cause ({e})" for e in found))
 
 
 # --------------------------------------------------------------------------- translation invariance
@@ -649,7 +648,7 @@ def judge_cnn_network(plan: Plan, record: dict) -> Verdict:
     return Verdict(True, summary=(f"{name}: architecture, forward, dL/dx and every layer's gradients match dlcore's "
                                   f"layers on {len(plan.inputs['cases'])} input(s) (worst rel. error {worst:.1e})"
                                   + (" and the numerical gradient" if plan.expected['cases'][0].get("numeric")
-                                     else "")), worst=worst)
+                                     else "")))
 
 
 judge_residual_block = judge_cnn_network

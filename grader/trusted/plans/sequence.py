@@ -214,7 +214,7 @@ def _judge_layer(plan: Plan, rec: dict) -> Verdict:
             if isinstance(g, np.ndarray) and g.shape == np.shape(e):
                 worst = max(worst, float(np.max(np.abs(g - e)) / (np.max(np.abs(e)) + 1e-300)))
     return Verdict(True, summary=(f"{name}: forward and backward match dlcore's {ref} on {n} case(s) (worst rel. "
-                                  f"error of a gradient {worst:.1e})" + (f" ({note})" if note else "")), worst=worst)
+                                  f"error of a gradient {worst:.1e})" + (f" ({note})" if note else "")))
 
 
 judge_rnn_step = judge_bptt = judge_bidirectional = judge_embedding = judge_time_loss = _judge_layer
