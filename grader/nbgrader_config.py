@@ -1,17 +1,7 @@
-"""nbgrader configuration of the dlcourse course (see grader/README.md).
-
-nbgrader's course directory is the repository root: ``solutions/`` is the source directory
-(instructor notebooks with solutions and hidden tests) and ``course/`` the release directory
-(what students get), so ``nbgrader generate_assignment`` writes straight into ``course/``.
-Submissions, autograded copies, feedback and the gradebook live next to them in folders that
-.gitignore excludes (nbgrader's defaults ``submitted/``, ``autograded/``, ``feedback/``; ``gradebook.db``).
-Only what differs from nbgrader's defaults is set here; the markers stay nbgrader's (``### BEGIN SOLUTION``,
-``### BEGIN HIDDEN TESTS``, metadata enforced), as do ``LimitOutput``'s limits.
-
-Used by ``python -m grader ...`` and by hand:  nbgrader <command> --config grader/nbgrader_config.py
-Environment overrides (the batch autograder uses them to work on a scratch copy):
-  DLCOURSE_COURSE_ROOT   another course root (default: the repository root)
-  DLCOURSE_GRADEBOOK     another gradebook URL (default: sqlite:///<root>/gradebook.db)
+"""nbgrader configuration of the dlcourse course: only what differs from nbgrader's defaults (grader/README.md,
+"nbgrader directly, and the JupyterLab UI"). The course root is the repository: ``solutions/`` the source,
+``course/`` the release. ``DLCOURSE_COURSE_ROOT`` and ``DLCOURSE_GRADEBOOK`` move the course root and the
+gradebook (the batch autograder works on a scratch copy). By hand: nbgrader <command> --config grader/nbgrader_config.py
 """
 
 import os

@@ -17,6 +17,8 @@ from nbgrader.api import MissingEntry
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin
 from traitlets import Float
 
+from grader.trusted.report import csv_cell
+
 __all__ = ["LatePenalty", "GradesCsvExport"]
 
 
@@ -40,7 +42,8 @@ class LatePenalty(LateSubmissionPlugin):
 
 
 class GradesCsvExport(CsvExportPlugin):
-    """nbgrader's CSV export, quoted properly (names with commas), plus ``seconds_late`` and ``late``.
+    """nbgrader's CSV export, quoted properly (names with commas), plus ``seconds_late`` and ``late``; text made
+    inert as in the batch CSV (:func:`grader.trusted.report.csv_cell`: no formula from a name or an id).
 
     Columns: assignment, duedate, timestamp, student_id, last_name, first_name, email, raw_score,
     late_submission_penalty, score, max_score, seconds_late, late (yes/no).
@@ -77,4 +80,6 @@ class GradesCsvExport(CsvExportPlugin):
 def _fmt(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return csv_cell(value)
     return f"{value:g}" if isinstance(value, float) else str(value)

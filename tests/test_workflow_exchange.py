@@ -5,7 +5,8 @@ Instructor (python -m grader ...): term init → roster import → exchange-rele
 Three students, simulated as one Unix user with their own home directories and ``--student``, each
 through nbgrader's real command line (fetch_assignment, submit, fetch_feedback): ada submits on time;
 ben submits a wrong ReLU, then a correct one (the latest counts); cyd submits after the due date
-(late penalty 25 % per started day). Everything lives in tmp dirs (exchange, course root, term, homes).
+(late penalty 25 % per started day), resubmits late, then the term's rule becomes "zero". Everything lives
+in tmp dirs (exchange, course root, term, homes).
 
 Exercises of the mini course: double_test 1 point, relu_test 2 points, square_test 3 points (6 in all).
 """
@@ -140,6 +141,18 @@ def test_term_release_submit_collect_grade_feedback_export(tmp_path):
     assert float(rows["cyd"]["seconds_late"]) == pytest.approx(cyd_late, rel=1e-5)  # printed with 6 digits
     assert rows["ben"]["last_name"] == "Bitdiddle, Jr." and rows["ada"]["email"] == "ada@example.org"
     assert all(float(r["max_score"]) == 6 for r in rows.values())
+
+    # --- cyd resubmits late (a wrong ReLU), then the term's rule becomes "zero": nbgrader's penalty follows ---
+    work_on(cyd, {"relu_impl": WRONG_RELU})
+    cyd.submit("mini")
+    assert wf.collect(term, "mini", update=True).updated == ["cyd"]
+    late = wf.grade_collected(term, "mini", timeout=20, notebook_timeout=60, feedback=False, echo=lambda _: None)
+    assert late.graded == ["cyd"] and (late.results["cyd"].raw_score, late.results["cyd"].penalty) == (4, 1)
+    term.late_penalty = "zero"
+    term.save()
+    zero = wf.grade_collected(term, "mini", students=["cyd"], timeout=20, notebook_timeout=60, feedback=False,
+                              echo=lambda _: None)
+    assert (zero.results["cyd"].raw_score, zero.results["cyd"].penalty, zero.results["cyd"].score) == (4, 4, 0)
 
     status = wf.term_status(term).splitlines()[-1].split()
     assert status[0] == "mini" and status[-4:] == ["yes", "3", "3", "3"]   # released, inbound, collected, graded

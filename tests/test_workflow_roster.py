@@ -184,6 +184,54 @@ def test_grades_export_quotes_names_and_flags_late(tmp_path, db):
     assert rows["yamada.taro"]["first_name"] == "太郎"
 
 
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader creating a submission
+def test_grades_export_defuses_spreadsheet_formulas_but_not_numbers(tmp_path, db):
+    roster = ("student_id,first_name,last_name,email\n"
+              '@SUM(1),"=HYPERLINK(""http://evil.example"",""click"")",-2+3,\n'
+              "ben,Ben,+1,ben@example.org\n")
+    import_roster(write(tmp_path, roster), db)
+    with Gradebook(db, "dlcourse") as gb:
+        gb.update_or_create_assignment("ch", duedate=datetime(2025, 6, 1, 12, 0))
+        gb.update_or_create_notebook("nb", "ch")
+        gb.update_or_create_grade_cell("g", "nb", "ch", max_score=2.0, cell_type="code")
+        gb.update_or_create_submission("ch", "ben", timestamp=datetime(2025, 6, 1, 11, 0))
+        gb.find_grade("g", "nb", "ch", "ben").manual_score = -1.5     # a number, whatever its sign
+        gb.db.commit()
+    out = tmp_path / "grades.csv"
+    with Gradebook(db, "dlcourse") as gb:
+        GradesCsvExport(to=str(out)).export(gb)
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"'@SUM(1)", "ben"}                            # OWASP: a leading apostrophe
+    assert rows["'@SUM(1)"]["first_name"] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
+    assert rows["'@SUM(1)"]["last_name"] == "'-2+3" and rows["ben"]["last_name"] == "'+1"
+    assert rows["ben"]["raw_score"] == "-1.5" and rows["ben"]["max_score"] == "2"
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader creating a submission
+def test_recorded_scores_drop_the_penalty_of_a_notebook_left_out_of_a_resubmission(tmp_path, db):
+    """nbgrader's AssignLatePenalties runs only on a submitted notebook; one left out of a late resubmission is
+    zeroed, and the penalty the earlier submission left on it must not lower the rest's score."""
+    from grader.course.workflow import recorded_scores
+
+    with Gradebook(db, "dlcourse") as gb:
+        gb.update_or_create_assignment("ch", duedate=datetime(2025, 6, 1, 12, 0))
+        for nb in ("one", "two"):
+            gb.update_or_create_notebook(nb, "ch")
+            gb.update_or_create_grade_cell("g", nb, "ch", max_score=2.0, cell_type="code")
+        gb.update_or_create_student("ben")
+        gb.update_or_create_submission("ch", "ben", timestamp=datetime(2025, 6, 1, 13, 0))
+        gb.find_grade("g", "one", "ch", "ben").auto_score = 2.0
+        gb.find_submission_notebook("one", "ch", "ben").late_submission_penalty = 0.5   # this submission's
+        gb.find_grade("g", "two", "ch", "ben").auto_score = 0.0                           # left out now
+        gb.find_submission_notebook("two", "ch", "ben").late_submission_penalty = 0.5   # the earlier one's
+        gb.db.commit()
+    result = recorded_scores(course_term.Term(tmp_path, tmp_path / "exchange"), "ch", ["ben", "absent"])
+    assert list(result) == ["ben"]
+    ben = result["ben"]
+    assert (ben.seconds_late, ben.raw_score, ben.penalty, ben.score, ben.max_score) == (3600, 2, 0.5, 1.5, 4)
+
+
 def test_one_workflow_command_at_a_time(tmp_path):
     term = course_term.Term(tmp_path, tmp_path / "exchange")
     with course_term.locked(term):

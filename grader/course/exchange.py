@@ -1,15 +1,8 @@
 """nbgrader's exchange on a local (or shared) directory: what is in it, and the student's side of it.
 
-The exchange is nbgrader's own (``nbgrader.exchange.default``): a directory every user can write to,
-with ``<course_id>/outbound/<chapter>/`` (released), ``<course_id>/inbound/<student>+<chapter>+<timestamp>+
-<random>/`` (submissions) and ``<course_id>/feedback/<hash>.html``. The instructor's side is workflow.py.
-
-On JupyterHub every student is a Unix user and nbgrader names a submission after that user. To
-rehearse a term with several students as one Unix user (and in the tests), :class:`StudentClient`
-gives each simulated student a home directory (the assignment folder and nbgrader's submission cache)
-and passes ``--student=<id>`` (``CourseDirectory.student_id``), which nbgrader's ``submit`` and
-``fetch_feedback`` use instead of the user name; otherwise it runs exactly the commands a student types
-(see docs/instructor-workflow.md).
+The exchange's layout and the instructor's side (workflow.py): docs/instructor-workflow.md. :class:`StudentClient`
+rehearses a term with several students as one Unix user (the tests do): a home directory each and
+``--student=<id>``, otherwise exactly the commands a student types ("Rehearsing a term without a hub").
 """
 
 from __future__ import annotations

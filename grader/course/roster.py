@@ -1,17 +1,8 @@
-"""Roster import (``python -m grader roster import FILE.csv``): a CSV of students into nbgrader's gradebook,
-checked first, idempotent.
+"""Roster import (``python -m grader roster import FILE.csv``): a CSV of students into nbgrader's gradebook.
 
-The CSV has a header row with ``student_id`` and, optionally, ``first_name``, ``last_name`` and
-``email`` (any order; UTF-8, an Excel byte-order mark is fine; ``id`` is accepted for
-``student_id``, as in ``nbgrader db student import``). Every row is checked before anything is
-written: if one row is bad, nothing is imported and every problem is listed with its line number.
-Importing the same file twice changes nothing; a changed name or e-mail updates that student;
-students already in the gradebook but absent from the file are kept (and counted).
-
-The student id must be the student's JupyterHub user name (nbgrader's exchange names a
-submission after it), so it may not contain ``+`` or ``*`` (nbgrader's exchange uses them as
-separators and wildcards), ``/`` or ``\\`` (it becomes a directory name), white space or control
-characters, or start with ``.``.
+Every row is checked before anything is written (one bad row: nothing imported, every problem listed by
+line); importing again is idempotent. The CSV's columns: docs/instructor-workflow.md, "Roster CSV". A student
+id must be usable by nbgrader's exchange as the student's JupyterHub user name (:func:`validate_student_id`).
 """
 
 from __future__ import annotations
@@ -68,7 +59,11 @@ class ImportReport:
 
 
 def validate_student_id(student_id: str) -> str | None:
-    """Why ``student_id`` cannot be used with nbgrader's exchange, or None when it can."""
+    """Why ``student_id`` cannot be used with nbgrader's exchange, or None when it can.
+
+    The exchange uses ``+`` and ``*`` as separators and wildcards, and the id becomes a directory name
+    (no ``/``, ``\\``, white space, control characters or leading ``.``).
+    """
     if not student_id:
         return "student_id is empty"
     if len(student_id) > _MAX_ID:

@@ -1,24 +1,10 @@
 """The instructor's term: release → fetch → submit → collect → autograde → feedback → export on nbgrader's exchange.
 
-The commands (``python -m grader term init | roster import | term duedate | exchange-release | collect |
-grade-collected | exchange-feedback | export``) and what each runs are in docs/instructor-workflow.md.
-The term directory and its settings are grader/course/term.py; the command line is grader/__main__.py.
-
-The **term directory** TERM (outside the repository) is the nbgrader course root of one term and the
-batch autograder's work directory (``python -m grader autograde --workdir TERM``), so everything a term
-produces sits in one place nbgrader and its Formgrader understand (``DLCOURSE_COURSE_ROOT=TERM python -m
-grader lab``): the gradebook, ``collected/<student>/<chapter>/`` (what ``collect`` took from the exchange,
-nbgrader's layout), the autograder's folders, ``workflow/<chapter>.json`` (which submission of each student
-was graded: timestamp, digest, secret) and ``exports/`` (one CSV per grading run); the full layout is in
-docs/instructor-workflow.md.
-
-Late submissions: the due date is the gradebook's, the submission time is nbgrader's ``timestamp.txt``;
-nbgrader's ``AssignLatePenalties`` applies the term's policy (``none``, ``zero`` or ``N%`` per started day,
-:class:`grader.plugins.LatePenalty`), and ``grade-collected`` re-applies it in the gradebook afterwards, so
-the result does not depend on the configuration the autograder used (the feedback is regenerated when that
-changed a penalty). Resubmissions: nbgrader keeps every submission in the exchange; ``collect --update``
-replaces a collected one by a newer one, and ``grade-collected`` grades exactly the students whose collected
-submission is new or changed since it was last graded (``--all`` regrades everyone).
+The commands, the term directory TERM (nbgrader's course root of one term and the autograder's work directory)
+and its layout: docs/instructor-workflow.md and grader/README.md. Invariant: ``grade-collected`` grades exactly
+the collected submissions that are new or changed since TERM/workflow/<chapter>.json recorded them (``--all``
+regrades everyone), always recording them afresh, so nbgrader's ``AssignLatePenalties`` applies the term's
+late-penalty rule (:class:`grader.plugins.LatePenalty`) to each of them with its current due date and extensions.
 """
 
 from __future__ import annotations
@@ -40,11 +26,9 @@ from nbgrader.utils import parse_utc
 from grader.course.exchange import inbound
 from grader.course.release import NbgraderError, chapters, gradebook, nbgrader
 from grader.course.term import COLLECTED, Term, TermError, atomic_write, check_chapter, duedates, locked, show_utc
-from grader.plugins import LatePenalty
 from grader.trusted.autograde import autograde
-from grader.trusted.feedback import generate_feedback
 
-__all__ = ["release_to_exchange", "collect", "collected_submissions", "grade_collected", "apply_late_penalties",
+__all__ = ["release_to_exchange", "collect", "collected_submissions", "grade_collected", "recorded_scores",
            "release_feedback", "export_grades", "term_status", "CollectReport", "GradeRun", "LateInfo", "Collected",
            "format_late_table"]
 
@@ -164,7 +148,6 @@ class LateInfo:
     raw_score: float
     penalty: float
     max_score: float
-    changed: bool = False        # the timestamp or a penalty in the gradebook was not what the rule gives
 
     @property
     def score(self) -> float:
@@ -192,9 +175,9 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
     """Autograde the collected submissions that are new or changed since they were last graded.
 
     They are staged as SUBMISSIONS/<student>/<notebook>.ipynb + timestamp.txt and graded in this process
-    by :func:`grader.trusted.autograde.autograde` on the work directory TERM, with the term's late-penalty
-    rule, its feedback and a CSV in TERM/exports/; then :func:`apply_late_penalties` checks the gradebook,
-    and TERM/workflow/<chapter>.json records what was graded.
+    by :func:`grader.trusted.autograde.autograde` on the work directory TERM (always graded afresh, so that
+    its late penalty follows the term's rule now), with its feedback and a CSV in TERM/exports/; then
+    TERM/workflow/<chapter>.json records what was graded.
     """
     collected = collected_submissions(term, chapter)
     missing = sorted(set(students or ()) - set(collected))
@@ -219,19 +202,13 @@ def grade_collected(term: Term, chapter: str, *, regrade_all: bool = False, stud
         try:
             batch = autograde(chapter, Path(tmp), source_root=term.source_root, workdir=term.root, csv_path=csv_path,
                               feedback=feedback, workers=workers, timeout=timeout, notebook_timeout=notebook_timeout,
-                              regrade=regrade, nbgrader_config=term.nbgrader_overrides(), mathjax_url=mathjax_url,
+                              regrade=True, nbgrader_config=term.nbgrader_overrides(), mathjax_url=mathjax_url,
                               echo=echo)
         except (ValueError, NbgraderError) as exc:
             raise TermError(f"autograding failed, nothing recorded as graded: {exc}") from None
     recorded = {s.student for s in batch.students if s.status.recorded}
     run.graded = [s for s in todo if s in recorded]
-    run.results = apply_late_penalties(term, chapter, run.graded, collected)
-    changed = [s for s, info in run.results.items() if info.changed]
-    if changed and feedback:
-        # The gradebook held other penalties than the term's rule (e.g. an extension granted since): the
-        # feedback is generated again from the gradebook as it is now.
-        echo(f"{chapter}: late penalties corrected after autograding ({', '.join(changed)}); regenerating feedback")
-        generate_feedback(term.root, chapter, mathjax_url=mathjax_url, echo=echo)
+    run.results = recorded_scores(term, chapter, run.graded)
     graded_at = datetime.now().isoformat(timespec="seconds")
     for student in run.graded:
         sub = collected[student]
@@ -254,14 +231,14 @@ def _stage_collected(sub: Collected, dest: Path) -> None:
         (dest / "timestamp.txt").write_text(sub.timestamp, encoding="utf-8")
 
 
-def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
-                         collected: dict[str, Collected]) -> dict[str, LateInfo]:
-    """Record each submission's timestamp and the term's late penalty in the gradebook, as nbgrader does.
+def recorded_scores(term: Term, chapter: str, students: Sequence[str]) -> dict[str, LateInfo]:
+    """Each student's lateness, raw score and late penalty as the gradebook holds them.
 
-    Same rule as nbgrader's ``AssignLatePenalties``: seconds late = timestamp − (due date + extension),
-    the plugin's penalty per notebook, clipped to [0, the notebook's score]. Idempotent.
+    The penalty is nbgrader's ``AssignLatePenalties``, run when autograde recorded the notebook: seconds late =
+    timestamp − (due date + extension), the plugin's penalty per notebook, clipped to [0, the notebook's score].
+    A notebook missing from the submission is only zeroed there: a penalty an earlier submission left on it
+    is removed here (any rule gives a notebook scoring 0 no penalty).
     """
-    plugin = LatePenalty(config=term.nbgrader_overrides())
     out: dict[str, LateInfo] = {}
     with gradebook(term.db_url, term.course_id) as gb:
         for student in students:
@@ -269,19 +246,12 @@ def apply_late_penalties(term: Term, chapter: str, students: Sequence[str],
                 sub = gb.find_submission(chapter, student)
             except MissingEntry:
                 continue
-            stamp = collected[student].utc
-            changed = stamp is not None and sub.timestamp != stamp
-            if changed:
-                sub.timestamp = stamp
-            late = sub.total_seconds_late
             for nb in sub.notebooks:
-                value = plugin.late_submission_penalty(student, nb.score, late) if late > 0 else None
-                penalty = None if value is None else min(max(float(value), 0.0), float(nb.score))
-                changed |= abs((nb.late_submission_penalty or 0.0) - (penalty or 0.0)) > 1e-9
-                nb.late_submission_penalty = penalty
+                if nb.score <= 0 and nb.late_submission_penalty:
+                    nb.late_submission_penalty = None
             gb.db.commit()
-            out[student] = LateInfo(float(late), float(sub.score), float(sub.late_submission_penalty or 0.0),
-                                    float(sub.max_score), changed)
+            out[student] = LateInfo(float(sub.total_seconds_late), float(sub.score),
+                                    float(sub.late_submission_penalty or 0.0), float(sub.max_score))
     return out
 
 

@@ -1,18 +1,9 @@
 """Feedback HTML (``nbgrader generate_feedback``) in which nothing a student wrote can run.
 
-:class:`SafeFeedbackExporter` is nbgrader's feedback exporter (its template, its scores) whose output's
-``<body>`` — the only part that holds student content: markdown cells, outputs (``display(HTML(...))``,
-``display(Javascript(...))``, images, error text) — goes through `nh3 <https://nh3.readthedocs.io>`_
-(the Python binding of the maintained Rust sanitizer *ammonia*) with an allow-list: formatting tags,
-tables, links and images; no ``<script>``/``<style>``/``<iframe>``/forms, no event handlers (``on*=``),
-no ``style`` except a few layout properties, URLs only ``http``, ``https``, ``mailto`` and relative ones,
-and ``data:`` only for an ``<img>`` of a raster or SVG image (plots). The ``<head>`` is the template's
-own (styles, MathJax 2.7 with its ``Safe`` extension, which refuses ``\\href{javascript:...}`` and
-friends in formulas). LaTeX stays text (``$...$``) for MathJax to typeset.
-
-MathJax comes from a CDN. Offline, formulas show as LaTeX source; a note at the top of the feedback
-says so and what to do, and MathJax hides the note once it has loaded. ``mathjax_url`` points the
-feedback at another copy (e.g. one the course's JupyterHub serves).
+:class:`SafeFeedbackExporter` (selected by grader/nbgrader_config.py) keeps nbgrader's template and scores;
+the ``<body>``, the only part holding student content, goes through nh3 with the allow-list below; the
+``<head>`` is the template's (MathJax 2.7 with its ``Safe`` extension, which refuses ``\\href{javascript:...}``
+in formulas). What is kept and the offline MathJax note: grader/README.md, "Autograde a class".
 """
 
 from __future__ import annotations
@@ -88,14 +79,14 @@ class SafeFeedbackExporter(HTMLExporter):
 
 def generate_feedback(ws: Path, chapter: str, *, show_hidden: bool = False, mathjax_url: str = "",
                       echo: Callable[[str], None] = print) -> None:
-    """``nbgrader generate_feedback CHAPTER --force`` on the work directory ``ws``, through the safe exporter."""
+    """``nbgrader generate_feedback CHAPTER --force`` on the work directory ``ws``, through the safe exporter
+    (grader/nbgrader_config.py, which every nbgrader command of the grader loads, selects it)."""
     from grader.course.release import NbgraderError, nbgrader
 
     preprocessors = ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
     if not show_hidden:
         preprocessors.insert(1, "grader.trusted.execute.ClearHiddenTestsForFeedback")
-    args = ["generate_feedback", chapter, "--force", f"--GenerateFeedback.preprocessors={json.dumps(preprocessors)}",
-            f"--GenerateFeedback.exporter_class={SafeFeedbackExporter.__module__}.SafeFeedbackExporter"]
+    args = ["generate_feedback", chapter, "--force", f"--GenerateFeedback.preprocessors={json.dumps(preprocessors)}"]
     if mathjax_url:
         args.append(f"--SafeFeedbackExporter.dlcourse_mathjax_url={mathjax_url}")
     try:

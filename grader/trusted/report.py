@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 __all__ = ["Outcome", "ExerciseResult", "StudentResult", "BatchResult", "safe_text", "safe_echo", "format_table",
-           "write_csv"]
+           "csv_cell", "write_csv"]
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -120,7 +120,9 @@ def format_table(batch: BatchResult) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: object) -> str:
+def csv_cell(text: object) -> str:
+    """``text`` made inert for a spreadsheet: :func:`safe_text`, and a leading apostrophe before ``= + - @``
+    (or a tab or carriage return), which would start a formula (OWASP's CSV injection advice)."""
     value = safe_text(text)
     return "'" + value if value.startswith(_FORMULA) else value
 
@@ -135,8 +137,9 @@ def write_csv(batch: BatchResult, path: Path) -> Path:
         writer.writerow(["student", "exercise", "score", "max_score", "reason"])
         for s in batch.students:
             for e in s.exercises:
-                writer.writerow([_cell(s.student), _cell(e.exercise), f"{e.score:g}", f"{e.max_score:g}",
-                                 _cell(e.reason)])
-            writer.writerow([_cell(s.student), "TOTAL", f"{s.score:g}", f"{s.max_score:g}", _cell("; ".join(s.notes))])
+                writer.writerow([csv_cell(s.student), csv_cell(e.exercise), f"{e.score:g}", f"{e.max_score:g}",
+                                 csv_cell(e.reason)])
+            writer.writerow([csv_cell(s.student), "TOTAL", f"{s.score:g}", f"{s.max_score:g}",
+                             csv_cell("; ".join(s.notes))])
     os.replace(tmp, path)
     return path
