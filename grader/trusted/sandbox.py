@@ -250,15 +250,14 @@ def describe(caps: Capabilities, limits: Limits) -> str:
 
 
 def _threads_by_uid() -> dict[int, int]:
-    """Real uid -> the threads of its processes that are not zombies (what RLIMIT_NPROC counts), from /proc."""
+    """Real uid -> the threads of its processes that are not zombies (what RLIMIT_NPROC counts)."""
+    import psutil  # a dependency of ipykernel
+
     found: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, KeyError, ValueError):
-                status = dict(line.partition(":")[::2] for line in Path(entry.path, "status").read_text().splitlines())
-                if not status["State"].strip().startswith("Z"):
-                    uid = int(status["Uid"].split()[0])
-                    found[uid] = found.get(uid, 0) + int(status["Threads"])
+    for proc in psutil.process_iter(["uids", "num_threads", "status"]):  # skips processes that vanish meanwhile
+        uids, threads, status = proc.info["uids"], proc.info["num_threads"], proc.info["status"]
+        if uids is not None and threads is not None and status != psutil.STATUS_ZOMBIE:
+            found[uids.real] = found.get(uids.real, 0) + threads
     return found
 
 
@@ -422,11 +421,10 @@ def build_library(dest: Path, strip: set[str] | frozenset[str] = frozenset()) ->
 class Sandbox:
     """The sandbox of one submission: uid, scratch and records directories, cgroups; a context manager.
 
-    ``cover`` is unused (the allow-list root leaves out whatever it does not keep); ``data_files`` are
-    copied into the scratch directory.
+    ``data_files`` are copied into the scratch directory.
     """
 
-    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None, cover: Any = (),
+    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None,
                  data_files: list[Path] = ()) -> None:
         self.limits, self.caps, self.library, self.data_files = limits, caps, library, list(data_files)
         self.uid: int | None = None
