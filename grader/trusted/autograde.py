@@ -1,29 +1,9 @@
-"""Batch autograding (``python -m grader autograde``, options in grader/README.md): every submission of one
-chapter, in parallel, each in its own sandbox. SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's
-<student_id>/<CHAPTER>/<notebook>.ipynb); which folders are submissions and which are refused with a reason
-(links, ids nbgrader cannot use): grader/trusted/staging.py.
+"""Batch autograding (``python -m grader autograde``): every submission of one chapter, each graded by its
+own worker process (grader/trusted/worker.py) and sandbox, in a scratch course root (``--workdir``).
 
-Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
-kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
-``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, results/,
-records/, journal/, logs/ and feedback/. The repository is never written to.
-
-- Each submission is graded by its own worker process (grader/trusted/worker.py), at most ``--workers`` at a
-  time (default: the machine's cores); each worker runs the student's notebooks in a sandbox and
-  computes the verdicts itself from what the kernel recorded.
-- This process is the gradebook's only writer: when a worker finishes, its result file is written into
-  the gradebook (nbgrader's own SaveAutoGrades / AssignLatePenalties on the autograded notebook, with
-  the caller's nbgrader configuration, e.g. a term's late-penalty rule) in one go, then noted in
-  ``ledger.jsonl``. A worker that exceeds its wall-clock limit is killed and the submission is scored
-  from its journal (the cells that finished keep their points); one that fails is retried that way too.
-- A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
-  left alone, results finished after a crash of this process are recorded without grading again, the
-  rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
-  A refused submission takes the student's earlier one of this chapter out of the gradebook.
-- At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
-  max_score, reason), ``--feedback`` HTML per student (grader/trusted/feedback.py: sanitized, hidden
-  tests removed unless ``--show-hidden``). Student text is made inert on the console and in the CSV
-  (grader/trusted/report.py). Each submission's :class:`Outcome` says what happened to it.
+This process is the gradebook's only writer: a finished worker's result goes into the gradebook in one go,
+then its result file is marked ``"recorded"``; a rerun on the same ``--workdir`` leaves recorded results of
+unchanged submissions alone. See grader/README.md, "Autograde a class" and "No lost grades".
 """
 
 from __future__ import annotations
@@ -282,7 +262,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
               echo: Callable[[str], None] = print, workers: int | None = None, regrade: bool = False,
               show_hidden: bool = False, limits: Any = None, progress: bool | None = None,
               nbgrader_config: Any = None, mathjax_url: str = "") -> BatchResult:
-    """Autograde every submission in ``submissions`` (one folder per student); see the module docstring.
+    """Autograde every submission in ``submissions`` (one folder per student); see grader/README.md.
 
     ``nbgrader_config`` (a traitlets ``Config``) is merged over grader/nbgrader_config.py when grades are
     recorded, e.g. a term's ``AssignLatePenalties.plugin_class`` and ``LatePenalty`` settings.

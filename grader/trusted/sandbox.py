@@ -1,17 +1,7 @@
-"""The sandbox each submission's kernel runs in: what this machine allows, and how a kernel is started.
-
-One submission = one kernel process tree, started through grader/trusted/_launch.py (its docstring lists
-the walls: no network, an allow-list root, cgroups, rlimits, another user) with:
-
-- an unprivileged user of its own (a uid leased from a pool, ``DLCOURSE_SANDBOX_UID_BASE``, default
-  61000, while the grader runs as root): file permissions are a second wall, RLIMIT_NPROC binds, and
-  every process left behind is found and killed by uid;
-- a scratch directory (owned by that uid, mode 0700, a size-limited tmpfs when possible) holding only the
-  submission's copy of the chapter's data files; the kernel's working directory and home;
-- a clean environment (no grader variables), one BLAS thread.
-
-:func:`probe` finds out once which walls the machine allows (root? namespaces? cgroups?), and
-:func:`describe` says in words what is enforced and what is not.
+"""The sandbox each submission's kernel runs in: what this machine allows (:func:`probe`, :func:`describe`),
+and how a kernel is started: through grader/trusted/_launch.py, as a leased unprivileged uid (processes
+left behind are found and killed by uid), in a scratch directory holding only the chapter's data files,
+with a clean environment. See grader/README.md, "Threat model and design" (1. The sandbox).
 """
 
 from __future__ import annotations

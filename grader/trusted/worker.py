@@ -1,25 +1,11 @@
-"""Grade ONE submission (run by the batch grader as ``python -m grader.trusted.worker``, one process each).
+"""Grade ONE submission (``python -m grader.trusted.worker``: one long-lived process per slot, jobs on stdin).
 
-For each notebook of the chapter:
-
-1. The notebook to execute is built from the SOURCE notebook (solutions/, hidden tests included): every
-   locked cell, test cell and markdown cell is the instructor's, only the solution cells (matched by
-   nbgrader's grade_id) and the cells the student added come from the submission. Editing, deleting or
-   re-labelling a locked cell therefore changes nothing.
-2. Each test cell's check calls are read from the source (grader.trusted.cells: declarative calls only)
-   and planned HERE (grader.kinds: seeded inputs, dlcore's reference); the kernel gets a requests file
-   with, per test cell, only (kind, the student object's name, the plan's inputs), and the executed test
-   cell is ``__dlc_tests__("<grade_id>")``: no test source, hidden or not, enters the kernel. The kernel
-   runs in the submission's sandbox (grader.trusted.sandbox) through RobustExecute (time limits per cell and
-   notebook, output limits, survival of dead or wedged kernels, a journal of finished cells).
-3. The records are judged here against the plans; the test cells' outputs in the autograded notebook
-   are these verdicts. Limits hit in a test cell cost that cell.
-4. nbgrader's own ``determine_grade`` scores the cells; the autograded notebook goes to
-   ``autograded/<student>/<chapter>/`` and a summary to ``results/<student>.json`` (written atomically).
-   The gradebook is NOT touched here: the batch grader is its only writer.
-
-With ``salvage`` the notebook is not executed again: it is rebuilt from the journal of a worker that was
-killed (grader.trusted.execute.replay) and the tests are judged on the records that were written.
+Per notebook: the notebook to execute is built from the source (only solution cells and added cells are
+the student's); the test cells are planned here, the kernel runs in its sandbox with the plans' inputs
+only, its records are judged here and nbgrader's ``determine_grade`` scores the cells. The autograded
+notebook and ``results/<student>.json`` are written atomically; the gradebook is NOT touched here (the
+batch grader is its only writer). With ``salvage`` a killed worker's notebook is rebuilt from its journal
+instead. See grader/README.md, "Threat model and design" (2. Trusted verdicts).
 """
 
 from __future__ import annotations
