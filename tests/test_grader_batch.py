@@ -160,3 +160,34 @@ def test_a_second_grader_on_the_same_workdir_is_refused(tmp_path):
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(ValueError, match="another `python -m grader autograde` is running"):
             ag.autograde("mini", subs, source_root=MINI, workdir=ws, echo=lambda s: None, progress=False)
+
+
+def test_a_regrade_interrupted_before_the_gradebook_is_finished_by_a_rerun(tmp_path, monkeypatch):
+    """The instructor fixes a test and grades again; the batch is interrupted after the worker finished but
+    before its result reached the gradebook. A rerun records that result (the earlier grading of the same
+    submission does not count as recorded) instead of leaving the gradebook with the old score."""
+    course = H.release_copy(MINI, tmp_path / "course_root")
+    source = course / "solutions" / "mini" / "mini.ipynb"
+    fixed = source.read_text(encoding="utf-8")
+    source.write_text(fixed.replace("expected=[[0.0, 2.0, 4.0], 3.0]", "expected=[[0.0, 2.0, 4.0], 3.5]"),
+                      encoding="utf-8")  # a mistake in the instructor's test: everyone loses double_test
+    subs, ws = tmp_path / "submissions", tmp_path / "work"
+    H.write(H.fill(course / "course" / "mini" / "mini.ipynb", H.student_answers(SOURCE_NB)), subs / "alice",
+            "mini.ipynb")
+    run = dict(source_root=course, timeout=60, workdir=ws, workers=1, echo=lambda line: None, progress=False)
+    assert ag.autograde("mini", subs, **run).by_student()["alice"].score == 5
+
+    source.write_text(fixed, encoding="utf-8")  # fixed, then graded again; interrupted before the gradebook
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ag, "_record", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ag.autograde("mini", subs, regrade=True, **run)
+    assert json.loads((ws / "results" / "alice.json").read_text())["status"] == "ok"
+    batch = ag.autograde("mini", subs, **run)
+    assert batch.by_student()["alice"].status is ag.Outcome.RECOVERED
+    assert batch.by_student()["alice"].score == 6
+    assert sorted(score for *_, score, _ in _grade_rows(ws)["alice"]) == [1, 2, 3]

@@ -2,24 +2,12 @@
 
     python -I -S grader/trusted/_launch.py SPEC.json -- PROGRAM ARGS...
 
-SPEC (written by grader.trusted.sandbox) says which of these steps to take; every step that is asked for
-must succeed, otherwise nothing is started (exit status 70 and the reason on stderr):
-
-1. new network namespace (no network: only a loopback interface that is down);
-2. new mount namespace, mounts made private, then a NEW ROOT built from an allow-list: an empty tmpfs
-   holding only the "keep" paths bound in at their own place (the Python installation, the system's
-   shared libraries, the sandbox's library copy, the scratch and records directories), read-only
-   except the scratch directory, a minimal /dev (null, zero, full, random, urandom), /proc, fresh
-   size-limited /tmp and /dev/shm; pivot_root into it and detach the old root. Nothing else of the
-   machine's file system (repository, other checkouts, homes, the host's /tmp) exists in the sandbox;
-3. join the cgroups given (memory and process limits for the whole process tree);
-4. resource limits (CPU time, address space, file size, processes, open files, no core files),
-   SIGXFSZ ignored so that writing past the file size limit fails with an error instead of killing;
-5. drop to an unprivileged user and group (no supplementary groups), no new privileges, die with
-   the parent;
-6. change to the scratch directory, umask 077, replace the environment, exec PROGRAM.
-
-grader.trusted.sandbox imports it too, to probe these steps with the same code.
+SPEC (written by grader.trusted.sandbox) says which steps to take, in this order: a network namespace; a
+mount namespace with a new root built from an allow-list (pivot_root, the old root detached); cgroups;
+rlimits (SIGXFSZ ignored); an unprivileged user and group (no new privileges, die with the parent); then
+the scratch directory, umask 077, a clean environment, exec PROGRAM. Every step asked for must succeed,
+otherwise nothing is started (exit status 70 and the reason on stderr). What each wall covers:
+grader/README.md, "Threat model and design". grader.trusted.sandbox imports it to probe these steps.
 """
 
 from __future__ import annotations

@@ -1,29 +1,9 @@
-"""Batch autograding (``python -m grader autograde``, options in grader/README.md): every submission of one
-chapter, in parallel, each in its own sandbox. SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or nbgrader's
-<student_id>/<CHAPTER>/<notebook>.ipynb); which folders are submissions and which are refused with a reason
-(links, ids nbgrader cannot use): grader/trusted/staging.py.
+"""Batch autograding (``python -m grader autograde``): every submission of one chapter, each graded by its
+own worker process (grader/trusted/worker.py) and sandbox, in a scratch course root (``--workdir``).
 
-Everything happens in a scratch course root (``--workdir``, default a new temporary directory that is
-kept and printed; mode 0700): a copy of solutions/<CHAPTER>, the release and the gradebook made by
-``nbgrader generate_assignment``, the submissions under submitted/, then autograded/, results/,
-records/, journal/, logs/ and feedback/. The repository is never written to.
-
-- Each submission is graded by its own worker process (grader/trusted/worker.py), at most ``--workers`` at a
-  time (default: the machine's cores); each worker runs the student's notebooks in a sandbox and
-  computes the verdicts itself from what the kernel recorded.
-- This process is the gradebook's only writer: when a worker finishes, its result file is written into
-  the gradebook (nbgrader's own SaveAutoGrades / AssignLatePenalties on the autograded notebook, with
-  the caller's nbgrader configuration, e.g. a term's late-penalty rule) in one go, then noted in
-  ``ledger.jsonl``. A worker that exceeds its wall-clock limit is killed and the submission is scored
-  from its journal (the cells that finished keep their points); one that fails is retried that way too.
-- A rerun (same --workdir) is idempotent: submissions already in the ledger with the same content are
-  left alone, results finished after a crash of this process are recorded without grading again, the
-  rest is graded. ``--regrade`` grades everything again. A changed submission (a resubmission) is graded.
-  A refused submission takes the student's earlier one of this chapter out of the gradebook.
-- At the end: a table and the reasons for every lost point, ``--csv`` (student, exercise, score,
-  max_score, reason), ``--feedback`` HTML per student (grader/trusted/feedback.py: sanitized, hidden
-  tests removed unless ``--show-hidden``). Student text is made inert on the console and in the CSV
-  (grader/trusted/report.py). Each submission's :class:`Outcome` says what happened to it.
+This process is the gradebook's only writer: a finished worker's result goes into the gradebook in one go,
+then its result file is marked ``"recorded"``; a rerun on the same ``--workdir`` leaves recorded results of
+unchanged submissions alone. See grader/README.md, "Autograde a class" and "No lost grades".
 """
 
 from __future__ import annotations
@@ -48,7 +28,7 @@ from unittest import mock
 import nbformat
 from tqdm.auto import tqdm
 
-from grader.course.release import REPO_ROOT, chapters, ensure_scripts_on_path, nbgrader
+from grader.course.release import REPO_ROOT, chapters, gradebook, nbgrader, nbgrader_env
 from grader.trusted import staging
 from grader.trusted.feedback import generate_feedback
 from grader.trusted.report import (
@@ -123,17 +103,6 @@ def _grade_cells(ws: Path, chapter: str) -> dict[str, list[tuple[str, float]]]:
 # --------------------------------------------------------------------------- the gradebook (one writer)
 
 
-def _ledger(ws: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
-    path = ws / "ledger.jsonl"
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                entry = json.loads(line)
-                found[entry["student"]] = entry["hash"]
-    return found
-
-
 def _nbgrader_config(ws: Path) -> Any:
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -142,19 +111,20 @@ def _nbgrader_config(ws: Path) -> Any:
         return PyFileConfigLoader(CONFIG.name, path=str(CONFIG.parent)).load_config()
 
 
-def _gradebook(ws: Path) -> Any:
-    from nbgrader.api import Gradebook
-
-    return Gradebook(f"sqlite:///{ws / 'gradebook.db'}", "dlcourse")
+def _db_url(ws: Path) -> str:
+    return f"sqlite:///{ws / 'gradebook.db'}"
 
 
 def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
-    """Write one worker's result into the gradebook (this process is its only writer), then the ledger."""
+    """Write one worker's result into the gradebook (this process is its only writer), then mark its result
+    file ``"recorded"`` (atomically, after the gradebook commit: what a rerun leaves alone)."""
     import warnings
 
     from nbgrader.api import MissingEntry
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from nbgrader.utils import parse_utc
+
+    from grader.trusted.worker import write_atomically
 
     student = result["student"]
     stamp_path = ws / "submitted" / student / chapter / "timestamp.txt"
@@ -164,27 +134,24 @@ def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
         timestamp = parse_utc(text) if text else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy warnings on update_or_create_submission
-        with _gradebook(ws) as gb:
+        with gradebook(_db_url(ws)) as gb:
             gb.update_or_create_student(student)
             gb.update_or_create_submission(chapter, student, **({"timestamp": timestamp} if timestamp else {}))
         for name, entry in result.get("notebooks", {}).items():
             resources = {"nbgrader": {"notebook": name, "assignment": chapter, "student": student,
-                                      "db_url": f"sqlite:///{ws / 'gradebook.db'}"}}
+                                      "db_url": _db_url(ws)}}
             path = Path(entry.get("autograded", ""))
             if entry.get("submitted") and path.exists():
                 nb = nbformat.read(str(path), as_version=4)
                 SaveAutoGrades(config=config).preprocess(nb, resources)
                 AssignLatePenalties(config=config).preprocess(nb, resources)
                 continue
-            with _gradebook(ws) as gb, contextlib.suppress(MissingEntry):
+            with gradebook(_db_url(ws)) as gb, contextlib.suppress(MissingEntry):
                 for grade in gb.find_submission_notebook(name, chapter, student).grades:
                     grade.auto_score = 0
                     grade.needs_manual_grade = False
                 gb.db.commit()
-    with open(ws / "ledger.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"student": student, "hash": result.get("hash", ""), "time": time.time()}) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_atomically(ws / "results" / f"{student}.json", json.dumps({**result, "recorded": True}, indent=1))
 
 
 def _forget(ws: Path, chapter: str, students: list[str]) -> None:
@@ -193,7 +160,7 @@ def _forget(ws: Path, chapter: str, students: list[str]) -> None:
     result a rerun could take for this submission's)."""
     from nbgrader.api import MissingEntry
 
-    with _gradebook(ws) as gb:
+    with gradebook(_db_url(ws)) as gb:
         known = {s.id for s in gb.students}
         for student in (s for s in students if s in known):
             with contextlib.suppress(MissingEntry):
@@ -208,23 +175,15 @@ def _forget(ws: Path, chapter: str, students: list[str]) -> None:
 # --------------------------------------------------------------------------- workers
 
 
-def _worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                                                            if p])
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1",
-               MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
 class _Slot:
     """One long-lived worker process (``python -m grader.trusted.worker``) and the job it is grading."""
 
     def __init__(self, ws: Path, index: int) -> None:
         self.ws = ws
         with open(ws / "logs" / f"worker-{index}.log", "ab") as log:  # inherited by the child
-            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker"], cwd=ws, env=_worker_env(),
+            self.proc = subprocess.Popen([sys.executable, "-m", "grader.trusted.worker"], cwd=ws, env=nbgrader_env(
+                ws, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1",
+                MPLBACKEND="Agg"),
                                          stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         self.student: str | None = None
         self.salvage = ""
@@ -303,7 +262,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
               echo: Callable[[str], None] = print, workers: int | None = None, regrade: bool = False,
               show_hidden: bool = False, limits: Any = None, progress: bool | None = None,
               nbgrader_config: Any = None, mathjax_url: str = "") -> BatchResult:
-    """Autograde every submission in ``submissions`` (one folder per student); see the module docstring.
+    """Autograde every submission in ``submissions`` (one folder per student); see grader/README.md.
 
     ``nbgrader_config`` (a traitlets ``Config``) is merged over grader/nbgrader_config.py when grades are
     recorded, e.g. a term's ``AssignLatePenalties.plugin_class`` and ``LatePenalty`` settings.
@@ -333,7 +292,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
         config = _nbgrader_config(ws)
         if nbgrader_config is not None:
             config.merge(nbgrader_config)
-        batch = _batch(chapter, submissions, found, ws, source_root, limits, workers, wall_limit, regrade, config,
+        batch = _batch(chapter, found, ws, source_root, limits, workers, wall_limit, regrade, config,
                        echo, progress)
     if feedback:
         generate_feedback(ws, chapter, show_hidden=show_hidden, mathjax_url=mathjax_url, echo=echo)
@@ -346,7 +305,7 @@ def autograde(chapter: str, submissions: Path, *, source_root: Path = REPO_ROOT,
     return batch
 
 
-def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws: Path, source_root: Path,
+def _batch(chapter: str, found: list[staging.Submission], ws: Path, source_root: Path,
            limits: Any, workers: int, wall_limit: float | None, regrade: bool, config: Any,
            echo: Callable[[str], None], progress: bool | None) -> BatchResult:
     from grader.trusted import sandbox
@@ -356,7 +315,6 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
     sandbox.sweep_all()  # what killed graders left behind (their uids are free again)
     cells = _grade_cells(ws, chapter)
     notebooks = list(cells)
-    ledger = _ledger(ws)
     subs = {sub.student: sub for sub in found}
     digests = {s: sub.digest for s, sub in subs.items()}
     refused: dict[str, str] = {s: sub.refused for s, sub in subs.items() if sub.refused}
@@ -365,7 +323,7 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
     todo = []
     for s in (s for s in subs if s not in refused):
         res = _read_result(ws, s, digests[s]) if not regrade else None
-        if res is not None and ledger.get(s) == digests[s]:
+        if res is not None and res.get("recorded"):
             status[s], results[s] = Outcome.SKIPPED, res
         elif res is not None and res.get("status") == "ok" and (ws / "submitted" / s / chapter).is_dir():
             _record(ws, chapter, res, config)  # finished before a crash of the grader: record, do not regrade
@@ -388,14 +346,12 @@ def _batch(chapter: str, submissions: Path, found: list[staging.Submission], ws:
     library = sandbox.build_library(sandbox.base_dir() / f"lib-{os.getpid()}-{int(time.time() * 1000)}",
                                     strip=sandbox.chapter_references(ws / "solutions" / chapter)) \
         if caps.drop_uid or caps.mountns else None
-    cover = sorted({str(REPO_ROOT), str(source_root), str(ws), str(submissions)}
-                   | {p for p in os.environ.get("DLCOURSE_SANDBOX_HIDE", "").split(os.pathsep) if p})
     wall = wall_limit if wall_limit is not None else limits.notebook_timeout * max(len(notebooks), 1) + STARTUP_GRACE
 
     def job(student: str, salvage: str = "") -> dict:
         return {"student": student, "chapter": chapter, "workdir": str(ws), "notebooks": notebooks,
                 "limits": asdict(limits), "caps": caps.to_dict(), "library": str(library) if library else None,
-                "cover": cover, "salvage": salvage, "submission_hash": digests[student]}
+                "salvage": salvage, "submission_hash": digests[student]}
 
     def stage(student: str) -> bool:
         """Copy the submission into submitted/; False (and refused) when it changed into something refused."""
@@ -500,10 +456,9 @@ def _results(ws: Path, chapter: str, students: list[str], results: dict[str, dic
     """Scores from the gradebook (read after every write), reasons from the workers' results."""
     from nbgrader.api import MissingEntry
 
-    ensure_scripts_on_path()
     out = []
     multi = len(cells) > 1
-    with _gradebook(ws) as gb:
+    with gradebook(_db_url(ws)) as gb:
         for student in students:
             res = results.get(student, {})
             outcome = status.get(student, Outcome.ERROR)

@@ -1,21 +1,12 @@
 """RobustExecute: nbgrader's Execute preprocessor, made to survive misbehaving submissions.
 
-nbgrader 0.9.6 loses a submission's grades when its kernel dies (``os._exit``, a crash, running
-out of memory) or when a cell ignores the interrupt sent at the time limit: nbclient raises
-``DeadKernelError`` / ``CellTimeoutError("Timeout waiting for IOPub output")``, nbgrader's
-converter catches it, deletes the autograded copy and skips ``SaveAutoGrades``, so no cell of
-that notebook is ever scored. This preprocessor runs the same cell by cell execution and:
-
-- per cell: the ``Execute.timeout`` limit with an interrupt, as in nbgrader;
-- per notebook: a wall-clock limit (``notebook_timeout``); cells are given what is left;
-- when the kernel dies, ignores the interrupt, or the notebook runs out of time, it kills the
-  kernel's process tree, gives the offending cell an error output that says what happened, and
-  marks every later code cell "not run" with the reason. The notebook then goes on through
-  nbgrader's pipeline, so ``SaveAutoGrades`` records the points of every cell that did run.
-- it appends each executed cell's outputs to a journal (``journal_dir``, JSON lines). If the
-  whole autograde process has to be killed from outside (the batch grader's last resort),
-  :func:`replay` rebuilds the notebook from the journal instead of executing it, marks the cell
-  that was running and the rest, and nbgrader scores that.
+nbgrader 0.9.6 loses a notebook's grades when its kernel dies or a cell ignores the interrupt (nbclient
+raises ``DeadKernelError`` / ``CellTimeoutError``; nbgrader's converter deletes the autograded copy and
+skips ``SaveAutoGrades``). RobustExecute runs the cells itself with a per-cell and a per-notebook time
+limit; when the kernel dies, hangs or runs out of time it kills the kernel's process tree, gives that cell
+an error saying what happened and every later code cell "not run", so the cells that ran keep their
+points. It journals each executed cell; :func:`replay` rebuilds a killed run's notebook from the journal.
+See grader/README.md, "What happens when a submission misbehaves".
 """
 
 from __future__ import annotations

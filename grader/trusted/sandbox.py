@@ -1,17 +1,7 @@
-"""The sandbox each submission's kernel runs in: what this machine allows, and how a kernel is started.
-
-One submission = one kernel process tree, started through grader/trusted/_launch.py (its docstring lists
-the walls: no network, an allow-list root, cgroups, rlimits, another user) with:
-
-- an unprivileged user of its own (a uid leased from a pool, ``DLCOURSE_SANDBOX_UID_BASE``, default
-  61000, while the grader runs as root): file permissions are a second wall, RLIMIT_NPROC binds, and
-  every process left behind is found and killed by uid;
-- a scratch directory (owned by that uid, mode 0700, a size-limited tmpfs when possible) holding only the
-  submission's copy of the chapter's data files; the kernel's working directory and home;
-- a clean environment (no grader variables), one BLAS thread.
-
-:func:`probe` finds out once which walls the machine allows (root? namespaces? cgroups?), and
-:func:`describe` says in words what is enforced and what is not.
+"""The sandbox each submission's kernel runs in: what this machine allows (:func:`probe`, :func:`describe`),
+and how a kernel is started: through grader/trusted/_launch.py, as a leased unprivileged uid (processes
+left behind are found and killed by uid), in a scratch directory holding only the chapter's data files,
+with a clean environment. See grader/README.md, "Threat model and design" (1. The sandbox).
 """
 
 from __future__ import annotations
@@ -250,15 +240,14 @@ def describe(caps: Capabilities, limits: Limits) -> str:
 
 
 def _threads_by_uid() -> dict[int, int]:
-    """Real uid -> the threads of its processes that are not zombies (what RLIMIT_NPROC counts), from /proc."""
+    """Real uid -> the threads of its processes that are not zombies (what RLIMIT_NPROC counts)."""
+    import psutil  # a dependency of ipykernel
+
     found: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, KeyError, ValueError):
-                status = dict(line.partition(":")[::2] for line in Path(entry.path, "status").read_text().splitlines())
-                if not status["State"].strip().startswith("Z"):
-                    uid = int(status["Uid"].split()[0])
-                    found[uid] = found.get(uid, 0) + int(status["Threads"])
+    for proc in psutil.process_iter(["uids", "num_threads", "status"]):  # skips processes that vanish meanwhile
+        uids, threads, status = proc.info["uids"], proc.info["num_threads"], proc.info["status"]
+        if uids is not None and threads is not None and status != psutil.STATUS_ZOMBIE:
+            found[uids.real] = found.get(uids.real, 0) + threads
     return found
 
 
@@ -422,11 +411,10 @@ def build_library(dest: Path, strip: set[str] | frozenset[str] = frozenset()) ->
 class Sandbox:
     """The sandbox of one submission: uid, scratch and records directories, cgroups; a context manager.
 
-    ``cover`` is unused (the allow-list root leaves out whatever it does not keep); ``data_files`` are
-    copied into the scratch directory.
+    ``data_files`` are copied into the scratch directory.
     """
 
-    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None, cover: Any = (),
+    def __init__(self, limits: Limits, caps: Capabilities, *, library: Path | None,
                  data_files: list[Path] = ()) -> None:
         self.limits, self.caps, self.library, self.data_files = limits, caps, library, list(data_files)
         self.uid: int | None = None

@@ -1,24 +1,11 @@
 """Which folders of a submissions directory are submissions, and copying one into the work directory.
 
-``SUBMISSIONS/<student>/<notebook>.ipynb`` or nbgrader's ``SUBMISSIONS/<student>/<chapter>/<notebook>.ipynb``
-(with an optional ``timestamp.txt`` beside the notebooks). Every entry of SUBMISSIONS that is a folder
-or a link is one :class:`Submission`: graded, or refused with a reason that the table and the CSV show
-(0 points); plain files beside the folders are not submissions and are left alone.
-
-Links are never followed, at any level: a student folder, a chapter folder or a notebook (or
-``timestamp.txt``) that is a symbolic link refuses that student — a link to another student's folder
-would otherwise be graded as this student's work. A notebook (or ``timestamp.txt``) with more than one
-hard link is refused the same way: it is also another name of a file, perhaps another student's
-notebook. Every file is opened relative to its folder's descriptor with ``O_NOFOLLOW`` and its link
-count checked on the open descriptor, so a link swapped in after the check is refused too instead of
-being read. Other links beside the notebooks are not copied (the grader does not use files a student
-submits next to the notebook anyway).
-
-A folder name is a student id in the gradebook and part of file names in the work directory. Names
-that nbgrader or the file system cannot carry are refused one by one: control characters, a leading
-``.`` (nbgrader skips hidden folders: no feedback, no Formgrader row), glob characters ``* ? [ ]``
-(nbgrader globs paths built from the id) and names over :data:`MAX_ID_BYTES` bytes of UTF-8
-(results/<id>.json must fit the 255-byte file-name limit). Spaces and non-ASCII letters are graded.
+Every folder or link in SUBMISSIONS is one :class:`Submission`, graded or refused with a reason. Links are
+never followed: every file is opened relative to its folder's descriptor with ``O_NOFOLLOW`` and its link
+count is checked on the open descriptor, so a link swapped in after the check is refused too; a notebook
+with a second hard link is refused like a symbolic link. Ids nbgrader or the file system cannot carry are
+refused (glob characters: nbgrader globs paths built from the id; more than :data:`MAX_ID_BYTES`:
+results/<id>.json must fit the 255-byte file-name limit). See grader/README.md, "Autograde a class".
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
-"""Grade ONE submission (run by the batch grader as ``python -m grader.trusted.worker``, one process each).
+"""Grade ONE submission (``python -m grader.trusted.worker``: one long-lived process per slot, jobs on stdin).
 
-For each notebook of the chapter:
-
-1. The notebook to execute is built from the SOURCE notebook (solutions/, hidden tests included): every
-   locked cell, test cell and markdown cell is the instructor's, only the solution cells (matched by
-   nbgrader's grade_id) and the cells the student added come from the submission. Editing, deleting or
-   re-labelling a locked cell therefore changes nothing.
-2. Each test cell's check calls are read from the source (grader.trusted.cells: declarative calls only)
-   and planned HERE (grader.kinds: seeded inputs, dlcore's reference); the kernel gets a requests file
-   with, per test cell, only (kind, the student object's name, the plan's inputs), and the executed test
-   cell is ``__dlc_tests__("<grade_id>")``: no test source, hidden or not, enters the kernel. The kernel
-   runs in the submission's sandbox (grader.trusted.sandbox) through RobustExecute (time limits per cell and
-   notebook, output limits, survival of dead or wedged kernels, a journal of finished cells).
-3. The records are judged here against the plans; the test cells' outputs in the autograded notebook
-   are these verdicts. Limits hit in a test cell cost that cell.
-4. nbgrader's own ``determine_grade`` scores the cells; the autograded notebook goes to
-   ``autograded/<student>/<chapter>/`` and a summary to ``results/<student>.json`` (written atomically).
-   The gradebook is NOT touched here: the batch grader is its only writer.
-
-With ``salvage`` the notebook is not executed again: it is rebuilt from the journal of a worker that was
-killed (grader.trusted.execute.replay) and the tests are judged on the records that were written.
+Per notebook: the notebook to execute is built from the source (only solution cells and added cells are
+the student's); the test cells are planned here, the kernel runs in its sandbox with the plans' inputs
+only, its records are judged here and nbgrader's ``determine_grade`` scores the cells. The autograded
+notebook and ``results/<student>.json`` are written atomically; the gradebook is NOT touched here (the
+batch grader is its only writer). With ``salvage`` a killed worker's notebook is rebuilt from its journal
+instead. See grader/README.md, "Threat model and design" (2. Trusted verdicts).
 """
 
 from __future__ import annotations
@@ -30,7 +16,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import traceback
@@ -45,7 +30,7 @@ from grader import kinds
 from grader.kernel import wire
 from grader.trusted import cells as tc
 from grader.trusted import source as src
-from grader.trusted.execute import NOT_RUN, RobustExecute, read_journal, replay
+from grader.trusted.execute import NOT_RUN, RobustExecute, _error_output, read_journal, replay
 
 __all__ = ["Job", "grade_submission", "build_notebook", "keep_records", "INCIDENTS"]
 
@@ -69,22 +54,12 @@ class Job:
     limits: dict
     caps: dict
     library: str | None
-    cover: list
     salvage: str                 # non-empty: rebuild from the journal, with this reason
     submission_hash: str
 
 
-def _meta(cell: NotebookNode) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
 def _gid(cell: NotebookNode) -> str | None:
-    return _meta(cell).get("grade_id")
-
-
-def _is_test(cell: NotebookNode) -> bool:
-    m = _meta(cell)
-    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
+    return tc._meta(cell).get("grade_id")
 
 
 def build_notebook(source: NotebookNode, release: NotebookNode | None,
@@ -116,7 +91,7 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
             new.outputs, new.execution_count = [], None
         if gid in released:
             new.metadata = copy.deepcopy(released[gid].metadata)
-        if _meta(c).get("solution") and not _meta(c).get("locked"):  # a solution cell: the student's
+        if tc._meta(c).get("solution") and not tc._meta(c).get("locked"):  # a solution cell: the student's
             mine = student.get(gid)
             new.source = mine.source if mine is not None and mine.cell_type == c.cell_type else \
                 released[gid].source if gid in released else ""
@@ -139,10 +114,6 @@ def _reference(name: str) -> Any:
         return None
 
 
-def _error(ename: str, message: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])
-
-
 def _stdout(lines: list[str]) -> list[NotebookNode]:
     return [NotebookNode(output_type="stream", name="stdout", text="\n".join(lines) + "\n")] if lines else []
 
@@ -153,7 +124,7 @@ def _errors(cell: NotebookNode) -> list[NotebookNode]:
 
 def _aliases(cells: list[NotebookNode]) -> dict[str, str]:
     """Local name -> dotted path for every import in the locked (instructor's) code cells."""
-    trees = [src.parse_cell(c.source) for c in cells if c.cell_type == "code" and _meta(c).get("locked")]
+    trees = [src.parse_cell(c.source) for c in cells if c.cell_type == "code" and tc._meta(c).get("locked")]
     return {name: module for tree in trees if tree is not None for name, module in src.imports_of(tree).items()}
 
 
@@ -174,7 +145,7 @@ def keep_records(ws: Path, student: str, chapter: str, name: str) -> Path | None
     return records
 
 
-def _replace(dest: Path, text: str) -> Path:
+def write_atomically(dest: Path, text: str) -> Path:
     """Write ``dest`` atomically (a temporary file, then a rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
@@ -206,7 +177,7 @@ class _Notebook:
         self.original = [c.source for c in self.nb.cells]
         self.plans: dict[str, list | str] = {}
         for c in self.nb.cells:
-            if _is_test(c):
+            if tc.is_test(c):
                 self.plans[_gid(c)] = self._plan(c.source)
                 c.source = f"__dlc_tests__({_gid(c)!r})"
         self.index = src.SourceIndex([s for _, s in self.student_code],
@@ -246,11 +217,11 @@ class _Notebook:
         data = [p for p in release.iterdir() if not p.name.endswith(".ipynb") and not p.name.startswith(".")] \
             if release.is_dir() else []
         with Sandbox(limits, caps, library=Path(self.job.library) if self.job.library else None,
-                     cover=self.job.cover, data_files=data) as sb:
+                     data_files=data) as sb:
             assert sb.scratch is not None
             records = sb.records_file(self.name)
             requests = sb.requests_file(self.name, json.dumps(self.requests()))
-            _replace(self._path("journal", ".records"), str(records))
+            write_atomically(self._path("journal", ".records"), str(records))
             km = SandboxKernelManager(sb)
             km.kernel_log = str(self.ws / "logs" / f"{self.job.student}.{self.name}.kernel.log")
 
@@ -280,9 +251,8 @@ class _Notebook:
     def salvage(self, reason: str) -> None:
         self.nb = replay(self.nb, str(self._path("journal", ".jsonl")), reason)
         records = keep_records(self.ws, self.job.student, self.job.chapter, self.name)
-        if records is not None and records.parent.name.endswith(".rec"):
-            _cleanup_scratch(records.parent.parent / records.parent.name[:-4])
-            shutil.rmtree(records.parent, ignore_errors=True)
+        if records is not None:
+            _cleanup_scratch(records.parent)
 
     # -- the trusted verdicts ------------------------------------------------------------------
     def _records(self) -> dict[tuple[str, int], Any]:
@@ -314,14 +284,14 @@ class _Notebook:
                 verdict.message = (f"checks.check_{call.kind}({call.student}, ...) did not run in your notebook "
                                    "(the cell stopped before it)")
             if not verdict.ok:
-                return _stdout(lines) + [_error("AssertionError", verdict.message)]
+                return _stdout(lines) + [_error_output("AssertionError", verdict.message)]
             lines.append(verdict.text())
         return _stdout(lines)
 
     def judge(self) -> None:
         records = self._records()
         for i, cell in enumerate(self.nb.cells):
-            if not _is_test(cell):
+            if not tc.is_test(cell):
                 continue
             incidents = [o for o in _errors(cell) if o.get("ename") in INCIDENTS]
             planned = self.plans.get(_gid(cell))
@@ -329,23 +299,23 @@ class _Notebook:
             if incidents:
                 cell.outputs = incidents
             elif cell.get("execution_count") is None:
-                cell.outputs = [_error(NOT_RUN, "not run: this cell was not executed")]
+                cell.outputs = [_error_output(NOT_RUN, "not run: this cell was not executed")]
             elif isinstance(planned, str) or planned is None:
-                cell.outputs = [_error("GraderError", planned or "the grader could not read this test cell")]
+                cell.outputs = [_error_output("GraderError", planned or "the grader could not read this test cell")]
             else:
                 cell.outputs = self._verdicts(_gid(cell), planned, records)
                 errors = _errors(cell)
                 if stopped and errors and "did not run in your notebook" in errors[-1]["evalue"]:
                     k_name, k_value = stopped[-1].get("ename", ""), str(stopped[-1].get("evalue", ""))[:300]
-                    errors[-1]["evalue"] += f" (in your notebook this cell stopped with {k_name}: {k_value})"
-                    errors[-1]["traceback"] = [f"AssertionError: {errors[-1]['evalue']}"]
+                    why = f" (in your notebook this cell stopped with {k_name}: {k_value})"
+                    cell.outputs[-1] = _error_output("AssertionError", errors[-1]["evalue"] + why)
             cell.source = self.original[i]
 
     def zero(self, ename: str, why: str) -> None:
         """Not executed: every test cell gets the error ``ename: why``, no other cell keeps an output."""
         for cell, original in zip(self.nb.cells, self.original, strict=True):
             if cell.cell_type == "code":
-                cell.outputs = [_error(ename, why)] if _is_test(cell) else []
+                cell.outputs = [_error_output(ename, why)] if tc.is_test(cell) else []
             cell.source = original
 
     # -- results ----------------------------------------------------------------------------------
@@ -354,7 +324,7 @@ class _Notebook:
 
         rows = []
         for cell in self.nb.cells:
-            m = _meta(cell)
+            m = tc._meta(cell)
             if not m.get("grade"):
                 continue
             try:
@@ -388,18 +358,16 @@ def _reason(cell: NotebookNode) -> str:
     return text if len(text) <= 600 else text[:600] + " …"
 
 
-def _cleanup_scratch(scratch: Path) -> None:
-    """Remove a scratch directory a killed worker left behind (unmount it first if it is a tmpfs)."""
-    import ctypes
+def _cleanup_scratch(records_dir: Path) -> None:
+    """Remove what the sandbox of a killed worker left behind in the sandbox directory (only there): the
+    scratch directory (unmounted first if it is a tmpfs), its spec and root folder, the records directory."""
+    from grader.trusted.sandbox import _remove, base_dir
 
-    from grader.trusted.sandbox import base_dir
     with contextlib.suppress(OSError):
-        scratch = scratch.resolve()
-        if scratch.parent != base_dir().resolve():
-            return
-        ctypes.CDLL(None, use_errno=True).umount2(str(scratch).encode(), 2)
-        shutil.rmtree(scratch, ignore_errors=True)
-        (scratch.parent / f"{scratch.name}.spec.json").unlink(missing_ok=True)
+        base, records_dir = base_dir().resolve(), records_dir.resolve()
+        if records_dir.parent == base and records_dir.name.endswith(".rec"):
+            scratch = base / records_dir.name.removesuffix(".rec")
+            _remove(scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root", records_dir)
 
 
 def grade_submission(job: Job) -> dict:
@@ -429,11 +397,11 @@ def grade_submission(job: Job) -> dict:
             nbr.judge()
             result["notes"] += _notes(nbr)
         entry["cells"] = nbr.scores()
-        entry["autograded"] = str(_replace(nbr._path("autograded", ".ipynb"), nbformat.writes(nbr.nb) + "\n"))
+        entry["autograded"] = str(write_atomically(nbr._path("autograded", ".ipynb"), nbformat.writes(nbr.nb) + "\n"))
         result["notebooks"][name] = entry
     if job.salvage:
         result["notes"].insert(0, job.salvage)
-    _replace(Path(job.workdir) / "results" / f"{job.student}.json", json.dumps(result, indent=1))
+    write_atomically(Path(job.workdir) / "results" / f"{job.student}.json", json.dumps(result, indent=1))
     return result
 
 
@@ -447,7 +415,7 @@ def _notes(nbr: _Notebook, limit: int = 3) -> list[str]:
     found = []
     for index, cell in enumerate(nbr.nb.cells):
         errors = [o for o in _errors(cell) if o.get("ename") not in (NOT_RUN, "GraderStopped")]
-        if cell.cell_type != "code" or _meta(cell).get("grade") or index in reported or not errors:
+        if cell.cell_type != "code" or tc._meta(cell).get("grade") or index in reported or not errors:
             continue
         where = f"cell {index} ('{_gid(cell)}')" if _gid(cell) else f"cell {index} (added by you)"
         found.append(f"{nbr.name}, {where}: {_reason(NotebookNode(outputs=[errors[-1]]))}"
@@ -471,7 +439,7 @@ def run_job(job: Job) -> None:
     except Exception:
         err = traceback.format_exc()
         print(err, file=sys.stderr)
-        _replace(Path(job.workdir) / "results" / f"{job.student}.json", json.dumps({
+        write_atomically(Path(job.workdir) / "results" / f"{job.student}.json", json.dumps({
             "student": job.student, "chapter": job.chapter, "hash": job.submission_hash, "status": "error",
             "notes": [f"the grader failed on this submission: {err.strip().splitlines()[-1][:300]}"],
             "traceback": err[-4000:], "notebooks": {}}, indent=1))
