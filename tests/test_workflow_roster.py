@@ -209,10 +209,12 @@ def test_grades_export_defuses_spreadsheet_formulas_but_not_numbers(tmp_path, db
 
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader creating a submission
-def test_recorded_scores_drop_the_penalty_of_a_notebook_left_out_of_a_resubmission(tmp_path, db):
+def test_a_notebook_left_out_of_a_resubmission_loses_the_earlier_penalty(tmp_path, db):
     """nbgrader's AssignLatePenalties runs only on a submitted notebook; one left out of a late resubmission is
-    zeroed, and the penalty the earlier submission left on it must not lower the rest's score."""
+    zeroed when the result is recorded, and the penalty the earlier submission left on it goes with it, so it
+    cannot lower the rest's score; recorded_scores reads the gradebook as it is."""
     from grader.course.workflow import recorded_scores
+    from grader.trusted.autograde import _record
 
     with Gradebook(db, "dlcourse") as gb:
         gb.update_or_create_assignment("ch", duedate=datetime(2025, 6, 1, 12, 0))
@@ -223,9 +225,15 @@ def test_recorded_scores_drop_the_penalty_of_a_notebook_left_out_of_a_resubmissi
         gb.update_or_create_submission("ch", "ben", timestamp=datetime(2025, 6, 1, 13, 0))
         gb.find_grade("g", "one", "ch", "ben").auto_score = 2.0
         gb.find_submission_notebook("one", "ch", "ben").late_submission_penalty = 0.5   # this submission's
-        gb.find_grade("g", "two", "ch", "ben").auto_score = 0.0                           # left out now
-        gb.find_submission_notebook("two", "ch", "ben").late_submission_penalty = 0.5   # the earlier one's
+        gb.find_grade("g", "two", "ch", "ben").auto_score = 1.0                           # the earlier one's
+        gb.find_submission_notebook("two", "ch", "ben").late_submission_penalty = 0.5
         gb.db.commit()
+    (tmp_path / "results").mkdir()
+    _record(tmp_path, "ch", {"student": "ben", "notebooks": {"two": {"submitted": False}}}, config=None)
+    with Gradebook(db, "dlcourse") as gb:
+        two = gb.find_submission_notebook("two", "ch", "ben")
+        assert (two.score, two.late_submission_penalty) == (0, None)
+    assert json.loads((tmp_path / "results" / "ben.json").read_text())["recorded"] is True
     result = recorded_scores(course_term.Term(tmp_path, tmp_path / "exchange"), "ch", ["ben", "absent"])
     assert list(result) == ["ben"]
     ben = result["ben"]

@@ -235,9 +235,8 @@ def recorded_scores(term: Term, chapter: str, students: Sequence[str]) -> dict[s
     """Each student's lateness, raw score and late penalty as the gradebook holds them.
 
     The penalty is nbgrader's ``AssignLatePenalties``, run when autograde recorded the notebook: seconds late =
-    timestamp − (due date + extension), the plugin's penalty per notebook, clipped to [0, the notebook's score].
-    A notebook missing from the submission is only zeroed there: a penalty an earlier submission left on it
-    is removed here (any rule gives a notebook scoring 0 no penalty).
+    timestamp − (due date + extension), the plugin's penalty per notebook, clipped to [0, the notebook's score]
+    (a notebook missing from the submission scores 0 and carries no penalty).
     """
     out: dict[str, LateInfo] = {}
     with gradebook(term.db_url, term.course_id) as gb:
@@ -246,10 +245,6 @@ def recorded_scores(term: Term, chapter: str, students: Sequence[str]) -> dict[s
                 sub = gb.find_submission(chapter, student)
             except MissingEntry:
                 continue
-            for nb in sub.notebooks:
-                if nb.score <= 0 and nb.late_submission_penalty:
-                    nb.late_submission_penalty = None
-            gb.db.commit()
             out[student] = LateInfo(float(sub.total_seconds_late), float(sub.score),
                                     float(sub.late_submission_penalty or 0.0), float(sub.max_score))
     return out

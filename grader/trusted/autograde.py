@@ -147,9 +147,11 @@ def _record(ws: Path, chapter: str, result: dict, config: Any) -> None:
                 AssignLatePenalties(config=config).preprocess(nb, resources)
                 continue
             with gradebook(_db_url(ws)) as gb, contextlib.suppress(MissingEntry):
-                for grade in gb.find_submission_notebook(name, chapter, student).grades:
+                missing = gb.find_submission_notebook(name, chapter, student)
+                for grade in missing.grades:
                     grade.auto_score = 0
                     grade.needs_manual_grade = False
+                missing.late_submission_penalty = None  # not an earlier submission's penalty on a score of 0
                 gb.db.commit()
     write_atomically(ws / "results" / f"{student}.json", json.dumps({**result, "recorded": True}, indent=1))
 

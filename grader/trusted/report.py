@@ -31,7 +31,7 @@ class Outcome(StrEnum):
     """What the batch did with one submission."""
 
     GRADED = "graded"           # graded in this run and recorded in the gradebook
-    SKIPPED = "skipped"         # already graded with the same content (the ledger), left untouched
+    SKIPPED = "skipped"         # already graded with the same content (its result is recorded), left untouched
     RECOVERED = "recovered"     # finished after the grader was killed; recorded now without grading again
     REFUSED = "refused"         # not graded (a link, an id nbgrader cannot use): 0 points and the reason
     ERROR = "error"             # the grader itself failed; nothing recorded, a rerun retries
