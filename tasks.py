@@ -32,8 +32,9 @@ DURATIONS = {
             "in seconds"),
     "test --fast": ("1-2 minutes on a quiet 2-core machine (about 100 s of CPU time); 5.5 minutes measured while "
                     "other jobs kept both cores busy"),
-    "test": ("10 minutes measured on a quiet 2-core machine from a fresh clone with a warm pip cache (pytest 9 "
-             "minutes, all six chapters); 16 on the same machine when its host ran it at about half speed"),
+    "test": ("12 minutes measured on a quiet 2-core machine from a fresh clone with a warm pip cache (pytest 11 "
+             "minutes, all six chapters); longer on a loaded host (16 minutes for the 10-minute suite of "
+             "2026-12-05 when its host ran at about half speed)"),
 }
 
 
