@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Call", "NotDeclarative", "parse_cell", "test_calls", "defined_names", "exercise_of", "references"]
+__all__ = ["Call", "NotDeclarative", "nbgrader_meta", "parse_cell", "test_calls", "defined_names", "exercise_of",
+           "references"]
 
 
 class NotDeclarative(ValueError):
@@ -75,12 +76,13 @@ def parse_cell(source: str) -> list[Call]:
     return calls
 
 
-def _meta(cell: Any) -> dict:
+def nbgrader_meta(cell: Any) -> dict:
+    """The cell's nbgrader metadata ({} when it has none)."""
     return cell.get("metadata", {}).get("nbgrader", {}) or {}
 
 
 def is_test(cell: Any) -> bool:
-    m = _meta(cell)
+    m = nbgrader_meta(cell)
     return cell.get("cell_type") == "code" and bool(m.get("grade")) and not m.get("solution")
 
 
@@ -90,9 +92,9 @@ def test_calls(nb: Any) -> dict[str, list[Call] | NotDeclarative]:
     for cell in nb.cells:
         if is_test(cell):
             try:
-                found[_meta(cell)["grade_id"]] = parse_cell(cell.source)
+                found[nbgrader_meta(cell)["grade_id"]] = parse_cell(cell.source)
             except NotDeclarative as exc:
-                found[_meta(cell)["grade_id"]] = exc
+                found[nbgrader_meta(cell)["grade_id"]] = exc
     return found
 
 
@@ -124,8 +126,8 @@ def exercise_of(nb: Any, name: str) -> str:
             m = _EXERCISE.search(cell.source)
             if m:
                 heading = f"Exercise {m.group(1)}"
-        elif _meta(cell).get("solution") and name in defined_names(cell.source):
-            return heading or f"the answer cell '{_meta(cell).get('grade_id')}'"
+        elif nbgrader_meta(cell).get("solution") and name in defined_names(cell.source):
+            return heading or f"the answer cell '{nbgrader_meta(cell).get('grade_id')}'"
     return "the cell that defines it"
 
 

@@ -24,7 +24,8 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, Execute
 from traitlets import Integer, Unicode
 
-__all__ = ["RobustExecute", "NOT_RUN", "journal_path", "read_journal", "replay", "ClearHiddenTestsForFeedback"]
+__all__ = ["RobustExecute", "NOT_RUN", "error_output", "journal_path", "read_journal", "replay",
+           "ClearHiddenTestsForFeedback"]
 
 #: ``ename`` of the error output given to cells that were not run.
 NOT_RUN = "NotRun"
@@ -46,7 +47,8 @@ def read_journal(path: str) -> list[dict[str, Any]]:
     return events
 
 
-def _error_output(ename: str, message: str) -> NotebookNode:
+def error_output(ename: str, message: str) -> NotebookNode:
+    """An error output as a kernel gives one (the name in red in the traceback)."""
     return NotebookNode(output_type="error", ename=ename, evalue=message,
                         traceback=[f"\x1b[0;31m{ename}\x1b[0m: {message}"])
 
@@ -87,11 +89,11 @@ def replay(nb: NotebookNode, journal: str, reason: str) -> NotebookNode:
             continue
         cell.execution_count = None
         if stop is None and running and index == running[-1]:
-            cell.outputs = [_error_output("GraderStopped", f"{reason} while this cell was running")]
+            cell.outputs = [error_output("GraderStopped", f"{reason} while this cell was running")]
             stop = f"not run: {reason} in an earlier cell ({_label(cell, index)})"
             continue
         stop = stop or f"not run: {reason}"
-        cell.outputs = [_error_output(NOT_RUN, stop)]
+        cell.outputs = [error_output(NOT_RUN, stop)]
     return nb
 
 
@@ -141,7 +143,7 @@ class RobustExecute(Execute):
         return limit
 
     def _incident(self, index: int, cell: NotebookNode, kind: str, message: str) -> None:
-        cell.outputs.append(_error_output(kind, message))
+        cell.outputs.append(error_output(kind, message))
         self._write({"event": "incident", "index": index, "cell": _label(cell, index), "kind": kind,
                      "message": message})
         self.log.warning("%s: %s", _label(cell, index), message)
@@ -253,7 +255,7 @@ class RobustExecute(Execute):
                     stop = f"not run: the notebook reached its time limit of {self.notebook_timeout} s before this cell"
                     self._kill_kernel()
                 if stop is not None:
-                    cell.outputs, cell.execution_count = [_error_output(NOT_RUN, stop)], None
+                    cell.outputs, cell.execution_count = [error_output(NOT_RUN, stop)], None
                     continue
                 self._write({"event": "run", "index": index})
                 self._cell_used, self._overflow = 0, None

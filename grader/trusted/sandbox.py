@@ -29,7 +29,7 @@ from grader.course.release import REPO_ROOT
 from grader.trusted import _launch
 
 __all__ = ["Limits", "Capabilities", "probe", "describe", "Sandbox", "SandboxKernelManager", "build_library",
-           "chapter_references", "base_dir", "kill_uid", "sweep_all", "LAUNCHER"]
+           "chapter_references", "base_dir", "kill_uid", "sweep_all", "remove_paths", "LAUNCHER"]
 
 LAUNCHER = Path(_launch.__file__).resolve()
 UID_BASE = int(os.environ.get("DLCOURSE_SANDBOX_UID_BASE", "61000"))
@@ -303,7 +303,7 @@ def _sweep(uid: int) -> None:
     """Kill and remove what a killed holder of ``uid`` left behind: processes, scratch mounts and directories,
     records, cgroups. Called with the uid's lock held, so nobody is using these."""
     kill_uid(uid)
-    _remove(*base_dir().glob(f"{uid}-*"))
+    remove_paths(*base_dir().glob(f"{uid}-*"))
     for controller in ("memory", "pids"):
         where = _own_cgroup(controller)
         for d in where[0].glob(f"dlcourse-{uid}-*") if where else []:
@@ -426,7 +426,7 @@ class Sandbox:
                 self.uid = cleanup.enter_context(_uid_lease())
             base = base_dir()
             self.scratch = scratch = Path(tempfile.mkdtemp(prefix=f"{self.uid or 'u'}-", dir=base))
-            cleanup.callback(_remove, scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root")
+            cleanup.callback(remove_paths, scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root")
             if self.caps.mountns and os.geteuid() == 0:  # a size-limited tmpfs; a plain directory where refused
                 owner = f",uid={self.uid},gid={self.uid}" if self.uid else ""
                 with contextlib.suppress(OSError):
@@ -447,7 +447,7 @@ class Sandbox:
             # the source checks refuse code that could write them from elsewhere (other processes, shell).
             self.records_dir = base / f"{scratch.name}.rec"
             self.records_dir.mkdir(mode=0o711)
-            cleanup.callback(_remove, self.records_dir)
+            cleanup.callback(remove_paths, self.records_dir)
             for controller in ("memory", "pids"):
                 if controller in self.caps.cgroup:
                     d = Path(self.caps.cgroup[controller]) / f"dlcourse-{scratch.name}"
@@ -533,7 +533,7 @@ class Sandbox:
         self._cleanup.close()
 
 
-def _remove(*paths: Path) -> None:
+def remove_paths(*paths: Path) -> None:
     """Remove files and directory trees that may not exist (unmounting a scratch tmpfs first)."""
     for path in paths:
         if os.path.ismount(path):

@@ -30,7 +30,7 @@ from grader import kinds
 from grader.kernel import wire
 from grader.trusted import cells as tc
 from grader.trusted import source as src
-from grader.trusted.execute import NOT_RUN, RobustExecute, _error_output, read_journal, replay
+from grader.trusted.execute import NOT_RUN, RobustExecute, error_output, read_journal, replay
 
 __all__ = ["Job", "grade_submission", "build_notebook", "keep_records", "INCIDENTS"]
 
@@ -59,7 +59,7 @@ class Job:
 
 
 def _gid(cell: NotebookNode) -> str | None:
-    return tc._meta(cell).get("grade_id")
+    return tc.nbgrader_meta(cell).get("grade_id")
 
 
 def build_notebook(source: NotebookNode, release: NotebookNode | None,
@@ -91,7 +91,8 @@ def build_notebook(source: NotebookNode, release: NotebookNode | None,
             new.outputs, new.execution_count = [], None
         if gid in released:
             new.metadata = copy.deepcopy(released[gid].metadata)
-        if tc._meta(c).get("solution") and not tc._meta(c).get("locked"):  # a solution cell: the student's
+        meta = tc.nbgrader_meta(c)
+        if meta.get("solution") and not meta.get("locked"):  # a solution cell: the student's
             mine = student.get(gid)
             new.source = mine.source if mine is not None and mine.cell_type == c.cell_type else \
                 released[gid].source if gid in released else ""
@@ -124,7 +125,7 @@ def _errors(cell: NotebookNode) -> list[NotebookNode]:
 
 def _aliases(cells: list[NotebookNode]) -> dict[str, str]:
     """Local name -> dotted path for every import in the locked (instructor's) code cells."""
-    trees = [src.parse_cell(c.source) for c in cells if c.cell_type == "code" and tc._meta(c).get("locked")]
+    trees = [src.parse_cell(c.source) for c in cells if c.cell_type == "code" and tc.nbgrader_meta(c).get("locked")]
     return {name: module for tree in trees if tree is not None for name, module in src.imports_of(tree).items()}
 
 
@@ -284,7 +285,7 @@ class _Notebook:
                 verdict.message = (f"checks.check_{call.kind}({call.student}, ...) did not run in your notebook "
                                    "(the cell stopped before it)")
             if not verdict.ok:
-                return _stdout(lines) + [_error_output("AssertionError", verdict.message)]
+                return _stdout(lines) + [error_output("AssertionError", verdict.message)]
             lines.append(verdict.text())
         return _stdout(lines)
 
@@ -299,23 +300,23 @@ class _Notebook:
             if incidents:
                 cell.outputs = incidents
             elif cell.get("execution_count") is None:
-                cell.outputs = [_error_output(NOT_RUN, "not run: this cell was not executed")]
+                cell.outputs = [error_output(NOT_RUN, "not run: this cell was not executed")]
             elif isinstance(planned, str) or planned is None:
-                cell.outputs = [_error_output("GraderError", planned or "the grader could not read this test cell")]
+                cell.outputs = [error_output("GraderError", planned or "the grader could not read this test cell")]
             else:
                 cell.outputs = self._verdicts(_gid(cell), planned, records)
                 errors = _errors(cell)
                 if stopped and errors and "did not run in your notebook" in errors[-1]["evalue"]:
                     k_name, k_value = stopped[-1].get("ename", ""), str(stopped[-1].get("evalue", ""))[:300]
                     why = f" (in your notebook this cell stopped with {k_name}: {k_value})"
-                    cell.outputs[-1] = _error_output("AssertionError", errors[-1]["evalue"] + why)
+                    cell.outputs[-1] = error_output("AssertionError", errors[-1]["evalue"] + why)
             cell.source = self.original[i]
 
     def zero(self, ename: str, why: str) -> None:
         """Not executed: every test cell gets the error ``ename: why``, no other cell keeps an output."""
         for cell, original in zip(self.nb.cells, self.original, strict=True):
             if cell.cell_type == "code":
-                cell.outputs = [_error_output(ename, why)] if tc.is_test(cell) else []
+                cell.outputs = [error_output(ename, why)] if tc.is_test(cell) else []
             cell.source = original
 
     # -- results ----------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ class _Notebook:
 
         rows = []
         for cell in self.nb.cells:
-            m = tc._meta(cell)
+            m = tc.nbgrader_meta(cell)
             if not m.get("grade"):
                 continue
             try:
@@ -361,13 +362,13 @@ def _reason(cell: NotebookNode) -> str:
 def _cleanup_scratch(records_dir: Path) -> None:
     """Remove what the sandbox of a killed worker left behind in the sandbox directory (only there): the
     scratch directory (unmounted first if it is a tmpfs), its spec and root folder, the records directory."""
-    from grader.trusted.sandbox import _remove, base_dir
+    from grader.trusted.sandbox import base_dir, remove_paths
 
     with contextlib.suppress(OSError):
         base, records_dir = base_dir().resolve(), records_dir.resolve()
         if records_dir.parent == base and records_dir.name.endswith(".rec"):
             scratch = base / records_dir.name.removesuffix(".rec")
-            _remove(scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root", records_dir)
+            remove_paths(scratch, base / f"{scratch.name}.spec.json", base / f"{scratch.name}.root", records_dir)
 
 
 def grade_submission(job: Job) -> dict:
@@ -415,7 +416,7 @@ def _notes(nbr: _Notebook, limit: int = 3) -> list[str]:
     found = []
     for index, cell in enumerate(nbr.nb.cells):
         errors = [o for o in _errors(cell) if o.get("ename") not in (NOT_RUN, "GraderStopped")]
-        if cell.cell_type != "code" or tc._meta(cell).get("grade") or index in reported or not errors:
+        if cell.cell_type != "code" or tc.nbgrader_meta(cell).get("grade") or index in reported or not errors:
             continue
         where = f"cell {index} ('{_gid(cell)}')" if _gid(cell) else f"cell {index} (added by you)"
         found.append(f"{nbr.name}, {where}: {_reason(NotebookNode(outputs=[errors[-1]]))}"
